@@ -1,0 +1,203 @@
+/**
+ * The typed domain model: everything in a libvirt domain XML that decides which host files the
+ * guest's QEMU may touch, and nothing else. Produced by `parseDomain()` from hostile XML, so every
+ * string here has been checked for type and length but NOT yet for path policy (that is `policy/`).
+ *
+ * Paths are kept exactly as written in the XML (absolute or not); canonicalisation happens later.
+ * Optional fields are absent (undefined) when the XML does not carry them.
+ */
+
+export interface Domain {
+  name: string;
+  /** Lower-case canonical UUID (8-4-4-4-12 hex). */
+  uuid: string;
+  /** Runtime id; present in prepare/start XML, absent in stopped/release XML. */
+  id?: number;
+  /** `<domain type=...>`: "kvm", "qemu", ... */
+  type: string;
+  emulator?: string;
+  os: OsConfig;
+  /** `<sysinfo type='fwcfg'><entry file=...>` files. */
+  fwcfgFiles: string[];
+  memoryBacking: MemoryBacking;
+  seclabels: SecLabel[];
+  /** `<launchSecurity type=...>`: "sev", "s390-pv", ... */
+  launchSecurity?: string;
+  devices: Devices;
+}
+
+export interface OsConfig {
+  loader?: { path: string; readonly: boolean; type?: string };
+  nvram?: { path?: string; template?: string; /** nvram given as a network/file source (libvirt 8.5+) */ backingStore?: BackingLayer[] };
+  kernel?: string;
+  initrd?: string;
+  dtb?: string;
+  /** `<acpi><table type=... >path</table></acpi>` */
+  acpiTables: string[];
+  shim?: string;
+}
+
+export interface MemoryBacking {
+  hugepages: boolean;
+  /** `<source type='file'|'anonymous'|'memfd'/>` */
+  sourceType?: string;
+}
+
+export interface SecLabel {
+  type?: string; // static | dynamic | none
+  model?: string; // apparmor | dac | selinux
+  relabel?: boolean;
+  label?: string;
+}
+
+/** One layer of a disk's backing chain, outermost first (as in `<backingStore>` nesting). */
+export interface BackingLayer {
+  /** "file" | "block" | "dir" | "network" | "volume" | ... ; a network layer has no path. */
+  type: string;
+  path?: string;
+  format?: string;
+}
+
+export interface Disk {
+  type: string; // file | block | dir | network | volume | nvme | vhostuser
+  device: string; // disk | cdrom | floppy | lun
+  /** Local source path (file/dev/dir), or vhost-user socket path; absent for network/volume/empty cdrom. */
+  path?: string;
+  format?: string;
+  readonly: boolean;
+  shareable: boolean;
+  /** Target device name (vda, sdb, ...), for rule sources. */
+  target?: string;
+  /**
+   * The chain from `<backingStore>` when the XML has one: `undefined` means the XML said nothing
+   * (read image headers); `[]` means `<backingStore/>` (explicitly no backing).
+   */
+  backingStore?: BackingLayer[];
+  /** `<source><dataStore>` (libvirt 10+) external data file. */
+  dataStore?: BackingLayer;
+  /** `<source><reservations><source type='unix' path=...>` persistent reservation socket. */
+  reservationsSocket?: string;
+}
+
+export interface Filesystem {
+  type: string; // mount | file | block | ram | bind
+  driver?: string; // path | virtiofs | loop | nbd
+  accessmode?: string;
+  source?: string;
+  target?: string;
+  readonly: boolean;
+  /** virtiofs: `<source socket=...>` for an externally launched virtiofsd. */
+  socket?: string;
+}
+
+/** A character-device backend (`<serial type=...><source .../>`) wherever it appears. */
+export interface Chardev {
+  /** Element that carries it, for rule sources: "serial 0", "channel org.qemu.guest_agent.0", "rng 0 egd" ... */
+  source: string;
+  type: string; // pty | file | dev | pipe | unix | tcp | udp | null | vc | stdio | spicevmc | spiceport | qemu-vdagent | nmdm
+  path?: string;
+  mode?: string; // unix: bind | connect
+  /** `<log file=... append=...>` */
+  logFile?: string;
+}
+
+export interface Graphics {
+  type: string; // vnc | spice | sdl | egl-headless | rdp | dbus
+  /** vnc/spice `socket=` attribute and `<listen type='socket' socket=...>` values. */
+  sockets: string[];
+  /** `<gl enable='yes' rendernode=...>` or `<graphics type='egl-headless'><gl rendernode=...>` */
+  glRendernode?: string;
+  glEnabled: boolean;
+}
+
+export interface Video {
+  model?: string;
+  accel3d: boolean;
+  /** `<driver name='vhostuser'/>` with external vhost-user-gpu */
+  vhostUser: boolean;
+  rendernode?: string;
+}
+
+export interface Input {
+  type: string; // mouse | tablet | keyboard | passthrough | evdev
+  /** passthrough/evdev `<source evdev=... dev=...>` */
+  dev?: string;
+}
+
+export interface NetInterface {
+  type: string; // network | bridge | direct | ethernet | user | vhostuser | hostdev | vdpa ...
+  model?: string;
+  /** `<driver name='vhost'|'qemu'>` */
+  driver?: string;
+  /** vhostuser socket path */
+  socket?: string;
+  /** vdpa device path (`<source dev='/dev/vhost-vdpa-0'/>`) */
+  vdpaDev?: string;
+  /** `<backend tap=... vhost=...>` overrides */
+  backendTap?: string;
+  backendVhost?: string;
+  mac?: string;
+}
+
+export interface Rng {
+  model?: string;
+  backend: string; // random | egd | builtin
+  /** backend random device path (default /dev/random when absent) */
+  path?: string;
+}
+
+export interface Shmem {
+  name: string;
+  model?: string; // ivshmem-plain | ivshmem-doorbell | ivshmem
+  /** ivshmem-doorbell server socket path (default /tmp/ivshmem_socket when <server/> has no path) */
+  serverPath?: string;
+  hasServer: boolean;
+}
+
+export interface MemoryDevice {
+  model: string; // nvdimm | virtio-pmem | dimm | virtio-mem | sgx-epc
+  path?: string;
+}
+
+export interface Tpm {
+  model?: string;
+  backend: string; // emulator | passthrough | external
+  /** emulator version: "1.2" | "2.0"; absent → libvirt's default (2.0 for most models) */
+  version?: string;
+  /** passthrough `<device path=...>` (default /dev/tpm0) */
+  devicePath?: string;
+  /** external backend `<source type='unix' path=...>` */
+  socket?: string;
+  /** emulator `persistent_state='yes'` keeps state across migrations: irrelevant to rules */
+  persistentState?: boolean;
+}
+
+export interface Vsock {
+  model?: string;
+}
+
+export type Hostdev =
+  | { type: "usb"; vendor?: string; product?: string; bus?: number; device?: number }
+  | { type: "pci"; domain: number; bus: number; slot: number; function: number; driver?: string }
+  | { type: "scsi"; protocol?: string; adapter?: string; bus?: number; target?: number; unit?: number }
+  | { type: "scsi_host"; wwpn?: string }
+  | { type: "mdev"; uuid: string; model?: string }
+  /** `<hostdev mode='capabilities' type='storage|misc|net'>` */
+  | { type: "caps"; capsType: string; block?: string; char?: string };
+
+export interface Devices {
+  disks: Disk[];
+  filesystems: Filesystem[];
+  /** serial, parallel, console, channel, and chardevs embedded in smartcard/redirdev/rng egd. */
+  chardevs: Chardev[];
+  graphics: Graphics[];
+  videos: Video[];
+  inputs: Input[];
+  interfaces: NetInterface[];
+  rngs: Rng[];
+  shmems: Shmem[];
+  memoryDevices: MemoryDevice[];
+  tpms: Tpm[];
+  vsocks: Vsock[];
+  hostdevs: Hostdev[];
+}
