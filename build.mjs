@@ -12,4 +12,7 @@ await build({
   sourcemap: false,
   legalComments: "none",
   logLevel: "warning",
+  // yargs is ESM-only and derives require() from import.meta.url, which a CJS bundle lacks.
+  define: { "import.meta.url": "__bundleUrl" },
+  banner: { js: 'const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
 });

@@ -1,3 +1,23 @@
-// Entry point of the bundle. Filled in by the CLI stage; kept minimal so the skeleton builds.
-process.stderr.write("virt-aa-hook: not built yet\n");
-process.exit(2);
+/**
+ * Entry point of the bundle (dist/virt-aa-hook.cjs), for the hook and for admins.
+ * `hook` takes a fast path that loads neither yargs nor anything its operation does not need:
+ * libvirt waits for it on every guest start.
+ */
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "hook") {
+    const { runHookCommand } = await import("./hook-fast.js");
+    return runHookCommand(argv.slice(1));
+  }
+  const { runCli } = await import("./cli.js");
+  return runCli(argv);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`virt-aa-hook: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exitCode = 70;
+  },
+);
