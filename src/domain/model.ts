@@ -77,6 +77,17 @@ export interface Disk {
   dataStore?: BackingLayer;
   /** `<source><reservations><source type='unix' path=...>` persistent reservation socket. */
   reservationsSocket?: string;
+  /** type='volume': `<source pool=... volume=...>` (hook XML does not translate it to a path). */
+  volume?: { pool: string; volume: string };
+  /** type='nvme': `<source type='pci'><address domain bus slot function/>` of the NVMe controller. */
+  nvmeAddress?: PciAddress;
+}
+
+export interface PciAddress {
+  domain: number;
+  bus: number;
+  slot: number;
+  function: number;
 }
 
 export interface Filesystem {
@@ -178,7 +189,7 @@ export interface Vsock {
 
 export type Hostdev =
   | { type: "usb"; vendor?: string; product?: string; bus?: number; device?: number }
-  | { type: "pci"; domain: number; bus: number; slot: number; function: number; driver?: string }
+  | ({ type: "pci"; driver?: string } & PciAddress)
   | { type: "scsi"; protocol?: string; adapter?: string; bus?: number; target?: number; unit?: number }
   | { type: "scsi_host"; wwpn?: string }
   | { type: "mdev"; uuid: string; model?: string }
