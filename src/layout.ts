@@ -39,6 +39,15 @@ export class Layout {
   readonly libvirtLibDir = "/var/lib/libvirt/qemu";
   readonly libvirtLogDir = "/var/log/libvirt/qemu";
   readonly sysfsPciDevices = "/sys/bus/pci/devices";
+  /** Persistent storage pool definitions (`<pool>.xml`), read to resolve `<disk type='volume'>`. */
+  readonly libvirtStorageDir = "/etc/libvirt/storage";
+  /** qemu.conf channel_target_dir: per-guest dirs for auto-named unix channel sockets. */
+  readonly libvirtChannelTargetDir = "/var/lib/libvirt/qemu/channel/target";
+  /** qemu.conf memory_backing_dir: per-guest dirs for file-backed guest RAM. */
+  readonly libvirtMemoryBackingDir = "/var/lib/libvirt/qemu/ram";
+  /** Where libvirt looks for hugetlbfs when /proc/mounts lists none. */
+  readonly defaultHugepagesDir = "/dev/hugepages";
+  readonly procMounts = "/proc/mounts";
 
   profileName(uuid: string): string {
     return `libvirt-${uuid}`;
