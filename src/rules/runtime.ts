@@ -1,0 +1,101 @@
+import type { Domain } from "../domain/model.js";
+import { PathError } from "../errors.js";
+import type { HostFs } from "../hostfs.js";
+import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import type { Rule } from "./ir.js";
+
+/**
+ * Per-guest paths libvirt computes from the name and the runtime id (qemu_domain.c,
+ * qemu_process.c), with the default qemu.conf directories from the layout:
+ *
+ * - `/var/log/libvirt/qemu/<name>.log` (`w`: QEMU's stderr ends up there) and
+ *   `/run/libvirt/qemu/<name>.pid` (`rwk`: QEMU writes and locks its `-pidfile`). Both depend on
+ *   the name only, so they are granted even for XML without an id (stopped/release).
+ * - With an id: the private dir `domain-<id>-<shortname>` (monitor socket, master key, TPM/dbus
+ *   helpers' files; recursive `rwk`), the channel dir for auto-named unix channels (recursive
+ *   `rw`), the per-guest hugepage dir under each hugetlbfs mount when `<hugepages/>` is set, and
+ *   the file-backed RAM dir when `<source type='file'/>` is set (both recursive `rw`).
+ */
+export const runtimeRules: RuleFamily = (ctx) => {
+  const { domain, layout } = ctx;
+  const name = checkedName(domain.name);
+  const out: Rule[] = [
+    rule(`${layout.libvirtLogDir}/${name}.log`, "w", "log"),
+    rule(`${layout.libvirtRunDir}/${name}.pid`, "rwk", "pidfile"),
+  ];
+  if (domain.id === undefined) return out;
+
+  const short = shortName(domain.id, name);
+  out.push(
+    rule(`${layout.libvirtLibDir}/domain-${short}`, "rwk", "private dir", "{,/**}"),
+    rule(`${layout.libvirtChannelTargetDir}/domain-${short}`, "rw", "channel dir", "{,/**}"),
+  );
+  if (domain.memoryBacking.hugepages) {
+    for (const mount of hugetlbfsMounts(ctx)) {
+      out.push(rule(`${mount}/libvirt/qemu/${short}`, "rw", "hugepages", "{,/**}"));
+    }
+  }
+  if (domain.memoryBacking.sourceType === "file") {
+    out.push(rule(`${layout.libvirtMemoryBackingDir}/${short}`, "rw", "memory backing", "{,/**}"));
+  }
+  return out;
+};
+
+/** The name becomes a file name here: it must stay one path component. */
+function checkedName(name: string): string {
+  if (name === "" || name === "." || name === ".." || name.includes("/")) {
+    throw new PathError(name, "domain name cannot be used as a file name");
+  }
+  return name;
+}
+
+/** libvirt's VIR_DOMAIN_SHORT_NAME_MAX. */
+const SHORT_NAME_CHARS = 20;
+
+/**
+ * libvirt's virDomainDefGetShortName: `<id>-<first 20 characters of the name>`, with no other
+ * change to the name. libvirt 9.0 cuts at 20 wide characters (mbstowcs), i.e. Unicode code points
+ * in the UTF-8 locale libvirtd runs in, never in the middle of a character: a UTF-16 `slice` would
+ * split an emoji, a byte count would split CJK. (Only if libvirtd ran in a non-UTF-8 locale would
+ * it fall back to the first 20 bytes, even mid-character; Debian's libvirtd gets the system
+ * UTF-8 locale. Both behaviours were checked by calling libvirt 9.0's own function.)
+ */
+export function shortName(id: number, name: string): string {
+  return `${id}-${Array.from(name).slice(0, SHORT_NAME_CHARS).join("")}`;
+}
+
+/** Convenience for other families (e.g. swtpm paths): the domain's short name, when it has an id. */
+export function domainShortName(domain: Domain): string | undefined {
+  return domain.id === undefined ? undefined : shortName(domain.id, domain.name);
+}
+
+/** /proc/mounts is a few KiB even on busy hosts; a bound keeps a hostile root from stalling us. */
+const MAX_MOUNTS_BYTES = 1024 * 1024;
+
+/**
+ * Mount points of every hugetlbfs in /proc/mounts (through the root), in file order, without
+ * duplicates, as libvirt's virFileFindHugeTLBFS finds them. When none is mounted libvirt refuses
+ * to start a hugepage guest anyway; we then name the conventional `/dev/hugepages` so the profile
+ * still says what the guest would need. (A qemu.conf `hugetlbfs_mount` override is not read.)
+ */
+export function hugetlbfsMounts(ctx: RuleContext): string[] {
+  const text = readMounts(ctx.fs, ctx.layout.procMounts);
+  const mounts: string[] = [];
+  for (const line of text.split("\n")) {
+    const [, mountPoint, fsType] = line.split(" ");
+    if (fsType !== "hugetlbfs" || mountPoint === undefined) continue;
+    const decoded = decodeMountField(mountPoint);
+    if (decoded.startsWith("/") && !mounts.includes(decoded)) mounts.push(decoded);
+  }
+  return mounts.length > 0 ? mounts : [ctx.layout.defaultHugepagesDir];
+}
+
+function readMounts(fs: HostFs, path: string): string {
+  if (fs.stat(path) === undefined) return "";
+  return fs.readHead(path, MAX_MOUNTS_BYTES).toString("utf8");
+}
+
+/** The kernel writes space, tab, newline and backslash in mount fields as 3-digit octal escapes. */
+function decodeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}

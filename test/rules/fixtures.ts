@@ -1,0 +1,93 @@
+/**
+ * Shared test helpers for rule families: Domain objects built directly (no XML parser), and rule
+ * contexts whose Layout root is a fresh temporary directory, so no test reads the real host.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { expect } from "vitest";
+import type { Devices, Disk, Domain, MemoryBacking, OsConfig } from "../../src/domain/model.js";
+import { PathError } from "../../src/errors.js";
+import { HostFs } from "../../src/hostfs.js";
+import { Layout } from "../../src/layout.js";
+import type { RuleContext } from "../../src/rules/context.js";
+
+export const TEST_UUID = "6a1b9c3e-2f4d-4e5a-8b7c-0d1e2f3a4b5c";
+
+export interface DomainOverrides extends Partial<Omit<Domain, "os" | "devices" | "memoryBacking">> {
+  os?: Partial<OsConfig>;
+  devices?: Partial<Devices>;
+  memoryBacking?: Partial<MemoryBacking>;
+}
+
+/** A minimal running guest ("vm1", id 7, no devices); nested parts are merged, not replaced. */
+export function baseDomain(overrides: DomainOverrides = {}): Domain {
+  const { os: osOverrides, devices, memoryBacking, ...top } = overrides;
+  return {
+    name: "vm1",
+    uuid: TEST_UUID,
+    id: 7,
+    type: "kvm",
+    fwcfgFiles: [],
+    seclabels: [],
+    ...top,
+    os: { acpiTables: [], ...osOverrides },
+    memoryBacking: { hugepages: false, ...memoryBacking },
+    devices: {
+      disks: [],
+      filesystems: [],
+      chardevs: [],
+      graphics: [],
+      videos: [],
+      inputs: [],
+      interfaces: [],
+      rngs: [],
+      shmems: [],
+      memoryDevices: [],
+      tpms: [],
+      vsocks: [],
+      hostdevs: [],
+      ...devices,
+    },
+  };
+}
+
+/** A writable virtio disk "vda" (file type, raw), with overrides. */
+export function fileDisk(overrides: Partial<Disk> = {}): Disk {
+  return { type: "file", device: "disk", format: "raw", readonly: false, shareable: false, target: "vda", ...overrides };
+}
+
+/** A temporary directory used as the Layout root; removed by the returned cleanup. */
+export function tempRoot(): { root: string; cleanup: () => void } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "virt-aa-hook-rules-"));
+  return { root, cleanup: () => fs.rmSync(root, { recursive: true, force: true }) };
+}
+
+/** A root that does not exist: every host read through it finds nothing. */
+export const ABSENT_ROOT = "/nonexistent/virt-aa-hook-test-root";
+
+/** A rule context over `domain` whose host reads go under `root` (ABSENT_ROOT if omitted). */
+export function ruleContext(domain: Domain, root = ABSENT_ROOT, maxBackingDepth = 64): RuleContext {
+  const layout = new Layout(root);
+  return { domain, fs: new HostFs(layout), layout, maxBackingDepth };
+}
+
+/** Write `content` at host path `hostPath` under `root`, creating parent directories. */
+export function writeHostFile(root: string, hostPath: string, content: string | Buffer): string {
+  const real = path.join(root, hostPath);
+  fs.mkdirSync(path.dirname(real), { recursive: true });
+  fs.writeFileSync(real, content);
+  return real;
+}
+
+/** Run `fn`, which must throw a PathError with exactly this path and reason. */
+export function expectPathError(fn: () => unknown, path: string, reason: string): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown).toBeInstanceOf(PathError);
+  expect({ path: (thrown as PathError).path, reason: (thrown as PathError).reason }).toEqual({ path, reason });
+}
