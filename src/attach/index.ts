@@ -1,0 +1,294 @@
+/**
+ * How a guest's QEMU gets into its profile `libvirt-<uuid>` (DESIGN §5), as pure text edits of a
+ * libvirt domain XML:
+ *  - wrapper:  `<devices><emulator>` points at the wrapper symlink of the same name
+ *              (`/usr/lib/virt-aa-hook/bin/qemu-system-x86_64`), which execs the real QEMU in
+ *              `emulator_dir` after requesting the transition;
+ *  - seclabel: the domain carries a static AppArmor label, so libvirt makes the transition itself
+ *              and never runs its own profile generator;
+ *  - none:     the admin attaches some other way; nothing to edit.
+ *
+ * Every edit replaces or inserts one element and leaves every other byte of the XML as it was, so
+ * what `virsh define` gets differs from what the admin wrote only where adoption needs it.
+ */
+import type { Domain } from "../domain/model.js";
+import { escapeText, scanElements, textOf, type ElementSpan } from "./xml-spans.js";
+
+export type AttachMode = "wrapper" | "seclabel" | "none";
+
+export interface AttachPaths {
+  /** Directory of the wrapper symlinks, one per emulator name. */
+  wrapperDir: string;
+  /** Directory of the real emulators (config `emulator_dir`). */
+  emulatorDir: string;
+}
+
+export interface AttachConfig extends Partial<AttachPaths> {
+  attach: AttachMode;
+}
+
+export const DEFAULT_WRAPPER_DIR = "/usr/lib/virt-aa-hook/bin";
+export const DEFAULT_EMULATOR_DIR = "/usr/bin";
+
+/** Names the wrapper agrees to stand in for (same rule as hooks/qemu-wrapper). */
+export const EMULATOR_NAME = /^(qemu-system-[a-z0-9][a-z0-9_.-]*|qemu-kvm|kvm)$/;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A domain that cannot be switched to (or back from) a mode; the message names what and why. */
+export class AttachError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AttachError";
+  }
+}
+
+function pathsOf(config: AttachConfig): AttachPaths {
+  return {
+    wrapperDir: config.wrapperDir ?? DEFAULT_WRAPPER_DIR,
+    emulatorDir: config.emulatorDir ?? DEFAULT_EMULATOR_DIR,
+  };
+}
+
+export function profileLabel(uuid: string): string {
+  return `libvirt-${uuid}`;
+}
+
+/** The exact static label that seclabel mode adds (and undo removes). */
+function isOurSeclabel(attrs: Record<string, string>, label: string | undefined, uuid: string): boolean {
+  return attrs.type === "static" && attrs.model === "apparmor" && attrs.relabel === "no" && label === profileLabel(uuid);
+}
+
+interface Parsed {
+  xml: string;
+  spans: ElementSpan[];
+  name: string;
+  uuid: string;
+  emulator?: { span: ElementSpan; path: string };
+  seclabels: { span: ElementSpan; label?: string }[];
+  root: ElementSpan;
+}
+
+function parse(xml: string): Parsed {
+  let spans: ElementSpan[];
+  try {
+    spans = scanElements(xml);
+  } catch (err) {
+    throw new AttachError(`cannot read domain XML: ${(err as Error).message}`);
+  }
+  const root = spans[0];
+  if (!root || root.path !== "domain") throw new AttachError("cannot read domain XML: the root element is not <domain>");
+  const only = (p: string): ElementSpan | undefined => {
+    const found = spans.filter((s) => s.path === p);
+    if (found.length > 1) throw new AttachError(`domain XML has ${found.length} <${p.replace(/\//g, "><")}> elements`);
+    return found[0];
+  };
+  const nameSpan = only("domain/name");
+  const name = (nameSpan && textOf(xml, nameSpan)?.trim()) || "-";
+  const uuidSpan = only("domain/uuid");
+  const uuid = (uuidSpan && textOf(xml, uuidSpan)?.trim().toLowerCase()) ?? "";
+  if (!UUID.test(uuid)) throw new AttachError(`${name}: <uuid> "${uuid}" is not a canonical UUID`);
+  const emulatorSpan = only("domain/devices/emulator");
+  let emulator: Parsed["emulator"];
+  if (emulatorSpan) {
+    const text = textOf(xml, emulatorSpan);
+    if (text === undefined) throw new AttachError(`${name}: <emulator> has child elements`);
+    emulator = { span: emulatorSpan, path: text.trim() };
+  }
+  const seclabels = spans
+    .filter((s) => s.path === "domain/seclabel")
+    .map((span) => {
+      const labelSpan = spans.find((s) => s.path === "domain/seclabel/label" && s.start > span.start && s.end <= span.end);
+      const label = labelSpan ? textOf(xml, labelSpan)?.trim() : undefined;
+      return label === undefined ? { span } : { span, label };
+    });
+  return { xml, spans, name, uuid, emulator, seclabels, root };
+}
+
+interface Edit {
+  start: number;
+  end: number;
+  text: string;
+}
+
+function applyEdits(xml: string, edits: Edit[]): string {
+  let out = xml;
+  for (const e of [...edits].sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
+  return out;
+}
+
+function dirname(p: string): string {
+  const i = p.lastIndexOf("/");
+  return i <= 0 ? "/" : p.slice(0, i);
+}
+function basename(p: string): string {
+  return p.slice(p.lastIndexOf("/") + 1);
+}
+function sameDir(a: string, b: string): boolean {
+  const norm = (d: string) => (d.length > 1 ? d.replace(/\/+$/, "") : d);
+  return norm(a) === norm(b);
+}
+
+/** Replace the emulator's text, keeping the element's tags (and any attributes) as written. */
+function emulatorEdit(p: Parsed, newPath: string): Edit | undefined {
+  const em = p.emulator!;
+  if (em.path === newPath) return undefined;
+  if (em.span.selfClosing) {
+    return { start: em.span.start, end: em.span.end, text: `<emulator>${escapeText(newPath)}</emulator>` };
+  }
+  return { start: em.span.openEnd, end: em.span.closeStart, text: escapeText(newPath) };
+}
+
+/** Remove an element together with its line when it is alone on that line. */
+function removal(xml: string, span: ElementSpan): Edit {
+  let start = span.start;
+  while (start > 0 && (xml[start - 1] === " " || xml[start - 1] === "\t")) start--;
+  let end = span.end;
+  const lineStart = start === 0 || xml[start - 1] === "\n";
+  if (lineStart && xml[end] === "\n") return { start, end: end + 1, text: "" };
+  if (lineStart && xml.startsWith("\r\n", end)) return { start, end: end + 2, text: "" };
+  return { start: span.start, end: span.end, text: "" };
+}
+
+/** Insert the static label as the last child of <domain>, indented like its other children. */
+function seclabelInsertion(p: Parsed): Edit {
+  const label = escapeText(profileLabel(p.uuid));
+  const close = p.root.closeStart;
+  let lineStart = close;
+  while (lineStart > 0 && (p.xml[lineStart - 1] === " " || p.xml[lineStart - 1] === "\t")) lineStart--;
+  const child = p.spans.find((s) => s.path.split("/").length === 2);
+  const indentOf = (s: ElementSpan): string => {
+    let b = s.start;
+    while (b > 0 && (p.xml[b - 1] === " " || p.xml[b - 1] === "\t")) b--;
+    return b === 0 || p.xml[b - 1] === "\n" ? p.xml.slice(b, s.start) : "";
+  };
+  if (lineStart > 0 && p.xml[lineStart - 1] === "\n" && child) {
+    const ind = indentOf(child);
+    const step = ind || "  ";
+    const nl = p.xml[lineStart - 2] === "\r" ? "\r\n" : "\n";
+    return {
+      start: lineStart,
+      end: lineStart,
+      text:
+        `${ind}<seclabel type='static' model='apparmor' relabel='no'>${nl}` +
+        `${ind}${step}<label>${label}</label>${nl}` +
+        `${ind}</seclabel>${nl}`,
+    };
+  }
+  return { start: close, end: close, text: `<seclabel type='static' model='apparmor' relabel='no'><label>${label}</label></seclabel>` };
+}
+
+function wrapperEdits(p: Parsed, paths: AttachPaths): Edit[] {
+  if (!p.emulator) throw new AttachError(`${p.name}: no <devices><emulator>: cannot point it at the wrapper`);
+  const current = p.emulator.path;
+  const name = basename(current);
+  if (!EMULATOR_NAME.test(name)) {
+    throw new AttachError(`${p.name}: <emulator> ${current}: "${name}" is not a QEMU emulator name the wrapper stands in for`);
+  }
+  const dir = dirname(current);
+  if (!sameDir(dir, paths.wrapperDir) && !sameDir(dir, paths.emulatorDir)) {
+    throw new AttachError(
+      `${p.name}: <emulator> ${current} is not in emulator_dir ${paths.emulatorDir}: the wrapper would run a different QEMU`,
+    );
+  }
+  const edit = emulatorEdit(p, `${paths.wrapperDir.replace(/\/+$/, "")}/${name}`);
+  return edit ? [edit] : [];
+}
+
+/** Edits that return the emulator to the real QEMU and drop our static label. */
+function undoEdits(p: Parsed, paths: AttachPaths): Edit[] {
+  const edits: Edit[] = [];
+  if (p.emulator && sameDir(dirname(p.emulator.path), paths.wrapperDir)) {
+    const edit = emulatorEdit(p, `${paths.emulatorDir.replace(/\/+$/, "")}/${basename(p.emulator.path)}`);
+    if (edit) edits.push(edit);
+  }
+  for (const s of p.seclabels) {
+    if (isOurSeclabel(s.span.attrs, s.label, p.uuid)) edits.push(removal(p.xml, s.span));
+  }
+  return edits;
+}
+
+function seclabelEdits(p: Parsed, paths: AttachPaths): Edit[] {
+  const edits: Edit[] = [];
+  // Leave the wrapper if it was there: libvirt makes the transition now.
+  if (p.emulator && sameDir(dirname(p.emulator.path), paths.wrapperDir)) {
+    const edit = emulatorEdit(p, `${paths.emulatorDir.replace(/\/+$/, "")}/${basename(p.emulator.path)}`);
+    if (edit) edits.push(edit);
+  }
+  for (const s of p.seclabels) {
+    const { type, model } = s.span.attrs;
+    if (type === "none" && model === undefined) {
+      throw new AttachError(`${p.name}: <seclabel type='none'/> turns off every security driver: remove it, or use attach = "wrapper"`);
+    }
+  }
+  const apparmor = p.seclabels.filter((s) => s.span.attrs.model === "apparmor");
+  if (apparmor.length === 1 && isOurSeclabel(apparmor[0]!.span.attrs, apparmor[0]!.label, p.uuid)) return edits;
+  // Any other AppArmor label (dynamic, none, another profile) is replaced by ours.
+  for (const s of apparmor) edits.push(removal(p.xml, s.span));
+  edits.push(seclabelInsertion(p));
+  return edits;
+}
+
+/**
+ * The domain XML switched to `mode`: emulator path (wrapper) or static label (seclabel), after
+ * undoing the other mode. Returns the input unchanged when it is already adopted.
+ * Throws AttachError when the domain cannot be adopted (message names the domain and the reason).
+ */
+export function adoptXml(xml: string, mode: AttachMode, paths: AttachPaths): string {
+  const p = parse(xml);
+  switch (mode) {
+    case "wrapper": {
+      const ours = p.seclabels.filter((s) => isOurSeclabel(s.span.attrs, s.label, p.uuid)).map((s) => removal(xml, s.span));
+      return applyEdits(xml, [...wrapperEdits(p, paths), ...ours]);
+    }
+    case "seclabel":
+      return applyEdits(xml, seclabelEdits(p, paths));
+    case "none":
+      return applyEdits(xml, undoEdits(p, paths));
+  }
+}
+
+/** The domain XML with our emulator path and our static label taken out again. */
+export function undoXml(xml: string, paths: AttachPaths): string {
+  const p = parse(xml);
+  return applyEdits(xml, undoEdits(p, paths));
+}
+
+/** Why the parsed domain is not adopted for the configured mode; undefined when it is. */
+export function adoptionProblem(domain: Pick<Domain, "uuid" | "emulator" | "seclabels">, config: AttachConfig): string | undefined {
+  const paths = pathsOf(config);
+  switch (config.attach) {
+    case "none":
+      return undefined;
+    case "wrapper": {
+      const em = domain.emulator;
+      if (!em) return "no <emulator>: it must be a wrapper in " + paths.wrapperDir;
+      if (!sameDir(dirname(em), paths.wrapperDir) || !EMULATOR_NAME.test(basename(em))) {
+        return `<emulator> ${em} is not the virt-aa-hook wrapper (${paths.wrapperDir}/<emulator name>)`;
+      }
+      return undefined;
+    }
+    case "seclabel": {
+      const label = profileLabel(domain.uuid);
+      const ok = domain.seclabels.some(
+        (s) => s.type === "static" && s.model === "apparmor" && s.relabel === false && s.label === label,
+      );
+      return ok ? undefined : `no <seclabel type='static' model='apparmor' relabel='no'><label>${label}</label>`;
+    }
+  }
+}
+
+export function isAdopted(domain: Pick<Domain, "uuid" | "emulator" | "seclabels">, config: AttachConfig): boolean {
+  return adoptionProblem(domain, config) === undefined;
+}
+
+/**
+ * For the destination side of a migration (`migrate` hook): the incoming XML rewritten only as far
+ * as the configured mode needs, or undefined when nothing needs to change (the hook then prints
+ * nothing and libvirt keeps its XML). Throws AttachError when the domain cannot be adopted.
+ */
+export function migrateRewrite(xml: string, config: AttachConfig): string | undefined {
+  if (config.attach === "none") return undefined;
+  const out = adoptXml(xml, config.attach, pathsOf(config));
+  return out === xml ? undefined : out;
+}

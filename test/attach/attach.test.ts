@@ -1,0 +1,231 @@
+import fc from "fast-check";
+import { XMLParser } from "fast-xml-parser";
+import { describe, expect, it } from "vitest";
+import { AttachError, adoptXml, adoptionProblem, isAdopted, migrateRewrite, undoXml, type AttachPaths } from "../../src/attach/index.js";
+
+const UUID = "0f1e2d3c-4b5a-4697-8877-665544332211";
+const PATHS: AttachPaths = { wrapperDir: "/usr/lib/virt-aa-hook/bin", emulatorDir: "/usr/bin" };
+
+// Shaped like `virsh dumpxml --inactive --security-info`, plus traps: an <emulator> in metadata
+// (another namespace), in a comment and in CDATA, and a DAC seclabel that must stay.
+function domainXml(opts: { emulator?: string; seclabels?: string; nl?: string } = {}): string {
+  const nl = opts.nl ?? "\n";
+  const lines = [
+    "<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>",
+    "  <name>web &amp; db</name>",
+    `  <uuid>${UUID}</uuid>`,
+    "  <metadata>",
+    "    <app:info xmlns:app='urn:x'><emulator>/usr/bin/qemu-system-x86_64</emulator></app:info>",
+    "  </metadata>",
+    "  <description><![CDATA[<emulator>/usr/bin/qemu-system-x86_64</emulator>]]></description>",
+    "  <memory unit='KiB'>65536</memory>",
+    "  <os>",
+    "    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>",
+    "  </os>",
+    "  <devices>",
+    "    <!-- <emulator>/usr/bin/qemu-system-x86_64</emulator> -->",
+    `    <emulator>${opts.emulator ?? "/usr/bin/qemu-system-x86_64"}</emulator>`,
+    "    <disk type='file' device='disk'>",
+    "      <source file='/var/lib/libvirt/images/a b.qcow2' attr='a&gt;b &apos;x&apos;'/>",
+    "      <target dev='vda' bus='virtio'/>",
+    "    </disk>",
+    "  </devices>",
+    ...(opts.seclabels ? [opts.seclabels] : []),
+    "  <qemu:commandline>",
+    "    <qemu:arg value='-msg'/>",
+    "  </qemu:commandline>",
+    "</domain>",
+    "",
+  ];
+  return lines.join(nl);
+}
+
+const OUR_LABEL = [
+  "  <seclabel type='static' model='apparmor' relabel='no'>",
+  `    <label>libvirt-${UUID}</label>`,
+  "  </seclabel>",
+].join("\n");
+const DAC = "  <seclabel type='dynamic' model='dac' relabel='yes'/>";
+
+/** Exactly one occurrence of `from` replaced: proves the edit touched nothing else. */
+function replacedOnce(text: string, from: string, to: string): string {
+  const at = text.indexOf(from);
+  expect(at).toBeGreaterThanOrEqual(0);
+  expect(text.indexOf(from, at + 1)).toBe(-1);
+  return text.slice(0, at) + to + text.slice(at + from.length);
+}
+
+describe("adoptXml wrapper", () => {
+  it("changes only the <devices><emulator> text, byte for byte", () => {
+    const xml = domainXml();
+    const out = adoptXml(xml, "wrapper", PATHS);
+    expect(out).toBe(
+      replacedOnce(
+        xml,
+        "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n    <disk",
+        "    <emulator>/usr/lib/virt-aa-hook/bin/qemu-system-x86_64</emulator>\n    <disk",
+      ),
+    );
+    expect(adoptXml(out, "wrapper", PATHS)).toBe(out);
+    expect(undoXml(out, PATHS)).toBe(xml);
+  });
+
+  it("accepts a trailing slash in the configured directories", () => {
+    const out = adoptXml(domainXml(), "wrapper", { wrapperDir: "/usr/lib/virt-aa-hook/bin/", emulatorDir: "/usr/bin/" });
+    expect(out).toContain("<emulator>/usr/lib/virt-aa-hook/bin/qemu-system-x86_64</emulator>");
+  });
+
+  it("removes our static label when switching from seclabel mode, and keeps the DAC label", () => {
+    const xml = domainXml({ seclabels: `${DAC}\n${OUR_LABEL}` });
+    const out = adoptXml(xml, "wrapper", PATHS);
+    expect(out).toBe(
+      domainXml({ emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64", seclabels: DAC }),
+    );
+  });
+
+  it("refuses an emulator outside emulator_dir (the wrapper would run another QEMU)", () => {
+    expect(() => adoptXml(domainXml({ emulator: "/opt/qemu/bin/qemu-system-x86_64" }), "wrapper", PATHS)).toThrow(
+      new AttachError(
+        "web & db: <emulator> /opt/qemu/bin/qemu-system-x86_64 is not in emulator_dir /usr/bin: the wrapper would run a different QEMU",
+      ),
+    );
+  });
+
+  it("refuses an emulator name the wrapper does not stand in for", () => {
+    expect(() => adoptXml(domainXml({ emulator: "/usr/bin/my-vmm" }), "wrapper", PATHS)).toThrow(
+      'web & db: <emulator> /usr/bin/my-vmm: "my-vmm" is not a QEMU emulator name the wrapper stands in for',
+    );
+  });
+
+  it("refuses a domain without <emulator>", () => {
+    const xml = domainXml().replace(/ {4}<emulator>[^\n]*\n/, "");
+    expect(() => adoptXml(xml, "wrapper", PATHS)).toThrow("web & db: no <devices><emulator>: cannot point it at the wrapper");
+  });
+});
+
+describe("adoptXml seclabel", () => {
+  it("inserts exactly the static label as the last child of <domain>, nothing else", () => {
+    const xml = domainXml({ seclabels: DAC });
+    const out = adoptXml(xml, "seclabel", PATHS);
+    expect(out).toBe(replacedOnce(xml, "  </qemu:commandline>\n</domain>", `  </qemu:commandline>\n${OUR_LABEL}\n</domain>`));
+    expect(adoptXml(out, "seclabel", PATHS)).toBe(out);
+    expect(undoXml(out, PATHS)).toBe(xml);
+  });
+
+  it("keeps CRLF line ends", () => {
+    const xml = domainXml({ nl: "\r\n" });
+    const out = adoptXml(xml, "seclabel", PATHS);
+    expect(out).toBe(replacedOnce(xml, "\r\n</domain>", `\r\n${OUR_LABEL.replace(/\n/g, "\r\n")}\r\n</domain>`));
+    expect(undoXml(out, PATHS)).toBe(xml);
+  });
+
+  it("replaces libvirt's dynamic AppArmor label and points a wrapped emulator back at QEMU", () => {
+    const dyn = "  <seclabel type='dynamic' model='apparmor' relabel='yes'/>";
+    const xml = domainXml({ emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64", seclabels: `${dyn}\n${DAC}` });
+    const out = adoptXml(xml, "seclabel", PATHS);
+    const expected = domainXml({ seclabels: DAC }).replace("  </qemu:commandline>\n</domain>", `  </qemu:commandline>\n${OUR_LABEL}\n</domain>`);
+    expect(out).toBe(expected);
+  });
+
+  it("refuses a domain with <seclabel type='none'/> for every driver", () => {
+    expect(() => adoptXml(domainXml({ seclabels: "  <seclabel type='none'/>" }), "seclabel", PATHS)).toThrow(
+      `web & db: <seclabel type='none'/> turns off every security driver: remove it, or use attach = "wrapper"`,
+    );
+  });
+
+  it("produces XML a real parser reads with the label and every original value intact", () => {
+    const out = adoptXml(domainXml({ seclabels: DAC }), "seclabel", PATHS);
+    const doc = new XMLParser({ ignoreAttributes: false, parseTagValue: false, isArray: (n) => n === "seclabel" }).parse(out);
+    expect(doc.domain.seclabel).toEqual([
+      { "@_type": "dynamic", "@_model": "dac", "@_relabel": "yes" },
+      { "@_type": "static", "@_model": "apparmor", "@_relabel": "no", label: `libvirt-${UUID}` },
+    ]);
+    expect(doc.domain.devices.emulator).toBe("/usr/bin/qemu-system-x86_64");
+    expect(doc.domain.name).toBe("web & db");
+  });
+});
+
+describe("adoptXml none / undoXml", () => {
+  it("mode none undoes both modes", () => {
+    const xml = domainXml({ seclabels: DAC });
+    const both = domainXml({ emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64", seclabels: `${DAC}\n${OUR_LABEL}` });
+    expect(adoptXml(both, "none", PATHS)).toBe(xml);
+    expect(undoXml(both, PATHS)).toBe(xml);
+  });
+
+  it("undo leaves a static label for another profile alone", () => {
+    const other = OUR_LABEL.replace(`libvirt-${UUID}`, "libvirt-custom");
+    const xml = domainXml({ seclabels: other });
+    expect(undoXml(xml, PATHS)).toBe(xml);
+  });
+
+  it("round-trips arbitrary text in the rest of the document", () => {
+    fc.assert(
+      fc.property(fc.string(), fc.constantFrom<"wrapper" | "seclabel">("wrapper", "seclabel"), (text, mode) => {
+        const escaped = text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+        const xml = domainXml().replace("<memory unit='KiB'>", `<title>${escaped}</title>\n  <memory unit='KiB'>`);
+        const out = adoptXml(xml, mode, PATHS);
+        expect(out).toContain(`<title>${escaped}</title>`);
+        expect(undoXml(out, PATHS)).toBe(xml);
+      }),
+    );
+  });
+});
+
+describe("hostile or broken XML", () => {
+  it.each([
+    ["a DOCTYPE (entity declarations)", `<!DOCTYPE domain [<!ENTITY x "y">]>\n${domainXml()}`, "cannot read domain XML: DOCTYPE and other declarations are not accepted in domain XML"],
+    ["an unclosed element", domainXml().replace("</devices>", ""), "cannot read domain XML: end tag </domain> at offset"],
+    ["another root", "<network><uuid>x</uuid></network>", "cannot read domain XML: the root element is not <domain>"],
+    ["a bad UUID", domainXml().replace(UUID, "not-a-uuid"), 'web & db: <uuid> "not-a-uuid" is not a canonical UUID'],
+    ["two emulators", domainXml().replace("<devices>", "<devices><emulator>/x</emulator>"), "domain XML has 2 <domain><devices><emulator> elements"],
+  ])("refuses %s", (_what, xml, message) => {
+    expect(() => adoptXml(xml, "seclabel", PATHS)).toThrow(AttachError);
+    expect(() => adoptXml(xml, "seclabel", PATHS)).toThrow(message);
+  });
+});
+
+describe("isAdopted / adoptionProblem", () => {
+  const base = { uuid: UUID, emulator: "/usr/bin/qemu-system-x86_64", seclabels: [] };
+  it("wrapper mode looks at the emulator path", () => {
+    expect(isAdopted(base, { attach: "wrapper" })).toBe(false);
+    expect(adoptionProblem(base, { attach: "wrapper" })).toBe(
+      "<emulator> /usr/bin/qemu-system-x86_64 is not the virt-aa-hook wrapper (/usr/lib/virt-aa-hook/bin/<emulator name>)",
+    );
+    expect(isAdopted({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64" }, { attach: "wrapper" })).toBe(true);
+    expect(isAdopted({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/sh" }, { attach: "wrapper" })).toBe(false);
+    expect(isAdopted({ ...base, emulator: "/w/qemu-kvm" }, { attach: "wrapper", wrapperDir: "/w" })).toBe(true);
+    expect(isAdopted({ ...base, emulator: undefined }, { attach: "wrapper" })).toBe(false);
+  });
+
+  it("seclabel mode needs exactly the static, non-relabelling label for this UUID", () => {
+    const ours = { type: "static", model: "apparmor", relabel: false, label: `libvirt-${UUID}` };
+    expect(isAdopted({ ...base, seclabels: [ours] }, { attach: "seclabel" })).toBe(true);
+    expect(isAdopted({ ...base, seclabels: [{ ...ours, relabel: true }] }, { attach: "seclabel" })).toBe(false);
+    expect(isAdopted({ ...base, seclabels: [{ ...ours, type: "dynamic" }] }, { attach: "seclabel" })).toBe(false);
+    expect(isAdopted({ ...base, seclabels: [{ ...ours, label: "libvirt-other" }] }, { attach: "seclabel" })).toBe(false);
+    expect(adoptionProblem(base, { attach: "seclabel" })).toBe(
+      `no <seclabel type='static' model='apparmor' relabel='no'><label>libvirt-${UUID}</label>`,
+    );
+  });
+
+  it("mode none is always adopted", () => {
+    expect(isAdopted(base, { attach: "none" })).toBe(true);
+  });
+});
+
+describe("migrateRewrite", () => {
+  it("rewrites only what the mode needs and returns undefined when nothing changes", () => {
+    const xml = domainXml();
+    expect(migrateRewrite(xml, { attach: "wrapper" })).toBe(adoptXml(xml, "wrapper", PATHS));
+    expect(migrateRewrite(adoptXml(xml, "wrapper", PATHS), { attach: "wrapper" })).toBeUndefined();
+    expect(migrateRewrite(xml, { attach: "seclabel" })).toBe(adoptXml(xml, "seclabel", PATHS));
+    expect(migrateRewrite(adoptXml(xml, "seclabel", PATHS), { attach: "seclabel" })).toBeUndefined();
+    expect(migrateRewrite(xml, { attach: "none" })).toBeUndefined();
+  });
+
+  it("uses the destination's configured directories", () => {
+    const out = migrateRewrite(domainXml({ emulator: "/opt/q/qemu-system-x86_64" }), { attach: "wrapper", emulatorDir: "/opt/q", wrapperDir: "/w" });
+    expect(out).toBe(domainXml({ emulator: "/w/qemu-system-x86_64" }));
+  });
+});
