@@ -1,11 +1,22 @@
 import type { Rule } from "./ir.js";
 import type { RuleContext, RuleFamily } from "./context.js";
+import { chardevRules } from "./chardevs.js";
+import { filesystemRules } from "./filesystems.js";
+import { firmwareRules } from "./firmware.js";
+import { runtimeRules } from "./runtime.js";
 
 /**
  * Every device family, in the order their rules appear in the `.files`. Each family lives in its
  * own module; adding a family means adding it here.
  */
-const FAMILIES: RuleFamily[] = [];
+const FAMILIES: RuleFamily[] = [
+  // storage, boot and consoles
+  filesystemRules,
+  firmwareRules,
+  chardevRules,
+  // per-guest runtime paths last: they depend on the guest, not on its devices
+  runtimeRules,
+];
 
 /** Domain → raw rules (not yet canonicalised, policy-checked or deduplicated: see pipeline). */
 export function deriveRules(ctx: RuleContext): Rule[] {
