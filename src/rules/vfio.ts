@@ -1,0 +1,84 @@
+import { PathError } from "../errors.js";
+import type { HostFs } from "../hostfs.js";
+import type { PciAddress } from "../domain/model.js";
+import type { Rule } from "./ir.js";
+import { rule } from "./context.js";
+import { linkTargetName, listDirectory } from "./sysfs.js";
+
+/**
+ * VFIO device access: the container device plus the ONE IOMMU group a device belongs to.
+ *
+ * libvirt's own generator grants `/dev/vfio/[0-9]*`, i.e. every group on the host, so a guest
+ * given one GPU could open any other vfio-bound device. We read the device's `iommu_group` link
+ * and grant exactly that group.
+ */
+
+export const VFIO_CONTAINER = "/dev/vfio/vfio";
+export const PCI_DEVICES_DIR = "/sys/bus/pci/devices";
+export const MDEV_DEVICES_DIR = "/sys/bus/mdev/devices";
+
+/** `%04x:%02x:%02x.%x` after range checks; anything else in the XML is rejected, not formatted. */
+export function formatPciAddress(addr: PciAddress): string {
+  const ok =
+    inRange(addr.domain, 0xffff) && inRange(addr.bus, 0xff) && inRange(addr.slot, 0x1f) && inRange(addr.function, 0x7);
+  if (!ok) {
+    const shown = [addr.domain, addr.bus, addr.slot, addr.function].map(String).join(",");
+    throw new PathError(`pci address (${shown})`, "invalid PCI address");
+  }
+  const hex = (n: number, width: number) => n.toString(16).padStart(width, "0");
+  return `${hex(addr.domain, 4)}:${hex(addr.bus, 2)}:${hex(addr.slot, 2)}.${hex(addr.function, 1)}`;
+}
+
+function inRange(n: number, max: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= max;
+}
+
+/**
+ * The sysfs files of a PCI device that device assignment opens (libvirt's
+ * virPCIDeviceFileIterate list): config, resource*, rom, vendor, device, reset.
+ */
+function isAssignmentFile(name: string): boolean {
+  return ["config", "rom", "vendor", "device", "reset"].includes(name) || name.startsWith("resource");
+}
+
+/**
+ * Rules for one VFIO-assigned PCI device: the container, its exact group device, and the device's
+ * sysfs files that exist (named through `/sys/bus/pci/devices/<addr>/`; policy canonicalises them
+ * to `/sys/devices/pci.../<addr>/<file>`).
+ */
+export function pciVfioRules(fs: HostFs, addr: PciAddress, source: string): Rule[] {
+  const name = formatPciAddress(addr);
+  const dir = `${PCI_DEVICES_DIR}/${name}`;
+  const entries = listDirectory(fs, dir);
+  if (entries === undefined) throw new PathError(dir, "PCI device not found");
+
+  const group = iommuGroupOf(fs, dir);
+  const sysfsFiles = entries
+    .filter(isAssignmentFile)
+    // Only regular attribute files: a stray directory or link must not widen the grant.
+    .filter((entry) => fs.lstat(`${dir}/${entry}`)?.isFile() === true)
+    .map((entry) => rule(`${dir}/${entry}`, "rw", source));
+
+  return [rule(VFIO_CONTAINER, "rw", source), rule(`/dev/vfio/${group}`, "rw", source), ...sysfsFiles];
+}
+
+/** Rules for a mediated device (vfio-pci/ccw/ap mdev): the container and the mdev's group. */
+export function mdevVfioRules(fs: HostFs, uuid: string, source: string): Rule[] {
+  // sysfs names mdevs by the lower-case UUID; a malformed one must not become a path.
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid)) {
+    throw new PathError(uuid, "invalid mediated device UUID");
+  }
+  const dir = `${MDEV_DEVICES_DIR}/${uuid.toLowerCase()}`;
+  if (listDirectory(fs, dir) === undefined) throw new PathError(dir, "mediated device not found");
+  const group = iommuGroupOf(fs, dir);
+  return [rule(VFIO_CONTAINER, "rw", source), rule(`/dev/vfio/${group}`, "rw", source)];
+}
+
+/** Group number from `<device dir>/iommu_group`, a link to `.../kernel/iommu_groups/<N>`. */
+function iommuGroupOf(fs: HostFs, deviceDir: string): string {
+  const group = linkTargetName(fs, `${deviceDir}/iommu_group`);
+  if (group === undefined) throw new PathError(deviceDir, "no IOMMU group: is the device bound to vfio-pci?");
+  // The group name becomes a /dev path: only a plain number is a group.
+  if (!/^[0-9]+$/.test(group)) throw new PathError(`${deviceDir}/iommu_group`, `unexpected IOMMU group name "${group}"`);
+  return group;
+}
