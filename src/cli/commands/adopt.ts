@@ -1,13 +1,83 @@
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
 import type { CommandModule } from "yargs";
+import { adopt, virshAt, type ProfileLoader } from "../../attach/adopt-run.js";
+import { DEFAULT_WRAPPER_DIR } from "../../attach/index.js";
+import { ConfigError, loadConfig } from "../../config.js";
+import { Layout } from "../../layout.js";
 
-/** `virt-aa-hook adopt`: placeholder until its stage lands. */
-export function adoptCommand(setExit: (code: number) => void): CommandModule {
+interface AdoptArgs {
+  root: string;
+  name?: string[];
+  all: boolean;
+  undo: boolean;
+  connect?: string;
+  virsh: string;
+}
+
+/**
+ * The profile is loaded by the hook's own prepare path (same code, same files, same parser
+ * options as at guest start), fed the adopted XML: `virt-aa-hook hook NAME prepare begin -`.
+ */
+const loadThroughHook: ProfileLoader = (name, xml) => {
+  const script = process.argv[1];
+  if (!script) throw new Error("cannot find the virt-aa-hook bundle to load the profile");
+  const r = spawnSync(process.execPath, [script, "hook", name, "prepare", "begin", "-"], { input: xml, encoding: "utf8" });
+  if (r.status !== 0) {
+    throw new Error(`cannot load the profile first: ${(r.stderr || `exit ${r.status}`).trim().split("\n").join(" ")}`);
+  }
+};
+
+/** `virt-aa-hook adopt NAME... | --all [--undo]` */
+export function adoptCommand(setExit: (code: number) => void): CommandModule<{ root: string }, AdoptArgs> {
   return {
-    command: "adopt",
-    describe: false,
-    handler: () => {
-      process.stderr.write("virt-aa-hook: error: adopt is not implemented yet\n");
-      setExit(2);
+    command: "adopt [name..]",
+    describe: "Switch defined domains to the configured attach mode (emulator wrapper or static seclabel)",
+    builder: (y) =>
+      y
+        .positional("name", { type: "string", array: true, describe: "domain names" })
+        .option("all", { type: "boolean", default: false, describe: "every defined domain" })
+        .option("undo", { type: "boolean", default: false, describe: "take the wrapper and our seclabel out again" })
+        .option("connect", { alias: "c", type: "string", describe: "libvirt URI for virsh (default: virsh's)" })
+        .option("virsh", { type: "string", default: "/usr/bin/virsh", hidden: true })
+        .example("$0 adopt web1", "confine guest web1 from its next start")
+        .example("$0 adopt --all --undo", "before uninstalling"),
+    handler: (args) => {
+      const names = args.name ?? [];
+      if (args.all === names.length > 0) {
+        process.stderr.write("virt-aa-hook: error: adopt: name one or more domains, or pass --all (not both)\n");
+        setExit(2);
+        return;
+      }
+      const layout = new Layout(args.root);
+      let config;
+      try {
+        config = loadConfig(layout);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        process.stderr.write(`virt-aa-hook: error: ${err.message}\n`);
+        setExit(1);
+        return;
+      }
+      if (!args.undo && config.attach === "none") {
+        process.stderr.write(
+          `virt-aa-hook: error: adopt: ${layout.configPath} has attach = "none": set attach = "wrapper" or "seclabel" first\n`,
+        );
+        setExit(1);
+        return;
+      }
+      const outcome = adopt({
+        names,
+        all: args.all,
+        undo: args.undo,
+        mode: config.attach,
+        paths: { wrapperDir: DEFAULT_WRAPPER_DIR, emulatorDir: config.emulatorDir },
+        virsh: virshAt(args.virsh, args.connect),
+        loadProfile: loadThroughHook,
+        wrapperExists: (emu) => fs.existsSync(layout.host(`${DEFAULT_WRAPPER_DIR}/${emu}`)),
+        out: (line) => process.stdout.write(`${line}\n`),
+      });
+      setExit(outcome.failed.length > 0 ? 1 : 0);
     },
   };
 }

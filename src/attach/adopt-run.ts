@@ -1,0 +1,112 @@
+/**
+ * `virt-aa-hook adopt`: switch defined domains to the configured attach mode through virsh.
+ * Runs as an admin command, never inside the hook (calling libvirt from a hook deadlocks), so
+ * it may use virsh; always by absolute path, with the XML passed as a file, never a shell.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { AttachError, adoptXml, undoXml, type AttachMode, type AttachPaths } from "./index.js";
+
+export interface Virsh {
+  /** Names of every defined domain. */
+  list(): string[];
+  /** `virsh dumpxml --inactive --security-info NAME` */
+  dumpxml(name: string): string;
+  /** `virsh define FILE` */
+  define(xml: string): void;
+}
+
+/** Loads (or replaces) the guest's profile before the domain that names it is defined. */
+export type ProfileLoader = (name: string, xml: string) => void;
+
+export class VirshError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "VirshError";
+  }
+}
+
+export function virshAt(virshPath: string, uri?: string): Virsh {
+  const base = uri ? ["-c", uri] : [];
+  const run = (args: string[]): string => {
+    const r = spawnSync(virshPath, [...base, ...args], { encoding: "utf8", env: { LC_ALL: "C", PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
+    if (r.error) throw new VirshError(`cannot run ${virshPath}: ${r.error.message}`);
+    if (r.status !== 0) {
+      const why = (r.stderr || r.stdout).trim().split("\n").filter(Boolean).join(" ") || `exit ${r.status}`;
+      throw new VirshError(`virsh ${args.join(" ")}: ${why}`);
+    }
+    return r.stdout;
+  };
+  return {
+    list: () => run(["list", "--all", "--name"]).split("\n").map((s) => s.trim()).filter(Boolean),
+    dumpxml: (name) => run(["dumpxml", "--inactive", "--security-info", name]),
+    define: (xml) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virt-aa-hook-adopt-"));
+      try {
+        const file = path.join(dir, "domain.xml");
+        fs.writeFileSync(file, xml, { mode: 0o600 });
+        run(["define", file]);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+export interface AdoptRequest {
+  names: string[];
+  all: boolean;
+  undo: boolean;
+  mode: AttachMode;
+  paths: AttachPaths;
+  virsh: Virsh;
+  /** Called before `define` when the new XML names a profile libvirt checks at define time. */
+  loadProfile: ProfileLoader;
+  /** Checks the wrapper link for an emulator name exists (wrapper mode). */
+  wrapperExists: (emulatorName: string) => boolean;
+  out: (line: string) => void;
+}
+
+export interface AdoptOutcome {
+  changed: string[];
+  unchanged: string[];
+  failed: string[];
+}
+
+/** Adopt (or undo) each domain; one failure does not stop the others. */
+export function adopt(req: AdoptRequest): AdoptOutcome {
+  const names = req.all ? req.virsh.list() : req.names;
+  const outcome: AdoptOutcome = { changed: [], unchanged: [], failed: [] };
+  const verb = req.undo ? "undo" : `adopt (attach = ${req.mode})`;
+  for (const name of names) {
+    try {
+      const before = req.virsh.dumpxml(name);
+      const after = req.undo ? undoXml(before, req.paths) : adoptXml(before, req.mode, req.paths);
+      if (after === before) {
+        req.out(`${name}: already ${req.undo ? "not adopted" : `adopted (attach = ${req.mode})`}`);
+        outcome.unchanged.push(name);
+        continue;
+      }
+      if (!req.undo && req.mode === "wrapper") {
+        const emu = /<emulator>([^<]*)<\/emulator>/.exec(after.slice(after.indexOf("<devices")))?.[1] ?? "";
+        const emuName = emu.slice(emu.lastIndexOf("/") + 1);
+        if (!req.wrapperExists(emuName)) {
+          throw new AttachError(`${req.paths.wrapperDir}/${emuName}: wrapper link missing: run install.sh again after installing this QEMU`);
+        }
+      }
+      // libvirt refuses to define a static AppArmor label whose profile is not loaded.
+      if (!req.undo && req.mode === "seclabel") req.loadProfile(name, after);
+      req.virsh.define(after);
+      req.out(`${name}: ${req.undo ? "undone" : `adopted (attach = ${req.mode})`}`);
+      outcome.changed.push(name);
+    } catch (err) {
+      // AttachError, VirshError and loader failures all name what and why; report and go on.
+      if (!(err instanceof Error)) throw err;
+      req.out(`${name}: cannot ${verb}: ${err.message}`);
+      outcome.failed.push(name);
+    }
+  }
+  return outcome;
+}
