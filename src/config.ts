@@ -1,0 +1,183 @@
+import fs from "node:fs";
+import type { Layout } from "./layout.js";
+import { HostError } from "./errors.js";
+
+/**
+ * /etc/libvirt/virt-aa-hook.conf: libvirt-style `key = "value"` lines and `#` comments.
+ *
+ * The format is deliberately narrow so that a POSIX sh `while read` loop (the emulator wrapper,
+ * hooks/qemu-wrapper) reads the same values we do: one assignment per line, the value either a
+ * bare word or one pair of double quotes around text without `"`, nothing after it (no trailing
+ * comments). Anything else is an error naming the file, the line and the key: a typo in a
+ * security setting must never silently fall back to a default.
+ *
+ * Paths in the config are host paths, mapped through the layout like every other host path,
+ * except `parser`, which names the program we execute from this machine.
+ */
+export interface Config {
+  /** enforce: load profiles enforcing; complain: load with `apparmor_parser -C`; off: do nothing. */
+  mode: "enforce" | "complain" | "off";
+  /** Without kernel AppArmor (and no subdomainfs): fail the start, only compile the profile, or skip. */
+  noApparmor: "fail" | "compile-only" | "skip";
+  /** At `started`: QEMU not in libvirt-<uuid> fails the start (enforce), is logged (warn), or is not checked. */
+  startedCheck: "enforce" | "warn" | "off";
+  /** At `reconnect`: a failure is logged and the hook exits 0 (log), or exits 1, which kills the guest (fail). */
+  reconnectFailure: "log" | "fail";
+  /** Absolute path of apparmor_parser on this machine (not mapped through the root). */
+  parser: string;
+  /** Features file passed as `-M`; "" = the kernel's own, or /usr/share/apparmor-features/features without one. */
+  featuresFile: string;
+  /** Parser cache (`-L`). */
+  cacheDir: string;
+  /** TEMPLATE.qemu the per-guest profile is created from. */
+  template: string;
+  /** Base directory for the profile's includes (`--base`): tunables/, abstractions/, libvirt/. */
+  apparmorDir: string;
+  /** Load into this directory (`--subdomainfs`) instead of the kernel; "" = the kernel. */
+  subdomainfs: string;
+  /** Seconds to wait for another virt-aa-hook working on the same guest. */
+  lockTimeout: number;
+  logLevel: "error" | "warn" | "info" | "debug";
+  /** One line per hook call is appended here; "" disables the log. */
+  logFile: string;
+  /** How QEMU gets into its profile (issue of the attach stage). */
+  attach: "wrapper" | "seclabel" | "none";
+  requireAttach: boolean;
+  /** Where the real emulators live, for the emulator wrapper. */
+  emulatorDir: string;
+}
+
+export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
+  mode: "enforce",
+  noApparmor: "fail",
+  startedCheck: "warn",
+  reconnectFailure: "log",
+  parser: "/usr/sbin/apparmor_parser",
+  featuresFile: "",
+  cacheDir: "/var/cache/apparmor/virt-aa-hook",
+  template: "/etc/apparmor.d/libvirt/TEMPLATE.qemu",
+  apparmorDir: "/etc/apparmor.d",
+  subdomainfs: "",
+  lockTimeout: 30,
+  logLevel: "info",
+  logFile: "/var/log/libvirt/virt-aa-hook.log",
+  attach: "none",
+  requireAttach: false,
+  emulatorDir: "/usr/bin",
+});
+
+/** A config file that cannot be used; the message names file, line and key. */
+export class ConfigError extends HostError {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly key: string,
+    readonly reason: string,
+  ) {
+    super(`cannot read config ${file}${line > 0 ? `: line ${line}` : ""}${key ? `: ${key}` : ""}: ${reason}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Setter = (cfg: Config, value: string) => string | undefined;
+
+function oneOf<K extends keyof Config>(key: K, allowed: readonly string[]): Setter {
+  return (cfg, value) => {
+    if (!allowed.includes(value)) return `must be one of ${allowed.join(", ")}, not ${JSON.stringify(value)}`;
+    (cfg as unknown as Record<string, unknown>)[key] = value;
+    return undefined;
+  };
+}
+
+function absolutePath<K extends keyof Config>(key: K, allowEmpty: boolean): Setter {
+  return (cfg, value) => {
+    if (value === "" && allowEmpty) {
+      (cfg as unknown as Record<string, unknown>)[key] = "";
+      return undefined;
+    }
+    if (!value.startsWith("/")) return `must be an absolute path${allowEmpty ? ' or ""' : ""}, not ${JSON.stringify(value)}`;
+    if (value.split("/").includes("..")) return `must not contain "..": ${JSON.stringify(value)}`;
+    (cfg as unknown as Record<string, unknown>)[key] = value;
+    return undefined;
+  };
+}
+
+const SETTERS: Record<string, Setter> = {
+  mode: oneOf("mode", ["enforce", "complain", "off"]),
+  no_apparmor: oneOf("noApparmor", ["fail", "compile-only", "skip"]),
+  started_check: oneOf("startedCheck", ["enforce", "warn", "off"]),
+  reconnect_failure: oneOf("reconnectFailure", ["log", "fail"]),
+  parser: absolutePath("parser", false),
+  features_file: absolutePath("featuresFile", true),
+  cache_dir: absolutePath("cacheDir", false),
+  template: absolutePath("template", false),
+  apparmor_dir: absolutePath("apparmorDir", false),
+  subdomainfs: absolutePath("subdomainfs", true),
+  lock_timeout: (cfg, value) => {
+    if (!/^[0-9]{1,4}$/.test(value) || Number(value) < 1 || Number(value) > 3600) {
+      return `must be a whole number of seconds from 1 to 3600, not ${JSON.stringify(value)}`;
+    }
+    cfg.lockTimeout = Number(value);
+    return undefined;
+  },
+  log_level: oneOf("logLevel", ["error", "warn", "info", "debug"]),
+  log_file: absolutePath("logFile", true),
+  attach: oneOf("attach", ["wrapper", "seclabel", "none"]),
+  require_attach: (cfg, value) => {
+    if (value !== "yes" && value !== "no") return `must be yes or no, not ${JSON.stringify(value)}`;
+    cfg.requireAttach = value === "yes";
+    return undefined;
+  },
+  emulator_dir: absolutePath("emulatorDir", false),
+};
+
+export const CONFIG_KEYS: readonly string[] = Object.keys(SETTERS);
+
+// key = value | key = "value"; blanks around `=` and at both ends are allowed, like libvirt's files.
+const ASSIGNMENT = /^[ \t]*([A-Za-z0-9_]+)[ \t]*=[ \t]*(?:"([^"]*)"|([^"\s#]*))[ \t]*$/;
+const MAX_CONFIG_BYTES = 64 * 1024;
+
+/** Parse config text. `file` only labels errors. Throws ConfigError. */
+export function parseConfig(text: string, file: string): Config {
+  const cfg: Config = { ...DEFAULT_CONFIG };
+  const seen = new Map<string, number>();
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const line = lines[i]!.replace(/\r$/, "");
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) continue;
+    const m = ASSIGNMENT.exec(line);
+    if (!m) {
+      const key = /^[ \t]*([A-Za-z0-9_]+)[ \t]*=/.exec(line)?.[1] ?? "";
+      throw new ConfigError(file, lineNo, key, 'expected key = "value" (one pair of double quotes, nothing after it)');
+    }
+    const key = m[1]!;
+    const value = m[2] ?? m[3] ?? "";
+    if (/[\u0000-\u001f\u007f]/.test(value)) throw new ConfigError(file, lineNo, key, "value contains a control character");
+    const setter = SETTERS[key];
+    if (!setter) throw new ConfigError(file, lineNo, key, `unknown key (known: ${CONFIG_KEYS.join(", ")})`);
+    const earlier = seen.get(key);
+    if (earlier !== undefined) throw new ConfigError(file, lineNo, key, `set again (first set on line ${earlier})`);
+    seen.set(key, lineNo);
+    const problem = setter(cfg, value);
+    if (problem) throw new ConfigError(file, lineNo, key, problem);
+  }
+  return cfg;
+}
+
+/** The config in effect for this layout: defaults when the file does not exist. Throws ConfigError. */
+export function loadConfig(layout: Layout): Config {
+  const file = layout.host(layout.configPath);
+  let text: string;
+  try {
+    const buf = fs.readFileSync(file);
+    if (buf.length > MAX_CONFIG_BYTES) throw new ConfigError(layout.configPath, 0, "", `larger than ${MAX_CONFIG_BYTES} bytes`);
+    text = buf.toString("utf8");
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { ...DEFAULT_CONFIG };
+    throw new ConfigError(layout.configPath, 0, "", (err as Error).message);
+  }
+  return parseConfig(text, layout.configPath);
+}

@@ -1,0 +1,106 @@
+import fs from "node:fs";
+import lockfile from "proper-lockfile";
+import { HostError } from "../errors.js";
+
+/**
+ * One lock per guest (proper-lockfile: an mkdir'ed `<uuid>.lock` directory whose mtime the holder
+ * refreshes), so two hook calls for the same guest never interleave their writes and loads, while
+ * different guests proceed in parallel.
+ *
+ * A holder killed with SIGKILL leaves its lock directory behind; once its mtime is older than
+ * `staleMs` the next caller takes it over. Waiting is bounded: after `timeoutMs` the caller gets a
+ * clear error instead of hanging libvirtd, which waits for the hook without a timeout.
+ */
+export interface GuestLockOptions {
+  /** Real path of the lock directory to create (e.g. <root>/run/virt-aa-hook/locks/<uuid>.lock). */
+  lockPath: string;
+  /** Guest name, for messages. */
+  guest: string;
+  timeoutMs: number;
+  /** A lock not refreshed for this long belongs to a dead process (proper-lockfile minimum: 2000). */
+  staleMs?: number;
+  /** Delay between attempts. */
+  retryMs?: number;
+}
+
+export const DEFAULT_STALE_MS = 5000;
+
+export class GuestLock {
+  private compromised: Error | undefined;
+  private releaseFn: (() => Promise<void>) | undefined;
+
+  private constructor(readonly opts: GuestLockOptions) {}
+
+  static async acquire(opts: GuestLockOptions): Promise<GuestLock> {
+    const lock = new GuestLock(opts);
+    await lock.take();
+    return lock;
+  }
+
+  private async take(): Promise<void> {
+    const { lockPath, guest, timeoutMs } = this.opts;
+    const staleMs = Math.max(2000, this.opts.staleMs ?? DEFAULT_STALE_MS);
+    const retryMs = this.opts.retryMs ?? 100;
+    try {
+      fs.mkdirSync(lockPath.slice(0, lockPath.lastIndexOf("/")) || "/", { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new HostError(`cannot lock guest ${guest}: cannot create the lock directory: ${(err as Error).message}`);
+    }
+    const deadline = Date.now() + timeoutMs;
+    // Our own loop instead of proper-lockfile's retries: the bound is wall time, not a count.
+    for (;;) {
+      try {
+        this.releaseFn = await lockfile.lock(lockPath, {
+          realpath: false,
+          lockfilePath: lockPath,
+          stale: staleMs,
+          retries: 0,
+          onCompromised: (err) => {
+            // The default handler throws from a timer and kills the process mid-write; instead
+            // remember it, and check() refuses to commit anything after this point.
+            this.compromised = err;
+          },
+        });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ELOCKED") {
+          throw new HostError(`cannot lock guest ${guest}: ${lockPath}: ${(err as Error).message}`);
+        }
+        if (Date.now() + retryMs > deadline) {
+          throw new HostError(
+            `cannot lock guest ${guest}: another virt-aa-hook holds ${lockPath} for more than ${Math.round(timeoutMs / 1000)} s`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, retryMs));
+      }
+    }
+  }
+
+  /** Throws if the lock was lost (another process took it over): nothing may be written then. */
+  check(): void {
+    if (this.compromised) {
+      throw new HostError(`cannot keep the lock of guest ${this.opts.guest}: ${this.opts.lockPath}: ${this.compromised.message}`);
+    }
+  }
+
+  async release(): Promise<void> {
+    const fn = this.releaseFn;
+    this.releaseFn = undefined;
+    if (!fn) return;
+    try {
+      await fn();
+    } catch {
+      // Already released or taken over (compromised): nothing of ours is left to remove.
+    }
+  }
+}
+
+/** Run `fn` holding the guest's lock; the lock is released however `fn` ends. */
+export async function withGuestLock<T>(opts: GuestLockOptions, fn: (lock: GuestLock) => Promise<T>): Promise<T> {
+  const lock = await GuestLock.acquire(opts);
+  try {
+    return await fn(lock);
+  } finally {
+    await lock.release();
+  }
+}

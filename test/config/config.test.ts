@@ -1,0 +1,117 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ConfigError, DEFAULT_CONFIG, loadConfig, parseConfig } from "../../src/config.js";
+import { Layout } from "../../src/layout.js";
+
+const FILE = "/etc/libvirt/virt-aa-hook.conf";
+
+describe("parseConfig", () => {
+  it("is the defaults for an empty file or only comments", () => {
+    expect(parseConfig("", FILE)).toEqual(DEFAULT_CONFIG);
+    expect(parseConfig("# mode = \"off\"\n\n   # x\n", FILE)).toEqual(DEFAULT_CONFIG);
+  });
+
+  it("reads quoted and bare values, blanks around =, CRLF line ends", () => {
+    const cfg = parseConfig(
+      'mode = "complain"\r\nno_apparmor="compile-only"\n  started_check =  enforce \nlock_timeout = 7\nsubdomainfs = "/tmp/fs"\nrequire_attach = "yes"\nlog_file = ""\n',
+      FILE,
+    );
+    expect(cfg.mode).toBe("complain");
+    expect(cfg.noApparmor).toBe("compile-only");
+    expect(cfg.startedCheck).toBe("enforce");
+    expect(cfg.lockTimeout).toBe(7);
+    expect(cfg.subdomainfs).toBe("/tmp/fs");
+    expect(cfg.requireAttach).toBe(true);
+    expect(cfg.logFile).toBe("");
+    expect(cfg.parser).toBe("/usr/sbin/apparmor_parser");
+  });
+
+  const bad: [string, string][] = [
+    ['mdoe = "enforce"', `cannot read config ${FILE}: line 2: mdoe: unknown key (known: mode, no_apparmor,`],
+    ['mode = "enforcing"', `cannot read config ${FILE}: line 2: mode: must be one of enforce, complain, off, not "enforcing"`],
+    ['mode = "enforce" # strict', `cannot read config ${FILE}: line 2: mode: expected key = "value" (one pair of double quotes, nothing after it)`],
+    ["parser = usr/sbin/apparmor_parser", `cannot read config ${FILE}: line 2: parser: must be an absolute path, not "usr/sbin/apparmor_parser"`],
+    ['cache_dir = "/var/../etc"', `cannot read config ${FILE}: line 2: cache_dir: must not contain ".."`],
+    ["lock_timeout = 0", `cannot read config ${FILE}: line 2: lock_timeout: must be a whole number of seconds from 1 to 3600, not "0"`],
+    ["lock_timeout = 1e3", `cannot read config ${FILE}: line 2: lock_timeout: must be a whole number`],
+    ['require_attach = "true"', `cannot read config ${FILE}: line 2: require_attach: must be yes or no, not "true"`],
+    ["just words", `cannot read config ${FILE}: line 2: expected key = "value"`],
+    ['mode = "enforce"', `cannot read config ${FILE}: line 2: mode: set again (first set on line 1)`],
+  ];
+  it.each(bad)("rejects %j with the file, line and key", (line, message) => {
+    const text = (line === 'mode = "enforce"' ? 'mode = "off"\n' : "# first line\n") + line + "\n";
+    let err: unknown;
+    try {
+      parseConfig(text, FILE);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message.startsWith(message)).toBe(true);
+    expect((err as ConfigError).line).toBe(2);
+  });
+});
+
+describe("loadConfig", () => {
+  let root: string;
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "vaah-config-"));
+  });
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it("uses the defaults when the file does not exist", () => {
+    expect(loadConfig(new Layout(root))).toEqual(DEFAULT_CONFIG);
+  });
+
+  it("reads the file under the root", () => {
+    fs.mkdirSync(path.join(root, "etc/libvirt"), { recursive: true });
+    fs.writeFileSync(path.join(root, FILE), 'mode = "off"\n');
+    expect(loadConfig(new Layout(root)).mode).toBe("off");
+  });
+});
+
+describe("the shipped install/virt-aa-hook.conf", () => {
+  const shipped = fs.readFileSync(new URL("../../install/virt-aa-hook.conf", import.meta.url), "utf8");
+
+  it("parses to exactly the defaults", () => {
+    expect(parseConfig(shipped, "install/virt-aa-hook.conf")).toEqual(DEFAULT_CONFIG);
+  });
+
+  it("documents every key, each as a commented default that parses to the same value", () => {
+    const uncommented = shipped
+      .split("\n")
+      .map((l) => (/^#[a-z_]+ = /.test(l) ? l.slice(1) : l))
+      .join("\n");
+    expect(parseConfig(uncommented, "uncommented")).toEqual(DEFAULT_CONFIG);
+    const keys = [...uncommented.matchAll(/^([a-z_]+) = /gm)].map((m) => m[1]).sort();
+    expect(keys).toEqual(
+      ["apparmor_dir", "attach", "cache_dir", "emulator_dir", "features_file", "lock_timeout", "log_file", "log_level", "mode", "no_apparmor",
+        "parser", "reconnect_failure", "require_attach", "started_check", "subdomainfs", "template"],
+    );
+  });
+
+  it("reads the same mode with a POSIX sh while-read loop as the emulator wrapper does", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vaah-conf-sh-"));
+    try {
+      const conf = path.join(dir, "c.conf");
+      fs.writeFileSync(conf, shipped.replace('#mode = "enforce"', 'mode = "complain"'));
+      const script = `while IFS= read -r line || [ -n "$line" ]; do
+        case $line in \\#*) continue ;; esac
+        key=\${line%%=*}; [ "$key" != "$line" ] || continue
+        value=\${line#*=}
+        key=\${key#"\${key%%[! 	]*}"}; key=\${key%"\${key##*[! 	]}"}
+        value=\${value#"\${value%%[! 	]*}"}; value=\${value%"\${value##*[! 	]}"}
+        value=\${value#\\"}; value=\${value%\\"}
+        [ "$key" = mode ] && printf '%s' "$value"
+      done < "$1"`;
+      const out = execFileSync("/bin/sh", ["-c", script, "sh", conf], { env: { LC_ALL: "C" } }).toString();
+      expect(out).toBe("complain");
+      expect(parseConfig(fs.readFileSync(conf, "utf8"), conf).mode).toBe("complain");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
