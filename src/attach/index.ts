@@ -292,3 +292,18 @@ export function migrateRewrite(xml: string, config: AttachConfig): string | unde
   const out = adoptXml(xml, config.attach, pathsOf(config));
   return out === xml ? undefined : out;
 }
+
+/** What adoption depends on, read straight from domain XML (for doctor, without the full model). */
+export function attachFacts(xml: string): { name: string } & Pick<Domain, "uuid" | "emulator" | "seclabels"> {
+  const p = parse(xml);
+  const seclabels = p.seclabels.map((s) => {
+    const { type, model, relabel } = s.span.attrs;
+    return {
+      ...(type !== undefined ? { type } : {}),
+      ...(model !== undefined ? { model } : {}),
+      ...(relabel !== undefined ? { relabel: relabel === "yes" } : {}),
+      ...(s.label !== undefined ? { label: s.label } : {}),
+    };
+  });
+  return { name: p.name, uuid: p.uuid, ...(p.emulator ? { emulator: p.emulator.path } : {}), seclabels };
+}

@@ -1,0 +1,237 @@
+/**
+ * `virt-aa-hook doctor`: is this host set up so that guests really get confined? Each check looks
+ * at one thing, says what it found, and when it is wrong, what to do about it. Every host file is
+ * read through the layout (so `--root DIR` checks an installation under DIR); programs (the parser,
+ * libvirtd) are this machine's.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { adoptionProblem, attachFacts, DEFAULT_WRAPPER_DIR } from "../attach/index.js";
+import { loadConfig, type Config } from "../config.js";
+import type { Layout } from "../layout.js";
+
+export type Status = "ok" | "fail" | "skip";
+
+export interface Check {
+  name: string;
+  status: Status;
+  detail: string;
+  fix?: string;
+}
+
+export interface DoctorEnv {
+  layout: Layout;
+  /** `libvirtd --version` → "9.0.0"; undefined when there is no libvirt. */
+  libvirtVersion: () => string | undefined;
+}
+
+export const LAUNCHER = "/usr/lib/virt-aa-hook/qemu-hook";
+export const BUNDLE = "/usr/lib/virt-aa-hook/virt-aa-hook.cjs";
+export const WRAPPER = "/usr/lib/virt-aa-hook/qemu-wrapper";
+export const HOOK_PROFILE = "/etc/apparmor.d/usr.lib.virt-aa-hook.qemu-hook";
+export const LIBVIRTD_PROFILE = "/etc/apparmor.d/usr.sbin.libvirtd";
+export const LIBVIRTD_LOCAL = "/etc/apparmor.d/local/usr.sbin.libvirtd";
+export const QEMU_CONF = "/etc/libvirt/qemu.conf";
+export const DOMAINS_DIR = "/etc/libvirt/qemu";
+const DEFAULT_FEATURES = "/usr/share/apparmor-features/features";
+
+export function libvirtdVersion(): string | undefined {
+  for (const daemon of ["/usr/sbin/libvirtd", "/usr/sbin/virtqemud"]) {
+    const r = spawnSync(daemon, ["--version"], { encoding: "utf8", env: { LC_ALL: "C" } });
+    const m = r.status === 0 ? /(\d+\.\d+\.\d+)/.exec(r.stdout) : null;
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+function atLeast(version: string, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = version.split(".").map(Number);
+  return a > major || (a === major && b >= minor);
+}
+
+/** `security_driver` from qemu.conf: the listed drivers, or undefined when not set. */
+export function securityDrivers(text: string): string[] | undefined {
+  let found: string[] | undefined;
+  for (const line of text.split("\n")) {
+    const m = /^\s*security_driver\s*=\s*(.*?)\s*$/.exec(line);
+    if (!m) continue;
+    found = [...m[1]!.matchAll(/"([^"]*)"/g)].map((x) => x[1]!);
+  }
+  return found;
+}
+
+export function runDoctor(env: DoctorEnv): Check[] {
+  const { layout } = env;
+  const host = (p: string) => layout.host(p);
+  const exists = (p: string) => fs.existsSync(host(p));
+  const checks: Check[] = [];
+  const add = (c: Check) => checks.push(c);
+
+  let config: Config | undefined;
+  try {
+    config = loadConfig(layout);
+    add({ name: "config", status: "ok", detail: `${layout.configPath}: attach = ${config.attach}, mode = ${config.mode}` });
+  } catch (err) {
+    add({ name: "config", status: "fail", detail: (err as Error).message, fix: `correct ${layout.configPath}` });
+  }
+
+  const kernelAa = exists(`${layout.securityfsDir}/profiles`);
+  add(
+    kernelAa
+      ? { name: "kernel AppArmor", status: "ok", detail: "enabled" }
+      : {
+          name: "kernel AppArmor",
+          status: "fail",
+          detail: `not enabled (${layout.securityfsDir}/profiles missing): no guest can be confined`,
+          fix: "boot a kernel with AppArmor enabled (apparmor=1 security=apparmor)",
+        },
+  );
+
+  const parser = config?.parser ?? "/usr/sbin/apparmor_parser";
+  let parserOk = false;
+  try {
+    fs.accessSync(parser, fs.constants.X_OK);
+    parserOk = true;
+    add({ name: "apparmor_parser", status: "ok", detail: parser });
+  } catch {
+    add({ name: "apparmor_parser", status: "fail", detail: `${parser}: not found or not executable`, fix: "apt install apparmor" });
+  }
+
+  const version = env.libvirtVersion();
+  const hookDirs = version !== undefined && atLeast(version, 6, 5);
+  add(
+    version
+      ? { name: "libvirt", status: "ok", detail: `libvirt ${version}${hookDirs ? " (runs hooks in qemu.d/)" : " (one qemu hook only)"}` }
+      : { name: "libvirt", status: "fail", detail: "no /usr/sbin/libvirtd or /usr/sbin/virtqemud answers --version", fix: "apt install libvirt-daemon-system" },
+  );
+
+  // security_driver must match the attach mode: libvirt's own AppArmor driver and the wrapper
+  // would both claim libvirt-<uuid>; a static seclabel needs that driver.
+  if (config) {
+    const conf = exists(QEMU_CONF) ? fs.readFileSync(host(QEMU_CONF), "utf8") : "";
+    const drivers = securityDrivers(conf);
+    const effective = drivers ?? (kernelAa ? ["apparmor (auto-detected)"] : ["none (auto-detected)"]);
+    const apparmor = effective.some((d) => d.startsWith("apparmor"));
+    const detail = `${QEMU_CONF}: security_driver = ${drivers ? JSON.stringify(drivers.length === 1 ? drivers[0] : drivers) : "unset"} → ${effective.join(", ")}`;
+    if (config.attach === "seclabel" && !apparmor) {
+      add({ name: "security driver", status: "fail", detail, fix: `set security_driver = "apparmor" in ${QEMU_CONF}, or attach = "wrapper"` });
+    } else if (config.attach === "wrapper" && apparmor) {
+      add({ name: "security driver", status: "fail", detail: `${detail}: libvirt's own AppArmor driver would confine QEMU before the wrapper runs`, fix: `set security_driver = "none" in ${QEMU_CONF}, or attach = "seclabel"` });
+    } else {
+      add({ name: "security driver", status: "ok", detail });
+    }
+  }
+
+  // The hook: where this libvirt looks, pointing at our launcher, launcher and bundle present.
+  const hookPath = hookDirs ? "/etc/libvirt/hooks/qemu.d/virt-aa-hook" : "/etc/libvirt/hooks/qemu";
+  const problems: string[] = [];
+  const hookLink = fs.lstatSync(host(hookPath), { throwIfNoEntry: false });
+  if (!hookLink) problems.push(`${hookPath} missing`);
+  else if (hookLink.isSymbolicLink() && fs.readlinkSync(host(hookPath)) !== LAUNCHER) problems.push(`${hookPath} does not point at ${LAUNCHER}`);
+  else if (!hookLink.isSymbolicLink() && !fs.readFileSync(host(hookPath), "utf8").includes(LAUNCHER)) problems.push(`${hookPath} is not virt-aa-hook's`);
+  for (const [p, mode] of [[LAUNCHER, fs.constants.X_OK], [BUNDLE, fs.constants.R_OK]] as const) {
+    try {
+      fs.accessSync(host(p), mode);
+    } catch {
+      problems.push(`${p} missing`);
+    }
+  }
+  add(
+    problems.length === 0
+      ? { name: "hook", status: "ok", detail: `${hookPath} → ${LAUNCHER}` }
+      : { name: "hook", status: "fail", detail: problems.join("; "), fix: "run install.sh, then reload libvirtd" },
+  );
+
+  const localText = exists(LIBVIRTD_LOCAL) ? fs.readFileSync(host(LIBVIRTD_LOCAL), "utf8") : "";
+  const aaProblems: string[] = [];
+  if (!exists(HOOK_PROFILE)) aaProblems.push(`${HOOK_PROFILE} missing`);
+  if (!localText.includes("# BEGIN virt-aa-hook")) aaProblems.push(`${LIBVIRTD_LOCAL} lacks the virt-aa-hook block (the hook would run inside libvirtd's profile)`);
+  add(
+    aaProblems.length === 0
+      ? { name: "hook profile", status: "ok", detail: `${HOOK_PROFILE}, transition in ${LIBVIRTD_LOCAL}` }
+      : { name: "hook profile", status: "fail", detail: aaProblems.join("; "), fix: "run install.sh" },
+  );
+
+  const template = config?.template ?? layout.templatePath;
+  const abstraction = `${layout.apparmorDir}/abstractions/libvirt-qemu`;
+  const missing = [template, abstraction].filter((p) => !exists(p));
+  add(
+    missing.length === 0
+      ? { name: "template and abstraction", status: "ok", detail: `${template}, ${abstraction}` }
+      : { name: "template and abstraction", status: "fail", detail: `${missing.join(", ")} missing`, fix: "run install.sh (it provides them where the host has none)" },
+  );
+
+  if (config?.attach === "wrapper") {
+    const bin = host(DEFAULT_WRAPPER_DIR);
+    const links = fs.existsSync(bin) ? fs.readdirSync(bin).sort() : [];
+    const wrapperOk = exists(WRAPPER) && /^ALLOW_ENV_OVERRIDES=no$/m.test(fs.readFileSync(host(WRAPPER), "utf8"));
+    add(
+      wrapperOk && links.length > 0
+        ? { name: "emulator wrapper", status: "ok", detail: `${DEFAULT_WRAPPER_DIR}/{${links.join(",")}}` }
+        : { name: "emulator wrapper", status: "fail", detail: wrapperOk ? `no links in ${DEFAULT_WRAPPER_DIR}` : `${WRAPPER} missing or not the installed copy`, fix: "run install.sh (after installing QEMU)" },
+    );
+  }
+
+  if (parserOk) checks.push(compileCheck(env, parser, config?.featuresFile ?? "", kernelAa));
+
+  if (config) checks.push(domainsCheck(env, config));
+  return checks;
+}
+
+function compileCheck(env: DoctorEnv, parser: string, featuresFile: string, kernelAa: boolean): Check {
+  const aa = env.layout.host(env.layout.apparmorDir);
+  const libvirtDir = path.join(aa, "libvirt");
+  const profiles = [HOOK_PROFILE, LIBVIRTD_PROFILE]
+    .filter((p) => fs.existsSync(env.layout.host(p)))
+    .map((p) => p.slice(env.layout.apparmorDir.length + 1));
+  if (fs.existsSync(libvirtDir)) {
+    for (const f of fs.readdirSync(libvirtDir).sort()) {
+      if (/^libvirt-[0-9a-f-]{36}$/.test(f)) profiles.push(`libvirt/${f}`);
+    }
+  }
+  const features = featuresFile || (!kernelAa || !env.layout.isRealRoot ? DEFAULT_FEATURES : "");
+  const failed: string[] = [];
+  for (const prof of profiles) {
+    const r = spawnSync(parser, ["-QK", ...(features ? ["-M", features] : []), "-I", aa, "--base", aa, prof], { cwd: aa, encoding: "utf8" });
+    if (r.status !== 0) failed.push(`${prof}: ${(r.stderr || `exit ${r.status}`).trim().split("\n")[0]}`);
+  }
+  return failed.length === 0
+    ? { name: "profiles compile", status: "ok", detail: `${profiles.length} profile(s): ${profiles.join(", ")}` }
+    : { name: "profiles compile", status: "fail", detail: failed.join("; "), fix: "fix the named files (per-guest profiles are yours to edit; .files are regenerated at the next start)" };
+}
+
+function domainsCheck(env: DoctorEnv, config: Config): Check {
+  if (config.attach === "none") return { name: "domains adopted", status: "skip", detail: 'attach = "none": QEMU is attached some other way' };
+  const dir = env.layout.host(DOMAINS_DIR);
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".xml")).sort() : [];
+  const bad: string[] = [];
+  for (const f of files) {
+    try {
+      const facts = attachFacts(fs.readFileSync(path.join(dir, f), "utf8"));
+      const problem = adoptionProblem(facts, config);
+      if (problem) bad.push(`${facts.name} (${problem})`);
+    } catch (err) {
+      bad.push(`${f} (${(err as Error).message})`);
+    }
+  }
+  if (bad.length === 0) return { name: "domains adopted", status: "ok", detail: `${files.length} defined domain(s) use attach = ${config.attach}` };
+  return {
+    name: "domains adopted",
+    status: "fail",
+    detail: `not adopted: ${bad.join("; ")}`,
+    fix: `virt-aa-hook adopt ${bad.length === 1 ? bad[0]!.split(" (")[0] : "--all"}`,
+  };
+}
+
+/** The report: one line per check, a fix line under each failure, a summary. */
+export function formatReport(checks: Check[]): string {
+  const lines: string[] = [];
+  for (const c of checks) {
+    lines.push(`${c.status === "ok" ? "ok  " : c.status === "skip" ? "skip" : "FAIL"}  ${c.name}: ${c.detail}`);
+    if (c.status === "fail" && c.fix) lines.push(`      fix: ${c.fix}`);
+  }
+  const failures = checks.filter((c) => c.status === "fail").length;
+  lines.push(failures === 0 ? "virt-aa-hook doctor: all good" : `virt-aa-hook doctor: ${failures} problem(s) to fix`);
+  return lines.join("\n") + "\n";
+}
