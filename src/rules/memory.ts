@@ -1,0 +1,43 @@
+import { PathError } from "../errors.js";
+import type { Shmem } from "../domain/model.js";
+import type { Rule } from "./ir.js";
+import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import { absolute } from "./absolute.js";
+import { requireFileNameComponent } from "./names.js";
+
+/**
+ * `<shmem>` (ivshmem). Without a server, QEMU maps the POSIX shared memory object
+ * `/dev/shm/<name>` (ivshmem-plain). With `<server>` (ivshmem-doorbell), QEMU connects to the
+ * ivshmem server's socket and receives the memory as a descriptor; libvirt fills in
+ * `/var/lib/libvirt/shmem-<name>-sock` when `<server/>` has no path (qemuDomainPrepareShmemChardev).
+ */
+export const shmemRules: RuleFamily = (ctx: RuleContext) => ctx.domain.devices.shmems.flatMap(shmemRulesFor);
+
+function shmemRulesFor(shmem: Shmem): Rule[] {
+  // The name is pasted into a file name either way.
+  const name = requireFileNameComponent(shmem.name, "shmem name");
+  if (shmem.hasServer) {
+    const socket = shmem.serverPath ?? defaultShmemServerSocket(name);
+    return [rule(absolute(socket), "rw", `shmem ${name} server`)];
+  }
+  return [rule(`/dev/shm/${name}`, "rw", `shmem ${name}`)];
+}
+
+export function defaultShmemServerSocket(name: string): string {
+  return `/var/lib/libvirt/shmem-${name}-sock`;
+}
+
+/** Memory device models backed by a host file QEMU maps read-write. */
+const FILE_BACKED_MODELS = new Set(["nvdimm", "virtio-pmem"]);
+
+/**
+ * `<memory model='nvdimm'|'virtio-pmem'>`: the `<source><path>` file or device. dimm, virtio-mem
+ * and sgx-epc use guest RAM backends (covered by the runtime family's memory backing rules).
+ */
+export const memoryDeviceRules: RuleFamily = (ctx: RuleContext) =>
+  ctx.domain.devices.memoryDevices.flatMap((mem, i) => {
+    if (!FILE_BACKED_MODELS.has(mem.model)) return [];
+    const source = `memory ${i} ${mem.model}`;
+    if (mem.path === undefined) throw new PathError(source, "missing <source><path>");
+    return [rule(absolute(mem.path), "rw", source)];
+  });

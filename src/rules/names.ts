@@ -1,0 +1,13 @@
+import { PathError } from "../errors.js";
+
+/**
+ * A name from the XML that libvirt pastes into a file name (`/dev/shm/<name>`,
+ * `<name>-swtpm.log`, the TPM device's sysfs class entry) must stay one path component, or a
+ * name like `../../etc/x` would point anywhere.
+ */
+export function requireFileNameComponent(name: string, what: string): string {
+  if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
+    throw new PathError(name, `${what} must be a single file name component`);
+  }
+  return name;
+}

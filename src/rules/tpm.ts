@@ -1,0 +1,83 @@
+import path from "node:path";
+import { PathError } from "../errors.js";
+import type { HostFs } from "../hostfs.js";
+import type { Domain, Tpm } from "../domain/model.js";
+import type { Rule } from "./ir.js";
+import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import { absolute } from "./absolute.js";
+import { requireFileNameComponent } from "./names.js";
+import { domainShortName } from "./runtime.js";
+import { exists } from "./sysfs.js";
+
+/** libvirt 9.0 qemu.conf defaults (swtpm_storage/state/log dirs). */
+export const SWTPM_STORAGE_DIR = "/var/lib/libvirt/swtpm";
+export const SWTPM_STATE_DIR = "/run/libvirt/qemu/swtpm";
+export const SWTPM_LOG_DIR = "/var/log/swtpm/libvirt/qemu";
+export const DEFAULT_TPM_DEVICE = "/dev/tpm0";
+
+/** `<tpm>`: swtpm emulator files, a passthrough host TPM, or an external swtpm socket. */
+export const tpmRules: RuleFamily = (ctx: RuleContext) =>
+  ctx.domain.devices.tpms.flatMap((tpm) => {
+    switch (tpm.backend) {
+      case "emulator":
+        return emulatorRules(ctx.domain, tpm);
+      case "passthrough":
+        return passthroughRules(ctx.fs, tpm);
+      case "external":
+        if (tpm.socket === undefined) throw new PathError("tpm external", "missing <source path=...> socket");
+        return [rule(absolute(tpm.socket), "rw", "tpm external socket")];
+      default:
+        return [];
+    }
+  });
+
+/**
+ * The swtpm paths as qemu_tpm.c builds them (the guest's profile covers swtpm too: libvirt runs
+ * it under the same label). The state directory itself is read (swtpm fsyncs it) and everything
+ * below it read-write-lock. Socket and pid file are named after `<id>-<shortname>`, so they can
+ * only be named when the XML carries the runtime id (prepare/start XML always does).
+ */
+function emulatorRules(domain: Domain, tpm: Tpm): Rule[] {
+  const stateDir = `${SWTPM_STORAGE_DIR}/${domain.uuid}/${tpmStateSubdir(tpm.version)}`;
+  const logName = requireFileNameComponent(`${domain.name}-swtpm.log`, "domain name");
+  const rules = [
+    rule(stateDir, "r", "tpm emulator state", "/"),
+    rule(stateDir, "rwk", "tpm emulator state", "/**"),
+    rule(`${SWTPM_LOG_DIR}/${logName}`, "rw", "tpm emulator log"),
+  ];
+  const stem = domainShortName(domain);
+  if (stem !== undefined) {
+    const file = requireFileNameComponent(`${stem}-swtpm`, "domain name");
+    rules.unshift(rule(`${SWTPM_STATE_DIR}/${file}.sock`, "rw", "tpm emulator socket"));
+    rules.push(rule(`${SWTPM_STATE_DIR}/${file}.pid`, "rw", "tpm emulator pid"));
+  }
+  return rules;
+}
+
+/** `tpm2` for TPM 2.0 (libvirt's default when the XML gives no version), `tpm1.2` for 1.2. */
+export function tpmStateSubdir(version: string | undefined): string {
+  switch (version ?? "2.0") {
+    case "2.0":
+      return "tpm2";
+    case "1.2":
+      return "tpm1.2";
+    default:
+      throw new PathError(`tpm version ${version}`, "unsupported TPM version (expected 1.2 or 2.0)");
+  }
+}
+
+/**
+ * A host TPM: the device and its sysfs `cancel` file, found as libvirt's virTPMCreateCancelPath
+ * does (class `misc` first, then `tpm`, by the device's basename). With neither present libvirt
+ * passes /dev/null as the cancel path, which needs no rule of ours.
+ */
+function passthroughRules(fs: HostFs, tpm: Tpm): Rule[] {
+  const device = absolute(tpm.devicePath ?? DEFAULT_TPM_DEVICE);
+  const name = requireFileNameComponent(path.posix.basename(device), "TPM device name");
+  const rules = [rule(device, "rw", "tpm passthrough device")];
+  const cancel = ["misc", "tpm"]
+    .map((cls) => `/sys/class/${cls}/${name}/device/cancel`)
+    .find((candidate) => exists(fs, candidate));
+  if (cancel !== undefined) rules.push(rule(cancel, "rw", "tpm passthrough cancel"));
+  return rules;
+}

@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import type { Rng } from "../../src/domain/model.js";
+import { rngRules } from "../../src/rules/rng.js";
+import { baseDomain, expectPathError, ruleContext } from "./fixtures.js";
+
+const rngs = (...r: Rng[]) => rngRules(ruleContext(baseDomain({ devices: { rngs: r } })));
+
+describe("rng", () => {
+  it("reads the random backend's device, /dev/random by default; egd and builtin need nothing here", () => {
+    expect(
+      rngs(
+        { model: "virtio", backend: "random", path: "/dev/hwrng" },
+        { model: "virtio", backend: "egd" },
+        { model: "virtio", backend: "random" },
+        { model: "virtio", backend: "builtin" },
+      ),
+    ).toEqual([
+      { path: "/dev/hwrng", suffix: "", perms: "r", source: "rng 0 random" },
+      { path: "/dev/random", suffix: "", perms: "r", source: "rng 2 random" },
+    ]);
+  });
+
+  it("rejects a relative device", () => {
+    expectPathError(() => rngs({ backend: "random", path: "hwrng" }), "hwrng", "path is not absolute");
+  });
+});
