@@ -3,6 +3,14 @@ import type { RuleContext, RuleFamily } from "./context.js";
 import { chardevRules } from "./chardevs.js";
 import { filesystemRules } from "./filesystems.js";
 import { firmwareRules } from "./firmware.js";
+import { graphicsRules, videoRules } from "./graphics.js";
+import { hostdevRules, nvmeDiskRules } from "./hostdevs.js";
+import { inputRules } from "./inputs.js";
+import { memoryDeviceRules, shmemRules } from "./memory.js";
+import { interfaceRules, vsockRules } from "./network.js";
+import { rngRules } from "./rng.js";
+import { launchSecurityRules } from "./security.js";
+import { tpmRules } from "./tpm.js";
 import { runtimeRules } from "./runtime.js";
 
 /**
@@ -14,6 +22,19 @@ const FAMILIES: RuleFamily[] = [
   filesystemRules,
   firmwareRules,
   chardevRules,
+  // devices
+  nvmeDiskRules,
+  graphicsRules,
+  videoRules,
+  inputRules,
+  interfaceRules,
+  vsockRules,
+  rngRules,
+  shmemRules,
+  memoryDeviceRules,
+  tpmRules,
+  launchSecurityRules,
+  hostdevRules,
   // per-guest runtime paths last: they depend on the guest, not on its devices
   runtimeRules,
 ];
