@@ -1,5 +1,17 @@
-/** `virt-aa-hook hook NAME OP SUBOP EXTRA` without yargs. Owned by the hook stage (issue 3). */
-export async function runHookCommand(_args: string[]): Promise<number> {
-  process.stderr.write("virt-aa-hook: error: -: -: hook not implemented yet\n");
-  return 1;
+/**
+ * `virt-aa-hook hook [--root DIR] [--] NAME OP SUBOP EXTRA`, without yargs: libvirt waits for this
+ * on every guest start, so only what the operation needs is loaded (see src/hook/run.ts).
+ */
+export async function runHookCommand(args: string[]): Promise<number> {
+  const { parseHookArgs, UsageError, HOOK_USAGE } = await import("../hook/args.js");
+  let inv;
+  try {
+    inv = parseHookArgs(args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`virt-aa-hook: error: -: -: ${err.message}\n${HOOK_USAGE}\n`);
+    return 2;
+  }
+  const { runHook } = await import("../hook/run.js");
+  return runHook(inv);
 }

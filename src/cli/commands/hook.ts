@@ -1,13 +1,31 @@
 import type { CommandModule } from "yargs";
+import { runHookCommand } from "../hook-fast.js";
 
-/** `virt-aa-hook hook`: placeholder until its stage lands. */
-export function hookCommand(setExit: (code: number) => void): CommandModule {
+interface HookArgs {
+  root: string;
+  name: string;
+  operation: string;
+  suboperation: string;
+  extra: string;
+}
+
+/**
+ * `virt-aa-hook [--root DIR] hook NAME OP SUBOP EXTRA`: the same code as the fast path main.ts
+ * takes when argv starts with "hook" (that path never loads yargs); this entry only exists so
+ * `--root` may come first and `--help` lists the command.
+ */
+export function hookCommand(setExit: (code: number) => void): CommandModule<{ root: string }, HookArgs> {
   return {
-    command: "hook",
-    describe: false,
-    handler: () => {
-      process.stderr.write("virt-aa-hook: error: hook is not implemented yet\n");
-      setExit(2);
+    command: "hook <name> <operation> <suboperation> [extra]",
+    describe: "Run as libvirt's qemu hook: the domain XML on stdin, one action per operation",
+    builder: (y) =>
+      y
+        .positional("name", { type: "string", demandOption: true, describe: "domain name" })
+        .positional("operation", { type: "string", demandOption: true, describe: "prepare, start, started, stopped, release, reconnect, migrate, restore, ..." })
+        .positional("suboperation", { type: "string", demandOption: true, describe: "begin or end" })
+        .positional("extra", { type: "string", default: "-", describe: "extra argument (release: the reason)" }),
+    handler: async (args) => {
+      setExit(await runHookCommand(["--root", args.root, "--", String(args.name), String(args.operation), String(args.suboperation), String(args.extra)]));
     },
   };
 }

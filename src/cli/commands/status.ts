@@ -1,13 +1,34 @@
 import type { CommandModule } from "yargs";
+import { detectEnvironment, Parser } from "../../apparmor/index.js";
+import { ConfigError, loadConfig } from "../../config.js";
+import { Layout } from "../../layout.js";
+import { collectStatus, formatStatus } from "../../store/status.js";
 
-/** `virt-aa-hook status`: placeholder until its stage lands. */
-export function statusCommand(setExit: (code: number) => void): CommandModule {
+interface StatusArgs {
+  root: string;
+  json: boolean;
+}
+
+/** `virt-aa-hook status [--json]`: the guests we manage, their files, loaded or not, pristine or edited. */
+export function statusCommand(setExit: (code: number) => void): CommandModule<{ root: string }, StatusArgs> {
   return {
     command: "status",
-    describe: false,
-    handler: () => {
-      process.stderr.write("virt-aa-hook: error: status is not implemented yet\n");
-      setExit(2);
+    describe: "List the guests virt-aa-hook manages: profile files, loaded or not, enforce/complain, admin-modified or pristine",
+    builder: (y) => y.option("json", { type: "boolean", default: false, describe: "print a JSON array" }),
+    handler: (args) => {
+      const layout = new Layout(args.root);
+      let config;
+      try {
+        config = loadConfig(layout);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        process.stderr.write(`virt-aa-hook: error: ${err.message}\n`);
+        setExit(1);
+        return;
+      }
+      const parser = new Parser(config.parser, detectEnvironment(layout, config));
+      const rows = collectStatus(layout, (name) => parser.loadedMode(name));
+      process.stdout.write(args.json ? JSON.stringify(rows, null, 2) + "\n" : formatStatus(rows));
     },
   };
 }

@@ -1,0 +1,57 @@
+import fs from "node:fs";
+import { detectEnvironment } from "../apparmor/index.js";
+import { oneLine } from "../errors.js";
+import type { HookContext } from "./context.js";
+import { HookFailure } from "./failure.js";
+import { identifyGuest, safeComponent } from "./identify.js";
+
+/**
+ * `started`: QEMU runs. Check that it runs in `libvirt-<uuid>`, reading its label from
+ * /proc/<pid>/attr/apparmor/current (older kernels: /proc/<pid>/attr/current), pid from
+ * /run/libvirt/qemu/<name>.pid. What a mismatch does is `started_check`: enforce fails the start
+ * (libvirt then tears QEMU down), warn logs it, off skips the check.
+ */
+export function checkStarted(ctx: HookContext, xml: Buffer): string {
+  const { layout, config } = ctx;
+  if (config.startedCheck === "off") return "check off";
+  const env = detectEnvironment(layout, config);
+  if (!env.target) return "not checked: AppArmor is not enabled";
+  const id = identifyGuest(ctx, xml);
+  if (!id) throw new HookFailure("-", "cannot check the confinement of QEMU: the domain XML names no valid guest");
+  const expected = layout.profileName(id.uuid);
+
+  const problem = findProblem(ctx, expected);
+  if (!problem) return `QEMU runs in ${expected}`;
+  if (config.startedCheck === "enforce") throw new HookFailure(problem.path, problem.reason);
+  ctx.log.detail("warn", ctx.guest, ctx.op, `${problem.path}: ${problem.reason}`);
+  process.stderr.write(`virt-aa-hook: warning: ${oneLine(ctx.guest)}: ${oneLine(problem.path)}: ${oneLine(problem.reason)}\n`);
+  return `warning: ${problem.reason}`;
+}
+
+function findProblem(ctx: HookContext, expected: string): { path: string; reason: string } | undefined {
+  const { layout } = ctx;
+  if (!safeComponent(ctx.guest)) return { path: "-", reason: "cannot find QEMU's pid file: the guest name is not a file name" };
+  const pidFile = `${layout.libvirtRunDir}/${ctx.guest}.pid`;
+  let pidText: string;
+  try {
+    pidText = fs.readFileSync(layout.host(pidFile), "utf8").trim();
+  } catch (err) {
+    return { path: pidFile, reason: `cannot read QEMU's pid file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+  }
+  if (!/^[1-9][0-9]{0,9}$/.test(pidText)) return { path: pidFile, reason: `cannot read QEMU's pid file: not a pid: ${JSON.stringify(pidText.slice(0, 32))}` };
+
+  const candidates = [`/proc/${pidText}/attr/apparmor/current`, `/proc/${pidText}/attr/current`];
+  for (const attr of candidates) {
+    let label: string;
+    try {
+      label = fs.readFileSync(layout.host(attr), "utf8");
+    } catch {
+      continue;
+    }
+    // "libvirt-<uuid> (enforce)\n", or "unconfined\n"
+    const name = label.replace(/\0/g, "").trim().replace(/ \([a-z_-]+\)$/, "");
+    if (name === expected) return undefined;
+    return { path: attr, reason: `QEMU (pid ${pidText}) runs as ${JSON.stringify(name)}, not in its profile ${expected}` };
+  }
+  return { path: candidates[1]!, reason: `cannot read the AppArmor label of QEMU (pid ${pidText})` };
+}

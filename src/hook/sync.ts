@@ -1,0 +1,196 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { detectEnvironment, KERNEL_ENABLED_FILE, Parser } from "../apparmor/index.js";
+import { buildProfile } from "../pipeline.js";
+import { renderProfile } from "../render/index.js";
+import { installIfAbsent, readIfExists, renameDurably, writeNewFile } from "../store/atomic.js";
+import { filesInclude, guestPaths, sha256, type GuestPaths } from "../store/guest-files.js";
+import { withGuestLock } from "../store/lock.js";
+import { readState, writeState, type GuestState } from "../store/state.js";
+import type { HookContext } from "./context.js";
+import { HookFailure } from "./failure.js";
+
+/**
+ * When to (re)load the profile:
+ * - always: `prepare`: the profile must be in the kernel before QEMU runs (an unchanged guest is a
+ *   cache hit, a few milliseconds);
+ * - if-changed: `start`: only when the rules (or the mode) changed since `prepare`;
+ * - if-not-loaded: `reconnect`: when changed or when the kernel does not (visibly) have it.
+ */
+export type LoadPolicy = "always" | "if-changed" | "if-not-loaded";
+
+export interface SyncOutcome {
+  uuid: string;
+  profileName: string;
+  /** What happened, for the log: "loaded", "unchanged", "compiled", "skipped: ..." */
+  summary: string;
+}
+
+/**
+ * Derive the rules for a domain XML and bring the guest's files and loaded profile in line with
+ * them, as one transaction under the guest's lock:
+ *
+ * 1. derive the `.files` text (buildProfile); a rejected guest throws GuestError before anything
+ *    is touched;
+ * 2. if the `.files` differs from what is on disk, or the per-guest profile does not exist yet,
+ *    write the new files into a staging directory next to the real ones (dot-named: the parser
+ *    skips it) and compile/load from there (`-I stage` is searched before the base, so the
+ *    profile's `#include <libvirt/libvirt-<uuid>.files>` reads the staged file);
+ * 3. only once the parser accepted them, rename the staged files into place (the profile only if
+ *    still absent: it is the admin's once it exists). Any failure before that leaves the previous
+ *    files exactly as they were.
+ */
+export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPolicy): Promise<SyncOutcome> {
+  const { layout, config } = ctx;
+  const built = buildProfile(xml, { layout });
+  const uuid = built.domain.uuid;
+  const paths = guestPaths(layout, uuid);
+  const env = detectEnvironment(layout, config);
+
+  let compileOnly = false;
+  if (!env.target) {
+    if (config.noApparmor === "fail") {
+      throw new HookFailure(
+        KERNEL_ENABLED_FILE,
+        `cannot load ${paths.profileName}: AppArmor is not enabled in this kernel (set no_apparmor in ${layout.configPath} to start guests without it)`,
+      );
+    }
+    if (config.noApparmor === "skip") return { uuid, profileName: paths.profileName, summary: "skipped: AppArmor is not enabled" };
+    compileOnly = true;
+  }
+  const parser = new Parser(config.parser, env);
+  const wantedAs: NonNullable<GuestState["loadedAs"]> = compileOnly ? "compile-only" : config.mode === "complain" ? "complain" : "enforce";
+
+  fs.mkdirSync(paths.profilesDir, { recursive: true, mode: 0o755 });
+  return withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async (lock) => {
+    removeStaleStages(paths);
+    const state = readState(paths.state);
+    const newFiles = Buffer.from(built.filesText, "utf8");
+    const oldFiles = readIfExists(paths.files);
+    const filesChanged = oldFiles === undefined || !oldFiles.equals(newFiles);
+    const existingProfile = readIfExists(paths.profile);
+    const newProfile = existingProfile === undefined ? createProfileText(ctx, paths) : undefined;
+    const modeChanged = state?.loadedAs !== wantedAs;
+
+    if (existingProfile !== undefined && !includesFiles(existingProfile, uuid)) {
+      ctx.log.detail("warn", ctx.guest, ctx.op, `${paths.hostProfile} does not include <${filesInclude(uuid)}>: the generated rules do not apply`);
+    }
+
+    let load: boolean;
+    if (compileOnly) load = false;
+    else if (policy === "always") load = true;
+    else if (filesChanged || newProfile !== undefined || modeChanged) load = true;
+    else load = policy === "if-not-loaded" && parser.loadedMode(paths.profileName) !== wantedAs;
+
+    const complain = wantedAs === "complain";
+    let summary: string;
+    if (filesChanged || newProfile !== undefined) {
+      const stage = makeStage(paths);
+      try {
+        const stagedFiles = path.join(stage.libvirtDir, path.basename(paths.files));
+        const stagedProfile = path.join(stage.libvirtDir, path.basename(paths.profile));
+        writeNewFile(stagedFiles, newFiles);
+        if (newProfile !== undefined) writeNewFile(stagedProfile, newProfile);
+        const compiled = newProfile !== undefined ? stagedProfile : paths.profile;
+        const shown = { real: stage.libvirtDir, host: layout.profilesDir };
+        if (load) {
+          await parser.load(compiled, paths.profileName, { stageDir: stage.root, stageShownAs: shown, skipReadCache: true, complain });
+        } else {
+          await parser.validate(compiled, paths.profileName, { stageDir: stage.root, stageShownAs: shown });
+        }
+        lock.check();
+        renameDurably(stagedFiles, paths.files);
+        if (newProfile !== undefined && !installIfAbsent(stagedProfile, paths.profile)) {
+          ctx.log.detail("warn", ctx.guest, ctx.op, `${paths.hostProfile} appeared meanwhile; kept it`);
+        }
+      } catch (err) {
+        throw asFailure(err, paths);
+      } finally {
+        fs.rmSync(stage.root, { recursive: true, force: true });
+      }
+      summary = `${load ? "loaded" : "compiled"} ${filesChanged ? "new rules" : "unchanged rules"}${newProfile !== undefined ? ", created profile" : ""}`;
+    } else if (load) {
+      try {
+        await parser.load(paths.profile, paths.profileName, { skipReadCache: modeChanged, complain });
+      } catch (err) {
+        throw asFailure(err, paths);
+      }
+      summary = modeChanged ? `reloaded as ${wantedAs}` : "loaded unchanged rules";
+    } else {
+      summary = "unchanged";
+    }
+
+    lock.check();
+    const didLoad = load || compileOnly;
+    writeState(paths.state, {
+      version: 1,
+      uuid,
+      name: built.domain.name,
+      profileName: paths.profileName,
+      ...(newProfile !== undefined
+        ? { profileSha256: sha256(newProfile) }
+        : state?.profileSha256 !== undefined
+          ? { profileSha256: state.profileSha256 }
+          : {}),
+      filesSha256: sha256(newFiles),
+      ...(didLoad ? { loadedAs: wantedAs } : state?.loadedAs ? { loadedAs: state.loadedAs } : {}),
+      updated: new Date().toISOString(),
+    });
+    return { uuid, profileName: paths.profileName, summary };
+  });
+}
+
+function createProfileText(ctx: HookContext, paths: GuestPaths): string {
+  const template = ctx.config.template;
+  let text: string;
+  try {
+    text = fs.readFileSync(ctx.layout.host(template), "utf8");
+  } catch (err) {
+    throw new HookFailure(template, `cannot read the AppArmor template: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return renderProfile(text, paths.profileName, filesInclude(paths.uuid));
+  } catch (err) {
+    throw new HookFailure(template, `cannot create ${paths.hostProfile} from the template: ${(err as Error).message}`);
+  }
+}
+
+function includesFiles(profile: Buffer, uuid: string): boolean {
+  const name = filesInclude(uuid);
+  return profile.includes(`<${name}>`) || profile.includes(`"${name}"`);
+}
+
+/** Parser and filesystem faults name the per-guest profile they were about. */
+function asFailure(err: unknown, paths: GuestPaths): unknown {
+  if (err instanceof HookFailure) return err;
+  if (err instanceof Error && (err.name === "HostError" || (err as NodeJS.ErrnoException).code !== undefined)) {
+    return new HookFailure(paths.hostProfile, err.message);
+  }
+  return err;
+}
+
+interface Stage {
+  root: string;
+  libvirtDir: string;
+}
+
+function makeStage(paths: GuestPaths): Stage {
+  const root = path.join(paths.profilesDir, `${paths.stagePrefix}${process.pid}-${crypto.randomBytes(4).toString("hex")}`);
+  const libvirtDir = path.join(root, "libvirt");
+  fs.mkdirSync(libvirtDir, { recursive: true, mode: 0o700 });
+  return { root, libvirtDir };
+}
+
+/** Staging dirs of this guest left by a killed hook; safe to remove: we hold the guest's lock. */
+export function removeStaleStages(paths: GuestPaths): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(paths.profilesDir);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (e.startsWith(paths.stagePrefix)) fs.rmSync(path.join(paths.profilesDir, e), { recursive: true, force: true });
+  }
+}
