@@ -69,8 +69,8 @@ export function formatStatus(rows: GuestStatus[]): string {
     r.loadedAs ?? "-",
     r.profileOrigin,
     r.filesExists ? (r.filesModified ? "modified" : "ok") : "missing",
-  ]);
+  ].map((c) => JSON.stringify(c).slice(1, -1)));
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ") + "\n";
-  return line(header) + body.map((b) => line(b.map((c) => JSON.stringify(c).slice(1, -1)))).join("");
+  return line(header) + body.map(line).join("");
 }
