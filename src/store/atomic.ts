@@ -59,18 +59,16 @@ export function renameDurably(from: string, to: string): void {
 }
 
 /**
- * Put `from` at `to` only if `to` does not exist (link + unlink): a file someone else created in
- * the meantime is never overwritten. Returns false when `to` already existed.
+ * Put `from` at `to` only if `to` does not exist: a file someone else made is never overwritten.
+ * Returns false (and leaves `from`) when `to` already existed.
+ *
+ * A check then rename, not link(2): the hook's own AppArmor profile grants no link permission.
+ * The window between the two is the admin creating the very same profile file during the few
+ * milliseconds this hook holds the guest's lock; every other writer of it takes that lock.
  */
 export function installIfAbsent(from: string, to: string): boolean {
-  try {
-    fs.linkSync(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw err;
-  }
-  fs.rmSync(from, { force: true });
-  fsyncDir(path.dirname(to));
+  if (fs.lstatSync(to, { throwIfNoEntry: false }) !== undefined) return false;
+  renameDurably(from, to);
   return true;
 }
 
