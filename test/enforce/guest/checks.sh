@@ -1,0 +1,377 @@
+#!/usr/bin/busybox sh
+# The checks of the enforcement VM, run by /init with the kernel enforcing AppArmor.
+#
+# Everything runs as libvirt would run it: the installed hook (XML on stdin, minimal environment,
+# cwd /), the installed emulator wrapper exec'ing /usr/bin/qemu-system-x86_64 (here: stand-in-qemu,
+# which opens the files it is told to and reports ok/EACCES per file). Each check prints exactly
+# one line "ENFORCE <name> PASS|FAIL <detail>"; the last line is "ENFORCE-DONE". Checks never
+# stop the script: the host side counts on every line being there, failing or not.
+#
+# Proof of a denial is always two things together: the open failed with EACCES, and the kernel
+# logged apparmor="DENIED" for that path under the guest's own profile. (An open can fail for
+# other reasons; an audit line cannot come from anything but AppArmor.)
+set -u
+set -f   # disk names carry * [ ] { }: never let the shell glob them
+
+. /enforce/env            # HOOK, WRAP, EMULATOR (written by stage.sh)
+FIX=/enforce/fixtures
+T=/tmp/enforce; mkdir -p "$T"
+PROFILES=/sys/kernel/security/apparmor/profiles
+CONF=/etc/libvirt/virt-aa-hook.conf
+
+report() { # NAME PASS|FAIL DETAIL...
+    n=$1; r=$2; shift 2
+    echo "ENFORCE $n $r $*"
+}
+info() { echo "INFO $*"; }
+now() { cut -d' ' -f1 /proc/uptime; }
+
+# ------------------------------------------------------------------ guests and their files
+
+while read -r k n u i d; do
+    case $k in ''|\#*) continue ;; esac
+    eval "NAME_$k=\$n UUID_$k=\$u DISK_$k=\$d"
+done < "$FIX/guests.list"
+v() { eval "printf '%s' \"\$$1_$2\""; }   # v NAME A -> guest-a
+
+# The files a guest's XML names (see fixtures/guest.xml.in), as F_* variables.
+files_of() {
+    fn=$(v NAME "$1")
+    F_DISK=$(v DISK "$1")
+    F_ISO=/srv/iso/$fn-install.iso
+    F_NVRAM=/var/lib/libvirt/qemu/nvram/${fn}_VARS.fd
+    F_SERIAL=/var/log/guests/$fn-serial.log
+    F_SOCK=/run/guests/$fn.agent.sock
+}
+
+setup_files() {
+    mkdir -p /var/lib/libvirt/images /var/lib/libvirt/qemu/nvram /srv/iso /var/log/guests \
+        /run/guests /var/log/libvirt/qemu /run/libvirt/qemu /var/cache/apparmor \
+        /usr/share/OVMF /etc/libvirt
+    printf 'OVMF code stand-in\n' > /usr/share/OVMF/OVMF_CODE_4M.fd
+    socks=""
+    for k in A B W G C L N; do
+        files_of "$k"
+        dd if=/dev/zero of="$F_DISK" bs=1k count=64 2>/dev/null
+        printf 'iso of %s\n' "$k" > "$F_ISO"
+        printf 'nvram of %s\n' "$k" > "$F_NVRAM"
+        : > "$F_SERIAL"
+        socks="$socks $F_SOCK"
+    done
+    # Files next to the pattern-named disks that an unescaped rule would also match.
+    for f in web1.img webX.img diska.img diskb-other.img 'disk{a,b}X.img'; do
+        dd if=/dev/zero of="/var/lib/libvirt/images/$f" bs=1k count=4 2>/dev/null
+    done
+    # Real unix sockets (QEMU would bind them; dash cannot): node binds and leaves them behind.
+    node -e '
+        const net = require("node:net");
+        const paths = process.argv.slice(1);
+        let left = paths.length;
+        for (const p of paths) net.createServer().listen(p, () => { if (--left === 0) process.exit(0); });
+    ' $socks
+}
+
+write_config() { # MODE
+    cat > "$CONF" <<CONF
+# written by the enforcement checks
+mode = "$1"
+started_check = "enforce"
+attach = "wrapper"
+log_level = "debug"
+CONF
+}
+
+# ------------------------------------------------------------------ running things
+
+# hook KEY OP SUB: the installed hook as libvirtd runs it; sets HOOK_RC, stderr in $T/hook.err.
+hook() {
+    t0=$(now)
+    ( cd / && env -i LC_ALL=C "$HOOK" "$(v NAME "$1")" "$2" "$3" - < "$FIX/$1.xml" > "$T/hook.out" 2> "$T/hook.err" )
+    HOOK_RC=$?
+    info "hook $(v NAME "$1") $2 $3: rc=$HOOK_RC in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}')s $(head -c 300 "$T/hook.err" | tr '\n' ' ')"
+}
+
+loaded() { grep -q "^libvirt-$1 (" "$PROFILES" 2>/dev/null; }
+mode_of() { sed -n "s/^libvirt-$1 (\(.*\))\$/\1/p" "$PROFILES" 2>/dev/null; }
+
+# Kernel log position: audit lines are only looked for after it, so a line from an earlier
+# check can never prove a later one.
+mark() { MARK=$(dmesg | wc -l); }
+audited() { # DENIED|ALLOWED UUID PATH
+    dmesg | tail -n +$((MARK + 1)) | grep -F "apparmor=\"$1\"" | grep -F "profile=\"libvirt-$2\"" \
+        | grep -Fq "name=\"$3\""
+}
+
+# standin KEY ACTION PROBE...: start the stand-in for guest KEY through the real wrapper, the way
+# libvirt starts QEMU (argv with -name and -uuid, minimal environment). Its stdout/stderr is an
+# anonymous pipe, and its stdin too: AppArmor re-checks inherited files against the new profile at
+# exec, and a path-named file the guest may not use would be swapped for nothing. While it waits
+# after its probes, its label is read from outside (and ACTION, if any, runs with its pid); then
+# its stdin is closed and it ends. Output in $T/KEY.out.
+standin() {
+    key=$1; action=$2; shift 2
+    rel=$T/release.$key; rm -f "$rel"; mkfifo "$rel"
+    { read -r _ < "$rel"; } \
+        | env -i LC_ALL=C "$WRAP" -name "guest=$(v NAME "$key"),debug-threads=on" \
+            -uuid "$(v UUID "$key")" -nodefaults -- "$@" 2>&1 \
+        | consume "$action" "$rel" > "$T/$key.out"
+}
+consume() { # ACTION FIFO
+    released=no
+    while IFS= read -r line; do
+        echo "$line"
+        case $line in
+            "READY "*)
+                pid=${line#READY }
+                echo "LABEL $(cat "/proc/$pid/attr/current" 2>&1)"
+                [ -n "$1" ] && $1 "$pid"
+                echo > "$2"; released=yes ;;
+        esac
+    done
+    [ "$released" = yes ] || echo > "$2"
+}
+label_in() { sed -n 's/^LABEL //p' "$1"; }
+probe_is() { grep -Fxq "PROBE $2 $3 $4" "$1"; }   # FILE MODE RESULT PATH
+show() { tr '\n' '|' < "$1" | head -c 600; }
+
+# ------------------------------------------------------------------ check building blocks
+
+check_prepare() { # KEY MODE: prepare as libvirt runs it; the profile is loaded in MODE
+    hook "$1" prepare begin
+    u=$(v UUID "$1")
+    p=/etc/apparmor.d/libvirt/libvirt-$u
+    if [ "$HOOK_RC" = 0 ] && [ "$(mode_of "$u")" = "$2" ] && [ -s "$p" ] && [ -s "$p.files" ]; then
+        report "$1-prepare" PASS "hook exit 0; libvirt-$u loaded ($2); $p and .files written"
+    else
+        report "$1-prepare" FAIL "hook exit $HOOK_RC; kernel mode '$(mode_of "$u")' (want $2); files: $(ls "$p" "$p.files" 2>&1 | tr '\n' ' '); stderr: $(head -c 400 "$T/hook.err" | tr '\n' ' ')"
+    fi
+}
+
+check_label() { # KEY OUTFILE MODE
+    want="libvirt-$(v UUID "$1") ($3)"
+    got=$(label_in "$2")
+    if [ "$got" = "$want" ]; then report "$1-label" PASS "stand-in runs as '$got'"
+    else report "$1-label" FAIL "stand-in label '$got', want '$want'; output: $(show "$2")"; fi
+}
+
+# own_probes KEY: the probes of all of KEY's files, and what each must give when allowed.
+own_probes() {
+    files_of "$1"
+    PROBES="rw:$F_DISK r:$F_ISO rw:$F_NVRAM w:$F_SERIAL rw:$F_SOCK"
+}
+check_own() { # KEY OUTFILE
+    files_of "$1"
+    bad=""
+    probe_is "$2" rw ok "$F_DISK" || bad="$bad disk"
+    probe_is "$2" r ok "$F_ISO" || bad="$bad cdrom"
+    probe_is "$2" rw ok "$F_NVRAM" || bad="$bad nvram"
+    probe_is "$2" w ok "$F_SERIAL" || bad="$bad serial-log"
+    # ENXIO: the open passed AppArmor and failed only because a socket cannot be open()ed.
+    probe_is "$2" rw ENXIO "$F_SOCK" || bad="$bad socket"
+    if [ -z "$bad" ]; then report "$1-own-files" PASS "disk rw, cdrom r, nvram rw, serial log w, socket rw all allowed"
+    else report "$1-own-files" FAIL "not allowed:$bad; output: $(show "$2")"; fi
+}
+
+# check_denied NAME UUID OUTFILE MODE PATH: the open failed with EACCES and the kernel logged it
+# as DENIED under libvirt-UUID.
+check_denied() {
+    if probe_is "$3" "$4" EACCES "$5" && audited DENIED "$2" "$5"; then
+        report "$1" PASS "EACCES on $4 $5 and apparmor=\"DENIED\" for libvirt-$2"
+    else
+        got=$(grep -F " $5" "$3" | grep '^PROBE' | head -1)
+        audited DENIED "$2" "$5" && a=yes || a=no
+        report "$1" FAIL "open $4 $5 gave '${got:-no probe line}', DENIED audit line: $a"
+    fi
+}
+
+# isolation KEY OTHER ACTION: run KEY's stand-in on its own files, every file of OTHER's and
+# /etc/shadow, and check each. Returns non-zero if any check failed (the negative control needs it).
+isolation() {
+    key=$1; other=$2; u=$(v UUID "$key")
+    own_probes "$key"; mine=$PROBES
+    files_of "$other"
+    O_DISK=$F_DISK O_ISO=$F_ISO O_NVRAM=$F_NVRAM O_SERIAL=$F_SERIAL O_SOCK=$F_SOCK
+    mark
+    standin "$key" "$3" $mine "r:$O_DISK" "w:$O_DISK" "r:$O_ISO" "r:$O_NVRAM" "r:$O_SERIAL" \
+        "rw:$O_SOCK" "r:/etc/shadow"
+    out=$T/$key.out
+    { check_label "$key" "$out" enforce
+      check_own "$key" "$out"
+      check_denied "$key-denied-$other-disk" "$u" "$out" r "$O_DISK"
+      check_denied "$key-denied-$other-disk-write" "$u" "$out" w "$O_DISK"
+      check_denied "$key-denied-$other-cdrom" "$u" "$out" r "$O_ISO"
+      check_denied "$key-denied-$other-nvram" "$u" "$out" r "$O_NVRAM"
+      check_denied "$key-denied-$other-serial-log" "$u" "$out" r "$O_SERIAL"
+      check_denied "$key-denied-$other-socket" "$u" "$out" rw "$O_SOCK"
+      check_denied "$key-denied-etc-shadow" "$u" "$out" r /etc/shadow
+    } > "$T/$key.checks"
+    cat "$T/$key.checks"
+    ! grep -q "^ENFORCE [^ ]* FAIL" "$T/$key.checks"
+}
+
+# ACTION for A's stand-in: libvirt writes QEMU's pid file, then runs `started`.
+started_action() {
+    echo "$1" > "/run/libvirt/qemu/$(v NAME A).pid"
+    hook A started begin
+    echo "STARTED $HOOK_RC $(head -c 300 "$T/hook.err" | tr '\n' ' ')"
+}
+
+# ================================================================== the checks
+
+info "checks start at $(now)s"
+setup_files
+write_config enforce
+
+# --- the kernel really enforces (everything below means nothing otherwise)
+if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] && [ -w /sys/kernel/security/apparmor/.replace ]; then
+    report kernel-apparmor PASS "AppArmor enabled; LSMs: $(cat /sys/kernel/security/lsm)"
+else
+    report kernel-apparmor FAIL "AppArmor not enabled (parameters/enabled=$(cat /sys/module/apparmor/parameters/enabled 2>&1)); cmdline: $(cat /proc/cmdline)"
+fi
+
+# --- the hook started from inside libvirtd's own profile (first: nothing has loaded the hook's
+# profile yet). libvirtd runs hooks by exec from its own process; here a dash in profile libvirtd
+# does the same exec. The libvirtd profile forbids apparmor_parser: only the installer's local
+# override (Px to the hook's own profile) lets the hook work.
+libvirtd_hook() {
+    mark
+    ( cd / && env -i LC_ALL=C aa-exec -p libvirtd -- /bin/dash -c 'exec "$0" "$@"' \
+        "$HOOK" "$(v NAME L)" prepare begin - < "$FIX/L.xml" > /dev/null 2> "$T/libvirtd-hook.err" )
+    LRC=$?
+    info "hook under libvirtd: rc=$LRC $(head -c 300 "$T/libvirtd-hook.err" | tr '\n' ' ')"
+}
+uL=$(v UUID L)
+LOCAL=/etc/apparmor.d/local/usr.sbin.libvirtd
+cp "$LOCAL" "$T/local.installed"
+cp /enforce/pristine/local-usr.sbin.libvirtd "$LOCAL"
+if apparmor_parser -r /etc/apparmor.d/usr.sbin.libvirtd 2> "$T/aa.err"; then
+    libvirtd_hook
+    if [ "$LRC" != 0 ] && ! loaded "$uL" && dmesg | tail -n +$((MARK + 1)) | grep -F 'apparmor="DENIED"' | grep -Fq 'profile="libvirtd"'; then
+        report L-libvirtd-without-install-fails PASS "hook exit $LRC and libvirt-$uL not loaded; libvirtd's profile denied it"
+    else
+        report L-libvirtd-without-install-fails FAIL "hook exit $LRC, libvirt-$uL loaded: $(loaded "$uL" && echo yes || echo no); stderr: $(head -c 300 "$T/libvirtd-hook.err" | tr '\n' ' ')"
+    fi
+else
+    report L-libvirtd-without-install-fails FAIL "cannot load libvirtd's stock profile: $(head -c 300 "$T/aa.err" | tr '\n' ' ')"
+fi
+cp "$T/local.installed" "$LOCAL"
+if apparmor_parser -r /etc/apparmor.d/usr.lib.virt-aa-hook.qemu-hook /etc/apparmor.d/usr.sbin.libvirtd 2> "$T/aa.err"; then
+    libvirtd_hook
+    if [ "$LRC" = 0 ] && [ "$(mode_of "$uL")" = enforce ]; then
+        report L-libvirtd-with-install-succeeds PASS "hook exit 0 from profile libvirtd; libvirt-$uL loaded (enforce)"
+    else
+        report L-libvirtd-with-install-succeeds FAIL "hook exit $LRC, libvirt-$uL mode '$(mode_of "$uL")'; stderr: $(head -c 300 "$T/libvirtd-hook.err" | tr '\n' ' '); denials: $(dmesg | tail -n +$((MARK + 1)) | grep -F 'apparmor="DENIED"' | head -3 | tr '\n' ' ')"
+    fi
+else
+    report L-libvirtd-with-install-succeeds FAIL "installed profiles do not load: $(head -c 300 "$T/aa.err" | tr '\n' ' ')"
+fi
+
+# --- two guests, each confined to its own files
+check_prepare A enforce
+check_prepare B enforce
+isolation A B started_action
+if grep -q '^STARTED 0' "$T/A.out"; then
+    report A-started-confined-passes PASS "started hook exit 0 for the confined stand-in"
+else
+    report A-started-confined-passes FAIL "started hook: $(grep '^STARTED' "$T/A.out" || echo 'never ran')"
+fi
+isolation B A ""
+
+# --- `started` refuses a QEMU outside its profile: the stand-in exec'd directly, not via the wrapper
+unconfined_action() {
+    echo "$1" > "/run/libvirt/qemu/$(v NAME A).pid"
+    hook A started begin
+    echo "STARTED $HOOK_RC $(head -c 300 "$T/hook.err" | tr '\n' ' ')"
+}
+WRAP_SAVED=$WRAP; WRAP=$EMULATOR
+standin A unconfined_action
+WRAP=$WRAP_SAVED
+# The refusal must be about the label (started.ts words it 'runs as "unconfined", not in its
+# profile libvirt-<uuid>'), not any other error that also exits non-zero.
+if [ "$(label_in "$T/A.out")" = unconfined ] && grep '^STARTED [1-9]' "$T/A.out" | grep -F '"unconfined"' \
+    | grep -Fq "libvirt-$(v UUID A)"; then
+    report A-started-unconfined-fails PASS "label unconfined; started hook: $(grep '^STARTED' "$T/A.out")"
+else
+    report A-started-unconfined-fails FAIL "label '$(label_in "$T/A.out")'; started hook: $(grep '^STARTED' "$T/A.out" || echo 'never ran')"
+fi
+
+# --- escaping holds in the kernel: pattern characters in a file name match only themselves
+escape_check() { # KEY SIBLING...
+    key=$1; shift
+    u=$(v UUID "$key"); d=$(v DISK "$key")
+    check_prepare "$key" enforce
+    set --; for s in $SIBLINGS; do set -- "$@" "r:/var/lib/libvirt/images/$s"; done
+    mark
+    standin "$key" "" "rw:$d" "$@"
+    out=$T/$key.out
+    if probe_is "$out" rw ok "$d" && [ "$(label_in "$out")" = "libvirt-$u (enforce)" ]; then
+        report "$key-escaped-name-opens" PASS "$d opened rw in libvirt-$u (enforce)"
+    else
+        report "$key-escaped-name-opens" FAIL "$d: $(show "$out")"
+    fi
+    for s in $SIBLINGS; do
+        check_denied "$key-escaped-sibling-denied:$s" "$u" "$out" r "/var/lib/libvirt/images/$s"
+    done
+}
+SIBLINGS="web1.img"; escape_check W
+SIBLINGS="diska.img diskb-other.img disk{a,b}X.img"; escape_check G
+
+# --- complain mode: the same forbidden opens succeed and are logged ALLOWED
+write_config complain
+check_prepare C complain
+uC=$(v UUID C); files_of B
+mark
+standin C "" "r:/etc/shadow" "r:$F_DISK"
+out=$T/C.out
+if [ "$(label_in "$out")" = "libvirt-$uC (complain)" ]; then
+    report C-complain-label PASS "stand-in runs as libvirt-$uC (complain)"
+else
+    report C-complain-label FAIL "label '$(label_in "$out")'"
+fi
+if probe_is "$out" r ok /etc/shadow && probe_is "$out" r ok "$F_DISK" \
+    && audited ALLOWED "$uC" /etc/shadow && audited ALLOWED "$uC" "$F_DISK"; then
+    report C-complain-allowed-logged PASS "/etc/shadow and $F_DISK opened, both logged apparmor=\"ALLOWED\""
+else
+    report C-complain-allowed-logged FAIL "output: $(show "$out"); ALLOWED lines: $(dmesg | tail -n +$((MARK + 1)) | grep -c 'apparmor="ALLOWED"')"
+fi
+write_config enforce
+
+# --- negative control: a deliberately too-wide rule in N's own profile file (the admin's file,
+# which the hook never overwrites) must make the same isolation checks report FAIL.
+check_prepare N enforce
+uN=$(v UUID N)
+sed -i 's|^}$|  /** rwk,  # negative control: deliberately too wide\n}|' "/etc/apparmor.d/libvirt/libvirt-$uN"
+hook N prepare begin
+if [ "$HOOK_RC" = 0 ] && grep -q 'deliberately too wide' "/etc/apparmor.d/libvirt/libvirt-$uN"; then
+    if isolation N B "" > "$T/N.verdict"; then
+        report negative-control-wide-rule FAIL "isolation checks still PASS with '/** rwk,' in libvirt-$uN: they cannot fail"
+    elif grep -q '^ENFORCE N-label PASS' "$T/N.verdict" && probe_is "$T/N.out" r ok "$(v DISK B)"; then
+        report negative-control-wide-rule PASS "with '/** rwk,' the checks report: $(grep -c '^ENFORCE [^ ]* FAIL' "$T/N.verdict") FAIL, e.g. $(grep -m1 '^ENFORCE [^ ]* FAIL' "$T/N.verdict" | cut -c1-160)"
+    else
+        report negative-control-wide-rule FAIL "the checks failed, but not because the wide rule let N in: $(grep '^ENFORCE' "$T/N.verdict" | head -3 | tr '\n' ' ')"
+    fi
+else
+    report negative-control-wide-rule FAIL "could not reload N with the wide rule: hook exit $HOOK_RC"
+fi
+
+# --- release unloads (only its own guest), and the wrapper then refuses to start it unconfined
+uA=$(v UUID A); uB=$(v UUID B)
+loaded "$uA" && before=yes || before=no
+hook A release end
+if [ "$before" = yes ] && [ "$HOOK_RC" = 0 ] && ! loaded "$uA" && loaded "$uB"; then
+    report A-release-unloads PASS "libvirt-$uA was loaded, is gone from $PROFILES after release; libvirt-$uB still loaded"
+    released=yes
+else
+    report A-release-unloads FAIL "A loaded before release: $before; hook exit $HOOK_RC; A loaded after: $(loaded "$uA" && echo yes || echo no); B loaded: $(loaded "$uB" && echo yes || echo no)"
+    released=no
+fi
+standin A ""
+# Only meaningful after a real unload: a profile that was never loaded proves nothing here.
+if [ "$released" = yes ] && ! grep -q '^READY' "$T/A.out" && grep -q 'not loaded' "$T/A.out"; then
+    report A-wrapper-refuses-after-release PASS "$(grep -m1 'wrapper' "$T/A.out" | cut -c1-200)"
+else
+    report A-wrapper-refuses-after-release FAIL "release ok: $released; wrapper output: $(show "$T/A.out")"
+fi
+
+info "checks end at $(now)s"
+echo "ENFORCE-DONE"

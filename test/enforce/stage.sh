@@ -1,0 +1,64 @@
+#!/bin/bash
+# stage.sh OUT.cpio BASE.cpio — the per-run half of the enforcement VM: a second initramfs
+# archive, unpacked by the kernel over the base one, holding what this checkout built and what
+# the checks need: the bundle, hook and wrapper as install/install.sh installs them, the
+# stand-in emulator, the guest fixtures, /init and the checks.
+set -euo pipefail
+
+OUT=$1 BASE=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+PROJECT=$(cd "$HERE/../.." && pwd)
+log() { printf 'stage: %s\n' "$*" >&2; }
+
+# Always the bundle of this checkout: a stale dist/ would prove nothing about the source.
+if [ "${ENFORCE_NO_BUILD:-0}" != 1 ]; then (cd "$PROJECT" && node build.mjs >&2); fi
+[ -s "$PROJECT/dist/virt-aa-hook.cjs" ] || { log "no dist/virt-aa-hook.cjs (npm run build)"; exit 1; }
+
+S=$(mktemp -d "${TMPDIR:-/tmp}/enforce-stage.XXXXXX")
+trap 'rm -rf "$S"' EXIT
+
+# The installer must see the host as Debian has it (libvirt's template, abstraction, libvirtd's
+# profile and its empty local override), so it keeps libvirt's files and edits the override.
+( cd "$S" && cpio -id --quiet 'etc/apparmor.d/*' < "$BASE" )
+mkdir -p "$S/enforce/pristine" "$S/enforce/fixtures" "$S/usr/bin"
+cp "$S/etc/apparmor.d/local/usr.sbin.libvirtd" "$S/enforce/pristine/local-usr.sbin.libvirtd"
+
+# The stand-in takes the real emulator's place, so the installer links the wrapper to it.
+EMULATOR=/usr/bin/qemu-system-x86_64
+install -m 0755 "$HERE/guest/stand-in-qemu" "$S$EMULATOR"
+
+if [ -f "$PROJECT/install/install.sh" ]; then
+  bash "$PROJECT/install/install.sh" --root "$S" --node /usr/bin/node --libvirt-version 9.0.0 >&2
+else
+  # Until the installer exists: the same files by hand, in the places it is meant to use.
+  log "install/install.sh missing: installing by hand"
+  L=$S/usr/lib/virt-aa-hook; mkdir -p "$L/bin" "$S/etc/libvirt/hooks"
+  cp "$PROJECT/dist/virt-aa-hook.cjs" "$L/"
+  sed -e 's|^NODE=.*|NODE=/usr/bin/node|' -e 's|^BUNDLE=.*|BUNDLE=/usr/lib/virt-aa-hook/virt-aa-hook.cjs|' \
+    "$PROJECT/hooks/qemu" > "$L/qemu-hook"
+  sed 's|^ALLOW_ENV_OVERRIDES=yes$|ALLOW_ENV_OVERRIDES=no|' "$PROJECT/hooks/qemu-wrapper" > "$L/qemu-wrapper"
+  chmod 755 "$L/qemu-hook" "$L/qemu-wrapper"
+  ln -s ../qemu-wrapper "$L/bin/qemu-system-x86_64"
+  ln -s /usr/lib/virt-aa-hook/qemu-hook "$S/etc/libvirt/hooks/qemu"
+fi
+
+# The hook as libvirt 9.0 finds it: qemu.d/ when the installer used it, else the main hook.
+HOOK=/etc/libvirt/hooks/qemu.d/virt-aa-hook
+[ -e "$S$HOOK" ] || [ -L "$S$HOOK" ] || HOOK=/etc/libvirt/hooks/qemu
+WRAP=/usr/lib/virt-aa-hook/bin/qemu-system-x86_64
+for f in "$HOOK" "$WRAP"; do [ -L "$S$f" ] || [ -e "$S$f" ] || { log "installer left no $f"; exit 1; }; done
+printf 'HOOK=%s\nWRAP=%s\nEMULATOR=%s\n' "$HOOK" "$WRAP" "$EMULATOR" > "$S/enforce/env"
+
+# Guest fixtures: one XML per line of guests.list.
+cp "$HERE/fixtures/guests.list" "$S/enforce/fixtures/"
+grep -v '^#' "$HERE/fixtures/guests.list" | while read -r key name uuid id disk; do
+  [ -n "$key" ] || continue
+  sed -e "s|@NAME@|$name|g" -e "s|@UUID@|$uuid|g" -e "s|@ID@|$id|g" -e "s|@DISK@|$disk|g" \
+    "$HERE/fixtures/guest.xml.in" > "$S/enforce/fixtures/$key.xml"
+done
+
+install -m 0755 "$HERE/guest/init" "$S/init"
+install -m 0755 "$HERE/guest/checks.sh" "$S/enforce/checks.sh"
+
+( cd "$S" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet ) > "$OUT"
+log "overlay $(du -h "$OUT" | cut -f1): hook $HOOK, wrapper $WRAP"
