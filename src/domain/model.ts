@@ -28,7 +28,16 @@ export interface Domain {
 
 export interface OsConfig {
   loader?: { path: string; readonly: boolean; type?: string };
-  nvram?: { path?: string; template?: string; /** nvram given as a network/file source (libvirt 8.5+) */ backingStore?: BackingLayer[] };
+  nvram?: {
+    path?: string;
+    template?: string;
+    /** nvram given as a network/file source (libvirt 8.5+) */
+    backingStore?: BackingLayer[];
+    /** 8.5+ `<nvram type='file|block|network'>`; absent for the old `<nvram>PATH</nvram>` form. */
+    type?: string;
+    /** `<nvram format=...>` (or the 8.5+ source's `<format type=...>`): "raw" | "qcow2". */
+    format?: string;
+  };
   kernel?: string;
   initrd?: string;
   dtb?: string;
@@ -56,6 +65,8 @@ export interface BackingLayer {
   type: string;
   path?: string;
   format?: string;
+  /** `<source><dataStore>` of this layer: a qcow2 layer's external data file. */
+  dataStore?: BackingLayer;
 }
 
 export interface Disk {
