@@ -1,0 +1,99 @@
+import path from "node:path";
+import { PathError } from "../errors.js";
+
+/** Longest file name we accept from any header (PATH_MAX, as QEMU's own name buffers). */
+export const MAX_NAME_BYTES = 4096;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Header bytes → file name. The bytes come from whoever can write the image, so anything QEMU
+ * would read differently from us (a NUL ends a C string early) or that cannot be a clean path
+ * is rejected rather than guessed at.
+ */
+export function decodeName(bytes: Buffer, imagePath: string, what: string, corrupt: string): string {
+  if (bytes.length > MAX_NAME_BYTES) {
+    throw new PathError(imagePath, `${corrupt}: ${what} is longer than ${MAX_NAME_BYTES} bytes`);
+  }
+  if (bytes.includes(0)) throw new PathError(imagePath, `${corrupt}: ${what} contains a NUL byte`);
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new PathError(imagePath, `${corrupt}: ${what} is not valid UTF-8`);
+  }
+}
+
+/** Absolute, lexically normalised host path ('.', '..', '//' resolved; symlinks untouched). */
+export function normalise(p: string): string {
+  return path.posix.resolve("/", p);
+}
+
+/** What a backing or data-file name refers to once QEMU's protocol rules are applied. */
+export type NamedTarget = { kind: "none" } | { kind: "file"; path: string } | { kind: "network" };
+
+/**
+ * QEMU's rule (path_has_protocol): a name has a protocol prefix when a ':' comes before any '/'.
+ * "file:" is the local file protocol; anything else (nbd:, rbd:, http://, gluster://, ...) is
+ * served over the network and needs no file rule.
+ */
+function protocolOf(name: string): string | undefined {
+  const stop = name.search(/[:/]/);
+  return stop > 0 && name[stop] === ":" ? name.slice(0, stop) : undefined;
+}
+
+function shortForMessage(name: string): string {
+  return name.length > 48 ? `${name.slice(0, 48)}...` : name;
+}
+
+/**
+ * Resolve a backing file name the way QEMU does: a plain relative name is relative to the
+ * directory of the image that names it (lexically: symlinks are the policy stage's job).
+ */
+export function resolveBackingName(name: string, referrer: string): NamedTarget {
+  return resolveName(name, referrer, "backing file", true);
+}
+
+/**
+ * Resolve a qcow2 external data file name. QEMU opens it as given (bdrv_open_child with the raw
+ * name), so a relative name is relative to QEMU's working directory, not to the image. We cannot
+ * know that directory, so a relative data file name is rejected instead of guessed.
+ */
+export function resolveDataFileName(name: string, referrer: string): NamedTarget {
+  return resolveName(name, referrer, "external data file", false);
+}
+
+function resolveName(name: string, referrer: string, what: string, relativeToImage: boolean): NamedTarget {
+  if (name === "") return { kind: "none" };
+  // json: is a pseudo-protocol carrying a whole block-driver option tree; following it would
+  // mean re-implementing QEMU's option parser, and it can name any file or driver.
+  if (name.startsWith("json:")) {
+    throw new PathError(referrer, `${what} name ${shortForMessage(name)} is not supported`);
+  }
+  const protocol = protocolOf(name);
+  let local = name;
+  if (protocol !== undefined) {
+    if (protocol !== "file") return { kind: "network" };
+    local = name.slice("file:".length);
+    // QEMU only makes a name relative to the image when it has no protocol prefix; behind
+    // "file:" it is opened relative to QEMU's working directory, which we cannot know.
+    if (!local.startsWith("/")) {
+      throw new PathError(referrer, `${what} name ${shortForMessage(name)} is relative behind "file:"; use an absolute name`);
+    }
+  }
+  if (local.startsWith("/")) return { kind: "file", path: normalise(local) };
+  if (!relativeToImage) {
+    throw new PathError(
+      referrer,
+      `${what} name ${shortForMessage(name)} is relative: QEMU opens it relative to its working directory, not the image; use an absolute name`,
+    );
+  }
+  return { kind: "file", path: normalise(path.posix.join(path.posix.dirname(referrer), local)) };
+}
+
+/**
+ * Resolve a vmdk extent name. QEMU glues a relative name onto the descriptor's directory without
+ * any protocol parsing (vmdk_parse_extents), so "nbd:x" there is just a file called "nbd:x".
+ */
+export function resolveExtentName(name: string, descriptor: string): string {
+  return name.startsWith("/") ? normalise(name) : normalise(path.posix.join(path.posix.dirname(descriptor), name));
+}
