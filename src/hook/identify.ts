@@ -1,5 +1,5 @@
 import path from "node:path";
-import { buildProfile } from "../pipeline.js";
+import { parseDomain } from "../domain/index.js";
 import { listStates } from "../store/state.js";
 import type { HookContext } from "./context.js";
 
@@ -10,7 +10,9 @@ import type { HookContext } from "./context.js";
  */
 export function identifyGuest(ctx: HookContext, xml: Buffer): { uuid: string; name: string } | undefined {
   try {
-    const { domain } = buildProfile(xml, { layout: ctx.layout });
+    // The model only, no policy and no host reads: release must work for a guest today's
+    // policy would refuse.
+    const domain = parseDomain(xml);
     return { uuid: domain.uuid, name: domain.name };
   } catch {
     const byName = listStates(ctx.layout.host(ctx.layout.stateDir)).filter((s) => s.name === ctx.guest);
