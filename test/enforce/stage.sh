@@ -42,9 +42,17 @@ else
   ln -s /usr/lib/virt-aa-hook/qemu-hook "$S/etc/libvirt/hooks/qemu"
 fi
 
+
+
 # The hook as libvirt 9.0 finds it: qemu.d/ when the installer used it, else the main hook.
 HOOK=/etc/libvirt/hooks/qemu.d/virt-aa-hook
 [ -e "$S$HOOK" ] || [ -L "$S$HOOK" ] || HOOK=/etc/libvirt/hooks/qemu
+if [ "${ENFORCE_HOOK:-real}" = reference ]; then
+  # Outside /usr/lib/virt-aa-hook, so the hook's own profile does not attach to it.
+  log "ENFORCE_HOOK=reference: checks run selftest/reference-hook instead of the real hook"
+  install -m 0755 "$HERE/selftest/reference-hook" "$S/enforce/reference-hook"
+  HOOK=/enforce/reference-hook
+fi
 WRAP=/usr/lib/virt-aa-hook/bin/qemu-system-x86_64
 for f in "$HOOK" "$WRAP"; do [ -L "$S$f" ] || [ -e "$S$f" ] || { log "installer left no $f"; exit 1; }; done
 printf 'HOOK=%s\nWRAP=%s\nEMULATOR=%s\n' "$HOOK" "$WRAP" "$EMULATOR" > "$S/enforce/env"
