@@ -10,8 +10,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 log() { printf 'stage: %s\n' "$*" >&2; }
 
-# Always the bundle of this checkout: a stale dist/ would prove nothing about the source.
-if [ "${ENFORCE_NO_BUILD:-0}" != 1 ]; then (cd "$PROJECT" && node build.mjs >&2); fi
+# The bundle of this checkout: a stale dist/ would prove nothing about the source. Rebuilt only
+# when older than a source file, because other suites may be running dist/ right now (npm test
+# has just built it; rewriting it under them would make their runs flaky).
+BUNDLE=$PROJECT/dist/virt-aa-hook.cjs
+if [ ! -s "$BUNDLE" ] || [ -n "$(find "$PROJECT/src" "$PROJECT/build.mjs" -newer "$BUNDLE" -print -quit)" ]; then
+  log "dist/virt-aa-hook.cjs missing or older than src/: building it"
+  (cd "$PROJECT" && node build.mjs >&2)
+fi
 [ -s "$PROJECT/dist/virt-aa-hook.cjs" ] || { log "no dist/virt-aa-hook.cjs (npm run build)"; exit 1; }
 
 S=$(mktemp -d "${TMPDIR:-/tmp}/enforce-stage.XXXXXX")
