@@ -50,19 +50,22 @@ function shortForMessage(name: string): string {
  * directory of the image that names it (lexically: symlinks are the policy stage's job).
  */
 export function resolveBackingName(name: string, referrer: string): NamedTarget {
-  return resolveName(name, referrer, "backing file", true);
+  return resolveName(name, referrer, "backing file");
 }
 
 /**
- * Resolve a qcow2 external data file name. QEMU opens it as given (bdrv_open_child with the raw
- * name), so a relative name is relative to QEMU's working directory, not to the image. We cannot
- * know that directory, so a relative data file name is rejected instead of guessed.
+ * Resolve a qcow2 external data file name against the image's directory, like a backing name.
+ * This is libvirt's rule since it learnt about data files (10.10, `<dataStore>`): it resolves the
+ * name from the header and hands QEMU the result. Older libvirt leaves the name to QEMU, which
+ * opens a relative one against its own working directory; such an image cannot work there under
+ * any policy, and granting the file beside the image over-grants nothing the image's owner did
+ * not name.
  */
 export function resolveDataFileName(name: string, referrer: string): NamedTarget {
-  return resolveName(name, referrer, "external data file", false);
+  return resolveName(name, referrer, "external data file");
 }
 
-function resolveName(name: string, referrer: string, what: string, relativeToImage: boolean): NamedTarget {
+function resolveName(name: string, referrer: string, what: string): NamedTarget {
   if (name === "") return { kind: "none" };
   // json: is a pseudo-protocol carrying a whole block-driver option tree; following it would
   // mean re-implementing QEMU's option parser, and it can name any file or driver.
@@ -81,12 +84,6 @@ function resolveName(name: string, referrer: string, what: string, relativeToIma
     }
   }
   if (local.startsWith("/")) return { kind: "file", path: normalise(local) };
-  if (!relativeToImage) {
-    throw new PathError(
-      referrer,
-      `${what} name ${shortForMessage(name)} is relative: QEMU opens it relative to its working directory, not the image; use an absolute name`,
-    );
-  }
   return { kind: "file", path: normalise(path.posix.join(path.posix.dirname(referrer), local)) };
 }
 

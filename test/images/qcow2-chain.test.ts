@@ -164,15 +164,18 @@ describe("qcow2 external data files", () => {
     expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 0)).toStrictEqual([
       { path: "/images/top.data", format: "raw", kind: "data-file", depth: 0 },
     ]);
+    // A real walk does follow it (and finds it missing).
+    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64)).reason).toBe(
+      "backing file does not exist (named by /images/top.qcow2)",
+    );
   });
 
-  it("refuses a relative data file name: QEMU resolves it against its own working directory", () => {
-    root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-o", "data_file=top.data", "top.qcow2", "1M");
-    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64))).toStrictEqual({
-      path: "/images/top.qcow2",
-      reason:
-        "external data file name top.data is relative: QEMU opens it relative to its working directory, not the image; use an absolute name",
-    });
+  it("resolves a relative data file name against the image's directory", () => {
+    root.mkdir("/images/data");
+    root.qemuImg("/images/vm", "create", "-q", "-f", "qcow2", "-o", "data_file=../data/top.data", "top.qcow2", "1M");
+    expect(discoverChain(root.fs, "/images/vm/top.qcow2", "qcow2", 64)).toStrictEqual([
+      { path: "/images/data/top.data", format: "raw", kind: "data-file", depth: 0 },
+    ]);
   });
 
   it("reports a missing data file", () => {
