@@ -10,6 +10,7 @@ import { memoryDeviceRules, shmemRules } from "./memory.js";
 import { interfaceRules, vsockRules } from "./network.js";
 import { rngRules } from "./rng.js";
 import { launchSecurityRules } from "./security.js";
+import { diskRules } from "./storage.js";
 import { tpmRules } from "./tpm.js";
 import { runtimeRules } from "./runtime.js";
 
@@ -19,6 +20,7 @@ import { runtimeRules } from "./runtime.js";
  */
 const FAMILIES: RuleFamily[] = [
   // storage, boot and consoles
+  diskRules,
   filesystemRules,
   firmwareRules,
   chardevRules,

@@ -1,0 +1,380 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Disk, Filesystem } from "../../src/domain/model.js";
+import { filesystemRules } from "../../src/rules/filesystems.js";
+import { diskRules } from "../../src/rules/storage.js";
+import { baseDomain, expectPathError, fileDisk, ruleContext, tempRoot, writeHostFile } from "./fixtures.js";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((c) => c()));
+function root(): string {
+  const t = tempRoot();
+  cleanups.push(t.cleanup);
+  return t.root;
+}
+
+const disksRules = (disks: Disk[], r?: string, maxDepth?: number) =>
+  diskRules(ruleContext(baseDomain({ devices: { disks } }), r, maxDepth));
+
+describe("diskRules: top images", () => {
+  it("grants a writable file disk rwk, a read-only one rk and a shareable one rwk", () => {
+    expect(
+      disksRules([
+        fileDisk({ path: "/var/lib/libvirt/images/vm1.img" }),
+        fileDisk({ target: "vdb", path: "/srv/iso/debian.iso", readonly: true }),
+        fileDisk({ target: "vdc", path: "/srv/shared/cluster.img", shareable: true }),
+      ]),
+    ).toEqual([
+      { path: "/var/lib/libvirt/images/vm1.img", suffix: "", perms: "rwk", source: "disk vda" },
+      { path: "/srv/iso/debian.iso", suffix: "", perms: "rk", source: "disk vdb" },
+      { path: "/srv/shared/cluster.img", suffix: "", perms: "rwk", source: "disk vdc" },
+    ]);
+  });
+
+  it("grants a block disk like a file disk and names an untargeted disk by its index", () => {
+    expect(disksRules([fileDisk({ type: "block", device: "lun", path: "/dev/sdb", target: undefined })])).toEqual([
+      { path: "/dev/sdb", suffix: "", perms: "rwk", source: "disk 0" },
+    ]);
+  });
+
+  it("grants nothing for an empty cdrom or floppy, a network disk or an nvme disk", () => {
+    expect(
+      disksRules([
+        fileDisk({ device: "cdrom", target: "sda", readonly: true }),
+        fileDisk({ type: "block", device: "floppy", target: "fda" }),
+        fileDisk({ type: "network", target: "vdb", format: "qcow2" }),
+        fileDisk({ type: "nvme", target: "vdc", nvmeAddress: { domain: 0, bus: 1, slot: 0, function: 0 } }),
+      ]),
+    ).toEqual([]);
+  });
+
+  it("grants a dir disk recursively, rwk or rk", () => {
+    expect(
+      disksRules([
+        fileDisk({ type: "dir", format: "fat", path: "/srv/vvfat/rw" }),
+        fileDisk({ type: "dir", format: "fat", target: "vdb", path: "/srv/vvfat/ro", readonly: true }),
+      ]),
+    ).toEqual([
+      { path: "/srv/vvfat/rw", suffix: "{,/**}", perms: "rwk", source: "disk vda" },
+      { path: "/srv/vvfat/ro", suffix: "{,/**}", perms: "rk", source: "disk vdb" },
+    ]);
+  });
+
+  it("grants a vhost-user disk's socket rw and a reservations socket rw, also on a network disk", () => {
+    expect(
+      disksRules([
+        fileDisk({ type: "vhostuser", path: "/run/vhost-user-blk/vm1.sock", format: undefined }),
+        fileDisk({ type: "network", device: "lun", target: "sda", reservationsSocket: "/run/libvirt/qemu/pr-helper.sock" }),
+      ]),
+    ).toEqual([
+      { path: "/run/vhost-user-blk/vm1.sock", suffix: "", perms: "rw", source: "disk vda" },
+      { path: "/run/libvirt/qemu/pr-helper.sock", suffix: "", perms: "rw", source: "disk sda reservations" },
+    ]);
+  });
+
+  it("grants <dataStore> like the top image (rwk, rk when read-only) and skips a network one", () => {
+    expect(
+      disksRules([
+        fileDisk({ format: "qcow2", path: "/srv/a.qcow2", dataStore: { type: "file", path: "/srv/a.data" }, backingStore: [] }),
+        fileDisk({
+          target: "vdb",
+          format: "qcow2",
+          readonly: true,
+          path: "/srv/b.qcow2",
+          dataStore: { type: "block", path: "/dev/vg0/b-data" },
+          backingStore: [],
+        }),
+        fileDisk({ target: "vdc", format: "qcow2", path: "/srv/c.qcow2", dataStore: { type: "network" }, backingStore: [] }),
+      ]),
+    ).toEqual([
+      { path: "/srv/a.qcow2", suffix: "", perms: "rwk", source: "disk vda" },
+      { path: "/srv/a.data", suffix: "", perms: "rwk", source: "disk vda data-file" },
+      { path: "/srv/b.qcow2", suffix: "", perms: "rk", source: "disk vdb" },
+      { path: "/dev/vg0/b-data", suffix: "", perms: "rk", source: "disk vdb data-file" },
+      { path: "/srv/c.qcow2", suffix: "", perms: "rwk", source: "disk vdc" },
+    ]);
+  });
+
+  it.each([
+    [fileDisk({ path: "images/vm1.img" }), "images/vm1.img"],
+    [fileDisk({ type: "dir", path: "vvfat" }), "vvfat"],
+    [fileDisk({ type: "vhostuser", path: "vhost.sock" }), "vhost.sock"],
+    [fileDisk({ path: "/srv/a.img", reservationsSocket: "pr.sock" }), "pr.sock"],
+    [fileDisk({ path: "/srv/a.qcow2", backingStore: [{ type: "file", path: "base.qcow2" }] }), "base.qcow2"],
+    [fileDisk({ path: "/srv/a.qcow2", dataStore: { type: "file", path: "a.data" } }), "a.data"],
+    [fileDisk({ path: "" }), ""],
+  ])("rejects a relative path (%#)", (disk, bad) => {
+    expectPathError(() => disksRules([disk]), bad, "path is not absolute");
+  });
+});
+
+describe("diskRules: <backingStore> from the XML", () => {
+  it("grants each layer rk, numbered from 1, and stops at a network layer", () => {
+    const disk = fileDisk({
+      format: "qcow2",
+      path: "/var/lib/libvirt/images/top.qcow2",
+      backingStore: [
+        { type: "file", path: "/var/lib/libvirt/images/mid.qcow2", format: "qcow2" },
+        { type: "block", path: "/dev/vg0/base", format: "raw" },
+        { type: "network", format: "raw" },
+        { type: "file", path: "/srv/below-network.img" },
+      ],
+    });
+    expect(disksRules([disk])).toEqual([
+      { path: "/var/lib/libvirt/images/top.qcow2", suffix: "", perms: "rwk", source: "disk vda" },
+      { path: "/var/lib/libvirt/images/mid.qcow2", suffix: "", perms: "rk", source: "disk vda backing 1" },
+      { path: "/dev/vg0/base", suffix: "", perms: "rk", source: "disk vda backing 2" },
+    ]);
+  });
+
+  it("keeps deeper layers rk under a read-only top, and grants nothing more for <backingStore/>", () => {
+    expect(
+      disksRules([
+        fileDisk({ format: "qcow2", readonly: true, path: "/srv/ro.qcow2", backingStore: [{ type: "file", path: "/srv/base.qcow2" }] }),
+        fileDisk({ target: "vdb", format: "qcow2", path: "/srv/flat.qcow2", backingStore: [] }),
+      ]),
+    ).toEqual([
+      { path: "/srv/ro.qcow2", suffix: "", perms: "rk", source: "disk vda" },
+      { path: "/srv/base.qcow2", suffix: "", perms: "rk", source: "disk vda backing 1" },
+      { path: "/srv/flat.qcow2", suffix: "", perms: "rwk", source: "disk vdb" },
+    ]);
+  });
+
+  it("rejects a chain deeper than the limit", () => {
+    const backingStore = Array.from({ length: 4 }, (_, i) => ({ type: "file", path: `/srv/l${i}.qcow2` }));
+    expectPathError(
+      () => disksRules([fileDisk({ format: "qcow2", path: "/srv/top.qcow2", backingStore })], undefined, 3),
+      "disk vda",
+      "backing chain is deeper than 3 layers",
+    );
+  });
+});
+
+describe("diskRules: type='volume'", () => {
+  const volumeDisk = (pool: string, volume: string, extra: Partial<Disk> = {}) =>
+    fileDisk({ type: "volume", volume: { pool, volume }, ...extra });
+
+  it("resolves a dir pool volume to <target path>/<volume>", () => {
+    const r = root();
+    writeHostFile(
+      r,
+      "/etc/libvirt/storage/default.xml",
+      `<!-- WARNING: auto-generated by libvirt -->
+<pool type='dir'>
+  <name>default</name>
+  <uuid>0b1e3c9a-8f0e-4bb0-9d55-3f6c1e2d4a11</uuid>
+  <capacity unit='bytes'>0</capacity>
+  <source>
+  </source>
+  <target>
+    <path>/var/lib/libvirt/images</path>
+  </target>
+</pool>
+`,
+    );
+    expect(disksRules([volumeDisk("default", "vm1.img"), volumeDisk("default", "seed.iso", { target: "sda", readonly: true })], r)).toEqual([
+      { path: "/var/lib/libvirt/images/vm1.img", suffix: "", perms: "rwk", source: "disk vda" },
+      { path: "/var/lib/libvirt/images/seed.iso", suffix: "", perms: "rk", source: "disk sda" },
+    ]);
+  });
+
+  it("resolves netfs pools with a trailing slash and entity-escaped paths", () => {
+    const r = root();
+    writeHostFile(r, "/etc/libvirt/storage/nfs.xml", "<pool type='netfs'><name>nfs</name><target><path>/mnt/a&amp;b/</path></target></pool>");
+    expect(disksRules([volumeDisk("nfs", "disk.raw")], r)).toEqual([
+      { path: "/mnt/a&b/disk.raw", suffix: "", perms: "rwk", source: "disk vda" },
+    ]);
+  });
+
+  it("resolves a logical pool volume to /dev/<volume group>/<volume>", () => {
+    const r = root();
+    writeHostFile(
+      r,
+      "/etc/libvirt/storage/lvm.xml",
+      "<pool type='logical'><name>lvm</name><source><device path='/dev/sdb1'/><name>vg_guests</name><format type='lvm2'/></source><target><path>/dev/vg_guests</path></target></pool>",
+    );
+    writeHostFile(r, "/etc/libvirt/storage/vg1.xml", "<pool type='logical'><name>vg1</name></pool>");
+    expect(disksRules([volumeDisk("lvm", "vm1-root", { type: "volume" }), volumeDisk("vg1", "data", { target: "vdb" })], r)).toEqual([
+      { path: "/dev/vg_guests/vm1-root", suffix: "", perms: "rwk", source: "disk vda" },
+      { path: "/dev/vg1/data", suffix: "", perms: "rwk", source: "disk vdb" },
+    ]);
+  });
+
+  it("rejects a pool type whose volume paths cannot be computed", () => {
+    const r = root();
+    writeHostFile(r, "/etc/libvirt/storage/san.xml", "<pool type='iscsi'><name>san</name><target><path>/dev/disk/by-path</path></target></pool>");
+    expectPathError(() => disksRules([volumeDisk("san", "unit:0:0:1")], r), "disk vda", "cannot resolve volume unit:0:0:1 in pool san: unsupported pool type iscsi");
+  });
+
+  it("rejects a missing pool, hostile names, a DTD and a pool without a target path", () => {
+    const r = root();
+    writeHostFile(r, "/etc/libvirt/storage/evil.xml", `<!DOCTYPE pool [<!ENTITY x "y">]><pool type='dir'><target><path>/srv/&x;</path></target></pool>`);
+    writeHostFile(r, "/etc/libvirt/storage/notarget.xml", "<pool type='dir'><name>notarget</name></pool>");
+    writeHostFile(r, "/etc/libvirt/storage/broken.xml", "<pool type='dir'><target>");
+    const cases: [string, string, string][] = [
+      ["nope", "a.img", "pool definition /etc/libvirt/storage/nope.xml not found"],
+      ["../../../etc/shadow", "a.img", "pool name is not a plain file name"],
+      ["default", "../../../etc/shadow", "volume name is not a plain file name"],
+      ["default", "..", "volume name is not a plain file name"],
+      ["evil", "a.img", "pool definition /etc/libvirt/storage/evil.xml carries a DTD"],
+      ["notarget", "a.img", "pool has no absolute target path"],
+    ];
+    for (const [pool, volume, why] of cases) {
+      expectPathError(() => disksRules([volumeDisk(pool, volume)], r), "disk vda", `cannot resolve volume ${volume} in pool ${pool}: ${why}`);
+    }
+    expect(() => disksRules([volumeDisk("broken", "a.img")], r)).toThrow(/^disk vda: cannot resolve volume a\.img in pool broken: pool definition \/etc\/libvirt\/storage\/broken\.xml is not well-formed XML/);
+  });
+
+  it("refuses an oversized pool definition without parsing it", () => {
+    const r = root();
+    writeHostFile(r, "/etc/libvirt/storage/big.xml", `<pool type='dir'>${" ".repeat(70_000)}</pool>`);
+    expectPathError(
+      () => disksRules([volumeDisk("big", "a.img")], r),
+      "disk vda",
+      "cannot resolve volume a.img in pool big: pool definition /etc/libvirt/storage/big.xml is larger than 65536 bytes",
+    );
+  });
+});
+
+describe("filesystemRules", () => {
+  const fsRules = (...filesystems: Filesystem[]) => filesystemRules(ruleContext(baseDomain({ devices: { filesystems } })));
+  const mount = (o: Partial<Filesystem>): Filesystem => ({ type: "mount", readonly: false, ...o });
+
+  it("grants a 9p share recursively, rw or r", () => {
+    expect(
+      fsRules(
+        mount({ source: "/srv/share", target: "share" }),
+        mount({ driver: "path", accessmode: "mapped", source: "/srv/ro", target: "ro", readonly: true }),
+        mount({ driver: "handle", source: "/srv/h", target: "h" }),
+      ),
+    ).toEqual([
+      { path: "/srv/share", suffix: "{,/**}", perms: "rw", source: "filesystem share" },
+      { path: "/srv/ro", suffix: "{,/**}", perms: "r", source: "filesystem ro" },
+      { path: "/srv/h", suffix: "{,/**}", perms: "rw", source: "filesystem h" },
+    ]);
+  });
+
+  it("grants virtiofs only an external daemon's socket, never the shared tree", () => {
+    expect(
+      fsRules(
+        mount({ driver: "virtiofs", source: "/srv/tree", target: "tree" }),
+        mount({ driver: "virtiofs", socket: "/run/virtiofsd/vm1.sock", target: "ext" }),
+      ),
+    ).toEqual([{ path: "/run/virtiofsd/vm1.sock", suffix: "", perms: "rw", source: "filesystem ext" }]);
+  });
+
+  it("grants file/block filesystems like disks and nothing for ram, bind or a sourceless mount", () => {
+    expect(
+      fsRules(
+        { type: "file", driver: "loop", source: "/srv/fs.img", target: "img", readonly: false },
+        { type: "block", driver: "nbd", source: "/dev/sdc", target: "blk", readonly: true },
+        { type: "ram", target: "ram", readonly: false },
+        { type: "bind", source: "/srv/bind", target: "bind", readonly: false },
+        mount({ target: "nosource" }),
+      ),
+    ).toEqual([
+      { path: "/srv/fs.img", suffix: "", perms: "rwk", source: "filesystem img" },
+      { path: "/dev/sdc", suffix: "", perms: "rk", source: "filesystem blk" },
+    ]);
+  });
+
+  it.each([
+    [mount({ source: "share", target: "t" }), "share"],
+    [mount({ driver: "virtiofs", socket: "vfs.sock" }), "vfs.sock"],
+    [{ type: "file", source: "fs.img", readonly: false } as Filesystem, "fs.img"],
+  ])("rejects a relative path (%#)", (f, bad) => {
+    expectPathError(() => fsRules(f), bad, "path is not absolute");
+  });
+});
+
+describe("diskRules: chains read from real qcow2 headers (qemu-img)", () => {
+  const IMAGES = "/var/lib/libvirt/images";
+
+  /**
+   * Under the temp root: base.qcow2 ← mid.qcow2 (relative backing name) ← top.qcow2 (absolute
+   * host backing name, external data file /var/lib/libvirt/images/top.data).
+   */
+  function makeChain(): string {
+    const r = root();
+    const dir = path.join(r, IMAGES);
+    fs.mkdirSync(dir, { recursive: true });
+    const qemuImg = (...args: string[]) => execFileSync("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", ...args], { cwd: dir });
+    qemuImg("base.qcow2", "1M");
+    qemuImg("-b", "base.qcow2", "-F", "qcow2", "mid.qcow2");
+    // qemu-img would create an absolute data file name on the real host, so create it under a
+    // relative placeholder of the same length and then write the host path into the header.
+    const dataFile = `${IMAGES}/top.data`;
+    const placeholder = "p".repeat(dataFile.length - "top.data".length) + "top.data";
+    qemuImg("-u", "-b", `${IMAGES}/mid.qcow2`, "-F", "qcow2", "-o", `data_file=${placeholder}`, "top.qcow2", "1M");
+    const top = path.join(dir, "top.qcow2");
+    const header = fs.readFileSync(top);
+    const at = header.indexOf(placeholder);
+    expect(at).toBeGreaterThan(0);
+    header.write(dataFile, at, "latin1");
+    fs.writeFileSync(top, header);
+    fs.renameSync(path.join(dir, placeholder), path.join(dir, "top.data"));
+    return r;
+  }
+
+  it("walks the headers when the XML has no <backingStore> (prepare XML)", () => {
+    const r = makeChain();
+    expect(disksRules([fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2` })], r)).toEqual([
+      { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+      { path: `${IMAGES}/top.data`, suffix: "", perms: "rwk", source: "disk vda data-file" },
+      { path: `${IMAGES}/mid.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+      { path: `${IMAGES}/base.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 2" },
+    ]);
+  });
+
+  it("keeps the data file read-only under a read-only top", () => {
+    const r = makeChain();
+    expect(disksRules([fileDisk({ format: "qcow2", readonly: true, path: `${IMAGES}/top.qcow2` })], r).map((x) => [x.source, x.perms])).toEqual([
+      ["disk vda", "rk"],
+      ["disk vda data-file", "rk"],
+      ["disk vda backing 1", "rk"],
+      ["disk vda backing 2", "rk"],
+    ]);
+  });
+
+  it("takes the layers from <backingStore> but still grants the top's own data file from its header", () => {
+    const r = makeChain();
+    const disk = fileDisk({
+      format: "qcow2",
+      path: `${IMAGES}/top.qcow2`,
+      backingStore: [{ type: "file", path: `${IMAGES}/mid.qcow2`, format: "qcow2" }],
+    });
+    expect(disksRules([disk], r)).toEqual([
+      { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+      { path: `${IMAGES}/top.data`, suffix: "", perms: "rwk", source: "disk vda data-file" },
+      { path: `${IMAGES}/mid.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+    ]);
+  });
+
+  it("never reads the header of a disk declared raw (or without a format), whatever it contains", () => {
+    const r = makeChain();
+    // The guest owns a raw disk's contents and can write a qcow2 header naming any host file.
+    expect(
+      disksRules([fileDisk({ format: "raw", path: `${IMAGES}/top.qcow2` }), fileDisk({ target: "vdb", format: undefined, path: `${IMAGES}/mid.qcow2` })], r),
+    ).toEqual([
+      { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+      { path: `${IMAGES}/mid.qcow2`, suffix: "", perms: "rwk", source: "disk vdb" },
+    ]);
+  });
+
+  it("grants only the top of an image that does not exist (nothing to read yet)", () => {
+    expect(disksRules([fileDisk({ format: "qcow2", path: `${IMAGES}/missing.qcow2` })], root())).toEqual([
+      { path: `${IMAGES}/missing.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+    ]);
+  });
+
+  it("follows a volume disk's chain too", () => {
+    const r = makeChain();
+    writeHostFile(r, "/etc/libvirt/storage/default.xml", `<pool type='dir'><name>default</name><target><path>${IMAGES}</path></target></pool>`);
+    expect(disksRules([fileDisk({ type: "volume", format: "qcow2", volume: { pool: "default", volume: "mid.qcow2" } })], r)).toEqual([
+      { path: `${IMAGES}/mid.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+      { path: `${IMAGES}/base.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+    ]);
+  });
+});
