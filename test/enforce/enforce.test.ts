@@ -24,6 +24,7 @@ const RUN_TIMEOUT_MS = 25 * 60_000;
 const ISOLATION = (me: string, other: string) => [
   `${me}-label`,
   `${me}-own-files`,
+  `${me}-own-cdrom-not-writable`,
   `${me}-denied-${other}-disk`,
   `${me}-denied-${other}-disk-write`,
   `${me}-denied-${other}-cdrom`,

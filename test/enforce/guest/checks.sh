@@ -178,7 +178,7 @@ check_denied() {
     if probe_is "$3" "$4" EACCES "$5" && audited DENIED "$2" "$5"; then
         report "$1" PASS "EACCES on $4 $5 and apparmor=\"DENIED\" for libvirt-$2"
     else
-        got=$(grep -F " $5" "$3" | grep '^PROBE' | head -1)
+        got=$(grep -F " $5" "$3" | grep "^PROBE $4 " | head -1)
         audited DENIED "$2" "$5" && a=yes || a=no
         report "$1" FAIL "open $4 $5 gave '${got:-no probe line}', DENIED audit line: $a"
     fi
@@ -188,15 +188,17 @@ check_denied() {
 # /etc/shadow, and check each. Returns non-zero if any check failed (the negative control needs it).
 isolation() {
     key=$1; other=$2; u=$(v UUID "$key")
-    own_probes "$key"; mine=$PROBES
+    own_probes "$key"; mine=$PROBES; MY_ISO=$F_ISO
     files_of "$other"
     O_DISK=$F_DISK O_ISO=$F_ISO O_NVRAM=$F_NVRAM O_SERIAL=$F_SERIAL O_SOCK=$F_SOCK
     mark
-    standin "$key" "$3" $mine "r:$O_DISK" "w:$O_DISK" "r:$O_ISO" "r:$O_NVRAM" "r:$O_SERIAL" \
+    standin "$key" "$3" $mine "w:$MY_ISO" "r:$O_DISK" "w:$O_DISK" "r:$O_ISO" "r:$O_NVRAM" "r:$O_SERIAL" \
         "rw:$O_SOCK" "r:/etc/shadow"
     out=$T/$key.out
     { check_label "$key" "$out" enforce
       check_own "$key" "$out"
+      # A read-only disk stays read-only: writing its own cdrom image is denied too.
+      check_denied "$key-own-cdrom-not-writable" "$u" "$out" w "$MY_ISO"
       check_denied "$key-denied-$other-disk" "$u" "$out" r "$O_DISK"
       check_denied "$key-denied-$other-disk-write" "$u" "$out" w "$O_DISK"
       check_denied "$key-denied-$other-cdrom" "$u" "$out" r "$O_ISO"
