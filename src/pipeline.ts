@@ -1,6 +1,14 @@
 import type { Domain } from "./domain/model.js";
-import type { Rule } from "./rules/ir.js";
+import { parseDomain } from "./domain/index.js";
+import { GuestError, PathError } from "./errors.js";
+import { HostFs } from "./hostfs.js";
 import type { Layout } from "./layout.js";
+import { applyPolicy } from "./policy/index.js";
+import { deriveRules } from "./rules/index.js";
+import type { Rule } from "./rules/ir.js";
+import { renderFiles } from "./render/index.js";
+
+const DEFAULT_MAX_BACKING_DEPTH = 64;
 
 /** Everything derived from one domain XML: the model, the final rules and the `.files` text. */
 export interface ProfileBuild {
@@ -23,6 +31,16 @@ export interface BuildOptions {
  * XML → model → rules → policy → text. Pure apart from host reads through the layout.
  * Throws GuestError (errors.ts) for any rejected input; never returns a partial profile.
  */
-export function buildProfile(_xml: string | Buffer, _opts: BuildOptions): ProfileBuild {
-  throw new Error("buildProfile: not implemented yet");
+export function buildProfile(xml: string | Buffer, opts: BuildOptions): ProfileBuild {
+  const domain = parseDomain(xml);
+  try {
+    const fs = new HostFs(opts.layout);
+    const raw = deriveRules({ domain, fs, layout: opts.layout, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH });
+    const rules = applyPolicy(fs, raw);
+    const filesText = renderFiles(domain, rules);
+    return { domain, rules, filesText, profileName: opts.layout.profileName(domain.uuid) };
+  } catch (err) {
+    if (err instanceof PathError) throw new GuestError(domain.name, err.path, err.reason);
+    throw err;
+  }
 }
