@@ -84,6 +84,9 @@ const SYSFS_ALLOWED: readonly RegExp[] = [
   /^\/sys\/devices\/(?:[^/]+\/)*tpm[0-9]+\/device\/cancel$/,
   /^\/sys\/devices\/(?:[^/]+\/)*(?:tpm|misc)\/tpm[0-9]+\/cancel$/,
   /^\/sys\/class\/(?:tpm|misc)\/tpm[0-9]+\/device\/cancel$/,
+  // `/sys/class/misc/tpm0/device` resolves to the TPM's parent device (e.g. /sys/devices/pnp0/00:05);
+  // `cancel` is a TPM 1.2 attribute that exists nowhere else.
+  /^\/sys\/devices\/(?:[^/]+\/)+cancel$/,
 ];
 
 /** Suffixes that reach beyond the directory itself ("/" alone names just the directory). */
