@@ -78,7 +78,8 @@ function readDevices(devices: XmlElement): Devices {
   };
 }
 
-function emptyDevices(): Devices {
+/** A domain without a <devices> element: every family empty. */
+export function emptyDevices(): Devices {
   return {
     disks: [],
     filesystems: [],

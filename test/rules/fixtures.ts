@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
 import type { Devices, Disk, Domain, MemoryBacking, OsConfig } from "../../src/domain/model.js";
+import { emptyDevices } from "../../src/domain/index.js";
 import { PathError } from "../../src/errors.js";
 import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
@@ -33,22 +34,7 @@ export function baseDomain(overrides: DomainOverrides = {}): Domain {
     ...top,
     os: { acpiTables: [], ...osOverrides },
     memoryBacking: { hugepages: false, ...memoryBacking },
-    devices: {
-      disks: [],
-      filesystems: [],
-      chardevs: [],
-      graphics: [],
-      videos: [],
-      inputs: [],
-      interfaces: [],
-      rngs: [],
-      shmems: [],
-      memoryDevices: [],
-      tpms: [],
-      vsocks: [],
-      hostdevs: [],
-      ...devices,
-    },
+    devices: { ...emptyDevices(), ...devices },
   };
 }
 

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import type { CommandModule } from "yargs";
 import { adopt, virshAt, type ProfileLoader } from "../../attach/adopt-run.js";
 import { DEFAULT_WRAPPER_DIR } from "../../attach/index.js";
-import { ConfigError, loadConfig } from "../../config.js";
+import { loadConfigForCommand } from "../config.js";
 import { Layout } from "../../layout.js";
 
 interface AdoptArgs {
@@ -50,15 +50,8 @@ export function adoptCommand(setExit: (code: number) => void): CommandModule<{ r
         return;
       }
       const layout = new Layout(args.root);
-      let config;
-      try {
-        config = loadConfig(layout);
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        process.stderr.write(`virt-aa-hook: error: ${err.message}\n`);
-        setExit(1);
-        return;
-      }
+      const config = loadConfigForCommand(layout, setExit);
+      if (config === undefined) return;
       if (!args.undo && config.attach === "none") {
         process.stderr.write(
           `virt-aa-hook: error: adopt: ${layout.configPath} has attach = "none": set attach = "wrapper" or "seclabel" first\n`,

@@ -1,6 +1,6 @@
 import type { CommandModule } from "yargs";
 import { detectEnvironment, Parser } from "../../apparmor/index.js";
-import { ConfigError, loadConfig } from "../../config.js";
+import { loadConfigForCommand } from "../config.js";
 import { Layout } from "../../layout.js";
 import { collectStatus, formatStatus } from "../../store/status.js";
 
@@ -17,15 +17,8 @@ export function statusCommand(setExit: (code: number) => void): CommandModule<{ 
     builder: (y) => y.option("json", { type: "boolean", default: false, describe: "print a JSON array" }),
     handler: (args) => {
       const layout = new Layout(args.root);
-      let config;
-      try {
-        config = loadConfig(layout);
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        process.stderr.write(`virt-aa-hook: error: ${err.message}\n`);
-        setExit(1);
-        return;
-      }
+      const config = loadConfigForCommand(layout, setExit);
+      if (config === undefined) return;
       const parser = new Parser(config.parser, detectEnvironment(layout, config));
       const rows = collectStatus(layout, (name) => parser.loadedMode(name));
       process.stdout.write(args.json ? JSON.stringify(rows, null, 2) + "\n" : formatStatus(rows));
