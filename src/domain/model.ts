@@ -171,7 +171,7 @@ export interface Rng {
 export interface Shmem {
   name: string;
   model?: string; // ivshmem-plain | ivshmem-doorbell | ivshmem
-  /** ivshmem-doorbell server socket path (default /tmp/ivshmem_socket when <server/> has no path) */
+  /** ivshmem-doorbell server socket path (libvirt defaults to /var/lib/libvirt/shmem-<name>-sock when <server/> has no path; see rules/memory.ts) */
   serverPath?: string;
   hasServer: boolean;
 }
