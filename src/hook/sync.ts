@@ -1,10 +1,10 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { detectEnvironment, KERNEL_ENABLED_FILE, Parser } from "../apparmor/index.js";
+import { detectEnvironment, KERNEL_ENABLED_FILE, Parser, removeCacheEntries } from "../apparmor/index.js";
 import { buildProfile } from "../pipeline.js";
 import { renderProfile } from "../render/index.js";
-import { installIfAbsent, readIfExists, renameDurably, writeNewFile } from "../store/atomic.js";
+import { installIfAbsent, isTempNameFor, readIfExists, renameDurably, writeNewFile } from "../store/atomic.js";
 import { filesInclude, guestPaths, sha256, type GuestPaths } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
 import { readState, writeState, type GuestState } from "../store/state.js";
@@ -64,7 +64,13 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
 
   fs.mkdirSync(paths.profilesDir, { recursive: true, mode: 0o755 });
   return withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async (lock) => {
-    removeStaleStages(paths);
+    if (removeStaleStages(paths) > 0) {
+      // A hook was killed mid-transaction. If it got as far as loading its staged files, the
+      // parser cache (-W) holds that uncommitted compile, newer than the .files on disk, and a
+      // later cache-hit load would put those rules in the kernel while the .files says otherwise.
+      removeCacheEntries(env.cacheDir, paths.profileName);
+      ctx.log.detail("warn", ctx.guest, ctx.op, "removed the staging leftovers of an interrupted hook and the profile's cache entries");
+    }
     const state = readState(paths.state);
     const newFiles = Buffer.from(built.filesText, "utf8");
     const oldFiles = readIfExists(paths.files);
@@ -86,28 +92,36 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
     const complain = wantedAs === "complain";
     let summary: string;
     if (filesChanged || newProfile !== undefined) {
-      const stage = makeStage(paths);
+      let stage: Stage | undefined;
+      let staleCache = false;
       try {
+        stage = makeStage(paths, layout);
         const stagedFiles = path.join(stage.libvirtDir, path.basename(paths.files));
         const stagedProfile = path.join(stage.libvirtDir, path.basename(paths.profile));
-        writeNewFile(stagedFiles, newFiles);
-        if (newProfile !== undefined) writeNewFile(stagedProfile, newProfile);
+        staging(paths, layout, () => {
+          writeNewFile(stagedFiles, newFiles);
+          if (newProfile !== undefined) writeNewFile(stagedProfile, newProfile);
+        });
         const compiled = newProfile !== undefined ? stagedProfile : paths.profile;
         const shown = { real: stage.libvirtDir, host: layout.profilesDir };
         if (load) {
+          staleCache = true;
           await parser.load(compiled, paths.profileName, { stageDir: stage.root, stageShownAs: shown, skipReadCache: true, complain });
         } else {
           await parser.validate(compiled, paths.profileName, { stageDir: stage.root, stageShownAs: shown });
         }
         lock.check();
         renameDurably(stagedFiles, paths.files);
+        staleCache = false;
         if (newProfile !== undefined && !installIfAbsent(stagedProfile, paths.profile)) {
           ctx.log.detail("warn", ctx.guest, ctx.op, `${paths.hostProfile} appeared meanwhile; kept it`);
         }
       } catch (err) {
+        // The parser may have cached the staged compile (-W): it must not outlive the staged files.
+        if (staleCache) removeCacheEntries(env.cacheDir, paths.profileName);
         throw asFailure(err, paths);
       } finally {
-        fs.rmSync(stage.root, { recursive: true, force: true });
+        if (stage) fs.rmSync(stage.root, { recursive: true, force: true });
       }
       summary = `${load ? "loaded" : "compiled"} ${filesChanged ? "new rules" : "unchanged rules"}${newProfile !== undefined ? ", created profile" : ""}`;
     } else if (load) {
@@ -175,22 +189,65 @@ interface Stage {
   libvirtDir: string;
 }
 
-function makeStage(paths: GuestPaths): Stage {
+function makeStage(paths: GuestPaths, layout: HookContext["layout"]): Stage {
   const root = path.join(paths.profilesDir, `${paths.stagePrefix}${process.pid}-${crypto.randomBytes(4).toString("hex")}`);
   const libvirtDir = path.join(root, "libvirt");
-  fs.mkdirSync(libvirtDir, { recursive: true, mode: 0o700 });
+  // One level at a time: a recursive mkdir reports a read-only filesystem as ENOENT.
+  staging(paths, layout, () => {
+    fs.mkdirSync(root, { mode: 0o700 });
+    try {
+      fs.mkdirSync(libvirtDir, { mode: 0o700 });
+    } catch (err) {
+      fs.rmSync(root, { recursive: true, force: true });
+      throw err;
+    }
+  });
   return { root, libvirtDir };
 }
 
-/** Staging dirs of this guest left by a killed hook; safe to remove: we hold the guest's lock. */
-export function removeStaleStages(paths: GuestPaths): void {
+/**
+ * Filesystem faults while staging (full disk, read-only mount, quota) name the `.files` and the
+ * directory the admin knows, with the system's reason ("ENOSPC: no space left on device"), not
+ * our dot-named staging path.
+ */
+function staging(paths: GuestPaths, layout: HookContext["layout"], fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === undefined) throw err;
+    const reason = /^[A-Z0-9]+: [^,]*/.exec(e.message)?.[0] ?? e.code;
+    throw new HookFailure(paths.hostFiles, `cannot write the new rules in ${layout.profilesDir}: ${reason}`);
+  }
+}
+
+/**
+ * Staging dirs of this guest, and temporary files of its state record, left by a killed hook; safe
+ * to remove: we hold the guest's lock. Returns how many staging dirs there were.
+ */
+export function removeStaleStages(paths: GuestPaths): number {
+  let stages = 0;
   let entries: string[];
   try {
     entries = fs.readdirSync(paths.profilesDir);
   } catch {
-    return;
+    entries = [];
   }
   for (const e of entries) {
-    if (e.startsWith(paths.stagePrefix)) fs.rmSync(path.join(paths.profilesDir, e), { recursive: true, force: true });
+    if (e.startsWith(paths.stagePrefix)) {
+      fs.rmSync(path.join(paths.profilesDir, e), { recursive: true, force: true });
+      stages++;
+    }
   }
+  const stateDir = path.dirname(paths.state);
+  let stateEntries: string[];
+  try {
+    stateEntries = fs.readdirSync(stateDir);
+  } catch {
+    stateEntries = [];
+  }
+  for (const e of stateEntries) {
+    if (isTempNameFor(paths.state, e)) fs.rmSync(path.join(stateDir, e), { force: true });
+  }
+  return stages;
 }
