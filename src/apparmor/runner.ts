@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { HostError } from "../errors.js";
 
 /** What one apparmor_parser run produced. */
@@ -20,35 +21,91 @@ export interface RunOptions {
 const DEFAULT_TIMEOUT_MS = 120_000;
 // A parser that prints megabytes is broken; keep only enough to quote it.
 const MAX_OUTPUT_BYTES = 1024 * 1024;
+/** After a timeout: SIGTERM, then SIGKILL if the parser is still there this much later. */
+const KILL_GRACE_MS = 5_000;
 
 /**
  * Run apparmor_parser by absolute path with a scrubbed environment (`LC_ALL=C` only: no PATH,
- * nothing inherited from libvirtd), never through a shell. execa is imported here and only here,
- * so hook operations that run no program never pay for loading it.
+ * nothing inherited from libvirtd), never through a shell. Plain node:child_process: the hook
+ * runs this on every guest start, and loading a process library would cost more than the cache
+ * hit it waits for (docs/performance.md).
  */
 export async function runParser(parser: string, args: readonly string[], opts: RunOptions = {}): Promise<ParserResult> {
   if (!parser.startsWith("/")) throw new HostError(`cannot run apparmor_parser: ${parser}: not an absolute path`);
-  const { execa } = await import("execa");
-  const r = await execa(parser, [...args], {
-    env: { LC_ALL: "C" },
-    extendEnv: false,
-    reject: false,
-    shell: false,
-    input: opts.input ?? "",
-    timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    maxBuffer: MAX_OUTPUT_BYTES,
-    stripFinalNewline: true,
-    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return new Promise<ParserResult>((resolve) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(parser, [...args], {
+        env: { LC_ALL: "C" },
+        shell: false,
+        stdio: ["pipe", "pipe", "pipe"],
+        ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      });
+    } catch (err) {
+      resolve({ exitCode: -1, stdout: "", stderr: "", failure: `could not run ${parser}: ${errorText(err)}` });
+      return;
+    }
+    const stdout = new Output();
+    const stderr = new Output();
+    let failure: string | undefined;
+    let settled = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const kill = (why: string) => {
+      failure ??= why;
+      child.kill("SIGTERM");
+      killTimer ??= setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+      killTimer.unref();
+    };
+    const timer = setTimeout(() => kill(`timed out after ${Math.round(timeoutMs / 1000)} s`), timeoutMs);
+    const onData = (o: Output) => (chunk: Buffer) => {
+      if (!o.add(chunk)) kill(`printed more than ${MAX_OUTPUT_BYTES} bytes`);
+    };
+    child.stdout!.on("data", onData(stdout));
+    child.stderr!.on("data", onData(stderr));
+    // The parser may exit without reading its input (EPIPE): its exit status says what happened.
+    child.stdin!.on("error", () => {});
+    child.stdin!.end(opts.input ?? "");
+    const finish = (result: ParserResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      resolve(result);
+    };
+    child.on("error", (err) => {
+      // Could not start (ENOENT, EACCES…); "close" may never come.
+      finish({ exitCode: -1, stdout: stdout.text(), stderr: stderr.text(), failure: failure ?? `could not run ${parser}: ${errorText(err)}` });
+    });
+    child.on("close", (code, signal) => {
+      const result: ParserResult = { exitCode: typeof code === "number" ? code : -1, stdout: stdout.text(), stderr: stderr.text() };
+      if (failure) result.failure = failure;
+      else if (signal) result.failure = `killed by ${signal}`;
+      finish(result);
+    });
   });
-  const result: ParserResult = {
-    exitCode: typeof r.exitCode === "number" ? r.exitCode : -1,
-    stdout: String(r.stdout ?? ""),
-    stderr: String(r.stderr ?? ""),
-  };
-  if (r.timedOut) result.failure = `timed out after ${Math.round((opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000)} s`;
-  else if (r.signal) result.failure = `killed by ${r.signal}`;
-  else if (r.failed && r.exitCode === undefined) result.failure = r.shortMessage ?? "could not run";
-  return result;
+}
+
+/** One output stream, kept up to MAX_OUTPUT_BYTES, decoded once at the end. */
+class Output {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  /** false once the limit is passed (the rest is dropped). */
+  add(chunk: Buffer): boolean {
+    if (this.size >= MAX_OUTPUT_BYTES) return false;
+    const keep = chunk.subarray(0, MAX_OUTPUT_BYTES - this.size);
+    this.chunks.push(keep);
+    this.size += keep.length;
+    return keep.length === chunk.length;
+  }
+  /** UTF-8 text without one final newline (like the parser's last line printed on a terminal). */
+  text(): string {
+    return Buffer.concat(this.chunks).toString("utf8").replace(/\r?\n$/, "");
+  }
+}
+
+function errorText(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 }
 
 /** Did the parser fail? A zero exit with "parser error" text counts as a failure too. */
