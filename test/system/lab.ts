@@ -1,0 +1,557 @@
+/**
+ * The system-test lab: a real virtlogd + libvirtd on this machine, virt-aa-hook installed with
+ * install/install.sh, and helpers to drive guests with virsh. Everything it changes is recorded
+ * here and put back by `teardown()` (see docs/system-tests.md):
+ *
+ * - /etc/libvirt/qemu.conf: `security_driver = "none"` appended when it pins no driver (the kernel
+ *   has no AppArmor); original bytes restored.
+ * - /dev/kvm: group kvm, mode 0660 (libvirt re-probes QEMU on every call otherwise); restored.
+ * - virtlogd, libvirtd: started only when not running, and then stopped at the end.
+ * - install.sh / uninstall.sh, and /etc/libvirt/virt-aa-hook.conf written for the test.
+ * - guests named vaah-systest-*, their images under /var/lib/libvirt/images/vaah-systest-XXXX/,
+ *   NVRAM, QEMU logs, save files; an "admin" profile in /etc/apparmor.d/libvirt/.
+ */
+import { spawnSync, type SpawnSyncOptions } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+export const REPO = path.resolve(new URL("../..", import.meta.url).pathname);
+export const ENABLED = process.env.VIRT_AA_HOOK_SYSTEM === "1" || process.env.CI === "true";
+export const HOW =
+  "changes this machine (starts libvirtd, installs virt-aa-hook): opt in with VIRT_AA_HOOK_SYSTEM=1 (or CI=true): npm run test:system";
+
+export const PREFIX = "vaah-systest-";
+export const VIRSH = "/usr/bin/virsh";
+export const URI = "qemu:///system";
+export const PATH_ENV = "/usr/sbin:/usr/bin:/sbin:/bin";
+export const HOOK_LOG = "/var/log/libvirt/virt-aa-hook.log";
+export const CONFIG = "/etc/libvirt/virt-aa-hook.conf";
+export const PROFILE_DIR = "/etc/apparmor.d/libvirt";
+export const STATE_DIR = "/var/lib/virt-aa-hook";
+export const RUN_DIR = "/run/virt-aa-hook";
+export const CACHE_DIR = "/var/cache/apparmor/virt-aa-hook";
+export const HOOK_LINK = "/etc/libvirt/hooks/qemu.d/virt-aa-hook";
+export const INSTALLED_BUNDLE = "/usr/lib/virt-aa-hook/virt-aa-hook.cjs";
+export const FEATURES = "/usr/share/apparmor-features/features";
+export const PARSER = "/usr/sbin/apparmor_parser";
+export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd";
+export const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd";
+export const NVRAM_DIR = "/var/lib/libvirt/qemu/nvram";
+const QEMU_CONF = "/etc/libvirt/qemu.conf";
+const LIBVIRTD_PID = "/run/libvirtd.pid";
+const VIRTLOGD_PID = "/run/virtlogd.pid";
+const KVM = "/dev/kvm";
+
+export interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs a program by absolute path, no shell, fixed environment. */
+export function run(cmd: string, args: string[], opts: SpawnSyncOptions & { env?: NodeJS.ProcessEnv } = {}): Run {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, {
+    encoding: "utf8",
+    timeout: 300_000,
+    ...opts,
+    env: { PATH: PATH_ENV, LC_ALL: "C", ...(opts.env ?? {}) },
+  });
+  if (r.error) throw new Error(`${cmd} ${args.join(" ")}: ${r.error.message}`);
+  return { status: r.status, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? ""), ms: performance.now() - t0 };
+}
+
+export function virsh(...args: string[]): Run {
+  return run(VIRSH, ["-c", URI, ...args]);
+}
+
+/** virsh that must succeed. */
+export function virshOk(...args: string[]): string {
+  const r = virsh(...args);
+  if (r.status !== 0) throw new Error(`virsh ${args.join(" ")}: exit ${r.status}: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+function alive(pidfile: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(pidfile, "utf8").trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export function waitFor(what: string, ms: number, ok: () => boolean): void {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    sleep(100);
+  }
+}
+
+function pidGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Stop a daemon we started (by its pid), SIGTERM then SIGKILL. */
+function stopPid(pid: number): void {
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  try {
+    waitFor(`pid ${pid} to exit`, 30_000, () => pidGone(pid));
+  } catch {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+    waitFor(`pid ${pid} to exit after SIGKILL`, 10_000, () => pidGone(pid));
+  }
+}
+
+/** Byte offset of a file (0 when absent): logs are read from here on. */
+export function sizeOf(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+export function readFrom(file: string, offset: number): string {
+  try {
+    const buf = fs.readFileSync(file);
+    return buf.subarray(Math.min(offset, buf.length)).toString("utf8");
+  } catch {
+    return "";
+  }
+}
+
+export interface HookSummary {
+  guest: string;
+  op: string;
+  exit: number;
+  ms: number;
+  result: string;
+}
+
+/** Summary lines of the hook log (src/hook/log.ts) written after `offset`. */
+export function hookSummaries(offset: number): HookSummary[] {
+  const out: HookSummary[] = [];
+  const re = /guest=("(?:[^"\\]|\\.)*") op=("(?:[^"\\]|\\.)*") exit=(\d+) ms=(\d+) result=("(?:[^"\\]|\\.)*")$/;
+  for (const line of readFrom(HOOK_LOG, offset).split("\n")) {
+    const m = re.exec(line);
+    if (!m) continue;
+    out.push({
+      guest: JSON.parse(m[1]!) as string,
+      op: JSON.parse(m[2]!) as string,
+      exit: Number(m[3]),
+      ms: Number(m[4]),
+      result: JSON.parse(m[5]!) as string,
+    });
+  }
+  return out;
+}
+
+/** "op exit" pairs of one guest's hook calls since `offset`, in order. */
+export function hookOps(guest: string, offset: number): string[] {
+  return hookSummaries(offset)
+    .filter((s) => s.guest === guest)
+    .map((s) => `${s.op} ${s.exit}`);
+}
+
+export interface DiskSpec {
+  path: string;
+  format: "qcow2" | "raw";
+  device?: "disk" | "cdrom";
+  target: string;
+}
+
+export interface GuestSpec {
+  name: string;
+  uuid: string;
+  disks: DiskSpec[];
+  serialLog?: string;
+  /** NVRAM path: the guest boots OVMF (pc machine, non-secure OVMF_CODE.fd). */
+  nvram?: string;
+  emulator?: string;
+}
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/'/g, "&apos;").replace(/</g, "&lt;");
+
+export function guestXml(g: GuestSpec): string {
+  const disks = g.disks
+    .map((d) => {
+      const cdrom = d.device === "cdrom";
+      const bus = cdrom ? "ide" : "virtio";
+      return `    <disk type='file' device='${d.device ?? "disk"}'>
+      <driver name='qemu' type='${d.format}'/>
+      <source file='${esc(d.path)}'/>
+      <target dev='${d.target}' bus='${bus}'/>${cdrom ? "\n      <readonly/>" : ""}
+    </disk>`;
+    })
+    .join("\n");
+  const firmware = g.nvram
+    ? `
+    <loader readonly='yes' type='pflash'>${OVMF_CODE}</loader>
+    <nvram template='${OVMF_VARS}'>${esc(g.nvram)}</nvram>`
+    : "";
+  const serial = g.serialLog
+    ? `    <serial type='file'><source path='${esc(g.serialLog)}'/><target port='0'/></serial>\n`
+    : "";
+  return `<domain type='qemu'>
+  <name>${g.name}</name>
+  <uuid>${g.uuid}</uuid>
+  <memory unit='MiB'>96</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>${firmware}
+  </os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>${g.emulator ?? "/usr/bin/qemu-system-x86_64"}</emulator>
+${disks}
+${serial}    <video><model type='none'/></video>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+`;
+}
+
+export function randomUuid(): string {
+  return crypto.randomUUID();
+}
+
+export interface QemuProcess {
+  pid: number;
+  exe: string;
+  argv: string[];
+  ppid: number;
+  parentExe: string;
+}
+
+/** The running QEMU of a guest, from libvirt's pidfile. */
+export function qemuProcess(name: string): QemuProcess {
+  const pid = Number(fs.readFileSync(`/run/libvirt/qemu/${name}.pid`, "utf8").trim());
+  const exe = fs.readlinkSync(`/proc/${pid}/exe`);
+  const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  if (argv[argv.length - 1] === "") argv.pop();
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  let parentExe = "";
+  try {
+    parentExe = fs.readlinkSync(`/proc/${ppid}/exe`);
+  } catch {
+    parentExe = "?";
+  }
+  return { pid, exe, argv, ppid, parentExe };
+}
+
+/**
+ * The last QEMU command line libvirt wrote to /var/log/libvirt/qemu/NAME.log: environment lines,
+ * then the emulator and its arguments, one `\`-continued line each, shell-quoted when needed.
+ */
+export function loggedCommandLine(name: string): string[] {
+  const text = fs.readFileSync(`/var/log/libvirt/qemu/${name}.log`, "utf8");
+  const starts = [...text.matchAll(/^LC_ALL=C \\$/gm)].map((m) => m.index ?? 0);
+  const start = starts[starts.length - 1];
+  if (start === undefined) throw new Error(`no command line in /var/log/libvirt/qemu/${name}.log`);
+  const lines: string[] = [];
+  for (const line of text.slice(start).split("\n")) {
+    if (line.endsWith(" \\")) lines.push(line.slice(0, -2));
+    else {
+      lines.push(line);
+      break;
+    }
+  }
+  const tokens: string[] = [];
+  for (const line of lines) {
+    for (const m of line.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)) {
+      tokens.push(m[1] !== undefined ? m[1].replace(/'\\''/g, "'") : m[2]!);
+    }
+  }
+  // Environment assignments first, then the emulator.
+  const first = tokens.findIndex((t) => t.startsWith("/"));
+  return tokens.slice(first);
+}
+
+interface Saved {
+  qemuConf?: Buffer;
+  kvm?: { mode: number; gid: number };
+  startedVirtlogd?: number;
+  startedLibvirtd?: boolean;
+  hookLogExisted: boolean;
+  cacheExisted: boolean;
+  runExisted: boolean;
+  installed: boolean;
+}
+
+export class Lab {
+  readonly id = crypto.randomBytes(4).toString("hex");
+  /** Images, save files, serial logs: readable by libvirt's QEMU user. */
+  readonly images = `/var/lib/libvirt/images/${PREFIX}${this.id}`;
+  /** Our own scratch: fake securityfs, libvirtd log. */
+  readonly tmp = fs.mkdtempSync(path.join(os.tmpdir(), PREFIX));
+  readonly securityfs = path.join(this.tmp, "securityfs");
+  readonly libvirtdLog = path.join(this.tmp, "libvirtd.log");
+  /** Offsets of the logs when the current test started. */
+  hookLogMark = 0;
+  libvirtdLogMark = 0;
+  /** Hook log offset when the lab started: the wall-time table covers everything after it. */
+  hookLogStart = 0;
+  readonly extraFiles: string[] = [];
+  private readonly saved: Saved;
+
+  constructor() {
+    this.saved = {
+      hookLogExisted: fs.existsSync(HOOK_LOG),
+      cacheExisted: fs.existsSync(CACHE_DIR),
+      runExisted: fs.existsSync(RUN_DIR),
+      installed: false,
+    };
+    this.hookLogStart = sizeOf(HOOK_LOG);
+    fs.mkdirSync(this.images, { mode: 0o755 });
+    fs.mkdirSync(this.securityfs);
+    fs.writeFileSync(path.join(this.securityfs, ".replace"), "");
+    fs.writeFileSync(path.join(this.securityfs, ".remove"), "");
+  }
+
+  mark(): void {
+    this.hookLogMark = sizeOf(HOOK_LOG);
+    this.libvirtdLogMark = sizeOf(this.libvirtdLog);
+  }
+
+  /** qemu.conf and /dev/kvm as the recipe needs them; daemons started when not running. */
+  startDaemons(): void {
+    const conf = fs.readFileSync(QEMU_CONF);
+    if (!/^\s*security_driver\s*=/m.test(conf.toString("utf8"))) {
+      this.saved.qemuConf = conf;
+      fs.appendFileSync(QEMU_CONF, `\n# added by virt-aa-hook system tests (restored at the end)\nsecurity_driver = "none"\n`);
+    }
+    if (fs.existsSync(KVM)) {
+      const st = fs.statSync(KVM);
+      const kvmGid = Number(/^kvm:x:(\d+):/m.exec(fs.readFileSync("/etc/group", "utf8"))?.[1] ?? "-1");
+      if (kvmGid >= 0 && (st.gid !== kvmGid || (st.mode & 0o777) !== 0o660)) {
+        this.saved.kvm = { mode: st.mode & 0o7777, gid: st.gid };
+        fs.chownSync(KVM, st.uid, kvmGid);
+        fs.chmodSync(KVM, 0o660);
+      }
+    }
+    fs.mkdirSync("/run/libvirt", { recursive: true });
+    if (alive(VIRTLOGD_PID) === undefined) {
+      const r = run("/usr/sbin/virtlogd", ["-d"]);
+      if (r.status !== 0) throw new Error(`virtlogd -d: exit ${r.status}: ${r.stderr}`);
+      waitFor("virtlogd's pidfile", 10_000, () => alive(VIRTLOGD_PID) !== undefined);
+      this.saved.startedVirtlogd = alive(VIRTLOGD_PID);
+    }
+    if (alive(LIBVIRTD_PID) === undefined) {
+      this.startLibvirtd();
+      this.saved.startedLibvirtd = true;
+    } else {
+      // Not ours: send its hook debug output to our log too, for the failure excerpts.
+      run("/usr/bin/virt-admin", ["daemon-log-outputs", `1:file:${this.libvirtdLog}`]);
+      run("/usr/bin/virt-admin", ["daemon-log-filters", "1:util.hook 3:*"]);
+    }
+  }
+
+  startLibvirtd(): void {
+    const r = run("/usr/sbin/libvirtd", ["-d"], {
+      env: { LIBVIRT_LOG_FILTERS: "1:util.hook 3:*", LIBVIRT_LOG_OUTPUTS: `1:file:${this.libvirtdLog}` },
+    });
+    if (r.status !== 0) throw new Error(`libvirtd -d: exit ${r.status}: ${r.stderr}`);
+    // The first start probes QEMU's capabilities (~12 s on 2 idle cores).
+    waitFor("libvirtd to answer", 180_000, () => alive(LIBVIRTD_PID) !== undefined && virsh("version").status === 0);
+  }
+
+  /** SIGTERM libvirtd (guests keep running) and start it again. */
+  restartLibvirtd(): void {
+    const pid = alive(LIBVIRTD_PID);
+    if (pid !== undefined) stopPid(pid);
+    this.startLibvirtd();
+    this.saved.startedLibvirtd ??= false;
+  }
+
+  install(): Run {
+    const r = run("/bin/bash", [path.join(REPO, "install/install.sh"), "--reload", "--node", process.execPath]);
+    if (r.status === 0) this.saved.installed = true;
+    return r;
+  }
+
+  uninstall(force = false): Run {
+    const r = run("/bin/bash", [path.join(REPO, "install/uninstall.sh"), "--reload", ...(force ? ["--force"] : [])]);
+    if (r.status === 0) this.saved.installed = false;
+    return r;
+  }
+
+  writeConfig(extra: Record<string, string> = {}): void {
+    const conf: Record<string, string> = {
+      mode: "enforce",
+      subdomainfs: this.securityfs,
+      features_file: FEATURES,
+      started_check: "warn",
+      log_level: "debug",
+      ...extra,
+    };
+    fs.writeFileSync(CONFIG, Object.entries(conf).map(([k, v]) => `${k} = "${v}"\n`).join(""), { mode: 0o644 });
+  }
+
+  /** Empties the fake securityfs interface files, so the next load/unload is all they hold. */
+  resetSecurityfs(): void {
+    fs.writeFileSync(path.join(this.securityfs, ".replace"), "");
+    fs.writeFileSync(path.join(this.securityfs, ".remove"), "");
+  }
+
+  replaced(): Buffer {
+    return fs.readFileSync(path.join(this.securityfs, ".replace"));
+  }
+
+  removed(): string {
+    return fs.readFileSync(path.join(this.securityfs, ".remove"), "latin1");
+  }
+
+  /** qemu-img create, by absolute path. */
+  qemuImg(args: string[]): void {
+    const r = run("/usr/bin/qemu-img", args);
+    if (r.status !== 0) throw new Error(`qemu-img ${args.join(" ")}: ${r.stderr}`);
+  }
+
+  /** UUIDs of every guest this lab defined: their leftovers are removed at teardown. */
+  readonly uuids: string[] = [];
+
+  define(g: GuestSpec): void {
+    this.uuids.push(g.uuid);
+    const file = path.join(this.tmp, `${g.name}.xml`);
+    fs.writeFileSync(file, guestXml(g));
+    virshOk("define", file);
+  }
+
+  /** What explains a failure: the hook log and libvirtd's log since the test started. */
+  diagnostics(): string {
+    const hook = readFrom(HOOK_LOG, this.hookLogMark).split("\n").slice(-80).join("\n");
+    const lvd = readFrom(this.libvirtdLog, this.libvirtdLogMark)
+      .split("\n")
+      .filter((l) => /hook|error|warn/i.test(l))
+      .slice(-60)
+      .join("\n");
+    return `\n----- ${HOOK_LOG} (this test) -----\n${hook || "(nothing)"}\n----- ${this.libvirtdLog} (this test: hook, error, warning lines) -----\n${lvd || "(nothing)"}\n-----`;
+  }
+
+  /** The hook's wall time per operation, median and max, from every summary line of this run. */
+  timeTable(): string {
+    const by = new Map<string, number[]>();
+    for (const s of hookSummaries(this.hookLogStart)) {
+      const key = `${s.op} (exit ${s.exit})`;
+      by.set(key, [...(by.get(key) ?? []), s.ms]);
+    }
+    const rows = [...by.entries()].sort(([a], [b]) => a.localeCompare(b));
+    const lines = ["virt-aa-hook wall time per operation (hook log summary lines, ms)", "operation             calls  median     max"];
+    for (const [op, ms] of rows) {
+      const sorted = [...ms].sort((a, b) => a - b);
+      const mid = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+      lines.push(`${op.padEnd(20)} ${String(ms.length).padStart(6)} ${String(Math.round(mid)).padStart(7)} ${String(sorted[sorted.length - 1]).padStart(7)}`);
+    }
+    return lines.join("\n");
+  }
+
+  /** Everything back as it was; collects problems instead of stopping at the first. */
+  teardown(): string[] {
+    const problems: string[] = [];
+    const attempt = (what: string, f: () => void) => {
+      try {
+        f();
+      } catch (err) {
+        problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    };
+    let names: string[] = [];
+    attempt("list guests", () => {
+      names = virshOk("list", "--all", "--name")
+        .split("\n")
+        .map((s) => s.trim())
+        .filter((s) => s.startsWith(PREFIX));
+    });
+    for (const n of names) {
+      virsh("destroy", n);
+      const r = virsh("undefine", "--nvram", "--managed-save", n);
+      if (r.status !== 0) problems.push(`undefine ${n}: ${r.stderr.trim()}`);
+    }
+    if (this.saved.installed) {
+      attempt("uninstall", () => {
+        const r = this.uninstall(true);
+        if (r.status !== 0) throw new Error(r.stderr.trim());
+      });
+    }
+    attempt("config", () => fs.rmSync(CONFIG, { force: true }));
+    if (this.saved.startedLibvirtd) attempt("stop libvirtd", () => {
+      const pid = alive(LIBVIRTD_PID);
+      if (pid !== undefined) stopPid(pid);
+    });
+    else if (this.saved.startedLibvirtd === undefined) {
+      run("/usr/bin/virt-admin", ["daemon-log-outputs", ""]);
+    }
+    if (this.saved.startedVirtlogd !== undefined) attempt("stop virtlogd", () => stopPid(this.saved.startedVirtlogd!));
+    if (this.saved.qemuConf) attempt("restore qemu.conf", () => fs.writeFileSync(QEMU_CONF, this.saved.qemuConf!));
+    if (this.saved.kvm) {
+      attempt("restore /dev/kvm", () => {
+        fs.chownSync(KVM, fs.statSync(KVM).uid, this.saved.kvm!.gid);
+        fs.chmodSync(KVM, this.saved.kvm!.mode);
+      });
+    }
+    attempt("remove files", () => {
+      for (const f of this.extraFiles) fs.rmSync(f, { recursive: true, force: true });
+      for (const dir of [NVRAM_DIR, "/var/log/libvirt/qemu", "/var/lib/libvirt/qemu/save"]) {
+        if (!fs.existsSync(dir)) continue;
+        for (const e of fs.readdirSync(dir)) if (e.startsWith(PREFIX)) fs.rmSync(path.join(dir, e), { force: true });
+      }
+      fs.rmSync(this.images, { recursive: true, force: true });
+      // Profiles of guests that were still running when a failed run uninstalled the hook.
+      for (const u of this.uuids) {
+        for (const f of [`${PROFILE_DIR}/libvirt-${u}`, `${PROFILE_DIR}/libvirt-${u}.files`]) fs.rmSync(f, { force: true });
+      }
+      if (!this.saved.hookLogExisted) fs.rmSync(HOOK_LOG, { force: true });
+      if (!this.saved.cacheExisted) fs.rmSync(CACHE_DIR, { recursive: true, force: true });
+      if (!this.saved.runExisted) fs.rmSync(RUN_DIR, { recursive: true, force: true });
+      fs.rmSync(this.tmp, { recursive: true, force: true });
+    });
+    return problems;
+  }
+}
+
+/** Sorted "path sha256" of every file and link under the given trees: the machine's state to compare. */
+export function snapshot(roots: string[]): string[] {
+  const out: string[] = [];
+  const walk = (p: string) => {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      return;
+    }
+    if (st.isSymbolicLink()) out.push(`${p} -> ${fs.readlinkSync(p)}`);
+    else if (st.isDirectory()) {
+      out.push(`${p}/ ${(st.mode & 0o7777).toString(8)}`);
+      for (const e of fs.readdirSync(p).sort()) walk(path.join(p, e));
+    } else {
+      out.push(`${p} ${(st.mode & 0o7777).toString(8)} ${crypto.createHash("sha256").update(fs.readFileSync(p)).digest("hex")}`);
+    }
+  };
+  for (const r of roots) walk(r);
+  return out;
+}
