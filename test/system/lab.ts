@@ -43,6 +43,8 @@ const QEMU_CONF = "/etc/libvirt/qemu.conf";
 const LIBVIRTD_PID = "/run/libvirtd.pid";
 const VIRTLOGD_PID = "/run/virtlogd.pid";
 const KVM = "/dev/kvm";
+const VIRTLOGD_LOG = "/var/log/libvirt/virtlogd.log";
+const CAPS_CACHE = "/var/cache/libvirt/qemu/capabilities";
 
 export interface Run {
   status: number | null;
@@ -298,6 +300,8 @@ interface Saved {
   startedVirtlogd?: number;
   startedLibvirtd?: boolean;
   hookLogExisted: boolean;
+  virtlogdLogExisted: boolean;
+  runLibvirtExisted: boolean;
   cacheExisted: boolean;
   runExisted: boolean;
   installed: boolean;
@@ -322,6 +326,8 @@ export class Lab {
   constructor() {
     this.saved = {
       hookLogExisted: fs.existsSync(HOOK_LOG),
+      virtlogdLogExisted: fs.existsSync(VIRTLOGD_LOG),
+      runLibvirtExisted: fs.existsSync("/run/libvirt"),
       cacheExisted: fs.existsSync(CACHE_DIR),
       runExisted: fs.existsSync(RUN_DIR),
       installed: false,
@@ -526,6 +532,18 @@ export class Lab {
         for (const f of [`${PROFILE_DIR}/libvirt-${u}`, `${PROFILE_DIR}/libvirt-${u}.files`]) fs.rmSync(f, { force: true });
       }
       if (!this.saved.hookLogExisted) fs.rmSync(HOOK_LOG, { force: true });
+      // Daemons we started and stopped: their runtime directory and log, when they made them.
+      const libvirtdGone = this.saved.startedLibvirtd === true && alive(LIBVIRTD_PID) === undefined;
+      const virtlogdGone = this.saved.startedVirtlogd !== undefined && alive(VIRTLOGD_PID) === undefined;
+      if (virtlogdGone && !this.saved.virtlogdLogExisted) fs.rmSync(VIRTLOGD_LOG, { force: true });
+      if (libvirtdGone && virtlogdGone && !this.saved.runLibvirtExisted) fs.rmSync("/run/libvirt", { recursive: true, force: true });
+      // libvirt's cached capabilities of the wrapper emulator, which is gone now.
+      if (fs.existsSync(CAPS_CACHE)) {
+        for (const e of fs.readdirSync(CAPS_CACHE)) {
+          const f = path.join(CAPS_CACHE, e);
+          if (fs.readFileSync(f, "utf8").includes("<emulator>/usr/lib/virt-aa-hook/")) fs.rmSync(f, { force: true });
+        }
+      }
       if (!this.saved.cacheExisted) fs.rmSync(CACHE_DIR, { recursive: true, force: true });
       if (!this.saved.runExisted) fs.rmSync(RUN_DIR, { recursive: true, force: true });
       fs.rmSync(this.tmp, { recursive: true, force: true });

@@ -186,8 +186,12 @@ describe.runIf(ENABLED).sequential("system tests: real libvirtd, real QEMU guest
     const parse = run(PARSER, ["-Q", "-K", "-M", FEATURES, "--base", "/etc/apparmor.d", profileOf(a.uuid)]);
     expect(parse.stderr).toBe("");
     expect(parse.status).toBe(0);
-    // "Loaded": the parser wrote the compiled policy of exactly this profile to the fake securityfs.
-    expect(lab.replaced().includes(Buffer.from(`libvirt-${a.uuid}`))).toBe(true);
+    // "Loaded": what the parser sent to the (fake) kernel is exactly this profile, compiled.
+    const compiled = run(PARSER, ["-S", "-K", "-M", FEATURES, "--base", "/etc/apparmor.d", profileOf(a.uuid)], { encoding: "latin1" });
+    expect(compiled.status).toBe(0);
+    const sent = lab.replaced();
+    expect(sent.includes(Buffer.from(`libvirt-${a.uuid}`))).toBe(true);
+    expect(sent.toString("latin1")).toBe(compiled.stdout);
     const state0 = JSON.parse(read(stateOf(a.uuid))) as { name?: string };
     expect(state0.name).toBe(a.name);
     expect(exists(a.nvram!)).toBe(true);
@@ -201,7 +205,10 @@ describe.runIf(ENABLED).sequential("system tests: real libvirtd, real QEMU guest
     expect(exists(profileOf(a.uuid))).toBe(false);
     expect(exists(filesOf(a.uuid))).toBe(false);
     expect(exists(stateOf(a.uuid))).toBe(false);
-    expect(exists(CACHE_DIR) ? fs.readdirSync(CACHE_DIR, { recursive: true }).map(String).filter((f) => f.includes(a.uuid)) : []).toEqual([]);
+    // No parser cache entry, lock or staging leftover names the guest.
+    for (const dir of [CACHE_DIR, RUN_DIR, STATE_DIR, PROFILE_DIR]) {
+      expect(exists(dir) ? fs.readdirSync(dir, { recursive: true }).map(String).filter((f) => f.includes(a.uuid)) : []).toEqual([]);
+    }
     adminProfileIntact();
     virshOk("undefine", "--nvram", a.name);
   });
@@ -252,8 +259,7 @@ describe.runIf(ENABLED).sequential("system tests: real libvirtd, real QEMU guest
     expect(r.stderr).toContain(line);
     expect(state(d.name)).toBe("shut off");
     const ops = hookOps(d.name, lab.hookLogMark);
-    expect(ops[0]).toBe("prepare 1");
-    expect(ops.filter((o) => !o.endsWith(" 0"))).toEqual(["prepare 1"]);
+    expect(ops).toEqual(["prepare 1", "stopped 0", "release 0"]);
     expect(exists(profileOf(d.uuid))).toBe(false);
     expect(exists(filesOf(d.uuid))).toBe(false);
     expect(exists(stateOf(d.uuid))).toBe(false);
@@ -375,7 +381,6 @@ describe.runIf(ENABLED).sequential("system tests: real libvirtd, real QEMU guest
     expect(exists(filesOf(plain.uuid))).toBe(false);
     destroy(plain.name);
     expect(hookOps(plain.name, lab.hookLogMark)).toEqual([]);
-    expect(fs.existsSync(HOOK_LOG) ? hookOps(plain.name, lab.hookLogStart) : []).not.toContain("prepare 1");
     virshOk("undefine", plain.name);
   });
 });
