@@ -21,6 +21,11 @@ export class HostFs {
     return fs.readlinkSync(this.layout.host(hostPath));
   }
 
+  /** The link target's raw bytes (a target need not be valid UTF-8). */
+  readlinkBytes(hostPath: string): Buffer {
+    return fs.readlinkSync(this.layout.host(hostPath), { encoding: "buffer" });
+  }
+
   readdir(hostPath: string): string[] {
     return fs.readdirSync(this.layout.host(hostPath));
   }

@@ -44,12 +44,27 @@ export function canonicalise(fs: HostFs, hostPath: string): string {
     if (!st.isSymbolicLink()) continue;
 
     if (++links > MAX_SYMLINKS) throw new PathError(hostPath, "too many levels of symbolic links");
-    const target = fs.readlink(current);
+    const target = linkTarget(fs, current, hostPath);
     resolved.pop();
     if (target.startsWith("/")) resolved.length = 0;
     pending.push(...target.split("/").reverse());
   }
   return path.posix.normalize("/" + resolved.join("/"));
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A symlink's target, decoded strictly: a lenient decode would turn invalid bytes into U+FFFD
+ * and the rule would name a different file than the one QEMU opens.
+ */
+function linkTarget(fs: HostFs, link: string, hostPath: string): string {
+  const bytes = fs.readlinkBytes(link);
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new PathError(hostPath, `symbolic link ${link} has a target that is not valid UTF-8`);
+  }
 }
 
 function lstatOrUndefined(fs: HostFs, hostPath: string) {
