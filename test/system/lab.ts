@@ -147,6 +147,8 @@ export function readFrom(file: string, offset: number): string {
 }
 
 export interface HookSummary {
+  /** ms since the epoch, from the line's ISO timestamp */
+  at: number;
   guest: string;
   op: string;
   exit: number;
@@ -157,17 +159,29 @@ export interface HookSummary {
 /** Summary lines of the hook log (src/hook/log.ts) written after `offset`. */
 export function hookSummaries(offset: number): HookSummary[] {
   const out: HookSummary[] = [];
-  const re = /guest=("(?:[^"\\]|\\.)*") op=("(?:[^"\\]|\\.)*") exit=(\d+) ms=(\d+) result=("(?:[^"\\]|\\.)*")$/;
+  const re = /^(\S+) virt-aa-hook\[\d+\]: guest=("(?:[^"\\]|\\.)*") op=("(?:[^"\\]|\\.)*") exit=(\d+) ms=(\d+) result=("(?:[^"\\]|\\.)*")$/;
   for (const line of readFrom(HOOK_LOG, offset).split("\n")) {
     const m = re.exec(line);
     if (!m) continue;
     out.push({
-      guest: JSON.parse(m[1]!) as string,
-      op: JSON.parse(m[2]!) as string,
-      exit: Number(m[3]),
-      ms: Number(m[4]),
-      result: JSON.parse(m[5]!) as string,
+      at: Date.parse(m[1]!),
+      guest: JSON.parse(m[2]!) as string,
+      op: JSON.parse(m[3]!) as string,
+      exit: Number(m[4]),
+      ms: Number(m[5]),
+      result: JSON.parse(m[6]!) as string,
     });
+  }
+  return out;
+}
+
+/** libvirtd's debug lines (filter 1:util.hook) for each hook it ran: when, which guest, which op. */
+export function libvirtdHookCalls(text: string): { at: number; guest: string; op: string }[] {
+  const out: { at: number; guest: string; op: string }[] = [];
+  const re = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3})\+0000: \d+: debug : virRunScript:\d+ : Calling hook \S+ id=(\S+) op=(\S+) subop=/;
+  for (const line of text.split("\n")) {
+    const m = re.exec(line);
+    if (m) out.push({ at: Date.parse(`${m[1]}T${m[2]}Z`), guest: m[3]!, op: m[4]! });
   }
   return out;
 }
@@ -459,19 +473,43 @@ export class Lab {
     return `\n----- ${HOOK_LOG} (this test) -----\n${hook || "(nothing)"}\n----- ${this.libvirtdLog} (this test: hook, error, warning lines) -----\n${lvd || "(nothing)"}\n-----`;
   }
 
-  /** The hook's wall time per operation, median and max, from every summary line of this run. */
+  /**
+   * The hook's wall time per operation, median and max: as the hook measured itself (its log's
+   * summary lines) and as libvirt saw it (libvirtd's "Calling hook" debug line to the hook's
+   * summary line, which is written just before it exits; only when libvirtd logs to our file).
+   */
   timeTable(): string {
-    const by = new Map<string, number[]>();
-    for (const s of hookSummaries(this.hookLogStart)) {
+    const calls = libvirtdHookCalls(readFrom(this.libvirtdLog, 0));
+    const summaries = hookSummaries(this.hookLogStart);
+    const own = new Map<string, number[]>();
+    const seen = new Map<string, number[]>();
+    const used = new Set<number>();
+    for (const s of summaries) {
       const key = `${s.op} (exit ${s.exit})`;
-      by.set(key, [...(by.get(key) ?? []), s.ms]);
+      own.set(key, [...(own.get(key) ?? []), s.ms]);
     }
-    const rows = [...by.entries()].sort(([a], [b]) => a.localeCompare(b));
-    const lines = ["virt-aa-hook wall time per operation (hook log summary lines, ms)", "operation             calls  median     max"];
-    for (const [op, ms] of rows) {
-      const sorted = [...ms].sort((a, b) => a - b);
-      const mid = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-      lines.push(`${op.padEnd(20)} ${String(ms.length).padStart(6)} ${String(Math.round(mid)).padStart(7)} ${String(sorted[sorted.length - 1]).padStart(7)}`);
+    for (const c of calls) {
+      const i = summaries.findIndex((s, j) => !used.has(j) && s.guest === c.guest && s.op === c.op && s.at >= c.at);
+      if (i < 0) continue;
+      used.add(i);
+      const s = summaries[i]!;
+      const key = `${s.op} (exit ${s.exit})`;
+      seen.set(key, [...(seen.get(key) ?? []), s.at - c.at]);
+    }
+    const stats = (ms: number[] | undefined) => {
+      if (!ms?.length) return ["-", "-"];
+      const v = [...ms].sort((a, b) => a - b);
+      const mid = v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+      return [String(Math.round(mid)), String(Math.round(v[v.length - 1]!))];
+    };
+    const lines = [
+      "virt-aa-hook wall time per operation, ms (hook: its own log's ms=; libvirt: libvirtd's 'Calling hook' to the hook's summary line)",
+      `${"operation".padEnd(20)} ${"calls".padStart(5)} ${"hook median".padStart(12)} ${"hook max".padStart(9)} ${"libvirt median".padStart(15)} ${"libvirt max".padStart(12)}`,
+    ];
+    for (const key of [...own.keys()].sort()) {
+      const [hm, hx] = stats(own.get(key));
+      const [lm, lx] = stats(seen.get(key));
+      lines.push(`${key.padEnd(20)} ${String(own.get(key)!.length).padStart(5)} ${hm!.padStart(12)} ${hx!.padStart(9)} ${lm!.padStart(15)} ${lx!.padStart(12)}`);
     }
     return lines.join("\n");
   }
