@@ -1,10 +1,22 @@
 // Builds the single-file bundle that the hook and the CLI run: dist/virt-aa-hook.cjs.
 // CommonJS because the installed hook has no package.json beside it (DESIGN §8).
+//
+// Then it makes the V8 code caches hooks/qemu compiles the bundle with (docs/performance.md):
+// it runs the real launcher once per kind of operation in a throwaway root, with
+// VIRT_AA_HOOK_WRITE_CODE_CACHE=1, so each cache holds the code that kind of call runs. They are
+// only valid for this exact bundle and this node (version and arch are in their names); a missing
+// or mismatched cache only means a normal compile. Failing to make them is a warning, not an error.
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { build } from "esbuild";
+
+const BUNDLE = "dist/virt-aa-hook.cjs";
 
 await build({
   entryPoints: ["src/cli/main.ts"],
-  outfile: "dist/virt-aa-hook.cjs",
+  outfile: BUNDLE,
   bundle: true,
   platform: "node",
   target: "node20",
@@ -16,3 +28,42 @@ await build({
   define: { "import.meta.url": "__bundleUrl" },
   banner: { js: 'const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
 });
+
+makeCodeCaches();
+
+function makeCodeCaches() {
+  for (const f of fs.readdirSync("dist")) if (f.endsWith(".v8cache") || f.endsWith(".v8cache.tmp")) fs.rmSync(path.join("dist", f));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "vaah-code-cache-"));
+  try {
+    const at = (p) => path.join(root, p);
+    for (const d of ["/etc/libvirt/hooks", "/etc/libvirt/dist", "/etc/apparmor.d/libvirt", "/fs", "/var/lib/libvirt/images", "/run/libvirt/qemu", "/proc/4242/attr/apparmor"]) {
+      fs.mkdirSync(at(d), { recursive: true });
+    }
+    fs.copyFileSync("hooks/qemu", at("/etc/libvirt/hooks/qemu"));
+    fs.chmodSync(at("/etc/libvirt/hooks/qemu"), 0o755);
+    fs.symlinkSync(path.resolve(BUNDLE), at("/etc/libvirt/dist/virt-aa-hook.cjs"));
+    fs.copyFileSync("install/apparmor/libvirt/TEMPLATE.qemu", at("/etc/apparmor.d/libvirt/TEMPLATE.qemu"));
+    fs.writeFileSync(at("/fs/.replace"), "");
+    fs.writeFileSync(at("/fs/.remove"), "");
+    // The parser is /bin/true: the caches need the hook's code paths, not a compiled profile.
+    fs.writeFileSync(at("/etc/libvirt/virt-aa-hook.conf"), 'subdomainfs = "/fs"\nparser = "/bin/true"\n');
+    const xml = fs.readFileSync("examples/basic.xml", "utf8").replace("type='qcow2'", "type='raw'");
+    for (const img of ["web01.qcow2", "debian-12.5.0-amd64-netinst.iso"]) fs.writeFileSync(at(`/var/lib/libvirt/images/${img}`), "");
+    const uuid = /<uuid>([^<]+)<\/uuid>/.exec(xml)[1];
+    fs.writeFileSync(at("/run/libvirt/qemu/web01.pid"), "4242\n");
+    fs.writeFileSync(at("/proc/4242/attr/apparmor/current"), `libvirt-${uuid} (enforce)\n`);
+    // One call per cache kind (see LOADER in hooks/qemu), in lifecycle order.
+    for (const op of [["prepare", "begin"], ["started", "begin"], ["stopped", "end"], ["release", "end"]]) {
+      const r = spawnSync(at("/etc/libvirt/hooks/qemu"), ["web01", ...op, "-"], {
+        input: xml,
+        env: { LC_ALL: "C", VIRT_AA_HOOK_WRITE_CODE_CACHE: "1" },
+        cwd: "/",
+      });
+      if (r.status !== 0) console.warn(`build: warning: no code cache for ${op[0]}: exit ${r.status ?? r.signal}: ${String(r.stderr).trim()}`);
+    }
+  } catch (err) {
+    console.warn(`build: warning: no code caches: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}

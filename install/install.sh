@@ -320,6 +320,12 @@ if [ "$DRY_RUN" = 0 ] && [ ! -f "$(p "$MANIFEST")" ]; then
 fi
 
 put_file "$SRC/dist/virt-aa-hook.cjs" "$BUNDLE" 0644
+# The V8 code caches `npm run build` made for this bundle (docs/performance.md); optional: without
+# them, or with a different node, the hook compiles the bundle as usual.
+for cache in "$SRC"/dist/virt-aa-hook.cjs.*.v8cache; do
+    [ -f "$cache" ] || continue
+    put_file "$cache" "$LIB/${cache##*/}" 0644
+done
 put_file "$WORK/qemu-hook" "$LAUNCHER" 0755
 put_file "$WORK/qemu-wrapper" "$WRAPPER" 0755
 ensure_dir "$WRAPPER_BIN"
