@@ -1,0 +1,136 @@
+/**
+ * The functional side of the performance work (issue 8, docs/performance.md), never timed:
+ * - an ignored operation and `stopped` run none of yargs, execa, the XML parser or the lock
+ *   library (V8's function event log names every module initialiser the bundle runs);
+ * - `stopped` writes nothing but its log line;
+ * - an unchanged `prepare` loads from the parser cache (no `-T`), an unchanged `start` does not run
+ *   the parser at all, and neither rewrites the guest's files.
+ * Needs `npm run build` first.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { makeTestRoot, PARSER, defaultTestConfig, type TestRoot } from "../lifecycle/fixture.js";
+import { BUNDLE, callHook, domainXml, installHook, tree, UUID } from "../lifecycle/harness.js";
+
+const NAME = `libvirt-${UUID}`;
+const FILES = `/etc/apparmor.d/libvirt/${NAME}.files`;
+const PROFILE = `/etc/apparmor.d/libvirt/${NAME}`;
+const STATE = `/var/lib/virt-aa-hook/${UUID}.json`;
+const LOG = "/var/log/libvirt/virt-aa-hook.log";
+const HEAVY = ["yargs", "execa", "fast-xml-parser", "proper-lockfile"];
+
+let roots: TestRoot[] = [];
+afterEach(() => {
+  for (const t of roots) t.remove();
+  roots = [];
+});
+
+function root(): TestRoot {
+  const t = makeTestRoot("vaah-bench-props-");
+  roots.push(t);
+  fs.mkdirSync(t.at("/var/lib/libvirt/images"), { recursive: true });
+  fs.writeFileSync(t.at("/var/lib/libvirt/images/vm1.img"), "");
+  return t;
+}
+
+/** The npm packages whose module initialisers ran in one hook call of the bundle. */
+function packagesRun(t: TestRoot, op: [string, string], xml: string): Set<string> {
+  const logfile = t.at("/v8-functions.log");
+  const r = spawnSync(
+    process.execPath,
+    ["--log-function-events", `--logfile=${logfile}`, "--no-logfile-per-isolate", BUNDLE, "hook", "--root", t.root, "--", "vm1", ...op, "-"],
+    { input: xml, env: { LC_ALL: "C" }, cwd: "/", timeout: 60_000 },
+  );
+  expect(r.status, r.stderr.toString()).toBe(0);
+  const pkgs = new Set<string>();
+  for (const line of fs.readFileSync(logfile, "utf8").split("\n")) {
+    if (!line.startsWith("function,first-execution,")) continue;
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(line);
+    if (m) pkgs.add(m[1]!);
+  }
+  fs.rmSync(logfile);
+  return pkgs;
+}
+
+describe("what a hook call loads", () => {
+  it("prepare runs the XML parser and the lock library: the check sees module initialisers", () => {
+    const t = root();
+    const pkgs = packagesRun(t, ["prepare", "begin"], domainXml());
+    expect(pkgs).toContain("fast-xml-parser");
+    expect(pkgs).toContain("proper-lockfile");
+    expect(pkgs).not.toContain("yargs");
+    expect(pkgs).not.toContain("execa");
+  });
+
+  for (const op of [["migrate", "begin"], ["restore", "begin"], ["attach", "begin"], ["stopped", "end"]] as [string, string][]) {
+    it(`${op.join(" ")} loads none of ${HEAVY.join(", ")}`, () => {
+      const t = root();
+      const pkgs = packagesRun(t, op, domainXml());
+      for (const p of HEAVY) expect(pkgs, `${op[0]} ran ${p}`).not.toContain(p);
+    });
+  }
+});
+
+describe("work the hook does not do", () => {
+  /** A parser that records its arguments and then is the real one. */
+  function recordingParser(t: TestRoot): () => string[] {
+    const calls = t.at("/parser-calls");
+    const p = t.at("/recording-parser");
+    fs.writeFileSync(p, `#!/bin/sh\necho "$*" >> '${calls}'\nexec ${PARSER} "$@"\n`, { mode: 0o755 });
+    t.writeConfig({ ...defaultTestConfig(), parser: p });
+    return () => {
+      const lines = fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").split("\n").filter(Boolean) : [];
+      fs.rmSync(calls, { force: true });
+      return lines;
+    };
+  }
+  const mtimes = (t: TestRoot) => [FILES, PROFILE, STATE].map((p) => fs.statSync(t.at(p)).mtimeMs);
+  const ok = (r: { status: number | null; stderr: string }) => expect(r.status, r.stderr).toBe(0);
+
+  it("stopped writes nothing but its log line", () => {
+    const t = root();
+    installHook(t);
+    ok(callHook(t, ["vm1", "prepare", "begin", "-"], domainXml()));
+    const before = tree(t);
+    const times = mtimes(t);
+    const content = [FILES, PROFILE, STATE].map((p) => t.read(p));
+    const logBefore = t.read(LOG);
+    ok(callHook(t, ["vm1", "stopped", "end", "-"], domainXml()));
+    expect(tree(t)).toEqual(before);
+    expect(mtimes(t)).toEqual(times);
+    expect([FILES, PROFILE, STATE].map((p) => t.read(p))).toEqual(content);
+    const added = t.read(LOG).slice(logBefore.length).split("\n").filter(Boolean);
+    expect(added).toHaveLength(1);
+    expect(added[0]).toMatch(/ op="stopped" exit=0 .*result="nothing to do"$/);
+  });
+
+  it("an unchanged prepare loads from the parser cache and an unchanged start runs no parser", () => {
+    const t = root();
+    installHook(t);
+    const calls = recordingParser(t);
+
+    ok(callHook(t, ["vm1", "prepare", "begin", "-"], domainXml()));
+    const cold = calls();
+    expect(cold).toHaveLength(1);
+    expect(cold[0]!.split(" ")).toEqual(expect.arrayContaining(["-r", "-W", "-T"])); // new rules: compiled, cache written
+
+    const times = mtimes(t);
+    ok(callHook(t, ["vm1", "prepare", "begin", "-"], domainXml()));
+    const warm = calls();
+    expect(warm).toHaveLength(1);
+    const args = warm[0]!.split(" ");
+    expect(args).toContain("-r");
+    expect(args).not.toContain("-T"); // the cache is trusted: no recompile
+    expect(args.at(-1)).toBe(t.at(PROFILE));
+    const cache = t.at("/var/cache/apparmor/virt-aa-hook");
+    const entries = fs.readdirSync(cache).flatMap((d) => (fs.statSync(path.join(cache, d)).isDirectory() ? fs.readdirSync(path.join(cache, d)) : []));
+    expect(entries).toContain(NAME);
+
+    ok(callHook(t, ["vm1", "start", "begin", "-"], domainXml()));
+    expect(calls()).toEqual([]); // same rules, same mode: nothing to reload
+    expect(mtimes(t).slice(0, 2)).toEqual(times.slice(0, 2)); // .files and profile untouched
+    expect(t.read(LOG)).toMatch(/op="start" exit=0 .*: unchanged"\n$/);
+  });
+});
