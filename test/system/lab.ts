@@ -43,6 +43,8 @@ const QEMU_CONF = "/etc/libvirt/qemu.conf";
 const LIBVIRTD_PID = "/run/libvirtd.pid";
 const VIRTLOGD_PID = "/run/virtlogd.pid";
 const KVM = "/dev/kvm";
+const VIRT_ADMIN = "/usr/bin/virt-admin";
+const LOG_FILTERS = "1:util.hook 3:*";
 const VIRTLOGD_LOG = "/var/log/libvirt/virtlogd.log";
 const CAPS_CACHE = "/var/cache/libvirt/qemu/capabilities";
 
@@ -312,7 +314,10 @@ interface Saved {
   qemuConf?: Buffer;
   kvm?: { mode: number; gid: number };
   startedVirtlogd?: number;
+  /** We started libvirtd: stop it at the end. */
   startedLibvirtd?: boolean;
+  /** libvirtd was running before: its log outputs and filters, put back at the end. */
+  libvirtdLogging?: { outputs: string; filters: string };
   hookLogExisted: boolean;
   virtlogdLogExisted: boolean;
   runLibvirtExisted: boolean;
@@ -385,27 +390,37 @@ export class Lab {
       this.startLibvirtd();
       this.saved.startedLibvirtd = true;
     } else {
-      // Not ours: send its hook debug output to our log too, for the failure excerpts.
-      run("/usr/bin/virt-admin", ["daemon-log-outputs", `1:file:${this.libvirtdLog}`]);
-      run("/usr/bin/virt-admin", ["daemon-log-filters", "1:util.hook 3:*"]);
+      // Not ours: add our log file (hook debug lines) to its outputs until the end of the run.
+      const get = (what: string) => run(VIRT_ADMIN, [`daemon-log-${what}`]).stdout.replace(/^\s*Logging \w+:\s*/, "").trim();
+      this.saved.libvirtdLogging = { outputs: get("outputs"), filters: get("filters") };
+      this.setLibvirtdLogging(`${this.saved.libvirtdLogging.outputs} 1:file:${this.libvirtdLog}`.trim(), LOG_FILTERS);
+    }
+  }
+
+  private setLibvirtdLogging(outputs: string, filters: string): void {
+    for (const [what, value] of [["outputs", outputs], ["filters", filters]] as const) {
+      const r = run(VIRT_ADMIN, [`daemon-log-${what}`, value]);
+      if (r.status !== 0) throw new Error(`virt-admin daemon-log-${what} ${value}: ${r.stderr.trim()}`);
     }
   }
 
   startLibvirtd(): void {
     const r = run("/usr/sbin/libvirtd", ["-d"], {
-      env: { LIBVIRT_LOG_FILTERS: "1:util.hook 3:*", LIBVIRT_LOG_OUTPUTS: `1:file:${this.libvirtdLog}` },
+      env: { LIBVIRT_LOG_FILTERS: LOG_FILTERS, LIBVIRT_LOG_OUTPUTS: `1:file:${this.libvirtdLog}` },
     });
     if (r.status !== 0) throw new Error(`libvirtd -d: exit ${r.status}: ${r.stderr}`);
     // The first start probes QEMU's capabilities (~12 s on 2 idle cores).
     waitFor("libvirtd to answer", 180_000, () => alive(LIBVIRTD_PID) !== undefined && virsh("version").status === 0);
   }
 
-  /** SIGTERM libvirtd (guests keep running) and start it again. */
+  /** SIGTERM libvirtd (guests keep running) and start it again, with its own logging if it was not ours. */
   restartLibvirtd(): void {
     const pid = alive(LIBVIRTD_PID);
     if (pid !== undefined) stopPid(pid);
     this.startLibvirtd();
-    this.saved.startedLibvirtd ??= false;
+    if (this.saved.libvirtdLogging) {
+      this.setLibvirtdLogging(`${this.saved.libvirtdLogging.outputs} 1:file:${this.libvirtdLog}`.trim(), LOG_FILTERS);
+    }
   }
 
   install(): Run {
@@ -547,8 +562,9 @@ export class Lab {
       const pid = alive(LIBVIRTD_PID);
       if (pid !== undefined) stopPid(pid);
     });
-    else if (this.saved.startedLibvirtd === undefined) {
-      run("/usr/bin/virt-admin", ["daemon-log-outputs", ""]);
+    else if (this.saved.libvirtdLogging) {
+      const { outputs, filters } = this.saved.libvirtdLogging;
+      attempt("restore libvirtd's logging", () => this.setLibvirtdLogging(outputs, filters));
     }
     if (this.saved.startedVirtlogd !== undefined) attempt("stop virtlogd", () => stopPid(this.saved.startedVirtlogd!));
     if (this.saved.qemuConf) attempt("restore qemu.conf", () => fs.writeFileSync(QEMU_CONF, this.saved.qemuConf!));
