@@ -48,7 +48,20 @@ const SELF_CONTAINED_FORMATS = new Set([
  * returns its own files (depth 0) without opening or checking any backing layer, for callers
  * that already have the layers from `<backingStore>`.
  */
-export function discoverChain(hostFs: HostFs, topPath: string, declaredFormat: string | undefined, maxDepth: number): ChainEntry[] {
+/**
+ * Called with every path (and what it is) before the walk stats, opens or reads it; throws to
+ * stop the walk. The hook runs as root: the caller refuses paths the guest may never get, so no
+ * error message ever describes a file the XML's author may not see.
+ */
+export type BeforeTouch = (entry: Omit<ChainEntry, "format">) => void;
+
+export function discoverChain(
+  hostFs: HostFs,
+  topPath: string,
+  declaredFormat: string | undefined,
+  maxDepth: number,
+  beforeTouch: BeforeTouch = () => {},
+): ChainEntry[] {
   if (!Number.isInteger(maxDepth) || maxDepth < 0) throw new RangeError(`maxDepth must be a non-negative integer, not ${maxDepth}`);
   if (declaredFormat === undefined || !HEADER_FORMATS.has(declaredFormat)) return [];
   if (!topPath.startsWith("/")) throw new PathError(topPath, "disk image path is not absolute");
@@ -58,11 +71,12 @@ export function discoverChain(hostFs: HostFs, topPath: string, declaredFormat: s
   // by inode, not by name: "a/../b", hard links and symlinks all reach the same file.
   const seen = new Map<string, string>();
   let layer = { path: normalise(topPath), format: declaredFormat, depth: 0 };
+  beforeTouch({ path: layer.path, kind: "backing", depth: 0 });
   checkType(hostFs, layer.path, "disk image", undefined);
 
   for (;;) {
     const refs = readLayer(hostFs, layer.path, layer.format, seen);
-    out.push(...ownFiles(hostFs, refs, layer.path, layer.depth));
+    out.push(...ownFiles(hostFs, refs, layer.path, layer.depth, beforeTouch));
 
     if (refs.backing === undefined) break;
     const target = resolveBackingName(refs.backing.name, layer.path);
@@ -72,6 +86,7 @@ export function discoverChain(hostFs: HostFs, topPath: string, declaredFormat: s
     const depth = layer.depth + 1;
     if (depth > maxDepth) throw new PathError(layer.path, `backing chain is deeper than ${maxDepth} layers`);
 
+    beforeTouch({ path: target.path, kind: "backing", depth });
     const stats = checkType(hostFs, target.path, "backing file", layer.path);
     const format = refs.backing.format ?? probedFormat(hostFs, target.path, stats);
     out.push({ path: target.path, format, kind: "backing", depth });
@@ -87,11 +102,12 @@ export function discoverChain(hostFs: HostFs, topPath: string, declaredFormat: s
 }
 
 /** The data file and extents that belong to one layer (same depth as the layer). */
-function ownFiles(hostFs: HostFs, refs: LayerRefs, layerPath: string, depth: number): ChainEntry[] {
+function ownFiles(hostFs: HostFs, refs: LayerRefs, layerPath: string, depth: number, beforeTouch: BeforeTouch): ChainEntry[] {
   const out: ChainEntry[] = [];
   if (refs.dataFile !== undefined) {
     const target = resolveDataFileName(refs.dataFile, layerPath);
     if (target.kind === "file") {
+      beforeTouch({ path: target.path, kind: "data-file", depth });
       checkType(hostFs, target.path, "external data file", layerPath);
       out.push({ path: target.path, format: "raw", kind: "data-file", depth });
     }
@@ -100,6 +116,7 @@ function ownFiles(hostFs: HostFs, refs: LayerRefs, layerPath: string, depth: num
     const extent = resolveExtentName(name, layerPath);
     // A descriptor embedded in a sparse file may list that file itself: not a separate file.
     if (extent === layerPath) continue;
+    beforeTouch({ path: extent, kind: "extent", depth });
     checkType(hostFs, extent, "vmdk extent file", layerPath);
     out.push({ path: extent, kind: "extent", depth });
   }

@@ -1,6 +1,7 @@
 import { PathError } from "../errors.js";
 import type { BackingLayer, Disk } from "../domain/model.js";
-import { discoverChain, type ChainEntry } from "../images/index.js";
+import { discoverChain, type BeforeTouch, type ChainEntry } from "../images/index.js";
+import { checkRule } from "../policy/index.js";
 import { absolute } from "./absolute.js";
 import { rule, type RuleContext, type RuleFamily } from "./context.js";
 import type { Rule } from "./ir.js";
@@ -61,10 +62,10 @@ function imageRules(ctx: RuleContext, disk: Disk, top: string, element: string, 
   if (disk.backingStore !== undefined) {
     // libvirt already walked the chain (start XML): trust its layers, but the top's own files are
     // not part of <backingStore>, so read them from the top's header.
-    out.push(...topOwnFiles(ctx, disk, top).map((e) => chainRule(e, element, topPerms)));
+    out.push(...topOwnFiles(ctx, disk, top, element).map((e) => chainRule(e, element, topPerms)));
     out.push(...layerRules(disk.backingStore, ctx, element, (n) => ["rk", `${element} backing ${n}`]));
   } else {
-    out.push(...headerChain(ctx, disk, top).map((e) => chainRule(e, element, topPerms)));
+    out.push(...headerChain(ctx, disk, top, element).map((e) => chainRule(e, element, topPerms)));
   }
   return out;
 }
@@ -92,10 +93,22 @@ function layerRules(
   return out;
 }
 
-function chainRule(entry: ChainEntry, element: string, topPerms: string): Rule {
+function chainRule(entry: Omit<ChainEntry, "format">, element: string, topPerms: string): Rule {
   const owner = entry.depth === 0 ? element : `${element} backing ${entry.depth}`;
   const source = entry.kind === "backing" ? owner : `${owner} ${entry.kind}`;
   return rule(entry.path, entry.depth === 0 ? topPerms : "rk", source);
+}
+
+/**
+ * The policy check, run before the chain walk stats or reads a file (as read-only access: the
+ * final rule gets its real permissions checked again by the policy stage). Without it a hostile
+ * XML or image header naming `/root/secret` as a qcow2 layer would learn the file's type and size
+ * from the "corrupt qcow2 header" error, since the hook reads as root.
+ */
+function policyBeforeRead(ctx: RuleContext, element: string): BeforeTouch {
+  return (entry) => {
+    checkRule(ctx.fs, { ...chainRule(entry, element, "r"), perms: "r" });
+  };
 }
 
 /**
@@ -112,9 +125,9 @@ function hasHeaderToRead(ctx: RuleContext, disk: Disk, top: string): boolean {
 }
 
 /** The whole chain from image headers (prepare XML carries no `<backingStore>`). */
-function headerChain(ctx: RuleContext, disk: Disk, top: string): ChainEntry[] {
+function headerChain(ctx: RuleContext, disk: Disk, top: string, element: string): ChainEntry[] {
   if (!hasHeaderToRead(ctx, disk, top)) return [];
-  return discoverChain(ctx.fs, top, disk.format, ctx.maxBackingDepth);
+  return discoverChain(ctx.fs, top, disk.format, ctx.maxBackingDepth, policyBeforeRead(ctx, element));
 }
 
 /**
@@ -123,7 +136,7 @@ function headerChain(ctx: RuleContext, disk: Disk, top: string): ChainEntry[] {
  * walk: it reads just the top's header and never opens a backing layer, so a chain libvirt has
  * already described is not walked (or second-guessed) again.
  */
-function topOwnFiles(ctx: RuleContext, disk: Disk, top: string): ChainEntry[] {
+function topOwnFiles(ctx: RuleContext, disk: Disk, top: string, element: string): ChainEntry[] {
   if (!hasHeaderToRead(ctx, disk, top)) return [];
-  return discoverChain(ctx.fs, top, disk.format, 0).filter((e) => e.depth === 0);
+  return discoverChain(ctx.fs, top, disk.format, 0, policyBeforeRead(ctx, element)).filter((e) => e.depth === 0);
 }
