@@ -77,9 +77,9 @@ describe("concurrency", () => {
     const versions = Array.from({ length: 5 }, (_, v) => versionXml(t, g, v));
     const files = versions.map((x) => expectedFiles(t, x));
     const outcomes: string[] = [];
-    for (let burst = 0; burst < 3; burst++) {
-      // Deterministic mixes: burst 0 ends with more prepares, burst 2 with more releases.
-      const ops = Array.from({ length: 20 }, (_, k) => (((k * 7 + burst * 3) % 20) < 6 + burst * 3 ? "release" : "prepare"));
+    for (let burst = 0; burst < 2; burst++) {
+      // Deterministic mixes: 6 releases among 14 prepares, then 10 and 10.
+      const ops = Array.from({ length: 20 }, (_, k) => (((k * 7 + burst * 3) % 20) < 6 + burst * 4 ? "release" : "prepare"));
       const runs = await Promise.all(
         ops.map((o, k) => callHookAsync(t, [g.name, o, o === "release" ? "end" : "begin", "-"], versions[(k + burst) % versions.length]!)),
       );
@@ -110,7 +110,7 @@ describe("concurrency", () => {
         outcomes.push(`version ${v}`);
       }
     }
-    console.log(`concurrency: 3 bursts of 20 prepare/release on one guest ended as: ${outcomes.join(", ")}`);
+    console.log(`concurrency: 2 bursts of 20 prepare/release on one guest ended as: ${outcomes.join(", ")}`);
     // A last uninterrupted prepare still works after the storm.
     expect(await callHookAsync(t, [g.name, "prepare", "begin", "-"], versions[0]!)).toMatchObject({ status: 0, stderr: "" });
     expect(t.read(g.files)).toBe(files[0]);
