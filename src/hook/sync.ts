@@ -137,7 +137,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
 
     lock.check();
     const didLoad = load || compileOnly;
-    writeState(paths.state, {
+    const next: GuestState = {
       version: 1,
       uuid,
       name: built.domain.name,
@@ -150,9 +150,20 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
       filesSha256: sha256(newFiles),
       ...(didLoad ? { loadedAs: wantedAs } : state?.loadedAs ? { loadedAs: state.loadedAs } : {}),
       updated: new Date().toISOString(),
-    });
+    };
+    // A record that would only get a new `updated` is left alone: the atomic write fsyncs twice,
+    // which is most of what an unchanged start costs (docs/performance.md).
+    if (state === undefined || !sameRecord(state, next)) writeState(paths.state, next);
     return { uuid, profileName: paths.profileName, summary };
   });
+}
+
+/** Same record apart from the time it was written. */
+function sameRecord(a: GuestState, b: GuestState): boolean {
+  const keys = (s: GuestState) => Object.keys(s).filter((k) => k !== "updated").sort();
+  const ka = keys(a);
+  const kb = keys(b);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && (a as unknown as Record<string, unknown>)[k] === (b as unknown as Record<string, unknown>)[k]);
 }
 
 function createProfileText(ctx: HookContext, paths: GuestPaths): string {
