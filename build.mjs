@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { build } from "esbuild";
+import { build, transform } from "esbuild";
 
 const BUNDLE = "dist/virt-aa-hook.cjs";
 
@@ -27,9 +27,30 @@ await build({
   // yargs is ESM-only and derives require() from import.meta.url, which a CJS bundle lacks.
   define: { "import.meta.url": "__bundleUrl" },
   banner: { js: 'const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  // Strings, regexps and names are escaped to ASCII; see asciiOnly for the comments.
+  charset: "ascii",
 });
 
+await asciiOnly();
 makeCodeCaches();
+
+/**
+ * esbuild keeps comments as they are, and one "→" in a comment makes node hold the whole bundle as a
+ * two-byte string: slower to hash, compile and cache on every hook call. With charset "ascii"
+ * everything else is already escaped, so what is left is in comments and is spelled out there.
+ */
+async function asciiOnly() {
+  const text = fs.readFileSync(BUNDLE, "utf8");
+  const ascii = text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+  if (ascii === text) return;
+  // Proof that only comments changed: without comments the two are the same program.
+  const code = async (t) => (await transform(t, { minifyWhitespace: true, charset: "ascii", legalComments: "none" })).code;
+  if ((await code(ascii)) !== (await code(text))) {
+    console.warn("build: warning: non-ASCII text outside comments; the bundle stays UTF-8");
+    return;
+  }
+  fs.writeFileSync(BUNDLE, ascii);
+}
 
 function makeCodeCaches() {
   for (const f of fs.readdirSync("dist")) if (f.endsWith(".v8cache") || f.endsWith(".v8cache.tmp")) fs.rmSync(path.join("dist", f));
