@@ -284,6 +284,7 @@ if (!ENABLED) {
     expect(hookOps(e.name, lab.hookLogMark)).toEqual(["stopped 0", "release 0"]);
     expect(exists(filesOf(e.uuid))).toBe(false);
     lab.mark();
+    lab.resetSecurityfs();
     virshOk("restore", saveFile);
     expect(state(e.name)).toBe("running");
     expect(hookOps(e.name, lab.hookLogMark)).toEqual(["restore 0", "prepare 0", "start 0", "started 0"]);
@@ -298,11 +299,13 @@ if (!ENABLED) {
     expect(exists(filesOf(e.uuid))).toBe(false);
     expect(virshOk("dominfo", e.name)).toMatch(/^Managed save:\s+yes$/m);
     lab.mark();
+    lab.resetSecurityfs();
     start(e.name);
     expect(state(e.name)).toBe("running");
     expect(virshOk("dominfo", e.name)).toMatch(/^Managed save:\s+no$/m);
     expect(hookOps(e.name, lab.hookLogMark)).toEqual(["restore 0", "prepare 0", "start 0", "started 0"]);
     expect(readRules(filesOf(e.uuid))).toBe(files);
+    expect(lab.replaced().includes(Buffer.from(`libvirt-${e.uuid}`))).toBe(true);
   });
 
   test("libvirtd restart while the guest runs: reconnect keeps it running and its profile loaded", 5 * MIN, () => {
@@ -314,7 +317,10 @@ if (!ENABLED) {
     expect(hookOps(e.name, lab.hookLogMark)).toEqual(["reconnect 0"]);
     const q1 = qemuProcess(e.name);
     expect(q1.pid).toBe(q0.pid);
+    expect(q1.argv).toEqual(q0.argv);
     expect(read(filesOf(e.uuid))).toBe(files);
+    // The fake securityfs lists no loaded profiles, so reconnect loads the profile to be sure.
+    expect(lab.replaced().includes(Buffer.from(`libvirt-${e.uuid}`))).toBe(true);
     destroy(e.name);
     expect(exists(filesOf(e.uuid))).toBe(false);
     adminProfileIntact();
@@ -347,6 +353,7 @@ if (!ENABLED) {
     expect(q.argv.slice(1)).toEqual(logged.slice(1));
     expect(q.argv).toContain(w.uuid);
     expect(q.parentExe).toBe(baseline?.parentExe);
+    expect(read(filesOf(w.uuid))).toContain(`  "${img("w", "disk.qcow2")}" rwk,  # disk vda\n`);
     expect(read(`/var/log/libvirt/qemu/${w.name}.log`)).toContain(
       `virt-aa-hook wrapper: warning: libvirt-${w.uuid}: AppArmor profile not loaded (/sys/kernel/security/apparmor/profiles); QEMU runs unconfined (mode = complain)`,
     );
