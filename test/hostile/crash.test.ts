@@ -1,12 +1,12 @@
 /**
  * Crash safety: `prepare` killed with SIGKILL at random points, hundreds of times.
  *
- * The hook runs as libvirtd runs it (node on the bundle with the launcher's exact arguments, the
- * XML on stdin, LC_ALL=C), spawned directly so the kill hits node itself: a SIGKILL of the sh
- * launcher would only kill sh after its exec... it never forks, but spawning node directly makes
- * the target unambiguous. Half of the kills hit node alone (its apparmor_parser child lives on as
- * an orphan and may finish its compile, cache write and load: the nastiest case), half the whole
- * process group (node and parser die together, like a host crash).
+ * The hook runs as libvirtd runs it (node on the bundle with the launcher's arguments, the XML on
+ * stdin, LC_ALL=C), spawned directly so the kill certainly hits node (hooks/qemu execs node, so
+ * its pid would be node's too, but a launcher that forked would leave node running). Half of the
+ * kills hit node alone (its apparmor_parser child lives on as an orphan and may finish its
+ * compile, cache write and load: the nastiest case), half the whole process group (node and
+ * parser die together, like a host crash).
  *
  * After every kill:
  * - each guest's `.files` is absent (never committed yet) or byte-equal to the version that was on
