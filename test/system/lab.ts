@@ -423,6 +423,15 @@ export class Lab {
     }
   }
 
+  /**
+   * Waits for libvirtd's rescan of the hook directories after SIGHUP (its util.hook debug lines
+   * in our log): until it found our hook, or found no qemu.d at all.
+   */
+  waitForHookScan(found: boolean): void {
+    const want = found ? `Found hook script ${HOOK_LINK}` : "Hook dir /etc/libvirt/hooks/qemu.d is not accessible";
+    waitFor(`libvirtd's log to say "${want}"`, 60_000, () => readFrom(this.libvirtdLog, this.libvirtdLogMark).includes(want));
+  }
+
   install(): Run {
     const r = run("/bin/bash", [path.join(REPO, "install/install.sh"), "--reload", "--node", process.execPath]);
     if (r.status === 0) this.saved.installed = true;

@@ -129,7 +129,7 @@ if (!ENABLED) {
     fs.writeFileSync(profileOf(other.uuid), other.text, { mode: 0o644 });
     lab.extraFiles.push(profileOf(other.uuid));
     // libvirtd rescans the hook directories when it handles SIGHUP.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
+    lab.waitForHookScan(true);
   });
 
   test("start/destroy: qcow2 on a 2-deep backing chain, cdrom, serial log, OVMF loader + NVRAM", 5 * MIN, () => {
@@ -377,7 +377,7 @@ if (!ENABLED) {
     // The config we wrote over the installed one is "created" by install.sh: uninstall removes it.
     expect(exists(CONFIG)).toBe(false);
     expect(snapshot(SNAPSHOT_ROOTS)).toEqual(before);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
+    lab.waitForHookScan(false);
     lab.mark();
     start(plain.name);
     expect(state(plain.name)).toBe("running");
