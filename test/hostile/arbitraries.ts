@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { GuestError } from "../../src/errors.js";
+import { qcow2Header } from "../images/helpers.js";
 
 export const FIXED_SEED = 20261129;
 
@@ -64,13 +65,19 @@ export const LINKS: Record<string, string> = {
 /** Files and directories that exist in every property root. */
 export const EXISTING = ["/etc/shadow", "/usr/share/OVMF/OVMF_CODE.fd", "/var/lib/libvirt/images/web01.qcow2", "/srv/data.img", "/boot/vmlinuz"];
 
-/** A fresh root holding EXISTING and LINKS; removed by the returned cleanup. */
+/** A fresh root holding EXISTING, LINKS and what the seed domains need; removed by the returned cleanup. */
 export function propertyRoot(): { root: string; cleanup: () => void } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "virt-aa-hostile-"));
-  for (const file of EXISTING) {
+  const write = (file: string, data: string | Buffer) => {
     fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
-    fs.writeFileSync(path.join(root, file), "");
+    fs.writeFileSync(path.join(root, file), data);
+  };
+  for (const file of EXISTING) write(file, "");
+  // The seed domains (examples/) name qcow2 images and a volume in the "default" pool.
+  for (const image of ["/var/lib/libvirt/images/web01.qcow2", "/var/lib/libvirt/images/data.qcow2", "/var/lib/libvirt/images/top.qcow2"]) {
+    write(image, qcow2Header({ length: 1024 }));
   }
+  write("/etc/libvirt/storage/default.xml", "<pool type='dir'><name>default</name><target><path>/var/lib/libvirt/images</path></target></pool>");
   for (const [link, target] of Object.entries(LINKS)) {
     fs.mkdirSync(path.dirname(path.join(root, link)), { recursive: true });
     fs.symlinkSync(target, path.join(root, link));
