@@ -7,6 +7,7 @@
 // only valid for this exact bundle and this node (version and arch are in their names); a missing
 // or mismatched cache only means a normal compile. Failing to make them is a warning, not an error.
 import { spawnSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -32,6 +33,7 @@ await build({
 });
 
 await asciiOnly();
+stampBuildId();
 makeCodeCaches();
 
 /**
@@ -50,6 +52,16 @@ async function asciiOnly() {
     return;
   }
   fs.writeFileSync(BUNDLE, ascii);
+}
+
+/**
+ * The last line names the build: the sha256 of everything above it. hooks/qemu keys the code
+ * caches by it (with node's version and arch), so it never hashes 650 KB on a hook call.
+ */
+function stampBuildId() {
+  const text = fs.readFileSync(BUNDLE, "utf8");
+  const id = crypto.createHash("sha256").update(text).digest("hex");
+  fs.writeFileSync(BUNDLE, `${text}//# virt-aa-hook-build ${id}\n`);
 }
 
 function makeCodeCaches() {

@@ -4,12 +4,15 @@
  *   library (V8's function event log names every module initialiser the bundle runs);
  * - `stopped` writes nothing but its log line;
  * - an unchanged `prepare` loads from the parser cache (no `-T`), an unchanged `start` does not run
- *   the parser at all, and neither rewrites the guest's files or its state record.
+ *   the parser at all, and neither rewrites the guest's files or its state record;
+ * - the code caches npm run build makes are accepted by this node, and a bad one is harmless.
  * Needs `npm run build` first.
  */
 import { spawnSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import vm from "node:vm";
 import { afterEach, describe, expect, it } from "vitest";
 import { makeTestRoot, PARSER, defaultTestConfig, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callHook, domainXml, installHook, tree, UUID } from "../lifecycle/harness.js";
@@ -132,5 +135,58 @@ describe("work the hook does not do", () => {
     expect(calls()).toEqual([]); // same rules, same mode: nothing to reload
     expect(mtimes(t)).toEqual(times); // .files, profile and state record untouched since the cold prepare
     expect(t.read(LOG)).toMatch(/op="start" exit=0 .*: unchanged"\n$/);
+  });
+});
+
+describe("the V8 code caches hooks/qemu compiles the bundle with", () => {
+  const REPO = path.resolve(path.dirname(BUNDLE), "..");
+  const bundleText = () => fs.readFileSync(BUNDLE, "utf8");
+  const buildId = () => /\/\/# virt-aa-hook-build ([0-9a-f]{64})\n$/.exec(bundleText())?.[1];
+
+  it("the bundle's last line is the sha256 of the rest, and the bundle is ASCII", () => {
+    const text = bundleText();
+    const id = buildId();
+    expect(id).toBeDefined();
+    const body = text.slice(0, text.lastIndexOf("//# virt-aa-hook-build "));
+    expect(crypto.createHash("sha256").update(body).digest("hex")).toBe(id);
+    expect(/[^\x00-\x7f]/.test(text)).toBe(false);
+  });
+
+  it("npm run build made one cache per kind of operation, for this node, and V8 accepts them", () => {
+    const id = buildId()!.slice(0, 24);
+    const wrapped = `(function (exports, require, module, __filename, __dirname) {${bundleText()}\n})`;
+    for (const kind of ["sync", "started", "release", "other"]) {
+      const cache = `${BUNDLE}.${id}-${process.version}-${process.arch}.${kind}.v8cache`;
+      expect(fs.existsSync(cache), cache).toBe(true);
+      const script = new vm.Script(wrapped, { filename: BUNDLE, cachedData: fs.readFileSync(cache) });
+      expect(script.cachedDataRejected, kind).toBe(false);
+    }
+  });
+
+  it("a corrupt, foreign or missing cache only means a normal compile", () => {
+    const t = root();
+    // The launcher and a copy of the bundle in their own directory, with caches we control.
+    const dir = t.at("/opt/hook");
+    fs.mkdirSync(path.join(dir, "dist"), { recursive: true });
+    fs.mkdirSync(path.join(dir, "hooks"), { recursive: true });
+    const qemu = path.join(dir, "hooks/qemu");
+    const bundle = path.join(dir, "dist/virt-aa-hook.cjs");
+    fs.copyFileSync(BUNDLE, bundle);
+    const cache = `${bundle}.${buildId()!.slice(0, 24)}-${process.version}-${process.arch}.other.v8cache`;
+    const run = () =>
+      spawnSync(qemu, ["vm1", "migrate", "begin", "-"], { input: domainXml(), env: { LC_ALL: "C" }, cwd: "/" });
+    const logged = () => t.read(LOG).trim().split("\n").at(-1);
+    // The launcher outside <root>/etc/libvirt/hooks serves "/": point it at the test root instead.
+    const launcher = fs.readFileSync(path.join(REPO, "hooks/qemu"), "utf8").replace('--root "${ROOT:-/}"', `--root '${t.root}'`);
+    expect(launcher).toContain(`--root '${t.root}'`);
+    fs.writeFileSync(qemu, launcher, { mode: 0o755 });
+    for (const content of [undefined, Buffer.from("not a code cache"), fs.readFileSync(`${BUNDLE}.${buildId()!.slice(0, 24)}-${process.version}-${process.arch}.sync.v8cache`).subarray(0, 5000)]) {
+      fs.rmSync(cache, { force: true });
+      if (content) fs.writeFileSync(cache, content);
+      const r = run();
+      expect(r.status, r.stderr.toString()).toBe(0);
+      expect(r.stderr.toString()).toBe("");
+      expect(logged()).toMatch(/ guest="vm1" op="migrate" exit=0 .*result="nothing to do"$/);
+    }
   });
 });
