@@ -340,6 +340,7 @@ export class Lab {
   /** Hook log offset when the lab started: the wall-time table covers everything after it. */
   hookLogStart = 0;
   readonly extraFiles: string[] = [];
+  private autostartedNetworks: string[] = [];
   private readonly saved: Saved;
 
   constructor() {
@@ -389,6 +390,11 @@ export class Lab {
     if (alive(LIBVIRTD_PID) === undefined) {
       this.startLibvirtd();
       this.saved.startedLibvirtd = true;
+      // Networks it autostarted (dnsmasq would outlive it): stopped again at the end, when
+      // nothing of libvirt ran before us.
+      if (!this.saved.runLibvirtExisted) {
+        this.autostartedNetworks = virshOk("net-list", "--name").split("\n").map((l) => l.trim()).filter(Boolean);
+      }
     } else {
       // Not ours: add our log file (hook debug lines) to its outputs until the end of the run.
       const get = (what: string) => run(VIRT_ADMIN, [`daemon-log-${what}`]).stdout.replace(/^\s*Logging \w+:\s*/, "").trim();
@@ -567,6 +573,7 @@ export class Lab {
       });
     }
     attempt("config", () => fs.rmSync(CONFIG, { force: true }));
+    for (const net of this.autostartedNetworks) attempt(`net-destroy ${net}`, () => void virshOk("net-destroy", net));
     if (this.saved.startedLibvirtd) attempt("stop libvirtd", () => {
       const pid = alive(LIBVIRTD_PID);
       if (pid !== undefined) stopPid(pid);

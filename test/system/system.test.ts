@@ -84,6 +84,10 @@ if (!ENABLED) {
   const adminProfileIntact = () => expect(read(profileOf(other.uuid))).toBe(other.text);
 
   beforeAll(() => {
+    // The suite installs and uninstalls virt-aa-hook itself: never on top of a real installation.
+    if (exists(`${STATE_DIR}/install-manifest`)) {
+      throw new Error(`virt-aa-hook is installed on this machine (${STATE_DIR}/install-manifest): uninstall it before running the system tests`);
+    }
     lab = new Lab();
     before = snapshot(SNAPSHOT_ROOTS);
     lab.startDaemons();
@@ -97,10 +101,11 @@ if (!ENABLED) {
     process.stdout.write(`\n${lab.timeTable()}\n\n`);
     const problems = lab.teardown();
     const left: string[] = [];
-    const list = virsh("list", "--all", "--name");
-    if (list.status === 0 && list.stdout.includes(PREFIX)) left.push(`domains: ${list.stdout.trim()}`);
+    for (const e of fs.readdirSync("/etc/libvirt/qemu")) if (e.startsWith(PREFIX)) left.push(`/etc/libvirt/qemu/${e}`);
     for (const p of [STATE_DIR, RUN_DIR, "/usr/lib/virt-aa-hook", HOOK_LINK, CONFIG, lab.images]) if (exists(p)) left.push(p);
-    for (const e of fs.readdirSync(PROFILE_DIR)) if (/^libvirt-[0-9a-f-]{36}/.test(e)) left.push(`${PROFILE_DIR}/${e}`);
+    for (const u of [...lab.uuids, other.uuid]) {
+      for (const p of [profileOf(u), filesOf(u)]) if (exists(p)) left.push(p);
+    }
     if (problems.length || left.length) {
       throw new Error(`cleanup: ${[...problems, ...left.map((l) => `left behind: ${l}`)].join("; ")}`);
     }
