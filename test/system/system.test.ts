@@ -27,6 +27,7 @@ import {
   STATE_DIR,
   URI,
   hookOps,
+  hookSummaries,
   loggedCommandLine,
   qemuProcess,
   randomUuid,
@@ -72,6 +73,10 @@ if (!ENABLED) {
         await fn();
       } catch (err) {
         if (err instanceof Error) err.message += lab.diagnostics();
+        // Guests this test left running would change what the next tests see.
+        for (const n of virsh("list", "--name").stdout.split("\n").map((l) => l.trim())) {
+          if (n.startsWith(PREFIX)) virsh("destroy", n);
+        }
         throw err;
       }
     }, timeout);
@@ -158,6 +163,12 @@ if (!ENABLED) {
     start(a.name);
     expect(state(a.name)).toBe("running");
     expect(hookOps(a.name, lab.hookLogMark)).toEqual(["prepare 0", "start 0", "started 0"]);
+    const qa = qemuProcess(a.name);
+    expect(hookSummaries(lab.hookLogMark).filter((s) => s.guest === a.name).map((s) => s.result)).toEqual([
+      `libvirt-${a.uuid}: loaded new rules, created profile`,
+      `libvirt-${a.uuid}: unchanged`,
+      `warning: cannot read the AppArmor label of QEMU (pid ${qa.pid})`,
+    ]);
 
     // The per-guest profile (ours, from the template) and the rules file with the exact paths.
     const profile = read(profileOf(a.uuid));
@@ -320,6 +331,7 @@ if (!ENABLED) {
     lab.restartLibvirtd();
     expect(state(e.name)).toBe("running");
     expect(hookOps(e.name, lab.hookLogMark)).toEqual(["reconnect 0"]);
+    expect(hookSummaries(lab.hookLogMark).find((s) => s.guest === e.name)?.result).toBe(`libvirt-${e.uuid}: loaded unchanged rules`);
     const q1 = qemuProcess(e.name);
     expect(q1.pid).toBe(q0.pid);
     expect(q1.argv).toEqual(q0.argv);
