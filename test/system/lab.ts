@@ -262,7 +262,9 @@ export interface QemuProcess {
   exe: string;
   argv: string[];
   ppid: number;
+  /** The parent's executable ("?" when the kernel will not say) and its comm. */
   parentExe: string;
+  parentComm: string;
 }
 
 /** The running QEMU of a guest, from libvirt's pidfile. */
@@ -279,7 +281,13 @@ export function qemuProcess(name: string): QemuProcess {
   } catch {
     parentExe = "?";
   }
-  return { pid, exe, argv, ppid, parentExe };
+  let parentComm = "";
+  try {
+    parentComm = fs.readFileSync(`/proc/${ppid}/comm`, "utf8").trim();
+  } catch {
+    parentComm = "?";
+  }
+  return { pid, exe, argv, ppid, parentExe, parentComm };
 }
 
 /**
