@@ -198,6 +198,9 @@ export function isUnder(p: string, location: string): boolean {
  */
 export function restrictedViolation(p: string, perms: string, suffix: string): string | undefined {
   const recursive = suffix !== "" && suffix !== "/";
+  const readOnly = [...perms].every((c) => "rkm".includes(c));
+  // Read-only anywhere inside a read-only exception is allowed, the whole tree included.
+  if (readOnly && READ_ONLY_EXCEPTIONS.some((loc) => isUnder(p, loc))) return undefined;
   if (recursive) {
     const reached = RESTRICTED.find((loc) => isUnder(loc, p));
     if (reached !== undefined) return `recursive grant on ${p} reaches ${reached}`;
@@ -205,8 +208,6 @@ export function restrictedViolation(p: string, perms: string, suffix: string): s
   const location = RESTRICTED.find((loc) => isUnder(p, loc));
   if (location === undefined) return undefined;
   if (/^\/sys\/(devices|bus\/pci\/devices|class)\//.test(p) && !recursive) return undefined;
-  const readOnly = [...perms].every((c) => "rkm".includes(c));
-  if (readOnly && READ_ONLY_EXCEPTIONS.some((loc) => isUnder(p, loc))) return undefined;
   return `${p} (${perms}) is under ${location}`;
 }
 

@@ -192,6 +192,90 @@ describe("property: a path is rejected with a clear error, or granted as exactly
   }
 });
 
+function filesystemXml(p: string, readonly: boolean, target: string): string {
+  return `<filesystem type='mount' accessmode='passthrough'><source dir='${xmlAttr(p)}'/><target dir='${target}'/>${readonly ? "<readonly/>" : ""}</filesystem>`;
+}
+
+/** What the parser prints for the `{,/**}` suffix after the escaped directory. */
+const RECURSIVE_TAIL = "(|/[^\\x00]*)";
+
+describe("property: a directory tree (9p filesystem, recursive grant) is refused or granted as exactly that tree", () => {
+  const KNOWN_TREE_REJECTIONS: RegExp[] = [
+    /^path is not absolute$/,
+    /^control character in path$/,
+    /^invalid Unicode in path$/,
+    /^path is too long$/,
+    /^too many levels of symbolic links$/,
+    /^character reference "&#x[0-9A-F]+;" is not allowed in XML$/,
+    /^attribute "dir" is \d+ characters, more than 4096$/,
+    /^(resolves to \/.*: )?filesystem t: cannot grant the whole filesystem$/s,
+    /^(resolves to \/.*: )?filesystem t: recursive access would include the restricted location \/[^ ]+$/s,
+    /^(resolves to \/.*: )?filesystem t: restricted location \/[^ ]+ is never granted to guests$/s,
+    /^(resolves to \/.*: )?filesystem t: only read access is allowed under \/[^ ]+ \(asked for "rw"\)$/s,
+  ];
+
+  for (const run of seedRuns(300, 100)) {
+    it(`${run.label}: ${run.numRuns} directories`, async () => {
+      const layout = new Layout(root);
+      const samples = fc.sample(fc.tuple(hostilePath, fc.boolean()), { seed: run.seed, numRuns: run.numRuns });
+      const accepted: Accepted[] = [];
+      for (const [input, readonly] of samples) {
+        const what = `${run.label}, directory ${JSON.stringify(input)} (readonly: ${readonly})`;
+        const out = outcomeOf(() => buildProfile(domainXml(filesystemXml(input, readonly, "t")), { layout }));
+        if (!out.ok) {
+          expect(out.error.toLine(), what).toMatch(ERROR_LINE);
+          expect(KNOWN_TREE_REJECTIONS.some((re) => re.test(out.error.reason)), `${what}: unexpected rejection ${out.error.toLine()}`).toBe(true);
+          continue;
+        }
+        const tree = out.value.rules.filter((r) => r.source === "filesystem t");
+        if (input === "") {
+          expect(tree, what).toEqual([]);
+          continue;
+        }
+        expect(mustReject(input), `${what} was accepted`).toBe(false);
+        expect(tree, what).toHaveLength(1);
+        const rule = tree[0]!;
+        expect({ perms: rule.perms, suffix: rule.suffix }, what).toEqual({ perms: readonly ? "r" : "rw", suffix: "{,/**}" });
+        expect(rule.path, what).toBe(lexicalCanonical(rule.path));
+        expect(noSymlinkComponent(rule.path), `${what}: ${rule.path} still goes through a symlink`).toBe(true);
+        if (!input.includes("lnk-")) expect(rule.path, what).toBe(lexicalCanonical(input));
+        for (const r of out.value.rules) expect(restrictedViolation(r.path, r.perms, r.suffix), what).toBeUndefined();
+        accepted.push({ input, rule });
+      }
+      expect(accepted.length).toBeGreaterThan(run.numRuns / 10);
+
+      const compiled = [...accepted.filter((a) => a.rule.path.length <= 1024), ...accepted.filter((a) => a.rule.path.length > 1024).slice(0, 1)];
+      const all = domainXml(compiled.map((a, i) => filesystemXml(a.input, a.rule.perms === "r", `t${i}`)).join(""));
+      const built = buildProfile(all, { layout });
+      const baseline = await guestRuleExprs(UUID, "");
+      const exprs = await guestRuleExprs(UUID, built.filesText);
+      for (const b of baseline) {
+        const at = exprs.indexOf(b);
+        if (at >= 0) exprs.splice(at, 1);
+      }
+      const trees = exprs.filter((e) => e.endsWith(RECURSIVE_TAIL));
+      // Every tree rule is "<literal directory>(|/anything)": the directory and what is below it.
+      const dirs = trees.map((e) => exprLiteral(e.slice(0, -RECURSIVE_TAIL.length)));
+      expect(dirs.filter((d) => d === null)).toEqual([]);
+      expect(new Set(dirs)).toEqual(new Set(built.rules.filter((r) => r.suffix === "{,/**}").map((r) => r.path)));
+      for (const [i, e] of trees.entries()) {
+        const dir = dirs[i]!;
+        const sibling = `${dir}x`;
+        expect([exprMatches(e, dir), exprMatches(e, `${dir}/a`), exprMatches(e, `${dir}/a/b c`), exprMatches(e, sibling)], `${run.label}: ${e}`).toEqual([true, true, true, false]);
+      }
+      // Only the log and pid rules remain, both literal.
+      expect(new Set(exprs.filter((e) => !e.endsWith(RECURSIVE_TAIL)).map(exprLiteral))).toEqual(new Set(["/var/log/libvirt/qemu/g1.log", "/run/libvirt/qemu/g1.pid"]));
+      for (const sample of RESTRICTED_SAMPLES) {
+        for (const [i, e] of trees.entries()) {
+          if (!exprMatches(e, sample)) continue;
+          const r = built.rules.find((x) => x.path === dirs[i] && x.suffix === "{,/**}")!;
+          expect(r.perms === "r" && READ_ONLY_EXCEPTIONS.some((loc) => isUnder(sample, loc) && isUnder(r.path, loc)), `${run.label}: ${e} matches ${sample}`).toBe(true);
+        }
+      }
+    });
+  }
+});
+
 describe("paths through planted symlinks (exact outcomes)", () => {
   const cases: Array<[input: string, outcome: string]> = [
     ["/srv/lnk-etc/shadow", "virt-aa-hook: error: g1: /srv/lnk-etc/shadow: resolves to /etc/shadow: disk vda: restricted location /etc is never granted to guests"],
