@@ -153,6 +153,15 @@ else
     [ "$DRY_RUN" = 1 ] || rm -rf "$(p "$MANIFEST")" "$(p "$BACKUPS")"
 fi
 
+# What the hook made at run time (never recorded in the manifest): its parser cache at the default
+# place (a configured cache_dir may be shared, so it is left alone) and its lock directory.
+for d in /var/cache/apparmor/virt-aa-hook /run/virt-aa-hook; do
+    if [ -d "$(p "$d")" ] && [ ! -L "$(p "$d")" ]; then
+        act "remove $d (the hook's parser cache and locks)"
+        [ "$DRY_RUN" = 1 ] || rm -rf "$(p "$d")"
+    fi
+done
+
 if [ -z "$R" ] && [ "$DRY_RUN" = 0 ] && [ -d /sys/kernel/security/apparmor ] && [ -x "$PARSER" ] \
     && [ -f /etc/apparmor.d/usr.sbin.libvirtd ]; then
     "$PARSER" -r /etc/apparmor.d/usr.sbin.libvirtd || say "warning: cannot reload libvirtd's profile"

@@ -396,6 +396,8 @@ if (!ENABLED) {
     // The config we wrote over the installed one is "created" by install.sh: uninstall removes it.
     expect(exists(CONFIG)).toBe(false);
     expect(snapshot(SNAPSHOT_ROOTS)).toEqual(before);
+    // What the hook made at run time goes too: its parser cache and its lock directory.
+    expect([exists(CACHE_DIR), exists(RUN_DIR)]).toEqual([false, false]);
     lab.waitForHookScan(false);
     lab.mark();
     start(plain.name);
