@@ -1,0 +1,16 @@
+/**
+ * vitest globalSetup: every temporary directory the tests make (os.tmpdir()) goes under one
+ * directory per run, removed at the end. Test workers are separate processes whose exit
+ * handlers do not always run, so per-file cleanup alone left copies behind in /tmp.
+ * Mode 0755: the system suite's QEMU runs as libvirt-qemu and must reach files under it.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+export default function setup(): () => void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vaah-test-run-"));
+  fs.chmodSync(dir, 0o755);
+  process.env.TMPDIR = dir;
+  return () => fs.rmSync(dir, { recursive: true, force: true });
+}
