@@ -15,9 +15,10 @@ import { build, transform } from "esbuild";
 
 const BUNDLE = "dist/virt-aa-hook.cjs";
 
-await build({
+const built = await build({
   entryPoints: ["src/cli/main.ts"],
   outfile: BUNDLE,
+  write: false,
   bundle: true,
   platform: "node",
   target: "node20",
@@ -32,8 +33,17 @@ await build({
   charset: "ascii",
 });
 
-await asciiOnly();
-stampBuildId();
+const body = await asciiOnly(built.outputFiles[0].text);
+// The last line names the build: the sha256 of everything above it. hooks/qemu keys the code
+// caches by it (with node's version and arch), so no hook call hashes the bundle.
+const buildId = crypto.createHash("sha256").update(body).digest("hex");
+const bundle = `${body}//# virt-aa-hook-build ${buildId}\n`;
+// Written in one rename, and only when it changed: tests and hooks may be reading it right now.
+fs.mkdirSync("dist", { recursive: true });
+if (!fs.existsSync(BUNDLE) || fs.readFileSync(BUNDLE, "utf8") !== bundle) {
+  fs.writeFileSync(`${BUNDLE}.${process.pid}.tmp`, bundle);
+  fs.renameSync(`${BUNDLE}.${process.pid}.tmp`, BUNDLE);
+}
 makeCodeCaches();
 
 /**
@@ -41,31 +51,26 @@ makeCodeCaches();
  * two-byte string: slower to hash, compile and cache on every hook call. With charset "ascii"
  * everything else is already escaped, so what is left is in comments and is spelled out there.
  */
-async function asciiOnly() {
-  const text = fs.readFileSync(BUNDLE, "utf8");
+async function asciiOnly(text) {
   const ascii = text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
-  if (ascii === text) return;
+  if (ascii === text) return text;
   // Proof that only comments changed: without comments the two are the same program.
   const code = async (t) => (await transform(t, { minifyWhitespace: true, charset: "ascii", legalComments: "none" })).code;
   if ((await code(ascii)) !== (await code(text))) {
     console.warn("build: warning: non-ASCII text outside comments; the bundle stays UTF-8");
-    return;
+    return text;
   }
-  fs.writeFileSync(BUNDLE, ascii);
-}
-
-/**
- * The last line names the build: the sha256 of everything above it. hooks/qemu keys the code
- * caches by it (with node's version and arch), so it never hashes 650 KB on a hook call.
- */
-function stampBuildId() {
-  const text = fs.readFileSync(BUNDLE, "utf8");
-  const id = crypto.createHash("sha256").update(text).digest("hex");
-  fs.writeFileSync(BUNDLE, `${text}//# virt-aa-hook-build ${id}\n`);
+  return ascii;
 }
 
 function makeCodeCaches() {
-  for (const f of fs.readdirSync("dist")) if (f.endsWith(".v8cache") || f.endsWith(".v8cache.tmp")) fs.rmSync(path.join("dist", f));
+  const prefix = `virt-aa-hook.cjs.${buildId.slice(0, 24)}-${process.version}-${process.arch}.`;
+  const kinds = ["sync", "started", "release", "other"];
+  // Caches of other builds are dead weight (never opened). This build's are made again (the
+  // launcher may have changed) and replaced by rename, so a hook running now reads a whole one.
+  for (const f of fs.readdirSync("dist")) {
+    if (f.endsWith(".v8cache") && !f.startsWith(prefix)) fs.rmSync(path.join("dist", f), { force: true });
+  }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "vaah-code-cache-"));
   try {
     const at = (p) => path.join(root, p);
@@ -94,6 +99,8 @@ function makeCodeCaches() {
       });
       if (r.status !== 0) console.warn(`build: warning: no code cache for ${op[0]}: exit ${r.status ?? r.signal}: ${String(r.stderr).trim()}`);
     }
+    const missing = kinds.filter((k) => !fs.existsSync(`dist/${prefix}${k}.v8cache`));
+    if (missing.length > 0) console.warn(`build: warning: no code cache for ${missing.join(", ")}`);
   } catch (err) {
     console.warn(`build: warning: no code caches: ${err instanceof Error ? err.message : String(err)}`);
   } finally {
