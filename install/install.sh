@@ -75,6 +75,7 @@ TEMPLATE=$AA/libvirt/TEMPLATE.qemu
 ABSTRACTION=$AA/abstractions/libvirt-qemu
 STATE=/var/lib/virt-aa-hook
 MANIFEST=$STATE/install-manifest
+PRISTINE=$STATE/pristine
 BACKUPS=$STATE/backup
 PARSER=/usr/sbin/apparmor_parser
 BEGIN_MARK="# BEGIN virt-aa-hook"
@@ -303,6 +304,8 @@ put_link() {
 }
 
 # Files the host may already have (its own, or edited by the admin): installed only when absent.
+# A copy of what we installed is kept in $PRISTINE, so uninstall can tell an edited file (kept)
+# from an untouched one (removed).
 put_if_absent() {
     local from=$1 host=$2 mode=$3
     if [ -e "$(p "$host")" ] || [ -L "$(p "$host")" ]; then
@@ -310,6 +313,9 @@ put_if_absent() {
         return 0
     fi
     put_file "$from" "$host" "$mode"
+    [ "$DRY_RUN" = 1 ] && return 0
+    mkdir -p "$(p "$(dirname "$PRISTINE$host")")"
+    cp "$from" "$(p "$PRISTINE$host")"
 }
 
 # The manifest first, so that everything after it is recorded as it happens.

@@ -38,6 +38,7 @@ p() { printf '%s%s' "$R" "$1"; }
 STATE=/var/lib/virt-aa-hook
 MANIFEST=$STATE/install-manifest
 BACKUPS=$STATE/backup
+PRISTINE=$STATE/pristine
 WRAPPER_BIN=/usr/lib/virt-aa-hook/bin
 HOOK_PROFILE=/etc/apparmor.d/usr.lib.virt-aa-hook.qemu-hook
 LIBVIRTD_LOCAL=/etc/apparmor.d/local/usr.sbin.libvirtd
@@ -79,7 +80,9 @@ for entry in "${entries[@]}"; do
     rest=${entry#* }
     case $kind in
         created)
-            if exists "$rest"; then
+            if [ -f "$(p "$PRISTINE$rest")" ] && [ -f "$(p "$rest")" ] && ! cmp -s "$(p "$PRISTINE$rest")" "$(p "$rest")"; then
+                say "kept $rest: edited since install"
+            elif exists "$rest"; then
                 act "remove $rest"
                 [ "$DRY_RUN" = 1 ] || rm -f "$(p "$rest")"
             fi
@@ -149,8 +152,8 @@ if [ "$STATE_CREATED" = 1 ]; then
         esac
     done < <(printf '%s\n' "${entries[@]}")
 else
-    act "remove $MANIFEST and $BACKUPS"
-    [ "$DRY_RUN" = 1 ] || rm -rf "$(p "$MANIFEST")" "$(p "$BACKUPS")"
+    act "remove $MANIFEST, $BACKUPS and $PRISTINE"
+    [ "$DRY_RUN" = 1 ] || rm -rf "$(p "$MANIFEST")" "$(p "$BACKUPS")" "$(p "$PRISTINE")"
 fi
 
 # What the hook made at run time (never recorded in the manifest): its parser cache at the default

@@ -87,6 +87,11 @@ describe("install.sh into a root with libvirt 9.0", () => {
       "usr/lib/virt-aa-hook/bin/qemu-system-i386": { type: "link", mode: "0777", content: "../qemu-wrapper" },
       "usr/lib/virt-aa-hook/bin/qemu-system-x86_64": { type: "link", mode: "0777", content: "../qemu-wrapper" },
       "etc/libvirt/virt-aa-hook.conf": sameFile("install/virt-aa-hook.conf", "0644"),
+      // What was installed where the admin may edit: uninstall removes only an unedited copy.
+      "var/lib/virt-aa-hook/pristine": dir,
+      "var/lib/virt-aa-hook/pristine/etc": dir,
+      "var/lib/virt-aa-hook/pristine/etc/libvirt": dir,
+      "var/lib/virt-aa-hook/pristine/etc/libvirt/virt-aa-hook.conf": sameFile("install/virt-aa-hook.conf", "0644"),
       "etc/libvirt/hooks": dir,
       "etc/libvirt/hooks/qemu.d": dir,
       "etc/libvirt/hooks/qemu.d/virt-aa-hook": { type: "link", mode: "0777", content: "/usr/lib/virt-aa-hook/qemu-hook" },
@@ -183,6 +188,23 @@ describe("install.sh into a root with libvirt 9.0", () => {
     );
     expect(read("etc/apparmor.d/local/usr.sbin.libvirtd")).toBe(`${localBefore}/srv/extra r,\n`);
     expect(fs.existsSync(path.join(root, "var"))).toBe(false);
+  });
+
+  it("uninstall keeps a config the admin edited after install, and removes an unedited one", () => {
+    expect(install("--libvirt-version", "9.0.0").status).toBe(0);
+    const edited = `${read("etc/libvirt/virt-aa-hook.conf")}mode = "complain"\n`;
+    fs.writeFileSync(path.join(root, "etc/libvirt/virt-aa-hook.conf"), edited);
+    const u = uninstall();
+    expect(u.stderr).toBe("");
+    expect(u.status).toBe(0);
+    expect(u.stdout).toContain("virt-aa-hook uninstall: kept /etc/libvirt/virt-aa-hook.conf: edited since install\n");
+    expect(read("etc/libvirt/virt-aa-hook.conf")).toBe(edited);
+    expect(fs.existsSync(path.join(root, "var"))).toBe(false);
+
+    fs.rmSync(path.join(root, "etc/libvirt/virt-aa-hook.conf"));
+    expect(install("--libvirt-version", "9.0.0").status).toBe(0);
+    expect(uninstall().status).toBe(0);
+    expect(fs.existsSync(path.join(root, "etc/libvirt/virt-aa-hook.conf"))).toBe(false);
   });
 
   it("uninstall refuses while a guest still uses the wrapper", () => {
