@@ -2,11 +2,21 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     globalSetup: ["test/setup/tmpdir.ts"],
     testTimeout: 30_000,
     hookTimeout: 120_000,
-    // System and enforcement suites drive daemons and VMs; they must not overlap with each other.
-    fileParallelism: true,
+    projects: [
+      // Everything that works in temporary roots (and the enforcement VM) first, files in parallel.
+      {
+        extends: true,
+        test: { name: "unit", include: ["test/**/*.test.ts"], exclude: ["test/system/**"], sequence: { groupOrder: 0 } },
+      },
+      // Then the system suite alone: it installs virt-aa-hook into this machine's /etc, which
+      // other suites copy (/etc/apparmor.d) and must see as it was.
+      {
+        extends: true,
+        test: { name: "system", include: ["test/system/**/*.test.ts"], sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });
