@@ -31,6 +31,7 @@ const built = await build({
   banner: { js: 'const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
   // Strings, regexps and names are escaped to ASCII; see asciiOnly for the comments.
   charset: "ascii",
+  plugins: [plainFs()],
 });
 
 const body = await asciiOnly(built.outputFiles[0].text);
@@ -45,6 +46,20 @@ if (!fs.existsSync(BUNDLE) || fs.readFileSync(BUNDLE, "utf8") !== bundle) {
   fs.renameSync(`${BUNDLE}.${process.pid}.tmp`, BUNDLE);
 }
 makeCodeCaches();
+
+/**
+ * proper-lockfile loads graceful-fs, which patches node's fs on load (a few ms of every hook call
+ * that locks) to queue opens past EMFILE; a hook holds a handful of files. It gets node:fs.
+ */
+function plainFs() {
+  return {
+    name: "plain-fs",
+    setup(b) {
+      b.onResolve({ filter: /^graceful-fs$/ }, () => ({ path: "graceful-fs", namespace: "plain-fs" }));
+      b.onLoad({ filter: /.*/, namespace: "plain-fs" }, () => ({ contents: 'module.exports = require("node:fs");', loader: "js" }));
+    },
+  };
+}
 
 /**
  * esbuild keeps comments as they are, and one "→" in a comment makes node hold the whole bundle as a
