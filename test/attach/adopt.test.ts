@@ -66,8 +66,11 @@ describe("adopt through virsh", () => {
       "b: cannot adopt (attach = wrapper): b: <emulator> /opt/qemu/qemu-system-x86_64 is not in emulator_dir /usr/bin: the wrapper would run a different QEMU",
     ]);
     expect(loaded).toEqual([]);
+    const tmp = os.tmpdir().replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
     expect(calls()).toMatch(
-      /^-c qemu:\/\/\/system list --all --name\n-c qemu:\/\/\/system dumpxml --inactive --security-info a\n-c qemu:\/\/\/system define \/tmp\/virt-aa-hook-adopt-[^/]+\/domain\.xml\n-c qemu:\/\/\/system dumpxml --inactive --security-info b\n$/,
+      new RegExp(
+        `^-c qemu:///system list --all --name\n-c qemu:///system dumpxml --inactive --security-info a\n-c qemu:///system define ${tmp}/virt-aa-hook-adopt-[^/]+/domain\\.xml\n-c qemu:///system dumpxml --inactive --security-info b\n$`,
+      ),
     );
   });
 

@@ -9,8 +9,11 @@ import os from "node:os";
 import path from "node:path";
 
 export default function setup(): () => void {
+  // Runs once per vitest project: the first run's directory serves them all.
+  if (process.env.VAAH_TEST_RUN_DIR) return () => {};
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vaah-test-run-"));
   fs.chmodSync(dir, 0o755);
   process.env.TMPDIR = dir;
+  process.env.VAAH_TEST_RUN_DIR = dir;
   return () => fs.rmSync(dir, { recursive: true, force: true });
 }
