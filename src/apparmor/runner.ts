@@ -57,7 +57,8 @@ export async function runParser(parser: string, args: readonly string[], opts: R
       killTimer ??= setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
       killTimer.unref();
     };
-    const timer = setTimeout(() => kill(`timed out after ${Math.round(timeoutMs / 1000)} s`), timeoutMs);
+    const limit = timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`;
+    const timer = setTimeout(() => kill(`timed out after ${limit}`), timeoutMs);
     const onData = (o: Output) => (chunk: Buffer) => {
       if (!o.add(chunk)) kill(`printed more than ${MAX_OUTPUT_BYTES} bytes`);
     };
