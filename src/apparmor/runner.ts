@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { HostError } from "../errors.js";
 
 /** What one apparmor_parser run produced. */
@@ -36,7 +36,9 @@ export async function runParser(parser: string, args: readonly string[], opts: R
   return new Promise<ParserResult>((resolve) => {
     let child: ChildProcess;
     try {
-      child = spawn(parser, [...args], {
+      // Loaded here, not at the top: hook calls that never run the parser (started, an unchanged
+      // start) skip node:child_process and the stream/net modules it pulls in (docs/performance.md).
+      child = process.getBuiltinModule("node:child_process").spawn(parser, [...args], {
         env: { LC_ALL: "C" },
         shell: false,
         stdio: ["pipe", "pipe", "pipe"],
