@@ -41,7 +41,9 @@ export async function runParser(parser: string, args: readonly string[], opts: R
       child = process.getBuiltinModule("node:child_process").spawn(parser, [...args], {
         env: { LC_ALL: "C" },
         shell: false,
-        stdio: ["pipe", "pipe", "pipe"],
+        // No input: /dev/null, which the parser reads as the empty input a closed pipe gives, without
+        // the pipe and its write stream (a few ms of every load).
+        stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
         ...(opts.cwd ? { cwd: opts.cwd } : {}),
       });
     } catch (err) {
@@ -67,8 +69,10 @@ export async function runParser(parser: string, args: readonly string[], opts: R
     child.stdout!.on("data", onData(stdout));
     child.stderr!.on("data", onData(stderr));
     // The parser may exit without reading its input (EPIPE): its exit status says what happened.
-    child.stdin!.on("error", () => {});
-    child.stdin!.end(opts.input ?? "");
+    if (child.stdin) {
+      child.stdin.on("error", () => {});
+      child.stdin.end(opts.input);
+    }
     const finish = (result: ParserResult) => {
       if (settled) return;
       settled = true;

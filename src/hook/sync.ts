@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { nodeCrypto } from "../lazy.js";
+import { randomHex } from "../lazy.js";
 import { detectEnvironment, KERNEL_ENABLED_FILE, Parser, removeCacheEntries } from "../apparmor/index.js";
 import { buildProfile } from "../pipeline.js";
 import { renderProfile } from "../render/index.js";
@@ -201,7 +201,7 @@ interface Stage {
 }
 
 function makeStage(paths: GuestPaths, layout: HookContext["layout"]): Stage {
-  const root = path.join(paths.profilesDir, `${paths.stagePrefix}${process.pid}-${nodeCrypto().randomBytes(4).toString("hex")}`);
+  const root = path.join(paths.profilesDir, `${paths.stagePrefix}${process.pid}-${randomHex(4)}`);
   const libvirtDir = path.join(root, "libvirt");
   // One level at a time: a recursive mkdir reports a read-only filesystem as ENOENT.
   staging(paths, layout, () => {

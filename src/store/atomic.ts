@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { nodeCrypto } from "../lazy.js";
+import { randomHex } from "../lazy.js";
 
 /**
  * Atomic file replacement: the new content is written to a temporary file in the same directory,
@@ -16,7 +16,7 @@ import { nodeCrypto } from "../lazy.js";
 
 export function tempNameFor(target: string): string {
   const dir = path.dirname(target);
-  const rand = nodeCrypto().randomBytes(6).toString("hex");
+  const rand = randomHex(6);
   return path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${rand}`);
 }
 

@@ -1,5 +1,5 @@
 import type { Layout } from "../layout.js";
-import { nodeCrypto } from "../lazy.js";
+import { sha256Hex } from "../lazy.js";
 
 /**
  * Where one guest's files live, as real paths (mapped through the layout), plus their host
@@ -49,5 +49,5 @@ export function filesInclude(uuid: string): string {
 }
 
 export function sha256(data: string | Buffer): string {
-  return nodeCrypto().createHash("sha256").update(data).digest("hex");
+  return sha256Hex(data);
 }
