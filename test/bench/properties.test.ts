@@ -76,6 +76,61 @@ describe("what a hook call loads", () => {
   }
 });
 
+/** The node builtins a hook call of the bundle loaded beyond what `node -e 0` loads. */
+function builtinsLoaded(t: TestRoot, op: [string, string] | undefined, xml: string): Set<string> {
+  const preload = t.at("/module-list.cjs");
+  const out = t.at("/module-list.txt");
+  fs.writeFileSync(preload, `process.on("exit", () => require("fs").writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join("\\n")));\n`);
+  const args = op ? [BUNDLE, "hook", "--root", t.root, "--", "vm1", ...op, "-"] : ["-e", "0"];
+  const r = spawnSync(process.execPath, ["-r", preload, ...args], { input: xml, env: { LC_ALL: "C" }, cwd: "/", timeout: 60_000 });
+  expect(r.status, r.stderr.toString()).toBe(0);
+  const list = fs.readFileSync(out, "utf8").split("\n");
+  fs.rmSync(out);
+  return new Set(list.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice("NativeModule ".length)));
+}
+
+describe("node builtins a hook call loads (docs/performance.md)", () => {
+  // child_process pulls in net and the streams, crypto its own dozen modules, perf_hooks eleven.
+  const SPAWN = ["child_process", "net"];
+  const CRYPTO = ["crypto"];
+  const OTHER = ["perf_hooks", "assert"];
+  const extra = (t: TestRoot, op: [string, string]) => {
+    const base = builtinsLoaded(t, undefined, "");
+    return [...builtinsLoaded(t, op, domainXml())].filter((m) => !base.has(m));
+  };
+
+  it("prepare loads child_process (the check sees builtins)", () => {
+    const t = root();
+    expect(extra(t, ["prepare", "begin"])).toEqual(expect.arrayContaining(SPAWN));
+  });
+
+  for (const op of [["migrate", "begin"], ["stopped", "end"], ["started", "begin"]] as [string, string][]) {
+    it(`${op.join(" ")} loads none of ${[...SPAWN, ...CRYPTO, ...OTHER].join(", ")}`, () => {
+      const t = root();
+      if (op[0] === "started") {
+        // A prepared guest whose QEMU runs in its profile: the whole check, up to "QEMU runs in ...".
+        installHook(t);
+        expect(callHook(t, ["vm1", "prepare", "begin", "-"], domainXml()).status).toBe(0);
+        fs.mkdirSync(t.at("/run/libvirt/qemu"), { recursive: true });
+        fs.writeFileSync(t.at("/run/libvirt/qemu/vm1.pid"), "4242\n");
+        fs.mkdirSync(t.at("/proc/4242/attr/apparmor"), { recursive: true });
+        fs.writeFileSync(t.at("/proc/4242/attr/apparmor/current"), `${NAME} (enforce)\n`);
+      }
+      const loaded = extra(t, op);
+      for (const m of [...SPAWN, ...CRYPTO, ...OTHER]) expect(loaded, `${op[0]} loaded ${m}`).not.toContain(m);
+      if (op[0] === "started") expect(t.read(LOG).trim().split("\n").at(-1)).toContain(`result="QEMU runs in ${NAME}"`);
+    });
+  }
+
+  it(`an unchanged start loads none of ${[...SPAWN, ...CRYPTO, ...OTHER].join(", ")}`, () => {
+    const t = root();
+    installHook(t);
+    expect(callHook(t, ["vm1", "prepare", "begin", "-"], domainXml()).status).toBe(0);
+    const loaded = extra(t, ["start", "begin"]);
+    for (const m of [...SPAWN, ...CRYPTO, ...OTHER]) expect(loaded, `start loaded ${m}`).not.toContain(m);
+  });
+});
+
 describe("work the hook does not do", () => {
   /** A parser that records its arguments and then is the real one. */
   function recordingParser(t: TestRoot): () => string[] {
