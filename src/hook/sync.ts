@@ -147,7 +147,9 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
         : state?.profileSha256 !== undefined
           ? { profileSha256: state.profileSha256 }
           : {}),
-      filesSha256: sha256(newFiles),
+      // Unchanged rules keep the hash we recorded for them: hashing loads node:crypto (~4 ms), and
+      // if someone rewrote the .files to exactly these rules, the old hash only makes release keep it.
+      filesSha256: !filesChanged && state?.filesSha256 !== undefined ? state.filesSha256 : sha256(newFiles),
       ...(didLoad ? { loadedAs: wantedAs } : state?.loadedAs ? { loadedAs: state.loadedAs } : {}),
       updated: new Date().toISOString(),
     };
