@@ -29,8 +29,3 @@ export function randomHex(bytes: number): string {
   }
   return nodeCrypto().randomBytes(bytes).toString("hex");
 }
-
-/** sha256 of the records (a few KB of profile text); node:crypto is loaded only by the calls that hash. */
-export function sha256Hex(data: string | Buffer): string {
-  return nodeCrypto().createHash("sha256").update(data).digest("hex");
-}

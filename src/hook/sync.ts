@@ -240,27 +240,24 @@ function staging(paths: GuestPaths, layout: HookContext["layout"], fn: () => voi
  */
 export function removeStaleStages(paths: GuestPaths): number {
   let stages = 0;
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(paths.profilesDir);
-  } catch {
-    entries = [];
-  }
-  for (const e of entries) {
+  for (const e of entriesOf(paths.profilesDir)) {
     if (e.startsWith(paths.stagePrefix)) {
       fs.rmSync(path.join(paths.profilesDir, e), { recursive: true, force: true });
       stages++;
     }
   }
   const stateDir = path.dirname(paths.state);
-  let stateEntries: string[];
-  try {
-    stateEntries = fs.readdirSync(stateDir);
-  } catch {
-    stateEntries = [];
-  }
-  for (const e of stateEntries) {
+  for (const e of entriesOf(stateDir)) {
     if (isTempNameFor(paths.state, e)) fs.rmSync(path.join(stateDir, e), { force: true });
   }
   return stages;
+}
+
+/** A directory's entries; none when it does not exist (yet) or cannot be read. */
+function entriesOf(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
 }

@@ -36,6 +36,13 @@ const SELF_CONTAINED_FORMATS = new Set([
 ]);
 
 /**
+ * Called with every path (and what it is) before the walk stats, opens or reads it; throws to
+ * stop the walk. The hook runs as root: the caller refuses paths the guest may never get, so no
+ * error message ever describes a file the XML's author may not see.
+ */
+export type BeforeTouch = (entry: Omit<ChainEntry, "format">) => void;
+
+/**
  * Every file QEMU opens for the image at topPath, except topPath itself, outermost first: the
  * top's own files (depth 0), then layer 1, then layer 1's own files, and so on.
  *
@@ -48,13 +55,6 @@ const SELF_CONTAINED_FORMATS = new Set([
  * returns its own files (depth 0) without opening or checking any backing layer, for callers
  * that already have the layers from `<backingStore>`.
  */
-/**
- * Called with every path (and what it is) before the walk stats, opens or reads it; throws to
- * stop the walk. The hook runs as root: the caller refuses paths the guest may never get, so no
- * error message ever describes a file the XML's author may not see.
- */
-export type BeforeTouch = (entry: Omit<ChainEntry, "format">) => void;
-
 export function discoverChain(
   hostFs: HostFs,
   topPath: string,

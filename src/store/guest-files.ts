@@ -1,5 +1,5 @@
 import type { Layout } from "../layout.js";
-import { sha256Hex } from "../lazy.js";
+import { nodeCrypto } from "../lazy.js";
 
 /**
  * Where one guest's files live, as real paths (mapped through the layout), plus their host
@@ -48,6 +48,7 @@ export function filesInclude(uuid: string): string {
   return `libvirt/libvirt-${uuid}.files`;
 }
 
+/** node:crypto is loaded only by the calls that hash (src/lazy.ts). */
 export function sha256(data: string | Buffer): string {
-  return sha256Hex(data);
+  return nodeCrypto().createHash("sha256").update(data).digest("hex");
 }
