@@ -155,6 +155,16 @@ const FAULTS: Fault[] = [
   },
 ];
 
+/** Exit 1 (the guest does not start), nothing on stdout, exactly this one error line on stderr. */
+function expectRefused(o: string, r: { status: number | null; stdout: string; stderr: string }, refusal: string): void {
+  expect({ op: o, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
+    op: o,
+    status: 1,
+    stdout: "",
+    stderr: `virt-aa-hook: error: ${refusal}\n`,
+  });
+}
+
 /** Exit 0, and stderr empty or exactly one warning line about this guest. */
 function harmless(r: { status: number | null; stdout: string; stderr: string }, g: Guest): void {
   expect(r.status).toBe(0);
@@ -172,13 +182,7 @@ describe.concurrent("fail-closed: a host fault refuses the guest and says why", 
         const before = libvirtDirEntries(t);
         f.apply(t);
         for (const o of ["prepare", "start"]) {
-          const r = await callHookAsync(t, op(g, o), xml);
-          expect({ op: o, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
-            op: o,
-            status: 1,
-            stdout: "",
-            stderr: `virt-aa-hook: error: ${f.refusal(t, g, false)}\n`,
-          });
+          expectRefused(o, await callHookAsync(t, op(g, o), xml), f.refusal(t, g, false));
           expect(libvirtDirEntries(t)).toEqual(f.name === "template missing" ? before.filter((e) => e !== "TEMPLATE.qemu") : before);
           expect(readOrUndef(t, g.state)).toBeUndefined();
           expect(fs.readFileSync(t.at(REPLACE)).length).toBe(0); // nothing was loaded
@@ -213,13 +217,7 @@ describe.concurrent("fail-closed: a host fault refuses the guest and says why", 
         }
 
         for (const o of ["prepare", "start"]) {
-          const r = await callHookAsync(t, op(g, o), v1);
-          expect({ op: o, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
-            op: o,
-            status: 1,
-            stdout: "",
-            stderr: `virt-aa-hook: error: ${f.refusal(t, g, true)}\n`,
-          });
+          expectRefused(o, await callHookAsync(t, op(g, o), v1), f.refusal(t, g, true));
           expect(snapshot(t, g)).toEqual(before);
           expect(libvirtDirEntries(t)).toEqual(entries);
         }

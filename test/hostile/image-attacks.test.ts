@@ -68,6 +68,14 @@ function runBundle(file: string, format = "qcow2", dir = root.dir): { status: nu
   return best!;
 }
 
+/** Refused with exactly this line in-process, and by the bundle (exit 1) in under a second. */
+function expectRefusedBoth(file: string, line: string): void {
+  expect(run(file).line).toBe(line);
+  const b = runBundle(file);
+  expect({ status: b.status, stderr: b.stderr }).toEqual({ status: 1, stderr: `${line}\n` });
+  expect(b.ms).toBeLessThan(1000);
+}
+
 const name = (s: string) => Buffer.from(s, "latin1");
 
 /** A small qcow2 naming `backing` (format recorded when given). */
@@ -228,19 +236,13 @@ describe("backing files that are FIFOs or devices", () => {
     execFileSync("/usr/bin/mkfifo", [root.real("/images/fifo")]);
     root.write("/images/a.qcow2", qcow2Naming("fifo", "qcow2"));
     const line = "virt-aa-hook: error: g1: /images/fifo: backing file is a FIFO (named by /images/a.qcow2)";
-    expect(run("/images/a.qcow2").line).toBe(line);
-    const b = runBundle("/images/a.qcow2");
-    expect({ status: b.status, stderr: b.stderr }).toEqual({ status: 1, stderr: `${line}\n` });
-    expect(b.ms).toBeLessThan(1000);
+    expectRefusedBoth("/images/a.qcow2", line);
   });
 
   it("a FIFO as the top image declared qcow2 is refused without opening it (no hang)", () => {
     execFileSync("/usr/bin/mkfifo", [root.real("/images/top.qcow2")]);
     const line = "virt-aa-hook: error: g1: /images/top.qcow2: disk image is a FIFO";
-    expect(run("/images/top.qcow2").line).toBe(line);
-    const b = runBundle("/images/top.qcow2");
-    expect({ status: b.status, stderr: b.stderr }).toEqual({ status: 1, stderr: `${line}\n` });
-    expect(b.ms).toBeLessThan(1000);
+    expectRefusedBoth("/images/top.qcow2", line);
   });
 
   it("a character device node (mknod c 1 3, i.e. /dev/null) is refused", () => {
