@@ -5,6 +5,7 @@ import { HostFs } from "./hostfs.js";
 import type { Layout } from "./layout.js";
 import { applyPolicy } from "./policy/index.js";
 import { deriveRules } from "./rules/index.js";
+import { runtimeOwnership } from "./rules/ownership.js";
 import type { Rule } from "./rules/ir.js";
 import { renderFiles } from "./render/index.js";
 
@@ -36,7 +37,7 @@ export function buildProfile(xml: string | Buffer, opts: BuildOptions): ProfileB
   try {
     const fs = new HostFs(opts.layout);
     const raw = deriveRules({ domain, fs, layout: opts.layout, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH });
-    const rules = applyPolicy(fs, raw);
+    const rules = applyPolicy(fs, raw, runtimeOwnership(domain, opts.layout));
     const filesText = renderFiles(domain, rules);
     return { domain, rules, filesText, profileName: opts.layout.profileName(domain.uuid) };
   } catch (err) {

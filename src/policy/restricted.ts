@@ -2,10 +2,13 @@ import { PathError } from "../errors.js";
 import type { Rule } from "../rules/ir.js";
 
 /**
- * Host locations no guest may be granted, whatever its XML says. Matched by whole path
- * component: `/lib` blocks `/lib/x` but not `/library`.
+ * Host locations no guest may be granted, whatever its XML says and whichever element asks: every
+ * place the host executes from, loads policy or configuration from, keeps credentials in, or
+ * controls daemons through. Matched by whole path component: `/lib` blocks `/lib/x` but not
+ * `/library`. Each group is one class in docs/threat-model.md ("Policy by provenance").
  */
 const FORBIDDEN: readonly string[] = [
+  // Configuration, kernel interfaces, programs and libraries, boot, root's home.
   "/etc",
   "/proc",
   "/sys",
@@ -15,23 +18,12 @@ const FORBIDDEN: readonly string[] = [
   "/lib32",
   "/lib64",
   "/libx32",
-  "/usr/bin",
-  "/usr/sbin",
-  "/usr/lib",
-  "/usr/lib32",
-  "/usr/lib64",
-  "/usr/libx32",
-  "/usr/libexec",
-  "/usr/share",
-  "/usr/local/bin",
-  "/usr/local/sbin",
-  "/usr/local/lib",
-  "/usr/local/lib32",
-  "/usr/local/lib64",
-  "/usr/local/libexec",
-  "/usr/local/share",
+  // All of /usr, /usr/local included (bin, lib, libexec, share, etc, src, include: code or config).
+  "/usr",
   "/boot",
+  "/efi",
   "/root",
+  "/snap",
   // Raw memory and I/O ports: access to them is access to the whole host.
   "/dev/mem",
   "/dev/kmem",
@@ -44,6 +36,65 @@ const FORBIDDEN: readonly string[] = [
   "/var/lib/virt-aa-hook",
   "/run/virt-aa-hook",
   "/var/log/libvirt/virt-aa-hook.log",
+  // Where AppArmor policy is loaded from: the compiled-policy caches boot and our `cache_dir` load,
+  // snapd's generated profiles.
+  "/var/cache/apparmor",
+  "/var/lib/apparmor",
+  "/var/lib/snapd",
+  "/var/snap",
+  // Jobs the host runs: cron, at, anacron spools; package maintainer scripts and databases.
+  "/var/spool/cron",
+  "/var/spool/at",
+  "/var/spool/anacron",
+  "/var/lib/dpkg",
+  "/var/lib/rpm",
+  // systemd and udev: units and rules loaded from /run, the journal and notify sockets, private
+  // control socket, credentials, timers, core dumps.
+  "/run/systemd",
+  "/var/lib/systemd",
+  "/run/udev",
+  "/run/credentials",
+  // Daemons' control sockets: D-Bus (system and per-user buses), container engines, snapd,
+  // sudo's timestamps, name-service caches and resolvers, polkit's local authority.
+  "/run/dbus",
+  "/run/user",
+  "/run/docker.sock",
+  "/run/docker",
+  "/run/containerd",
+  "/run/podman",
+  "/run/crio",
+  "/run/snapd.socket",
+  "/run/snapd-snap.socket",
+  "/run/lxd",
+  "/run/incus",
+  "/run/sudo",
+  "/run/nscd",
+  "/run/lvm",
+  "/run/NetworkManager",
+  "/run/resolvconf",
+  "/var/lib/polkit-1",
+  "/var/lib/sudo",
+  // Container and system-container state: a writable layer is code some container runs as root.
+  "/var/lib/docker",
+  "/var/lib/containerd",
+  "/var/lib/containers",
+  "/var/lib/lxd",
+  "/var/lib/lxc",
+  "/var/lib/incus",
+  // libvirt's own state outside the per-guest directories (rules/ownership.ts guards those):
+  // dnsmasq's host and lease files, the lock managers' lockspaces.
+  "/var/lib/libvirt/dnsmasq",
+  "/var/lib/libvirt/lockd",
+  "/var/lib/libvirt/sanlock",
+  // Legacy aliases of /run: on a real host they are symlinks and canonicalise to /run/...; a
+  // path still spelled this way names a directory we cannot classify, so it is refused.
+  "/var/run",
+  "/var/lock",
+  // Copies of credentials and memory of crashed processes.
+  "/var/backups",
+  "/var/crash",
+  "/var/log/journal",
+  "/var/log/audit",
 ];
 
 /**
@@ -74,26 +125,52 @@ const READ_ONLY_PERMS = new Set(["r", "k", "m"]);
 const ROOT_BOOT_LINK = /^\/(vmlinuz|initrd)[^/]*$/;
 
 /**
- * sysfs files that device assignment needs: files of one PCI device (VFIO, libvirt's reset and
- * config handling) and a TPM's `cancel` file. Everything else under /sys stays forbidden.
+ * Host files matched by name rather than location: control sockets that sit next to files guests
+ * legitimately use (Open vSwitch keeps vhost-user sockets beside its database and control sockets),
+ * and users' dotfiles and shell start-up files, which the host runs as that user.
  */
-const PCI_ADDRESS = "[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]";
-const SYSFS_ALLOWED: readonly RegExp[] = [
-  new RegExp(`^/sys/devices/pci[0-9a-f]{4}:[0-9a-f]{2}(/${PCI_ADDRESS})+/[^/]+$`),
-  new RegExp(`^/sys/bus/pci/devices/${PCI_ADDRESS}/[^/]+$`),
-  /^\/sys\/devices\/(?:[^/]+\/)*tpm[0-9]+\/device\/cancel$/,
-  /^\/sys\/devices\/(?:[^/]+\/)*(?:tpm|misc)\/tpm[0-9]+\/cancel$/,
-  /^\/sys\/class\/(?:tpm|misc)\/tpm[0-9]+\/device\/cancel$/,
-  // `/sys/class/misc/tpm0/device` resolves to the TPM's parent device (e.g. /sys/devices/pnp0/00:05);
-  // `cancel` is a TPM 1.2 attribute that exists nowhere else.
-  /^\/sys\/devices\/(?:[^/]+\/)+cancel$/,
+const FORBIDDEN_PATTERNS: ReadonlyArray<{ file: RegExp; what: string; reachedFrom: RegExp }> = [
+  { file: /^\/run\/openvswitch\/(db\.sock|[^/]*\.ctl)$/, what: "Open vSwitch's control sockets", reachedFrom: /^\/run\/openvswitch$/ },
+  { file: /^\/home\/[^/]+\/\./, what: "users' dotfiles (shell start-up files, ssh keys, autostart)", reachedFrom: /^\/home(\/[^/]+)?$/ },
 ];
 
 /** Suffixes that reach beyond the directory itself ("/" alone names just the directory). */
-const RECURSIVE_SUFFIXES = new Set(["/**", "{,/**}", "/*"]);
+export const RECURSIVE_SUFFIXES: ReadonlySet<string> = new Set(["/**", "{,/**}", "/*"]);
 
 export function isUnder(candidate: string, location: string): boolean {
   return candidate === location || candidate.startsWith(location === "/" ? "/" : location + "/");
+}
+
+/**
+ * Why the restricted locations refuse (path, perms, suffix), whatever element asks; undefined when
+ * they do not. Pure. sysfs is refused here like any restricted location: the only sysfs files a
+ * guest gets are the ones provenance.ts grants to the element that resolved their device.
+ */
+export function locationRefusal(path: string, perms: string, suffix: string): string | undefined {
+  const recursive = RECURSIVE_SUFFIXES.has(suffix);
+
+  if (recursive) {
+    if (path === "/") return "cannot grant the whole filesystem";
+    // A recursive grant on a parent of a forbidden location would reach into it.
+    const covered = FORBIDDEN.find((location) => isUnder(location, path) && location !== path);
+    if (covered !== undefined) return `recursive access would include the restricted location ${covered}`;
+  }
+
+  const readOnly = [...perms].every((p) => READ_ONLY_PERMS.has(p));
+  if (readOnly && (ROOT_BOOT_LINK.test(path) || READ_ONLY_ALLOWED.some((location) => isUnder(path, location)))) {
+    return undefined;
+  }
+
+  const forbidden = FORBIDDEN.find((location) => isUnder(path, location));
+  if (forbidden !== undefined) {
+    const exception = READ_ONLY_ALLOWED.find((location) => isUnder(path, location));
+    return exception !== undefined
+      ? `only read access is allowed under ${exception} (asked for "${perms}")`
+      : `restricted location ${forbidden} is never granted to guests`;
+  }
+  const named = FORBIDDEN_PATTERNS.find((p) => p.file.test(path) || (recursive && p.reachedFrom.test(path)));
+  if (named !== undefined) return `${named.what} are never granted to guests`;
+  return undefined;
 }
 
 /**
@@ -101,31 +178,6 @@ export function isUnder(candidate: string, location: string): boolean {
  * The reason names the rule's source so the admin sees which XML element asked for it.
  */
 export function checkRestricted(rule: Rule): void {
-  const { path, perms, source } = rule;
-  const recursive = RECURSIVE_SUFFIXES.has(rule.suffix);
-
-  if (recursive) {
-    if (path === "/") throw new PathError(path, `${source}: cannot grant the whole filesystem`);
-    // A recursive grant on a parent of a forbidden location would reach into it.
-    const covered = FORBIDDEN.find((location) => isUnder(location, path) && location !== path);
-    if (covered !== undefined) {
-      throw new PathError(path, `${source}: recursive access would include the restricted location ${covered}`);
-    }
-  }
-
-  if (path.startsWith("/sys/") && SYSFS_ALLOWED.some((re) => re.test(path)) && !recursive) return;
-
-  const readOnly = [...perms].every((p) => READ_ONLY_PERMS.has(p));
-  if (readOnly && (ROOT_BOOT_LINK.test(path) || READ_ONLY_ALLOWED.some((location) => isUnder(path, location)))) {
-    return;
-  }
-
-  const forbidden = FORBIDDEN.find((location) => isUnder(path, location));
-  if (forbidden === undefined) return;
-  const exception = READ_ONLY_ALLOWED.find((location) => isUnder(path, location));
-  const why =
-    exception !== undefined
-      ? `${source}: only read access is allowed under ${exception} (asked for "${perms}")`
-      : `${source}: restricted location ${forbidden} is never granted to guests`;
-  throw new PathError(path, why);
+  const why = locationRefusal(rule.path, rule.perms, rule.suffix);
+  if (why !== undefined) throw new PathError(rule.path, `${rule.source}: ${why}`);
 }

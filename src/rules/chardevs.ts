@@ -1,7 +1,7 @@
 import type { Chardev } from "../domain/model.js";
 import { absolute } from "./absolute.js";
-import { rule, type RuleFamily } from "./context.js";
-import type { Rule } from "./ir.js";
+import { ruleOf, type RuleConstructor, type RuleFamily } from "./context.js";
+import type { OriginRule } from "./ir.js";
 
 /**
  * Character-device backends (serial, parallel, console, channel, and those embedded in other
@@ -20,18 +20,30 @@ import type { Rule } from "./ir.js";
  */
 export const chardevRules: RuleFamily = (ctx) => ctx.domain.devices.chardevs.flatMap(rulesForChardev);
 
-const PATH_TYPES = new Set(["file", "dev", "unix"]);
+/**
+ * The origin each path-typed backend is judged as: a `file` or `pipe` backend and every log are
+ * plain files, a `dev` backend a host serial or parallel line, a `unix` backend a socket. The
+ * policy (policy/provenance.ts) decides which device nodes each may name: only `dev` may name a
+ * serial line, none may name a host terminal.
+ */
+const fileRule = ruleOf("chardev-file");
+const BY_TYPE: Record<string, RuleConstructor> = {
+  file: fileRule,
+  dev: ruleOf("chardev-dev"),
+  unix: ruleOf("chardev-socket"),
+};
 
-function rulesForChardev(chr: Chardev): Rule[] {
-  const out: Rule[] = [];
+function rulesForChardev(chr: Chardev): OriginRule[] {
+  const out: OriginRule[] = [];
   if (chr.path !== undefined) {
-    if (PATH_TYPES.has(chr.type)) {
+    const rule = BY_TYPE[chr.type];
+    if (rule !== undefined) {
       out.push(rule(absolute(chr.path), "rw", chr.source));
     } else if (chr.type === "pipe") {
       const path = absolute(chr.path);
-      out.push(rule(`${path}.in`, "rw", chr.source), rule(`${path}.out`, "rw", chr.source), rule(path, "rw", chr.source));
+      out.push(fileRule(`${path}.in`, "rw", chr.source), fileRule(`${path}.out`, "rw", chr.source), fileRule(path, "rw", chr.source));
     }
   }
-  if (chr.logFile !== undefined) out.push(rule(absolute(chr.logFile), "rw", `${chr.source} log`));
+  if (chr.logFile !== undefined) out.push(fileRule(absolute(chr.logFile), "rw", `${chr.source} log`));
   return out;
 }

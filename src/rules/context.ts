@@ -1,7 +1,7 @@
 import type { Domain } from "../domain/model.js";
 import type { HostFs } from "../hostfs.js";
 import type { Layout } from "../layout.js";
-import type { Rule } from "./ir.js";
+import type { Origin, OriginKind, OriginRule, Rule } from "./ir.js";
 
 /** What a rule family may look at: the domain model and read-only host state (through the root). */
 export interface RuleContext {
@@ -13,12 +13,20 @@ export interface RuleContext {
 }
 
 /**
- * One device family: domain model → rules. Pure apart from host reads through ctx.fs.
- * Throws PathError (errors.ts) for input it must reject; never returns a partial list.
+ * One device family: domain model → rules, each carrying the origin the policy judges it by.
+ * Pure apart from host reads through ctx.fs. Throws PathError (errors.ts) for input it must
+ * reject; never returns a partial list.
  */
-export type RuleFamily = (ctx: RuleContext) => Rule[];
+export type RuleFamily = (ctx: RuleContext) => OriginRule[];
 
-/** Convenience constructor that keeps call sites short and the IR shape in one place. */
-export function rule(path: string, perms: string, source: string, suffix: Rule["suffix"] = ""): Rule {
-  return { path, suffix, perms, source };
+/** The rule constructor of one origin: `const rule = ruleOf("input")` at the top of a family. */
+export type RuleConstructor = (path: string, perms: string, source: string, suffix?: Rule["suffix"]) => OriginRule;
+
+/**
+ * Constructor for rules of one origin kind (and, for a resolved host device, that device). Keeps
+ * call sites short, the IR shape in one place, and the origin out of reach of XML text.
+ */
+export function ruleOf(kind: OriginKind, device?: string): RuleConstructor {
+  const origin: Origin = device === undefined ? { kind } : { kind, device };
+  return (path, perms, source, suffix = "") => ({ path, suffix, perms, source, origin });
 }

@@ -1,7 +1,9 @@
 import type { Filesystem } from "../domain/model.js";
 import { absolute } from "./absolute.js";
-import { rule, type RuleFamily } from "./context.js";
-import type { Rule } from "./ir.js";
+import { ruleOf, type RuleFamily } from "./context.js";
+import type { OriginRule } from "./ir.js";
+
+const rule = ruleOf("filesystem");
 
 /**
  * `<filesystem>` devices.
@@ -20,7 +22,7 @@ export const filesystemRules: RuleFamily = (ctx) =>
 
 const NINE_P_DRIVERS = new Set([undefined, "path", "handle"]);
 
-function rulesForFilesystem(fs: Filesystem, element: string): Rule[] {
+function rulesForFilesystem(fs: Filesystem, element: string): OriginRule[] {
   if (fs.driver === "virtiofs") {
     return fs.socket !== undefined ? [rule(absolute(fs.socket), "rw", element)] : [];
   }

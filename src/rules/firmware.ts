@@ -1,7 +1,9 @@
 import { PathError } from "../errors.js";
 import { absolute } from "./absolute.js";
-import { rule, type RuleFamily } from "./context.js";
-import type { Rule } from "./ir.js";
+import { ruleOf, type RuleFamily } from "./context.js";
+import type { OriginRule } from "./ir.js";
+
+const rule = ruleOf("firmware");
 
 /**
  * Firmware and direct-boot files from `<os>` and `<sysinfo type='fwcfg'>`.
@@ -16,7 +18,7 @@ import type { Rule } from "./ir.js";
  */
 export const firmwareRules: RuleFamily = (ctx) => {
   const { os, fwcfgFiles } = ctx.domain;
-  const out: Rule[] = [];
+  const out: OriginRule[] = [];
 
   if (os.loader) out.push(rule(absolute(os.loader.path), os.loader.readonly ? "rk" : "rwk", "loader"));
 

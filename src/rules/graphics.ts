@@ -1,9 +1,11 @@
 import type { HostFs } from "../hostfs.js";
 import type { Graphics } from "../domain/model.js";
-import type { Rule } from "./ir.js";
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import type { OriginRule } from "./ir.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { listDirectory } from "./sysfs.js";
+
+const rule = ruleOf("graphics");
 
 /**
  * `<graphics>`: listen sockets and OpenGL render nodes.
@@ -26,7 +28,7 @@ export const videoRules: RuleFamily = (ctx: RuleContext) =>
       : [],
   );
 
-function renderNodeRules(fs: HostFs, g: Graphics): Rule[] {
+function renderNodeRules(fs: HostFs, g: Graphics): OriginRule[] {
   const source = `graphics ${g.type} rendernode`;
   if (g.glRendernode !== undefined) return [rule(absolute(g.glRendernode), "rw", source)];
   if (!needsAutoRenderNode(g)) return [];

@@ -1,8 +1,8 @@
 import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
 import type { Hostdev } from "../domain/model.js";
-import type { Rule } from "./ir.js";
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import type { OriginRule } from "./ir.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { listDirectory, readAttribute } from "./sysfs.js";
 import { formatPciAddress, mdevVfioRules, pciVfioRules } from "./vfio.js";
@@ -26,16 +26,16 @@ export const nvmeDiskRules: RuleFamily = (ctx: RuleContext) =>
       const element = `disk ${disk.target ?? "?"}`;
       if (disk.nvmeAddress === undefined) throw new PathError(element, "NVMe disk without a PCI address");
       const source = `${element} nvme ${formatPciAddress(disk.nvmeAddress)}`;
-      return pciVfioRules(ctx.fs, disk.nvmeAddress, source);
+      return pciVfioRules(ctx.fs, disk.nvmeAddress, source, "nvme");
     });
 
-function hostdevRulesFor(fs: HostFs, dev: Hostdev): Rule[] {
+function hostdevRulesFor(fs: HostFs, dev: Hostdev): OriginRule[] {
   switch (dev.type) {
     case "pci": {
       // Only VFIO exists for QEMU today; the legacy "kvm" and "xen" backends need no files of ours
       // (libvirt refuses to start them), so they get nothing rather than a guess.
       if (dev.driver !== undefined && dev.driver !== "vfio") return [];
-      return pciVfioRules(fs, dev, `hostdev pci ${formatPciAddress(dev)}`);
+      return pciVfioRules(fs, dev, `hostdev pci ${formatPciAddress(dev)}`, "hostdev-pci");
     }
     case "mdev":
       return mdevVfioRules(fs, dev.uuid, `hostdev mdev ${dev.uuid.toLowerCase()}`);
@@ -45,7 +45,7 @@ function hostdevRulesFor(fs: HostFs, dev: Hostdev): Rule[] {
       return scsiRules(fs, dev);
     case "scsi_host":
       // vhost-scsi: libvirt opens /dev/vhost-scsi and passes the descriptor.
-      return [rule("/dev/vhost-scsi", "rw", "hostdev scsi_host")];
+      return [ruleOf("hostdev-scsi-host")("/dev/vhost-scsi", "rw", "hostdev scsi_host")];
     case "caps":
       return capsRules(dev);
   }
@@ -58,11 +58,11 @@ const USB_DEVICES_DIR = "/sys/bus/usb/devices";
 type UsbHostdev = Extract<Hostdev, { type: "usb" }>;
 
 /** `/dev/bus/usb/BBB/DDD`, from the XML address or, failing that, a vendor/product scan of sysfs. */
-function usbRule(fs: HostFs, dev: UsbHostdev): Rule {
+function usbRule(fs: HostFs, dev: UsbHostdev): OriginRule {
   const { bus, device } =
     dev.bus !== undefined && dev.device !== undefined ? { bus: dev.bus, device: dev.device } : findUsbByVendor(fs, dev);
   const node = `${pad3(bus, "bus")}/${pad3(device, "device")}`;
-  return rule(`/dev/bus/usb/${node}`, "rw", `hostdev usb ${node}`);
+  return ruleOf("hostdev-usb")(`/dev/bus/usb/${node}`, "rw", `hostdev usb ${node}`);
 }
 
 function pad3(n: number, what: string): string {
@@ -125,7 +125,7 @@ function decimal(text: string | undefined): number | undefined {
 type ScsiHostdev = Extract<Hostdev, { type: "scsi" }>;
 
 /** A local SCSI LUN is reached through its generic node `/dev/sgN`; iSCSI goes over the network. */
-function scsiRules(fs: HostFs, dev: ScsiHostdev): Rule[] {
+function scsiRules(fs: HostFs, dev: ScsiHostdev): OriginRule[] {
   if (dev.protocol === "iscsi") return [];
   const host = /^scsi_host([0-9]+)$/.exec(dev.adapter ?? "")?.[1];
   const { bus, target, unit } = dev;
@@ -138,7 +138,7 @@ function scsiRules(fs: HostFs, dev: ScsiHostdev): Rule[] {
   // libvirt takes the single entry of scsi_generic/ (virSCSIDeviceGetSgName).
   const sg = listDirectory(fs, `${dir}/scsi_generic`)?.find((e) => /^sg[0-9]+$/.test(e));
   if (sg === undefined) throw new PathError(dir, "no SCSI generic device: is the sg module loaded?");
-  return [rule(`/dev/${sg}`, "rw", `hostdev scsi ${lun}`)];
+  return [ruleOf("hostdev-scsi")(`/dev/${sg}`, "rw", `hostdev scsi ${lun}`)];
 }
 
 function isIndex(n: number | undefined): n is number {
@@ -149,14 +149,14 @@ function isIndex(n: number | undefined): n is number {
 
 type CapsHostdev = Extract<Hostdev, { type: "caps" }>;
 
-function capsRules(dev: CapsHostdev): Rule[] {
+function capsRules(dev: CapsHostdev): OriginRule[] {
   switch (dev.capsType) {
     case "storage":
       if (dev.block === undefined) throw new PathError("hostdev storage", "missing <source><block>");
-      return [rule(absolute(dev.block), "rw", "hostdev storage")];
+      return [ruleOf("hostdev-storage")(absolute(dev.block), "rw", "hostdev storage")];
     case "misc":
       if (dev.char === undefined) throw new PathError("hostdev misc", "missing <source><char>");
-      return [rule(absolute(dev.char), "rw", "hostdev misc")];
+      return [ruleOf("hostdev-misc")(absolute(dev.char), "rw", "hostdev misc")];
     default:
       // "net" moves a host interface into the guest's namespace (containers only): no file.
       return [];

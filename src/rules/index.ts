@@ -1,4 +1,4 @@
-import type { Rule } from "./ir.js";
+import type { OriginRule } from "./ir.js";
 import type { RuleContext, RuleFamily } from "./context.js";
 import { chardevRules } from "./chardevs.js";
 import { filesystemRules } from "./filesystems.js";
@@ -42,6 +42,6 @@ const FAMILIES: RuleFamily[] = [
 ];
 
 /** Domain → raw rules (not yet canonicalised, policy-checked or deduplicated: see pipeline). */
-export function deriveRules(ctx: RuleContext): Rule[] {
+export function deriveRules(ctx: RuleContext): OriginRule[] {
   return FAMILIES.flatMap((family) => family(ctx));
 }

@@ -1,6 +1,8 @@
 import { PathError } from "../errors.js";
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
+
+const rule = ruleOf("input");
 
 /**
  * `<input type='passthrough'|'evdev'>`: QEMU opens the host's evdev node (and, for evdev,

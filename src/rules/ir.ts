@@ -17,6 +17,77 @@ export type GlobSuffix = (typeof GLOB_SUFFIXES)[number];
 export type Perm = "r" | "w" | "a" | "k" | "m";
 export const PERM_ORDER: readonly Perm[] = ["r", "w", "a", "k", "m"];
 
+/**
+ * The kind of element (or derivation) a rule comes from: what the policy judges a path against.
+ * Set by the rule family that builds the rule, never from XML text, so an XML cannot claim a
+ * kind it is not: a serial port's path is judged as a serial port's whatever it names.
+ */
+export const ORIGIN_KINDS = [
+  /** `<disk>`: images, backing chains, data files, dir disks, vhost-user/reservation sockets (rules/storage.ts). */
+  "disk",
+  /** `<disk type='nvme'>`: the controller through VFIO. */
+  "nvme",
+  /** `<filesystem>`: 9p trees, virtiofs sockets, loop/nbd images. */
+  "filesystem",
+  /** `<os>` loader, nvram, kernel, initrd, dtb, ACPI tables, shim; `<sysinfo type='fwcfg'>` files. */
+  "firmware",
+  /** chardev `type='file'`/`'pipe'` backends and every chardev `<log file>`. */
+  "chardev-file",
+  /** chardev `type='dev'`: a host serial or parallel line. */
+  "chardev-dev",
+  /** chardev `type='unix'`: a socket QEMU binds or connects to. */
+  "chardev-socket",
+  /** `<graphics>` listen sockets and render nodes, `<video>` render nodes. */
+  "graphics",
+  /** `<input type='passthrough'|'evdev'>`. */
+  "input",
+  /** `<interface>`: vhost-net, taps, vDPA, vhost-user sockets. */
+  "net",
+  /** `<vsock>`. */
+  "vsock",
+  /** `<rng><backend model='random'>`. */
+  "rng",
+  /** `<shmem>` objects and ivshmem server sockets. */
+  "shmem",
+  /** `<memory model='nvdimm'|'virtio-pmem'>` backing files or devices. */
+  "memory",
+  /** `<tpm><backend type='emulator'>`: swtpm state, log, socket, pid. */
+  "tpm-emulator",
+  /** `<tpm><backend type='passthrough'>`: the host TPM and its sysfs `cancel` file. */
+  "tpm-passthrough",
+  /** `<tpm><backend type='external'>`: an externally started swtpm's socket. */
+  "tpm-socket",
+  /** `<launchSecurity>`. */
+  "launch-security",
+  /** `<hostdev type='pci'>`: VFIO container, the device's IOMMU group, its sysfs files. */
+  "hostdev-pci",
+  /** `<hostdev type='mdev'>`. */
+  "hostdev-mdev",
+  /** `<hostdev type='usb'>`. */
+  "hostdev-usb",
+  /** `<hostdev type='scsi'>` (SCSI generic node). */
+  "hostdev-scsi",
+  /** `<hostdev type='scsi_host'>` (vhost-scsi). */
+  "hostdev-scsi-host",
+  /** `<hostdev mode='capabilities' type='storage'>`. */
+  "hostdev-storage",
+  /** `<hostdev mode='capabilities' type='misc'>`. */
+  "hostdev-misc",
+  /** Per-guest paths libvirt computes from the guest's name, id and UUID (rules/runtime.ts). */
+  "runtime",
+] as const;
+export type OriginKind = (typeof ORIGIN_KINDS)[number];
+
+export interface Origin {
+  kind: OriginKind;
+  /**
+   * The host device the rule family resolved, when the rule is one of that device's own files:
+   * a PCI address (`0000:03:00.0`) for hostdev-pci/nvme, the TPM's name (`tpm0`) for
+   * tpm-passthrough. The policy grants sysfs files only of this device.
+   */
+  device?: string;
+}
+
 export interface Rule {
   /** Literal canonical absolute host path, unescaped. */
   path: string;
@@ -26,7 +97,17 @@ export interface Rule {
   perms: string;
   /** The XML element (or derivation) that caused the rule, e.g. "disk vda", "serial 0 log". */
   source: string;
+  /**
+   * The kind of element that asked for the rule. Every rule a family derives has one
+   * (OriginRule); it is optional here only so the renderer, which never looks at it, can be fed
+   * plain rules. The policy judges a rule without one as strictly as it can: no device node, no
+   * sysfs file, no libvirt-managed path.
+   */
+  origin?: Origin;
 }
+
+/** A rule as the rule families produce it: with the origin the policy judges it by. */
+export type OriginRule = Rule & { origin: Origin };
 
 /** Normalise a permission string to canonical order without duplicates; throws on unknown letters. */
 export function normalisePerms(perms: string): string {

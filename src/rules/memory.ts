@@ -1,7 +1,7 @@
 import { PathError } from "../errors.js";
 import type { Shmem } from "../domain/model.js";
-import type { Rule } from "./ir.js";
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import type { OriginRule } from "./ir.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { requireFileNameComponent } from "./names.js";
 
@@ -13,14 +13,17 @@ import { requireFileNameComponent } from "./names.js";
  */
 export const shmemRules: RuleFamily = (ctx: RuleContext) => ctx.domain.devices.shmems.flatMap(shmemRulesFor);
 
-function shmemRulesFor(shmem: Shmem): Rule[] {
+const shmemRule = ruleOf("shmem");
+const memoryRule = ruleOf("memory");
+
+function shmemRulesFor(shmem: Shmem): OriginRule[] {
   // The name is pasted into a file name either way.
   const name = requireFileNameComponent(shmem.name, "shmem name");
   if (shmem.hasServer) {
     const socket = shmem.serverPath ?? defaultShmemServerSocket(name);
-    return [rule(absolute(socket), "rw", `shmem ${name} server`)];
+    return [shmemRule(absolute(socket), "rw", `shmem ${name} server`)];
   }
-  return [rule(`/dev/shm/${name}`, "rw", `shmem ${name}`)];
+  return [shmemRule(`/dev/shm/${name}`, "rw", `shmem ${name}`)];
 }
 
 export function defaultShmemServerSocket(name: string): string {
@@ -39,5 +42,5 @@ export const memoryDeviceRules: RuleFamily = (ctx: RuleContext) =>
     if (!FILE_BACKED_MODELS.has(mem.model)) return [];
     const source = `memory ${i} ${mem.model}`;
     if (mem.path === undefined) throw new PathError(source, "missing <source><path>");
-    return [rule(absolute(mem.path), "rw", source)];
+    return [memoryRule(absolute(mem.path), "rw", source)];
   });

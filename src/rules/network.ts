@@ -1,7 +1,7 @@
 import { PathError } from "../errors.js";
 import type { Domain, NetInterface } from "../domain/model.js";
-import type { Rule } from "./ir.js";
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import type { OriginRule } from "./ir.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 
 /**
@@ -12,8 +12,11 @@ import { absolute } from "./absolute.js";
  * QEMU inherits across the exec into its profile (and those it receives over the monitor on
  * hotplug) and silently replaces any the profile does not allow.
  */
+const rule = ruleOf("net");
+const vsockRule = ruleOf("vsock");
+
 export const interfaceRules: RuleFamily = (ctx: RuleContext) => {
-  const rules: Rule[] = [];
+  const rules: OriginRule[] = [];
   let vhostNetGranted = false;
   ctx.domain.devices.interfaces.forEach((net, i) => {
     if (usesVhostNet(ctx.domain, net)) {
@@ -35,7 +38,7 @@ export const interfaceRules: RuleFamily = (ctx: RuleContext) => {
 
 /** `<vsock>`: one vhost-vsock device (libvirt opens it and passes the descriptor). */
 export const vsockRules: RuleFamily = (ctx: RuleContext) =>
-  ctx.domain.devices.vsocks.map(() => rule("/dev/vhost-vsock", "rw", "vsock"));
+  ctx.domain.devices.vsocks.map(() => vsockRule("/dev/vhost-vsock", "rw", "vsock"));
 
 /** Interface types whose backend is a tap libvirt creates (and may attach a vhost-net to). */
 const TAP_TYPES = new Set(["network", "bridge", "ethernet"]);
@@ -58,7 +61,7 @@ function usesVhostNet(domain: Domain, net: NetInterface): boolean {
   );
 }
 
-function backendPathRules(net: NetInterface, i: number): Rule[] {
+function backendPathRules(net: NetInterface, i: number): OriginRule[] {
   switch (net.type) {
     case "vhostuser": {
       const source = `interface ${i} vhostuser`;

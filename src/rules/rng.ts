@@ -1,5 +1,7 @@
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
+
+const rule = ruleOf("rng");
 
 /** libvirt's default for `<backend model='random'/>` without a path. */
 export const DEFAULT_RNG_DEVICE = "/dev/random";

@@ -1,8 +1,10 @@
 import type { Domain } from "../domain/model.js";
 import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
-import type { Rule } from "./ir.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
+import type { OriginRule } from "./ir.js";
+
+const rule = ruleOf("runtime");
 
 /**
  * Per-guest paths libvirt computes from the name and the runtime id (qemu_domain.c,
@@ -19,7 +21,7 @@ import type { Rule } from "./ir.js";
 export const runtimeRules: RuleFamily = (ctx) => {
   const { domain, layout } = ctx;
   const name = checkedName(domain.name);
-  const out: Rule[] = [
+  const out: OriginRule[] = [
     rule(`${layout.libvirtLogDir}/${name}.log`, "w", "log"),
     rule(`${layout.libvirtRunDir}/${name}.pid`, "rwk", "pidfile"),
   ];
@@ -78,7 +80,7 @@ const MAX_MOUNTS_BYTES = 1024 * 1024;
  * to start a hugepage guest anyway; we then name the conventional `/dev/hugepages` so the profile
  * still says what the guest would need. (A qemu.conf `hugetlbfs_mount` override is not read.)
  */
-export function hugetlbfsMounts(ctx: RuleContext): string[] {
+export function hugetlbfsMounts(ctx: Pick<RuleContext, "fs" | "layout">): string[] {
   const text = readMounts(ctx.fs, ctx.layout.procMounts);
   const mounts: string[] = [];
   for (const line of text.split("\n")) {

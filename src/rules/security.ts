@@ -1,4 +1,6 @@
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
+
+const rule = ruleOf("launch-security");
 
 /** Launch-security types for which QEMU opens the AMD SEV firmware device. */
 const SEV_TYPES = new Set(["sev", "sev-snp"]);

@@ -3,9 +3,11 @@ import type { BackingLayer, Disk } from "../domain/model.js";
 import { discoverChain, type BeforeTouch, type ChainEntry } from "../images/index.js";
 import { checkRule } from "../policy/index.js";
 import { absolute } from "./absolute.js";
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
-import type { Rule } from "./ir.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
+import type { OriginRule as Rule } from "./ir.js";
 import { resolveVolume } from "./volumes.js";
+
+const rule = ruleOf("disk");
 
 /**
  * Disks: the image QEMU writes, everything it reads beneath it, and the sockets a disk talks to.

@@ -2,8 +2,8 @@ import path from "node:path";
 import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
 import type { Domain, Tpm } from "../domain/model.js";
-import type { Rule } from "./ir.js";
-import { rule, type RuleContext, type RuleFamily } from "./context.js";
+import type { OriginRule } from "./ir.js";
+import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { requireFileNameComponent } from "./names.js";
 import { domainShortName } from "./runtime.js";
@@ -25,7 +25,7 @@ export const tpmRules: RuleFamily = (ctx: RuleContext) =>
         return passthroughRules(ctx.fs, tpm);
       case "external":
         if (tpm.socket === undefined) throw new PathError("tpm external", "missing <source path=...> socket");
-        return [rule(absolute(tpm.socket), "rw", "tpm external socket")];
+        return [ruleOf("tpm-socket")(absolute(tpm.socket), "rw", "tpm external socket")];
       default:
         return [];
     }
@@ -37,7 +37,8 @@ export const tpmRules: RuleFamily = (ctx: RuleContext) =>
  * below it read-write-lock. Socket and pid file are named after `<id>-<shortname>`, so they can
  * only be named when the XML carries the runtime id (prepare/start XML always does).
  */
-function emulatorRules(domain: Domain, tpm: Tpm): Rule[] {
+function emulatorRules(domain: Domain, tpm: Tpm): OriginRule[] {
+  const rule = ruleOf("tpm-emulator");
   const stateDir = `${SWTPM_STORAGE_DIR}/${domain.uuid}/${tpmStateSubdir(tpm.version)}`;
   const logName = requireFileNameComponent(`${domain.name}-swtpm.log`, "domain name");
   const rules = [
@@ -71,9 +72,11 @@ export function tpmStateSubdir(version: string | undefined): string {
  * does (class `misc` first, then `tpm`, by the device's basename). With neither present libvirt
  * passes /dev/null as the cancel path, which needs no rule of ours.
  */
-function passthroughRules(fs: HostFs, tpm: Tpm): Rule[] {
+function passthroughRules(fs: HostFs, tpm: Tpm): OriginRule[] {
   const device = absolute(tpm.devicePath ?? DEFAULT_TPM_DEVICE);
   const name = requireFileNameComponent(path.posix.basename(device), "TPM device name");
+  // Bound to the TPM it resolved: the policy grants this origin only that TPM's cancel file.
+  const rule = ruleOf("tpm-passthrough", name);
   const rules = [rule(device, "rw", "tpm passthrough device")];
   const cancel = ["misc", "tpm"]
     .map((cls) => `/sys/class/${cls}/${name}/device/cancel`)

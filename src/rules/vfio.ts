@@ -1,8 +1,8 @@
 import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
 import type { PciAddress } from "../domain/model.js";
-import type { Rule } from "./ir.js";
-import { rule } from "./context.js";
+import type { OriginRule } from "./ir.js";
+import { ruleOf } from "./context.js";
 import { linkTargetName, listDirectory } from "./sysfs.js";
 
 /**
@@ -46,8 +46,10 @@ function isAssignmentFile(name: string): boolean {
  * sysfs files that exist (named through `/sys/bus/pci/devices/<addr>/`; policy canonicalises them
  * to `/sys/devices/pci.../<addr>/<file>`).
  */
-export function pciVfioRules(fs: HostFs, addr: PciAddress, source: string): Rule[] {
+export function pciVfioRules(fs: HostFs, addr: PciAddress, source: string, kind: "hostdev-pci" | "nvme"): OriginRule[] {
   const name = formatPciAddress(addr);
+  // Bound to the device it resolved: the policy grants this origin only that device's sysfs files.
+  const rule = ruleOf(kind, name);
   const dir = `${PCI_DEVICES_DIR}/${name}`;
   const entries = listDirectory(fs, dir);
   if (entries === undefined) throw new PathError(dir, "PCI device not found");
@@ -63,7 +65,8 @@ export function pciVfioRules(fs: HostFs, addr: PciAddress, source: string): Rule
 }
 
 /** Rules for a mediated device (vfio-pci/ccw/ap mdev): the container and the mdev's group. */
-export function mdevVfioRules(fs: HostFs, uuid: string, source: string): Rule[] {
+export function mdevVfioRules(fs: HostFs, uuid: string, source: string): OriginRule[] {
+  const rule = ruleOf("hostdev-mdev");
   // sysfs names mdevs by the lower-case UUID; a malformed one must not become a path.
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid)) {
     throw new PathError(uuid, "invalid mediated device UUID");

@@ -256,6 +256,10 @@ describe("backing files that are FIFOs or devices", () => {
 
   it("a block device node (mknod b 7 250) is granted read-only and never read, whatever its header might say", () => {
     execFileSync("/usr/bin/mknod", [root.real("/images/blk"), "b", "7", "250"]);
+    // The policy grants a block device only when the host's sysfs and /proc show it unused.
+    root.write("/sys/dev/block/7:250/dev", "7:250\n");
+    root.write("/proc/self/mountinfo", "");
+    root.write("/proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n");
     for (const recorded of ["raw", undefined]) {
       root.write("/images/a.qcow2", qcow2Naming("blk", recorded));
       const r = run("/images/a.qcow2");

@@ -53,6 +53,13 @@ const KNOWN_REJECTIONS: Array<[where: RegExp, reason: RegExp]> = [
   [/^[\s\S]*$/, /^too many levels of symbolic links$/],
   [/^\//, /^(resolves to \/.*: )?disk vd\w+: restricted location \/[^ ]+ is never granted to guests$/s],
   [/^\//, /^(resolves to \/.*: )?disk vd\w+: only read access is allowed under \/[^ ]+ \(asked for "rwk"\)$/s],
+  // Policy by provenance (src/policy/provenance.ts): device nodes, shared memory, libvirt's managed state.
+  [/^\//, /^(resolves to \/.*: )?disk vd\w+: \/dev(\/.*)? is not a device node a <disk> may use \(allowed: block devices\); name a device of that kind or remove the element$/s],
+  [/^\//, /^(resolves to \/.*: )?disk vd\w+: host terminals \(pseudo-terminals, virtual consoles, the console\) are never granted to guests; .*$/s],
+  [/^\//, /^(resolves to \/.*: )?disk vd\w+: VFIO devices are granted only to the <hostdev> .*$/s],
+  [/^\//, /^(resolves to \/.*: )?disk vd\w+: \/dev\/shm holds the shared memory of other host processes; .*$/s],
+  [/^\//, /^(resolves to \/.*: )?disk vd\w+: \/[^ ]+ holds libvirt's runtime state for every guest and for libvirt itself; .*$/s],
+  [/^\//, /^(resolves to \/.*: )?disk vd\w+: users' dotfiles \(shell start-up files, ssh keys, autostart\) are never granted to guests$/s],
   [/^devices\/disk\/source$/, /^character reference "&#x[0-9A-F]+;" is not allowed in XML$/],
   [/^devices\/disk\/source$/, /^attribute "file" is \d+ characters, more than 4096$/],
 ];
@@ -212,6 +219,9 @@ describe("property: a directory tree (9p filesystem, recursive grant) is refused
     /^(resolves to \/.*: )?filesystem t: recursive access would include the restricted location \/[^ ]+$/s,
     /^(resolves to \/.*: )?filesystem t: restricted location \/[^ ]+ is never granted to guests$/s,
     /^(resolves to \/.*: )?filesystem t: only read access is allowed under \/[^ ]+ \(asked for "rw"\)$/s,
+    // Policy by provenance (src/policy/provenance.ts).
+    /^(resolves to \/.*: )?filesystem t: recursive access would include (the device nodes below \/dev.*|\/dev\/shm, the shared memory of other host processes|\/[^ ]+, libvirt's runtime state for other guests and for itself); share a directory of its own instead$/s,
+    /^(resolves to \/.*: )?filesystem t: users' dotfiles \(shell start-up files, ssh keys, autostart\) are never granted to guests$/s,
   ];
 
   for (const run of seedRuns(300, 100)) {

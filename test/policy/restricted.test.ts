@@ -14,9 +14,30 @@ describe("restricted locations", () => {
     ["/sbin/init", "restricted location /sbin"],
     ["/lib/x86_64-linux-gnu/libc.so.6", "restricted location /lib"],
     ["/lib64/ld-linux-x86-64.so.2", "restricted location /lib64"],
-    ["/usr/bin/qemu-system-x86_64", "restricted location /usr/bin"],
-    ["/usr/lib/libvirt/virt-aa-helper", "restricted location /usr/lib"],
-    ["/usr/local/share/x", "restricted location /usr/local/share"],
+    ["/usr/bin/qemu-system-x86_64", "restricted location /usr"],
+    ["/usr/lib/libvirt/virt-aa-helper", "restricted location /usr"],
+    ["/usr/local/share/x", "restricted location /usr"],
+    ["/usr/local/etc/x.conf", "restricted location /usr"],
+    ["/usr/src/linux/Makefile", "restricted location /usr"],
+    ["/var/cache/apparmor/26b63962.0/libvirt-x", "restricted location /var/cache/apparmor"],
+    ["/var/lib/apparmor/profiles/x", "restricted location /var/lib/apparmor"],
+    ["/var/lib/snapd/apparmor/profiles/snap.x", "restricted location /var/lib/snapd"],
+    ["/var/spool/cron/crontabs/root", "restricted location /var/spool/cron"],
+    ["/var/lib/dpkg/info/bash.postinst", "restricted location /var/lib/dpkg"],
+    ["/run/systemd/system/x.service", "restricted location /run/systemd"],
+    ["/run/systemd/journal/socket", "restricted location /run/systemd"],
+    ["/var/lib/systemd/linger/root", "restricted location /var/lib/systemd"],
+    ["/run/udev/rules.d/99-x.rules", "restricted location /run/udev"],
+    ["/run/dbus/system_bus_socket", "restricted location /run/dbus"],
+    ["/run/user/1000/bus", "restricted location /run/user"],
+    ["/run/docker.sock", "restricted location /run/docker.sock"],
+    ["/run/containerd/containerd.sock", "restricted location /run/containerd"],
+    ["/run/podman/podman.sock", "restricted location /run/podman"],
+    ["/run/snapd.socket", "restricted location /run/snapd.socket"],
+    ["/var/run/docker.sock", "restricted location /var/run"],
+    ["/var/lib/docker/overlay2/x/diff/bin/sh", "restricted location /var/lib/docker"],
+    ["/var/lib/libvirt/dnsmasq/default.addnhosts", "restricted location /var/lib/libvirt/dnsmasq"],
+    ["/var/backups/shadow.bak", "restricted location /var/backups"],
     ["/dev/mem", "restricted location /dev/mem"],
     ["/dev/cpu/0/msr", "restricted location /dev/cpu"],
     ["/root/.ssh/id_rsa", "restricted location /root"],
@@ -25,7 +46,7 @@ describe("restricted locations", () => {
     expect(() => checkRestricted(r(path))).toThrow(`${path}: disk vda: ${why} is never granted to guests`);
   });
 
-  it.each(["/library/a.img", "/libvirt.img", "/etcetera/disk", "/usr/binaries/x", "/sysadmin/disk", "/bootstrap/disk.img", "/dev/memory", "/var/lib/libvirt/images/a.qcow2", "/dev/sdb", "/dev/vfio/17", "/run/libvirt/qemu/vm.pid"])(
+  it.each(["/library/a.img", "/libvirt.img", "/etcetera/disk", "/usrlocal/x", "/run/systemdx", "/run/openvswitch/vhu0", "/home/alice/vms/x.img", "/sysadmin/disk", "/bootstrap/disk.img", "/dev/memory", "/var/lib/libvirt/images/a.qcow2", "/dev/sdb", "/dev/vfio/17", "/run/libvirt/qemu/vm.pid"])(
     "allows %s (matched by component, not by string prefix)",
     (path) => {
       expect(() => checkRestricted(r(path))).not.toThrow();
@@ -42,22 +63,30 @@ describe("restricted locations", () => {
       '/usr/share/OVMF/OVMF_VARS.fd: nvram: only read access is allowed under /usr/share/OVMF (asked for "rwk")',
     );
     expect(() => checkRestricted(r("/boot/grub/grub.cfg", "rw"))).toThrow('only read access is allowed under /boot (asked for "rw")');
-    expect(() => checkRestricted(r("/usr/share/doc/x", "r"))).toThrow("restricted location /usr/share is never granted");
+    expect(() => checkRestricted(r("/usr/share/doc/x", "r"))).toThrow("restricted location /usr is never granted");
   });
 
-  it("allows only the sysfs files of one PCI device and TPM cancel files", () => {
-    expect(() => checkRestricted(r("/sys/devices/pci0000:00/0000:00:02.0/0000:03:00.0/config", "rw"))).not.toThrow();
-    expect(() => checkRestricted(r("/sys/devices/pci0000:00/0000:00:02.0/resource0", "rw"))).not.toThrow();
-    expect(() => checkRestricted(r("/sys/devices/pnp0/00:05/tpm/tpm0/device/cancel", "rw"))).not.toThrow();
-    expect(() => checkRestricted(r("/sys/devices/pci0000:00/0000:00:02.0", "rw", "/**"))).toThrow("restricted location /sys");
+  it("refuses all of sysfs by location: a device's own files are granted by provenance only (provenance.test.ts)", () => {
+    expect(() => checkRestricted(r("/sys/devices/pci0000:00/0000:00:02.0/0000:03:00.0/config", "rw"))).toThrow("restricted location /sys");
+    expect(() => checkRestricted(r("/sys/devices/pnp0/00:05/tpm/tpm0/device/cancel", "rw"))).toThrow("restricted location /sys");
     expect(() => checkRestricted(r("/sys/devices/virtual/net/lo/address", "r"))).toThrow("restricted location /sys");
-    expect(() => checkRestricted(r("/sys/devices/pci0000:00/0000:00:02.0/../../../kernel/x", "r"))).toThrow("restricted location /sys");
+  });
+
+  it("refuses files matched by name: Open vSwitch control sockets, users' dotfiles, and trees reaching them", () => {
+    expect(() => checkRestricted(r("/run/openvswitch/db.sock", "rw"))).toThrow("/run/openvswitch/db.sock: disk vda: Open vSwitch's control sockets are never granted to guests");
+    expect(() => checkRestricted(r("/run/openvswitch/ovs-vswitchd.1234.ctl", "rw"))).toThrow("Open vSwitch's control sockets are never granted");
+    expect(() => checkRestricted(r("/home/alice/.bashrc", "rw"))).toThrow("/home/alice/.bashrc: disk vda: users' dotfiles (shell start-up files, ssh keys, autostart) are never granted to guests");
+    expect(() => checkRestricted(r("/home/alice/.ssh/authorized_keys", "r"))).toThrow("users' dotfiles");
+    expect(() => checkRestricted(r("/home/alice", "r", "{,/**}", "filesystem h"))).toThrow("/home/alice: filesystem h: users' dotfiles");
+    expect(() => checkRestricted(r("/home", "r", "{,/**}", "filesystem h"))).toThrow("users' dotfiles");
+    expect(() => checkRestricted(r("/home/alice/share", "r", "{,/**}", "filesystem h"))).not.toThrow();
   });
 
   it("refuses recursive grants that would reach a restricted location", () => {
     expect(() => checkRestricted(r("/", "r", "{,/**}", "filesystem /mnt"))).toThrow("/: filesystem /mnt: cannot grant the whole filesystem");
-    expect(() => checkRestricted(r("/usr", "r", "{,/**}", "filesystem /mnt"))).toThrow(
-      "/usr: filesystem /mnt: recursive access would include the restricted location /usr/bin",
+    expect(() => checkRestricted(r("/usr", "r", "{,/**}", "filesystem /mnt"))).toThrow("/usr: filesystem /mnt: restricted location /usr is never granted to guests");
+    expect(() => checkRestricted(r("/var/spool", "rw", "{,/**}", "filesystem /mnt"))).toThrow(
+      "/var/spool: filesystem /mnt: recursive access would include the restricted location /var/spool/cron",
     );
     expect(() => checkRestricted(r("/var", "rw", "/**"))).toThrow("recursive access would include the restricted location /var/lib/virt-aa-hook");
     expect(() => checkRestricted(r("/dev", "rw", "/*"))).toThrow("recursive access would include the restricted location /dev/mem");

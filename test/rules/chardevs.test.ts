@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { Chardev } from "../../src/domain/model.js";
-import { chardevRules } from "../../src/rules/chardevs.js";
-import { baseDomain, ruleContext, expectPathError } from "./fixtures.js";
+import { chardevRules as chardevRulesWithOrigin } from "../../src/rules/chardevs.js";
+import { baseDomain, ruleContext, expectPathError, withoutOrigins } from "./fixtures.js";
+
+// Origins are checked once per family in origins.test.ts; here rules are compared without them.
+const chardevRules = withoutOrigins(chardevRulesWithOrigin);
 
 const rulesFor = (...chardevs: Chardev[]) => chardevRules(ruleContext(baseDomain({ devices: { chardevs } })));
 

@@ -11,7 +11,8 @@ import { emptyDevices } from "../../src/domain/index.js";
 import { PathError } from "../../src/errors.js";
 import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
-import type { RuleContext } from "../../src/rules/context.js";
+import type { RuleContext, RuleFamily } from "../../src/rules/context.js";
+import type { Rule } from "../../src/rules/ir.js";
 
 export const TEST_UUID = "6a1b9c3e-2f4d-4e5a-8b7c-0d1e2f3a4b5c";
 
@@ -76,4 +77,12 @@ export function expectPathError(fn: () => unknown, path: string, reason: string)
   }
   expect(thrown).toBeInstanceOf(PathError);
   expect({ path: (thrown as PathError).path, reason: (thrown as PathError).reason }).toEqual({ path, reason });
+}
+
+/**
+ * A rule family whose rules come without their origin: most tests check paths, permissions and
+ * sources; the origin of every family's rules is checked once, exactly, in origins.test.ts.
+ */
+export function withoutOrigins(family: RuleFamily): (ctx: RuleContext) => Rule[] {
+  return (ctx) => family(ctx).map(({ origin: _origin, ...rule }) => rule);
 }

@@ -1,11 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Hostdev } from "../../src/domain/model.js";
 import { applyPolicy } from "../../src/policy/index.js";
-import { hostdevRules, nvmeDiskRules } from "../../src/rules/hostdevs.js";
+import { hostdevRules as hostdevRulesWithOrigin, nvmeDiskRules as nvmeDiskRulesWithOrigin } from "../../src/rules/hostdevs.js";
 import type { Rule } from "../../src/rules/ir.js";
 import { formatPciAddress } from "../../src/rules/vfio.js";
-import { baseDomain, expectPathError, fileDisk, ruleContext, tempRoot, writeHostFile } from "./fixtures.js";
+import { baseDomain, expectPathError, fileDisk, ruleContext, tempRoot, writeHostFile, withoutOrigins } from "./fixtures.js";
 import { PCI_ASSIGNMENT_FILES, fakePciDevice, fakeUsbDevice, link, mkdir } from "./hosttree.js";
+
+// Origins are checked once per family in origins.test.ts; here rules are compared without them.
+const hostdevRules = withoutOrigins(hostdevRulesWithOrigin);
+const nvmeDiskRules = withoutOrigins(nvmeDiskRulesWithOrigin);
 
 let root: string;
 let cleanup: () => void;
@@ -62,7 +66,7 @@ describe("PCI hostdev (VFIO)", () => {
   it("survives the policy: sysfs files canonicalise into the PCI device directory", () => {
     fakePciDevice(root, "0000:03:00.0", 17);
     const ctx = ruleContext(baseDomain({ devices: { hostdevs: [pci(3)] } }), root);
-    const paths = applyPolicy(ctx.fs, hostdevRules(ctx)).map((x) => x.path);
+    const paths = applyPolicy(ctx.fs, hostdevRulesWithOrigin(ctx)).map((x) => x.path);
     expect(paths).toEqual([
       "/dev/vfio/vfio",
       "/dev/vfio/17",

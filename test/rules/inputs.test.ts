@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { Input } from "../../src/domain/model.js";
-import { inputRules } from "../../src/rules/inputs.js";
-import { baseDomain, expectPathError, ruleContext } from "./fixtures.js";
+import { inputRules as inputRulesWithOrigin } from "../../src/rules/inputs.js";
+import { baseDomain, expectPathError, ruleContext, withoutOrigins } from "./fixtures.js";
+
+// Origins are checked once per family in origins.test.ts; here rules are compared without them.
+const inputRules = withoutOrigins(inputRulesWithOrigin);
 
 const inputs = (...i: Input[]) => inputRules(ruleContext(baseDomain({ devices: { inputs: i } })));
 

@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { MemoryDevice, Shmem } from "../../src/domain/model.js";
-import { memoryDeviceRules, shmemRules } from "../../src/rules/memory.js";
-import { baseDomain, expectPathError, ruleContext } from "./fixtures.js";
+import { memoryDeviceRules as memoryDeviceRulesWithOrigin, shmemRules as shmemRulesWithOrigin } from "../../src/rules/memory.js";
+import { baseDomain, expectPathError, ruleContext, withoutOrigins } from "./fixtures.js";
+
+// Origins are checked once per family in origins.test.ts; here rules are compared without them.
+const memoryDeviceRules = withoutOrigins(memoryDeviceRulesWithOrigin);
+const shmemRules = withoutOrigins(shmemRulesWithOrigin);
 
 const shm = (...shmems: Shmem[]) => shmemRules(ruleContext(baseDomain({ devices: { shmems } })));
 const mems = (...memoryDevices: MemoryDevice[]) => memoryDeviceRules(ruleContext(baseDomain({ devices: { memoryDevices } })));

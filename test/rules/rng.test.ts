@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { Rng } from "../../src/domain/model.js";
-import { rngRules } from "../../src/rules/rng.js";
-import { baseDomain, expectPathError, ruleContext } from "./fixtures.js";
+import { rngRules as rngRulesWithOrigin } from "../../src/rules/rng.js";
+import { baseDomain, expectPathError, ruleContext, withoutOrigins } from "./fixtures.js";
+
+// Origins are checked once per family in origins.test.ts; here rules are compared without them.
+const rngRules = withoutOrigins(rngRulesWithOrigin);
 
 const rngs = (...r: Rng[]) => rngRules(ruleContext(baseDomain({ devices: { rngs: r } })));
 

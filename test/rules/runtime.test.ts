@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { hugetlbfsMounts, runtimeRules, shortName } from "../../src/rules/runtime.js";
-import { baseDomain, expectPathError, ruleContext, tempRoot, writeHostFile } from "./fixtures.js";
+import { hugetlbfsMounts, runtimeRules as runtimeRulesWithOrigin, shortName } from "../../src/rules/runtime.js";
+import { baseDomain, expectPathError, ruleContext, tempRoot, writeHostFile, withoutOrigins } from "./fixtures.js";
+
+// Origins are checked once per family in origins.test.ts; here rules are compared without them.
+const runtimeRules = withoutOrigins(runtimeRulesWithOrigin);
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { launchSecurityRules } from "../../src/rules/security.js";
-import { baseDomain, ruleContext } from "./fixtures.js";
+import { launchSecurityRules as launchSecurityRulesWithOrigin } from "../../src/rules/security.js";
+import { baseDomain, ruleContext, withoutOrigins } from "./fixtures.js";
+
+// Origins are checked once per family in origins.test.ts; here rules are compared without them.
+const launchSecurityRules = withoutOrigins(launchSecurityRulesWithOrigin);
 
 const rules = (launchSecurity?: string) => launchSecurityRules(ruleContext(baseDomain(launchSecurity ? { launchSecurity } : {})));
 

@@ -1,9 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Tpm } from "../../src/domain/model.js";
 import type { Rule } from "../../src/rules/ir.js";
-import { tpmRules } from "../../src/rules/tpm.js";
-import { TEST_UUID, baseDomain, expectPathError, ruleContext, tempRoot, writeHostFile, type DomainOverrides } from "./fixtures.js";
+import { tpmRules as tpmRulesWithOrigin } from "../../src/rules/tpm.js";
+import { TEST_UUID, baseDomain, expectPathError, ruleContext, tempRoot, writeHostFile, type DomainOverrides, withoutOrigins } from "./fixtures.js";
 import { link } from "./hosttree.js";
+
+// Origins are checked once per family in origins.test.ts; here rules are compared without them.
+const tpmRules = withoutOrigins(tpmRulesWithOrigin);
 
 let root: string;
 let cleanup: () => void;

@@ -1,0 +1,201 @@
+import path from "node:path";
+import type { HostFs } from "../hostfs.js";
+import { hugetlbfsMounts } from "../rules/runtime.js";
+import { listDirectory, readAttribute } from "../rules/sysfs.js";
+import type { Layout } from "../layout.js";
+import { PathError } from "../errors.js";
+import { canonicalise } from "./canonical.js";
+
+/**
+ * The edge of the policy: everything it needs to know about the host, read through the layout
+ * (so `--root DIR` confines it and tests use fake trees), and handed to the pure judgement in
+ * provenance.ts as plain data. Each file is read at most once per build, and only when a rule
+ * needs it: a guest without block devices never reads mountinfo or sysfs.
+ */
+
+export const PROC_MOUNTINFO = "/proc/self/mountinfo";
+export const PROC_SWAPS = "/proc/swaps";
+export const SYS_DEV_BLOCK = "/sys/dev/block";
+
+/** These files are a few KiB even on busy hosts; a bound keeps a hostile root from stalling us. */
+const MAX_PROC_BYTES = 1024 * 1024;
+
+export type FileType = "missing" | "file" | "dir" | "block" | "char" | "socket" | "fifo";
+
+/** What the host says about one canonical rule path. */
+export interface PathFacts {
+  type: FileType;
+  /** The path is an active swap area (a swap file or device listed in /proc/swaps). */
+  swap: boolean;
+  /**
+   * For a block device: each way the host uses it (mounted, swap, held by device-mapper/LVM/md,
+   * the same for its partitions and for the disk a partition belongs to). Empty when it is free.
+   */
+  blockUse: string[];
+}
+
+/** Host facts the judgement needs for every rule, not per path. */
+export interface HostView {
+  /** Mount points of every hugetlbfs (libvirt puts guests' hugepage RAM below them). */
+  hugetlbfsMounts: readonly string[];
+}
+
+export class HostFacts {
+  private mounts: Map<string, string> | null | undefined;
+  private swaps: SwapAreas | undefined;
+  private hugetlbfs: string[] | undefined;
+
+  constructor(
+    private readonly fs: HostFs,
+    private readonly layout: Layout,
+  ) {}
+
+  view(): HostView {
+    this.hugetlbfs ??= hugetlbfsMounts({ fs: this.fs, layout: this.layout });
+    return { hugetlbfsMounts: this.hugetlbfs };
+  }
+
+  /** Facts about `canonicalPath` (already canonical: no symlink left in it). */
+  about(canonicalPath: string): PathFacts {
+    const st = quietly(() => this.fs.lstat(canonicalPath));
+    const type = fileType(st);
+    const swaps = this.swapAreas();
+    const rdev = type === "block" && st !== undefined ? devNumber(st.rdev) : undefined;
+    const swap = swaps.paths.has(canonicalPath) || (rdev !== undefined && swaps.devices.has(rdev));
+    return { type, swap, blockUse: rdev === undefined ? [] : this.blockUse(rdev) };
+  }
+
+  /**
+   * How the host uses block device `rdev` ("major:minor"), found through sysfs: the device's
+   * directory `/sys/dev/block/M:m` resolves to `/sys/devices/.../block/<disk>[/<partition>]`. A
+   * device sysfs does not know cannot be judged, so it counts as in use (fail closed).
+   */
+  private blockUse(rdev: string): string[] {
+    const dir = quietly(() => canonicalise(this.fs, `${SYS_DEV_BLOCK}/${rdev}`));
+    if (dir === undefined || listDirectory(this.fs, dir) === undefined) {
+      return [`the host's sysfs does not know it (${SYS_DEV_BLOCK}/${rdev} is missing), so whether it is in use cannot be told`];
+    }
+    const members = [dir, ...partitionsOf(this.fs, dir)];
+    const reasons: string[] = [];
+    const mounts = this.mountedDevices();
+    const swaps = this.swapAreas();
+    // Without the lists nothing can be told free: fail closed.
+    if (mounts === null) reasons.push(`${PROC_MOUNTINFO} cannot be read, so whether it is mounted cannot be told`);
+    if (!swaps.readable) reasons.push(`${PROC_SWAPS} cannot be read, so whether it is swap cannot be told`);
+    for (const member of members) {
+      const name = path.posix.basename(member);
+      const dev = readAttribute(this.fs, `${member}/dev`);
+      if (dev !== undefined && mounts?.has(dev)) reasons.push(`${name} is mounted on ${mounts.get(dev)}`);
+      if (dev !== undefined && swaps.devices.has(dev)) reasons.push(`${name} is active swap`);
+      const holders = listDirectory(this.fs, `${member}/holders`) ?? [];
+      if (holders.length > 0) reasons.push(`${name} is held by ${holders.join(", ")} (device-mapper, LVM, md or bcache)`);
+    }
+    // A partition of a disk that device-mapper holds as a whole (multipath, a PV on the disk).
+    if (readAttribute(this.fs, `${dir}/partition`) !== undefined) {
+      const disk = path.posix.dirname(dir);
+      const holders = listDirectory(this.fs, `${disk}/holders`) ?? [];
+      if (holders.length > 0) reasons.push(`its disk ${path.posix.basename(disk)} is held by ${holders.join(", ")}`);
+    }
+    return reasons;
+  }
+
+  /** "major:minor" → mount point, from mountinfo's device field and each mount's block-device source. */
+  private mountedDevices(): Map<string, string> | null {
+    if (this.mounts !== undefined) return this.mounts;
+    const text = readSmall(this.fs, PROC_MOUNTINFO);
+    if (text === undefined) return (this.mounts = null);
+    const mounts = new Map<string, string>();
+    for (const line of text.split("\n")) {
+      const fields = line.split(" ");
+      const sep = fields.indexOf("-");
+      if (sep < 5 || fields.length < sep + 3) continue;
+      const mountPoint = decodeOctal(fields[4]!);
+      const dev = fields[2]!;
+      // btrfs and other multi-device filesystems report an anonymous 0:N here; the source names the device.
+      if (!dev.startsWith("0:") && !mounts.has(dev)) mounts.set(dev, mountPoint);
+      const source = decodeOctal(fields[sep + 2]!);
+      if (source.startsWith("/")) {
+        const sourceDev = blockDeviceNumber(this.fs, source);
+        if (sourceDev !== undefined && !mounts.has(sourceDev)) mounts.set(sourceDev, mountPoint);
+      }
+    }
+    this.mounts = mounts;
+    return mounts;
+  }
+
+  /** Active swap areas: canonical paths (swap files) and device numbers (swap partitions). */
+  private swapAreas(): SwapAreas {
+    if (this.swaps !== undefined) return this.swaps;
+    const text = readSmall(this.fs, PROC_SWAPS);
+    const swaps: SwapAreas = { readable: text !== undefined, paths: new Set<string>(), devices: new Set<string>() };
+    const lines = (text ?? "").split("\n").slice(1); // a header line first
+    for (const line of lines) {
+      const name = line.split(/[ \t]+/)[0];
+      if (name === undefined || !name.startsWith("/")) continue;
+      const decoded = decodeOctal(name);
+      const canonical = quietly(() => canonicalise(this.fs, decoded)) ?? decoded;
+      swaps.paths.add(canonical);
+      const dev = blockDeviceNumber(this.fs, canonical);
+      if (dev !== undefined) swaps.devices.add(dev);
+    }
+    this.swaps = swaps;
+    return swaps;
+  }
+}
+
+interface SwapAreas {
+  readable: boolean;
+  paths: Set<string>;
+  devices: Set<string>;
+}
+
+/** Entries of a disk's sysfs directory that are its partitions (they carry a `partition` file). */
+function partitionsOf(fs: HostFs, diskDir: string): string[] {
+  if (readAttribute(fs, `${diskDir}/partition`) !== undefined) return []; // a partition has none
+  return (listDirectory(fs, diskDir) ?? [])
+    .map((entry) => `${diskDir}/${entry}`)
+    .filter((entry) => readAttribute(fs, `${entry}/partition`) !== undefined);
+}
+
+function blockDeviceNumber(fs: HostFs, hostPath: string): string | undefined {
+  const st = quietly(() => fs.stat(hostPath));
+  return st?.isBlockDevice() ? devNumber(st.rdev) : undefined;
+}
+
+/** Linux's dev_t split (glibc's gnu_dev_major/minor) as "major:minor", like mountinfo and sysfs. */
+export function devNumber(rdev: number): string {
+  const dev = BigInt(rdev);
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
+}
+
+function fileType(st: import("node:fs").Stats | undefined): FileType {
+  if (st === undefined) return "missing";
+  if (st.isBlockDevice()) return "block";
+  if (st.isCharacterDevice()) return "char";
+  if (st.isDirectory()) return "dir";
+  if (st.isSocket()) return "socket";
+  if (st.isFIFO()) return "fifo";
+  return "file";
+}
+
+/** The text of a small /proc file, or undefined when it cannot be read. */
+function readSmall(fs: HostFs, hostPath: string): string | undefined {
+  return quietly(() => fs.readHead(hostPath, MAX_PROC_BYTES).toString("utf8"));
+}
+
+/** The kernel writes space, tab, newline and backslash in these files as 3-digit octal escapes. */
+function decodeOctal(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+function quietly<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === "string") return undefined;
+    if (err instanceof PathError) return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,300 @@
+import type { OriginKind, Rule } from "../rules/ir.js";
+import type { RuntimeOwnership } from "../rules/ownership.js";
+import type { HostView, PathFacts } from "./host-facts.js";
+import { isUnder, locationRefusal, RECURSIVE_SUFFIXES } from "./restricted.js";
+
+/**
+ * The policy by provenance: a canonical rule is judged by (the kind of element that asked for
+ * it × the class of its path), not by its path alone. Pure: the host facts (file type, block
+ * device use, swap, hugetlbfs mounts) and this guest's runtime ownership come in as data.
+ *
+ * Classes, in the order they are judged (docs/threat-model.md, "Policy by provenance"):
+ *   1. sysfs: only a `<hostdev>`'s / NVMe disk's own PCI device files, only a TPM passthrough's
+ *      `cancel` file; for every other element sysfs is a restricted location.
+ *   2. restricted locations (restricted.ts), whoever asks.
+ *   3. recursive grants over device trees, /dev/shm, libvirt-managed roots, hugetlbfs mounts.
+ *   4. libvirt-managed runtime paths: only this guest's own (its id/name/UUID).
+ *   5. /dev/shm: POSIX shared memory objects of other host processes; only `<shmem>` names them.
+ *   6. device nodes under /dev: an explicit allow-list per element kind (char and block names);
+ *      an existing node must also have the type its name promises. Host terminals and VFIO groups
+ *      are named in the refusal.
+ *   7. device nodes outside /dev: character devices never; block devices like those under /dev.
+ *   8. block devices: only disk-like elements, and never one the host uses (mounted, swap, held
+ *      by device-mapper/LVM/md, or holding such a partition).
+ *   9. active swap files.
+ */
+
+export interface PolicyInput {
+  ownership: RuntimeOwnership;
+  host: HostView;
+}
+
+/** Why the rule is refused, as "<source>: <reason>; <what to do>"; undefined when it is granted. */
+export function refusal(rule: Rule, facts: PathFacts, input: PolicyInput): string | undefined {
+  const why = reason(rule, facts, input);
+  return why === undefined ? undefined : `${rule.source}: ${why}`;
+}
+
+function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | undefined {
+  const { path } = rule;
+  const kind = rule.origin?.kind;
+  const recursive = RECURSIVE_SUFFIXES.has(rule.suffix);
+  const what = kind === undefined ? "this element" : `a ${ELEMENT_NAMES[kind]}`;
+
+  // 1. sysfs, bound to the device the element resolved.
+  if (isUnder(path, "/sys") && !recursive && sysfsGranted(rule)) return undefined;
+  if (isUnder(path, "/sys") && (SYSFS_PCI_FILE.test(path) || SYSFS_TPM_CANCEL.some((re) => re.test(path)))) {
+    return `sysfs files of a host device are granted only to the <hostdev> (or <tpm> passthrough) that assigns that very device, not to ${what}; assign the device with a <hostdev> instead`;
+  }
+
+  // 2. Restricted locations.
+  const location = locationRefusal(path, rule.perms, rule.suffix);
+  if (location !== undefined) return location;
+
+  // 3. Recursive grants over trees that hold other guests', processes' or the host's devices.
+  if (recursive) {
+    const covered = recursiveReach(path, input);
+    if (covered !== undefined) {
+      return `recursive access would include ${covered}; share a directory of its own instead`;
+    }
+  }
+
+  // 4. libvirt-managed runtime paths.
+  const managed = managedRoot(path, input);
+  if (managed !== undefined && !ownRuntime(path, recursive, input)) {
+    return `${managed} holds libvirt's runtime state for every guest and for libvirt itself; only this guest's own entries (named after its id, name and UUID) are granted; name a path outside ${managed}`;
+  }
+
+  // 5. POSIX shared memory.
+  if (isUnder(path, "/dev/shm") && kind !== "shmem") {
+    return `/dev/shm holds the shared memory of other host processes; only a <shmem> may name an object there; use another directory`;
+  }
+
+  // 6, 7. Device nodes.
+  const deviceArea = isUnder(path, "/dev") && !isUnder(path, "/dev/shm") && managed === undefined;
+  const allowed = kind === undefined ? NO_DEVICES : DEVICES[kind];
+  if (deviceArea) {
+    const isChar = allowed.char.some((re) => re.test(path));
+    const isBlock = allowed.block && BLOCK_NAMES.some((re) => re.test(path));
+    if (!isChar && !isBlock) return deviceRefusal(path, what, kind);
+    if (isChar && facts.type !== "missing" && facts.type !== "char") {
+      return `${path} should be a character device but is a ${TYPE_NAMES[facts.type]}; name the device node itself`;
+    }
+    if (!isChar && facts.type !== "missing" && facts.type !== "block") {
+      return `${path} should be a block device but is a ${TYPE_NAMES[facts.type]}; name the device node itself`;
+    }
+  } else if (facts.type === "char") {
+    return `character device nodes outside /dev are never granted; name the node in /dev`;
+  }
+
+  // 8. Block devices the host uses.
+  if (facts.type === "block") {
+    if (!allowed.block) return `block devices are granted only to a <disk>, a storage <hostdev>, a <filesystem> or an nvdimm, not to ${what}`;
+    if (facts.blockUse.length > 0) {
+      return `block device in use by the host: ${facts.blockUse.join("; ")}; give the guest a device the host does not use`;
+    }
+  }
+
+  // 9. Swap.
+  if (facts.swap) return `active swap area (listed in /proc/swaps): it holds host memory; never give it to a guest`;
+  return undefined;
+}
+
+// ---- sysfs ---------------------------------------------------------------------------------------
+
+const PCI_ADDRESS = "[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]";
+/** The files of one PCI device that device assignment opens (rules/vfio.ts: isAssignmentFile). */
+const PCI_ASSIGNMENT_FILE = "(?:config|rom|vendor|device|reset|resource[0-9]*(?:_wc)?)";
+const SYSFS_PCI_FILE = new RegExp(`^/sys/(?:devices/pci[0-9a-f]{4}:[0-9a-f]{2}(?:/${PCI_ADDRESS})+|bus/pci/devices/${PCI_ADDRESS})/[^/]+$`);
+
+/** A TPM's `cancel` file, in the forms canonicalisation leaves (TPM 1.2's attribute exists nowhere else). */
+const SYSFS_TPM_CANCEL: readonly RegExp[] = [
+  /^\/sys\/devices\/(?:[^/]+\/)*tpm[0-9]+\/device\/cancel$/,
+  /^\/sys\/devices\/(?:[^/]+\/)*(?:tpm|misc)\/tpm[0-9]+\/cancel$/,
+  /^\/sys\/class\/(?:tpm|misc)\/tpm[0-9]+\/device\/cancel$/,
+  // `/sys/class/misc/tpm0/device` resolves to the TPM's parent device (e.g. /sys/devices/pnp0/00:05).
+  /^\/sys\/devices\/(?:[^/]+\/)+cancel$/,
+];
+
+function sysfsGranted(rule: Rule): boolean {
+  const origin = rule.origin;
+  if (origin === undefined || origin.device === undefined) return false;
+  if (origin.kind === "hostdev-pci" || origin.kind === "nvme") {
+    // The device's own directory must be the last address in the path: no parent bridge's, no
+    // other function's, and only the files assignment uses (never `remove`, `driver_override`...).
+    const own = new RegExp(
+      `^/sys/(?:devices/pci[0-9a-f]{4}:[0-9a-f]{2}(?:/${PCI_ADDRESS})*|bus/pci/devices)/${escapeRegExp(origin.device)}/${PCI_ASSIGNMENT_FILE}$`,
+    );
+    return own.test(rule.path);
+  }
+  if (origin.kind === "tpm-passthrough") return SYSFS_TPM_CANCEL.some((re) => re.test(rule.path));
+  return false;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+// ---- libvirt-managed runtime paths --------------------------------------------------------------
+
+function managedRoot(path: string, input: PolicyInput): string | undefined {
+  return [...input.ownership.managedRoots, ...input.host.hugetlbfsMounts].find((root) => isUnder(path, root));
+}
+
+function ownRuntime(path: string, recursive: boolean, input: PolicyInput): boolean {
+  const own = input.ownership;
+  if (own.ownTrees.some((tree) => isUnder(path, tree))) return true;
+  if (!recursive && own.ownFiles.includes(path)) return true;
+  if (!recursive && own.runSubdirPrefix !== undefined && isUnder(path, own.runDir)) {
+    // <run dir>/<helper subdir>/<id>-<short name>-...: swtpm, dbus, passt, slirp sockets and pids.
+    const [subdir, name, ...deeper] = path.slice(own.runDir.length + 1).split("/");
+    if (subdir !== undefined && name !== undefined && deeper.length === 0 && name.startsWith(own.runSubdirPrefix)) return true;
+  }
+  if (own.hugepageSubdir !== undefined) {
+    return input.host.hugetlbfsMounts.some((mount) => isUnder(path, `${mount}/${own.hugepageSubdir}`));
+  }
+  return false;
+}
+
+/** What a recursive grant at `dir` would reach that it must not, or undefined. */
+function recursiveReach(dir: string, input: PolicyInput): string | undefined {
+  if (ownRuntime(dir, true, input)) return undefined;
+  const roots = [...input.ownership.managedRoots, ...input.host.hugetlbfsMounts];
+  const root = roots.find((r) => isUnder(r, dir) || isUnder(dir, r));
+  if (root !== undefined) return `${root}, libvirt's runtime state for other guests and for itself`;
+  if (dir === "/dev/shm" || isUnder("/dev/shm", dir)) return "/dev/shm, the shared memory of other host processes";
+  if (isUnder(dir, "/dev") && !isUnder(dir, "/dev/shm")) return `the device nodes below ${dir}`;
+  return undefined;
+}
+
+// ---- device nodes -------------------------------------------------------------------------------
+
+interface DeviceAllowance {
+  /** Character device nodes (canonical names) this kind of element may name. */
+  char: readonly RegExp[];
+  /** Whether it may name block devices (BLOCK_NAMES under /dev, any block node elsewhere). */
+  block: boolean;
+}
+
+/**
+ * Host serial and parallel lines: what `<serial|parallel type='dev'>` exists for. Virtual
+ * consoles, pseudo-terminals and the console are host terminals, not lines, and are not here.
+ */
+const SERIAL_LINES: readonly RegExp[] = [
+  /^\/dev\/tty(?:S|USB|ACM|AMA|mxc|O|SAC|THS)[0-9]+$/,
+  /^\/dev\/rfcomm[0-9]+$/,
+  /^\/dev\/parport[0-9]+$/,
+];
+const NULL_DEVICE = /^\/dev\/null$/;
+const INPUT_EVENTS = /^\/dev\/input\/event[0-9]+$/;
+const VFIO = [/^\/dev\/vfio\/vfio$/, /^\/dev\/vfio\/[0-9]+$/];
+
+/** Block device names (canonical: /dev/disk/by-* and LVM's /dev/<vg>/<lv> links resolve to these). */
+const BLOCK_NAMES: readonly RegExp[] = [
+  /^\/dev\/(?:sd|vd|hd|xvd)[a-z]+[0-9]*$/,
+  /^\/dev\/nvme[0-9]+n[0-9]+(?:p[0-9]+)?$/,
+  /^\/dev\/mmcblk[0-9]+(?:p[0-9]+)?$/,
+  /^\/dev\/dm-[0-9]+$/,
+  /^\/dev\/(?:md|loop|nbd|zd|rbd|drbd|bcache|sr|fd|pmem|ram)[0-9]+(?:p[0-9]+)?$/,
+  /^\/dev\/(?:mapper|md|zvol|rbd|drbd)\/[^/]+(?:\/[^/]+)*$/,
+];
+
+const NO_DEVICES: DeviceAllowance = { char: [], block: false };
+
+const DEVICES: Record<OriginKind, DeviceAllowance> = {
+  disk: { char: [], block: true },
+  "hostdev-storage": { char: [], block: true },
+  filesystem: { char: [], block: true },
+  memory: { char: [/^\/dev\/dax[0-9]+\.[0-9]+$/], block: true },
+  nvme: { char: VFIO, block: false },
+  "hostdev-pci": { char: VFIO, block: false },
+  "hostdev-mdev": { char: VFIO, block: false },
+  "chardev-dev": { char: [...SERIAL_LINES, NULL_DEVICE], block: false },
+  "chardev-file": { char: [NULL_DEVICE], block: false },
+  "chardev-socket": NO_DEVICES,
+  input: { char: [INPUT_EVENTS], block: false },
+  // LXC's device passthrough: a serial line or an input device at most.
+  "hostdev-misc": { char: [...SERIAL_LINES, INPUT_EVENTS], block: false },
+  graphics: { char: [/^\/dev\/dri\/renderD[0-9]+$/], block: false },
+  net: { char: [/^\/dev\/vhost-net$/, /^\/dev\/net\/tun$/, /^\/dev\/tap[0-9]+$/, /^\/dev\/vhost-vdpa-[0-9]+$/], block: false },
+  vsock: { char: [/^\/dev\/vhost-vsock$/], block: false },
+  rng: { char: [/^\/dev\/(?:u?random|hwrng)$/], block: false },
+  "launch-security": { char: [/^\/dev\/sev$/], block: false },
+  "tpm-passthrough": { char: [/^\/dev\/tpm(?:rm)?[0-9]+$/], block: false },
+  "hostdev-usb": { char: [/^\/dev\/bus\/usb\/[0-9]{3}\/[0-9]{3}$/], block: false },
+  "hostdev-scsi": { char: [/^\/dev\/sg[0-9]+$/], block: false },
+  "hostdev-scsi-host": { char: [/^\/dev\/vhost-scsi$/], block: false },
+  firmware: NO_DEVICES,
+  shmem: NO_DEVICES,
+  "tpm-emulator": NO_DEVICES,
+  "tpm-socket": NO_DEVICES,
+  runtime: NO_DEVICES,
+};
+
+/** Host terminals: pseudo-terminals, virtual consoles and their memory, the console. */
+const TERMINAL = /^\/dev\/(?:pts(?:\/.*)?|ptmx|tty[0-9]*|tty[a-zA-Z]+[0-9]*|vcsu?a?[0-9]*|console|hvc[0-9]+|ttyprintk)$/;
+
+function deviceRefusal(path: string, what: string, kind: OriginKind | undefined): string {
+  if (TERMINAL.test(path)) {
+    return `host terminals (pseudo-terminals, virtual consoles, the console) are never granted to guests; use <serial type='pty'> for a console, or type='dev' with a serial line such as /dev/ttyS0`;
+  }
+  if (VFIO.some((re) => re.test(path)) || isUnder(path, "/dev/vfio")) {
+    return `VFIO devices are granted only to the <hostdev> or <disk type='nvme'> whose device is in that IOMMU group, not to ${what}; assign the device with a <hostdev>`;
+  }
+  const allowed = kind === undefined ? NO_DEVICES : DEVICES[kind];
+  const list = [...allowed.char.map(patternText), ...(allowed.block ? ["block devices"] : [])];
+  return `${path} is not a device node ${what} may use (${list.length === 0 ? "it may use none" : `allowed: ${list.join(", ")}`}); name a device of that kind or remove the element`;
+}
+
+/** A readable form of an allow-list entry for messages: `/dev/ttyS<N>`, `/dev/input/event<N>`. */
+function patternText(re: RegExp): string {
+  return re.source
+    .replace(/^\^|\$$/g, "")
+    .replace(/\\\//g, "/")
+    .replace(/\[0-9\]\{3\}/g, "<NNN>")
+    .replace(/\[0-9\]\+/g, "<N>")
+    .replace(/\\\./g, ".")
+    .replace(/\(\?:([^)]*)\)/g, "{$1}")
+    .replace(/\|/g, ",")
+    .replace(/\?/g, "");
+}
+
+const TYPE_NAMES: Record<PathFacts["type"], string> = {
+  missing: "missing file",
+  file: "regular file",
+  dir: "directory",
+  block: "block device",
+  char: "character device",
+  socket: "socket",
+  fifo: "FIFO",
+};
+
+/** How messages name each kind of element. */
+const ELEMENT_NAMES: Record<OriginKind, string> = {
+  disk: "<disk>",
+  nvme: "<disk type='nvme'>",
+  filesystem: "<filesystem>",
+  firmware: "firmware or boot file",
+  "chardev-file": "file or pipe chardev or log",
+  "chardev-dev": "chardev of type='dev'",
+  "chardev-socket": "unix socket chardev",
+  graphics: "<graphics> or <video>",
+  input: "passthrough <input>",
+  net: "<interface>",
+  vsock: "<vsock>",
+  rng: "<rng>",
+  shmem: "<shmem>",
+  memory: "<memory> device",
+  "tpm-emulator": "emulated <tpm>",
+  "tpm-passthrough": "passthrough <tpm>",
+  "tpm-socket": "external <tpm>",
+  "launch-security": "<launchSecurity>",
+  "hostdev-pci": "PCI <hostdev>",
+  "hostdev-mdev": "mdev <hostdev>",
+  "hostdev-usb": "USB <hostdev>",
+  "hostdev-scsi": "SCSI <hostdev>",
+  "hostdev-scsi-host": "vhost-scsi <hostdev>",
+  "hostdev-storage": "storage <hostdev>",
+  "hostdev-misc": "misc <hostdev>",
+  runtime: "per-guest runtime path",
+};
