@@ -235,7 +235,7 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
 const TERMINAL = /^\/dev\/(?:pts(?:\/.*)?|ptmx|tty[0-9]*|tty[a-zA-Z]+[0-9]*|vcsu?a?[0-9]*|console|hvc[0-9]+|ttyprintk)$/;
 
 function deviceRefusal(path: string, what: string, kind: OriginKind | undefined): string {
-  if (TERMINAL.test(path)) {
+  if (TERMINAL.test(path) && !SERIAL_LINES.some((re) => re.test(path))) {
     return `host terminals (pseudo-terminals, virtual consoles, the console) are never granted to guests; use <serial type='pty'> for a console, or type='dev' with a serial line such as /dev/ttyS0`;
   }
   if (VFIO.some((re) => re.test(path)) || isUnder(path, "/dev/vfio")) {
