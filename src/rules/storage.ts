@@ -120,7 +120,8 @@ function chainRule(entry: Omit<ChainEntry, "format">, element: string): Rule {
  */
 function hasHeaderToRead(ctx: RuleContext, disk: Disk, top: string): boolean {
   if (disk.format === undefined || disk.format === "raw") return false;
-  return ctx.fs.stat(top) !== undefined;
+  // The canonical path: the kernel would follow an absolute symlink out of --root.
+  return ctx.fs.stat(ctx.images.canonical(top)) !== undefined;
 }
 
 /** The whole chain from image headers (prepare XML carries no `<backingStore>`). */
