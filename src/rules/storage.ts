@@ -121,7 +121,11 @@ function chainRule(entry: Omit<ChainEntry, "format">, element: string): Rule {
 function hasHeaderToRead(ctx: RuleContext, disk: Disk, top: string): boolean {
   if (disk.format === undefined || disk.format === "raw") return false;
   // The canonical path: the kernel would follow an absolute symlink out of --root.
-  return ctx.fs.stat(ctx.images.canonical(top)) !== undefined;
+  try {
+    return ctx.fs.stat(ctx.images.canonical(top)) !== undefined;
+  } catch {
+    return true; // ENOTDIR, EACCES...: the walk's type check says so in one line
+  }
 }
 
 /** The whole chain from image headers (prepare XML carries no `<backingStore>`). */
@@ -164,7 +168,7 @@ function headerNamedCheck(ctx: RuleContext, entry: ChainTouch, real: string, tre
   if (!trees.some((tree) => isUnder(real, tree))) {
     throw refuse(`outside ${trees.join(" and ")}, the directory tree of the disk image (name the layer in <backingStore> to grant it)`);
   }
-  if (ctx.fs.stat(real)?.isBlockDevice()) throw refuse("a block device is granted only when the domain XML names it");
+  if (isBlockDevice(ctx, real)) throw refuse("a block device is granted only when the domain XML names it");
   const other = ctx.images.writableByOtherGuest(real);
   if (other !== undefined) throw refuse(`guest ${other} holds it writable`);
 }
@@ -184,6 +188,15 @@ function checkGrantedBefore(ctx: RuleContext, r: Rule, shownAs: string): void {
     shownAs,
     `${r.source}: not granted ${perms === undefined ? "at all" : `"${r.perms}" (only "${perms}")`} when the guest was prepared; start and reconnect never add an image file (restart the guest)`,
   );
+}
+
+/** Errors (ENOTDIR, EACCES...) are left to the walk's own type check, which names them. */
+function isBlockDevice(ctx: RuleContext, p: string): boolean {
+  try {
+    return ctx.fs.stat(p)?.isBlockDevice() === true;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether `p` is `dir` or lies below it (whole components). */
