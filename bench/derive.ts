@@ -12,6 +12,7 @@ import path from "node:path";
 import { parseDomain } from "../src/domain/index.js";
 import { HostFs } from "../src/hostfs.js";
 import { Layout } from "../src/layout.js";
+import { imageChecks } from "../src/pipeline.js";
 import { applyPolicy } from "../src/policy/index.js";
 import { renderFiles } from "../src/render/index.js";
 import { deriveRules } from "../src/rules/index.js";
@@ -69,7 +70,7 @@ function main(): void {
     const domain = parseDomain(xml);
     const t1 = performance.now();
     const hostFs = new HostFs(layout);
-    const raw = deriveRules({ domain, fs: hostFs, layout, maxBackingDepth: 64 });
+    const raw = deriveRules({ domain, fs: hostFs, layout, maxBackingDepth: 64, images: imageChecks(hostFs, layout, domain.uuid) });
     const t2 = performance.now();
     const final = applyPolicy(hostFs, raw);
     const t3 = performance.now();

@@ -3,11 +3,13 @@ import { parseDomain } from "./domain/index.js";
 import { GuestError, PathError } from "./errors.js";
 import { HostFs } from "./hostfs.js";
 import type { Layout } from "./layout.js";
-import { applyPolicy } from "./policy/index.js";
+import { applyPolicy, canonicalise, checkRule } from "./policy/index.js";
+import type { ImageChecks } from "./rules/context.js";
 import { deriveRules } from "./rules/index.js";
 import { runtimeOwnership } from "./rules/ownership.js";
 import type { Rule } from "./rules/ir.js";
 import { renderFiles } from "./render/index.js";
+import { otherGuestsGrants, parseGranted, permsFor } from "./render/granted.js";
 
 const DEFAULT_MAX_BACKING_DEPTH = 64;
 
@@ -26,6 +28,11 @@ export interface BuildOptions {
   layout: Layout;
   /** Backing-chain depth limit (default 64). */
   maxBackingDepth?: number;
+  /**
+   * start/reconnect: the guest's current `.files` (what prepare granted), by uuid; image-chain
+   * rules must stay within it. Absent for prepare and explain.
+   */
+  previousFiles?: (uuid: string) => Buffer | undefined;
 }
 
 /**
@@ -36,7 +43,8 @@ export function buildProfile(xml: string | Buffer, opts: BuildOptions): ProfileB
   const domain = parseDomain(xml);
   try {
     const fs = new HostFs(opts.layout);
-    const raw = deriveRules({ domain, fs, layout: opts.layout, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH });
+    const images = imageChecks(fs, opts.layout, domain.uuid, opts.previousFiles?.(domain.uuid));
+    const raw = deriveRules({ domain, fs, layout: opts.layout, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH, images });
     const rules = applyPolicy(fs, raw, runtimeOwnership(domain, opts.layout));
     const filesText = renderFiles(domain, rules);
     return { domain, rules, filesText, profileName: opts.layout.profileName(domain.uuid) };
@@ -44,4 +52,25 @@ export function buildProfile(xml: string | Buffer, opts: BuildOptions): ProfileB
     if (err instanceof PathError) throw new GuestError(domain.name, err.path, err.reason);
     throw err;
   }
+}
+
+/**
+ * The policy and the earlier hook calls, as the disk rules see them (rules/context.ts).
+ * `previous`: the guest's `.files` at start/reconnect (see BuildOptions.previousFiles).
+ */
+export function imageChecks(fs: HostFs, layout: Layout, uuid: string, previous?: Buffer): ImageChecks {
+  const others = otherGuestsGrants(fs, layout.profilesDir, uuid);
+  const canonical = new Map<string, string>();
+  const before = previous === undefined ? undefined : parseGranted(previous.toString("utf8"));
+  return {
+    vet: (r) => checkRule(fs, r),
+    canonical: (p) => {
+      // One build asks for the same directories over and over (every layer of a 10,000-deep chain).
+      let c = canonical.get(p);
+      if (c === undefined) canonical.set(p, (c = canonicalise(fs, p)));
+      return c;
+    },
+    writableByOtherGuest: (p) => others().find((g) => permsFor(g, p)?.includes("w"))?.guest,
+    ...(before === undefined ? {} : { grantedBefore: (p: string) => permsFor(before, p) }),
+  };
 }

@@ -43,7 +43,10 @@ export interface SyncOutcome {
  */
 export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPolicy): Promise<SyncOutcome> {
   const { layout, config } = ctx;
-  const built = buildProfile(xml, { layout });
+  // start/reconnect: image chains may only narrow what prepare granted (rules/storage.ts), so the
+  // header-derived part is judged against the .files on disk.
+  const previousFiles = policy === "always" ? undefined : (uuid: string) => readIfExists(guestPaths(layout, uuid).files);
+  const built = buildProfile(xml, { layout, ...(previousFiles ? { previousFiles } : {}) });
   const uuid = built.domain.uuid;
   const paths = guestPaths(layout, uuid);
   const env = detectEnvironment(layout, config);

@@ -1,4 +1,3 @@
-import path from "node:path";
 import { PathError } from "../errors.js";
 
 /** Longest file name we accept from any header (PATH_MAX, as QEMU's own name buffers). */
@@ -23,11 +22,6 @@ export function decodeName(bytes: Buffer, imagePath: string, what: string, corru
   }
 }
 
-/** Absolute, lexically normalised host path ('.', '..', '//' resolved; symlinks untouched). */
-export function normalise(p: string): string {
-  return path.posix.resolve("/", p);
-}
-
 /** What a backing or data-file name refers to once QEMU's protocol rules are applied. */
 export type NamedTarget = { kind: "none" } | { kind: "file"; path: string } | { kind: "network" };
 
@@ -46,11 +40,13 @@ function shortForMessage(name: string): string {
 }
 
 /**
- * Resolve a backing file name the way QEMU does: a plain relative name is relative to the
- * directory of the image that names it (lexically: symlinks are the policy stage's job).
+ * Resolve a backing file name the way QEMU does: a plain relative name is joined onto the
+ * directory of the image that names it. `dir` is that directory with its symlinks already
+ * resolved (the kernel resolves `dir/../x` by following `dir` first, so a lexical `..` would name
+ * another file); the result is not normalised: `..` in the name is the canonicaliser's job too.
  */
-export function resolveBackingName(name: string, referrer: string): NamedTarget {
-  return resolveName(name, referrer, "backing file");
+export function resolveBackingName(name: string, referrer: string, dir: string): NamedTarget {
+  return resolveName(name, referrer, dir, "backing file");
 }
 
 /**
@@ -61,11 +57,11 @@ export function resolveBackingName(name: string, referrer: string): NamedTarget 
  * any policy, and granting the file beside the image over-grants nothing the image's owner did
  * not name.
  */
-export function resolveDataFileName(name: string, referrer: string): NamedTarget {
-  return resolveName(name, referrer, "external data file");
+export function resolveDataFileName(name: string, referrer: string, dir: string): NamedTarget {
+  return resolveName(name, referrer, dir, "external data file");
 }
 
-function resolveName(name: string, referrer: string, what: string): NamedTarget {
+function resolveName(name: string, referrer: string, dir: string, what: string): NamedTarget {
   if (name === "") return { kind: "none" };
   // json: is a pseudo-protocol carrying a whole block-driver option tree; following it would
   // mean re-implementing QEMU's option parser, and it can name any file or driver.
@@ -83,14 +79,20 @@ function resolveName(name: string, referrer: string, what: string): NamedTarget 
       throw new PathError(referrer, `${what} name ${shortForMessage(name)} is relative behind "file:"; use an absolute name`);
     }
   }
-  if (local.startsWith("/")) return { kind: "file", path: normalise(local) };
-  return { kind: "file", path: normalise(path.posix.join(path.posix.dirname(referrer), local)) };
+  return { kind: "file", path: joinName(dir, local) };
+}
+
+/** `name` as the kernel reaches it from `dir`: absolute names as they are, relative ones appended. */
+function joinName(dir: string, name: string): string {
+  if (name.startsWith("/")) return name;
+  return dir === "/" ? `/${name}` : `${dir}/${name}`;
 }
 
 /**
  * Resolve a vmdk extent name. QEMU glues a relative name onto the descriptor's directory without
  * any protocol parsing (vmdk_parse_extents), so "nbd:x" there is just a file called "nbd:x".
+ * `dir` is the descriptor's directory with its symlinks resolved, as for backing names.
  */
-export function resolveExtentName(name: string, descriptor: string): string {
-  return name.startsWith("/") ? normalise(name) : normalise(path.posix.join(path.posix.dirname(descriptor), name));
+export function resolveExtentName(name: string, dir: string): string {
+  return joinName(dir, name);
 }

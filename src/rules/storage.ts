@@ -1,7 +1,6 @@
 import { PathError } from "../errors.js";
 import type { BackingLayer, Disk } from "../domain/model.js";
-import { discoverChain, type BeforeTouch, type ChainEntry } from "../images/index.js";
-import { checkRule } from "../policy/index.js";
+import { discoverChain, type ChainEntry, type ChainTouch, type ChainWalk } from "../images/index.js";
 import { absolute } from "./absolute.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import type { OriginRule as Rule } from "./ir.js";
@@ -14,8 +13,8 @@ const rule = ruleOf("disk");
  *
  * The top image is read-write-lock (`rwk`; `rk` when the disk is read-only; `shareable` changes
  * nothing, QEMU still writes it). Every deeper backing layer is `rk` with no `deny w`, so
- * block-commit and backups keep working (DESIGN §2). Files that belong to the top image itself
- * (a qcow2 external data-file, vmdk extents) carry the top's permissions.
+ * block-commit and backups keep working. The top's `<dataStore>` carries the top's permissions;
+ * nothing named only by an image header is ever writable (imageRules).
  */
 export const diskRules: RuleFamily = (ctx) =>
   ctx.domain.devices.disks.flatMap((disk, index) => rulesForDisk(ctx, disk, `disk ${disk.target ?? index}`));
@@ -55,21 +54,29 @@ function rulesForDisk(ctx: RuleContext, disk: Disk, element: string): Rule[] {
   return out;
 }
 
-/** A local top image (file or block device) plus its data file and backing chain. */
+/**
+ * A local top image (file or block device) plus its data file and backing chain.
+ *
+ * Who names a file decides what it may get. Files the domain XML names (`<source>`,
+ * `<dataStore>`, `<backingStore>` layers) are granted as the XML says. Files named only inside an
+ * image header, which the guest itself can rewrite, are granted read-only, only as backing layers
+ * (or their own files) below the top, only inside the directory tree of the top image, and never
+ * when another guest's profile grants them writable (headerNamedCheck). Headers are read only when
+ * the XML says nothing about the chain: an XML `<backingStore>` is taken as the whole chain.
+ * At start and reconnect no image file outside what prepare granted is added (grantedBefore).
+ */
 function imageRules(ctx: RuleContext, disk: Disk, top: string, element: string, topPerms: string): Rule[] {
-  const out: Rule[] = [rule(top, topPerms, element)];
-
-  if (disk.dataStore) out.push(...layerRules([disk.dataStore], ctx, element, () => [topPerms, `${element} data-file`]));
-
+  const chain: Rule[] = [];
+  if (disk.dataStore) chain.push(...layerRules([disk.dataStore], ctx, element, () => [topPerms, `${element} data-file`]));
   if (disk.backingStore !== undefined) {
-    // libvirt already walked the chain (start XML): trust its layers, but the top's own files are
-    // not part of <backingStore>, so read them from the top's header.
-    out.push(...topOwnFiles(ctx, disk, top, element).map((e) => chainRule(e, element, topPerms)));
-    out.push(...layerRules(disk.backingStore, ctx, element, (n) => ["rk", `${element} backing ${n}`]));
+    // libvirt walked the chain (start XML), or the admin wrote it: the XML's chain is the chain,
+    // and no header is read (a running guest can rewrite its headers; the XML it cannot).
+    chain.push(...layerRules(disk.backingStore, ctx, element, (n) => ["rk", `${element} backing ${n}`]));
   } else {
-    out.push(...headerChain(ctx, disk, top, element).map((e) => chainRule(e, element, topPerms)));
+    chain.push(...headerChain(ctx, disk, top, element).map((e) => chainRule(e, element)));
   }
-  return out;
+  for (const r of chain) checkGrantedBefore(ctx, r, r.path);
+  return [rule(top, topPerms, element), ...chain];
 }
 
 /**
@@ -88,29 +95,21 @@ function layerRules(
   const out: Rule[] = [];
   for (const [i, layer] of layers.entries()) {
     if (layer.type === "network") break;
-    if (layer.path === undefined) continue;
     const [perms, source] = permsAndSource(i + 1);
-    out.push(rule(absolute(layer.path), perms, source));
+    if (layer.path !== undefined) out.push(rule(absolute(layer.path), perms, source));
+    // A backing layer's own `<dataStore>` (libvirt 10.10+): read-only like its layer.
+    if (layer.dataStore?.path !== undefined && layer.dataStore.type !== "network") {
+      out.push(rule(absolute(layer.dataStore.path), perms, `${source} data-file`));
+    }
   }
   return out;
 }
 
-function chainRule(entry: Omit<ChainEntry, "format">, element: string, topPerms: string): Rule {
+/** A file the header walk found: always read-only (only XML-named files are ever writable). */
+function chainRule(entry: Omit<ChainEntry, "format">, element: string): Rule {
   const owner = entry.depth === 0 ? element : `${element} backing ${entry.depth}`;
   const source = entry.kind === "backing" ? owner : `${owner} ${entry.kind}`;
-  return rule(entry.path, entry.depth === 0 ? topPerms : "rk", source);
-}
-
-/**
- * The policy check, run before the chain walk stats or reads a file (as read-only access: the
- * final rule gets its real permissions checked again by the policy stage). Without it a hostile
- * XML or image header naming `/root/secret` as a qcow2 layer would learn the file's type and size
- * from the "corrupt qcow2 header" error, since the hook reads as root.
- */
-function policyBeforeRead(ctx: RuleContext, element: string): BeforeTouch {
-  return (entry) => {
-    checkRule(ctx.fs, { ...chainRule(entry, element, "r"), perms: "r" });
-  };
+  return rule(entry.path, "rk", source);
 }
 
 /**
@@ -123,22 +122,91 @@ function policyBeforeRead(ctx: RuleContext, element: string): BeforeTouch {
  */
 function hasHeaderToRead(ctx: RuleContext, disk: Disk, top: string): boolean {
   if (disk.format === undefined || disk.format === "raw") return false;
-  return ctx.fs.stat(top) !== undefined;
+  // The canonical path: the kernel would follow an absolute symlink out of --root.
+  try {
+    return ctx.fs.stat(ctx.images.canonical(top)) !== undefined;
+  } catch {
+    return true; // ENOTDIR, EACCES...: the walk's type check says so in one line
+  }
 }
 
 /** The whole chain from image headers (prepare XML carries no `<backingStore>`). */
 function headerChain(ctx: RuleContext, disk: Disk, top: string, element: string): ChainEntry[] {
   if (!hasHeaderToRead(ctx, disk, top)) return [];
-  return discoverChain(ctx.fs, top, disk.format, ctx.maxBackingDepth, policyBeforeRead(ctx, element));
+  const { images } = ctx;
+  // The top's directory tree: where the XML names it, and where its symlinks lead.
+  const trees = [...new Set([images.canonical(dirname(top)), dirname(images.canonical(top))])];
+  const walk: ChainWalk = {
+    canonical: (p) => images.canonical(p),
+    topDataFileFromXml: disk.dataStore !== undefined,
+    touch(entry) {
+      // The policy's verdict before anything is stat'ed or read: the hook runs as root, and an
+      // error about a corrupt header must never describe a file the guest may not have.
+      const real = images.vet(rule(entry.path, "r", chainRule(entry, element).source)).path;
+      if (entry.namedBy !== undefined) headerNamedCheck(ctx, entry, real, trees, element);
+      return real;
+    },
+  };
+  return discoverChain(ctx.fs, top, disk.format, ctx.maxBackingDepth, walk);
 }
 
 /**
- * Files that belong to the top image itself (depth 0: qcow2 data-file, vmdk extents), when the
- * backing layers come from the XML. discoverChain with maxDepth 0 is documented as the "top only"
- * walk: it reads just the top's header and never opens a backing layer, so a chain libvirt has
- * already described is not walked (or second-guessed) again.
+ * The rule for a file named only inside an image header (the guest can write that header):
+ * read-only, a backing layer or a backing layer's own file (never the top's data file or
+ * extents, which QEMU writes), a regular file inside the top image's directory tree, not granted
+ * writable to another guest, and at start/reconnect already granted by prepare.
  */
-function topOwnFiles(ctx: RuleContext, disk: Disk, top: string, element: string): ChainEntry[] {
-  if (!hasHeaderToRead(ctx, disk, top)) return [];
-  return discoverChain(ctx.fs, top, disk.format, 0, policyBeforeRead(ctx, element)).filter((e) => e.depth === 0);
+function headerNamedCheck(ctx: RuleContext, entry: ChainTouch, real: string, trees: string[], element: string): void {
+  const source = chainRule(entry, element).source;
+  const refuse = (why: string) => new PathError(real, `${source}: named only by the header of ${entry.namedBy}: ${why}`);
+  if (entry.depth === 0) {
+    throw refuse(
+      entry.kind === "data-file"
+        ? "the top image's data file must be declared with <dataStore> in the domain XML"
+        : "the top image's extent files must be named by the domain XML, which has no element for them (convert the image: qemu-img convert -O qcow2)",
+    );
+  }
+  checkGrantedBefore(ctx, rule(real, "rk", source), real);
+  if (!trees.some((tree) => isUnder(real, tree))) {
+    throw refuse(`outside ${trees.join(" and ")}, the directory tree of the disk image (name the layer in <backingStore> to grant it)`);
+  }
+  if (isBlockDevice(ctx, real)) throw refuse("a block device is granted only when the domain XML names it");
+  const other = ctx.images.writableByOtherGuest(real);
+  if (other !== undefined) throw refuse(`guest ${other} holds it writable`);
+}
+
+/**
+ * At start and reconnect: an image-chain file must already be granted, with at least these
+ * permissions, by the `.files` prepare wrote. Headers (or a start XML derived from them) can
+ * only narrow what the guest runs with; a new file needs a new prepare, i.e. a restart.
+ */
+function checkGrantedBefore(ctx: RuleContext, r: Rule, shownAs: string): void {
+  const before = ctx.images.grantedBefore;
+  if (before === undefined) return;
+  const real = ctx.images.canonical(r.path);
+  const perms = before(real);
+  if (perms !== undefined && [...r.perms].every((p) => perms.includes(p))) return;
+  throw new PathError(
+    shownAs,
+    `${r.source}: not granted ${perms === undefined ? "at all" : `"${r.perms}" (only "${perms}")`} when the guest was prepared; start and reconnect never add an image file (restart the guest)`,
+  );
+}
+
+/** Errors (ENOTDIR, EACCES...) are left to the walk's own type check, which names them. */
+function isBlockDevice(ctx: RuleContext, p: string): boolean {
+  try {
+    return ctx.fs.stat(p)?.isBlockDevice() === true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `p` is `dir` or lies below it (whole components). */
+function isUnder(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir === "/" ? "/" : `${dir}/`);
+}
+
+function dirname(p: string): string {
+  const slash = p.lastIndexOf("/");
+  return slash <= 0 ? "/" : p.slice(0, slash);
 }

@@ -65,11 +65,43 @@ printf 'HOOK=%s\nWRAP=%s\nEMULATOR=%s\n' "$HOOK" "$WRAP" "$EMULATOR" > "$S/enfor
 
 # Guest fixtures: one XML per line of guests.list.
 cp "$HERE/fixtures/guests.list" "$S/enforce/fixtures/"
+# A guest with its own template (fixtures/KEY.xml.in) also gets KEY-live.xml: the XML libvirt
+# hands start and reconnect, with the complete chain (<backingStore/>).
 grep -v '^#' "$HERE/fixtures/guests.list" | while read -r key name uuid id disk; do
   [ -n "$key" ] || continue
-  sed -e "s|@NAME@|$name|g" -e "s|@UUID@|$uuid|g" -e "s|@ID@|$id|g" -e "s|@DISK@|$disk|g" \
-    "$HERE/fixtures/guest.xml.in" > "$S/enforce/fixtures/$key.xml"
+  subst=(-e "s|@NAME@|$name|g" -e "s|@UUID@|$uuid|g" -e "s|@ID@|$id|g" -e "s|@DISK@|$disk|g" -e "s|@DATA@|${disk%.*}.data|g")
+  if [ -f "$HERE/fixtures/$key.xml.in" ]; then
+    sed "${subst[@]}" -e "s|@CHAIN@||" "$HERE/fixtures/$key.xml.in" > "$S/enforce/fixtures/$key.xml"
+    sed "${subst[@]}" -e "s|@CHAIN@|<backingStore/>|" "$HERE/fixtures/$key.xml.in" > "$S/enforce/fixtures/$key-live.xml"
+  else
+    sed "${subst[@]}" "$HERE/fixtures/guest.xml.in" > "$S/enforce/fixtures/$key.xml"
+  fi
 done
+
+# Guest D's qcow2 headers, made by this machine's qemu-img (the VM has none): the one it starts
+# with (data file "<disk>.data", relative) and the one it rewrites its disk to while running
+# (data file: guest B's disk). qemu-img creates a data file where the name points, so the hostile
+# name is written over a same-length relative placeholder.
+read -r _ _ _ _ DISK_D < <(grep '^D ' "$HERE/fixtures/guests.list")
+read -r _ _ _ _ DISK_B < <(grep '^B ' "$HERE/fixtures/guests.list")
+IMG=$(mktemp -d "${TMPDIR:-/tmp}/enforce-img.XXXXXX")
+DATA_NAME=$(basename "${DISK_D%.*}.data")
+PLACEHOLDER=$(printf 'p%.0s' $(seq 1 $(( ${#DISK_B} - 4 )))).img
+( cd "$IMG" && qemu-img create -q -f qcow2 -o "data_file=$DATA_NAME,data_file_raw=on" good.qcow2 64K \
+    && qemu-img create -q -f qcow2 -o "data_file=$PLACEHOLDER,data_file_raw=on" evil.qcow2 64K )
+node -e '
+  const fs = require("fs");
+  const [file, from, to] = process.argv.slice(1);
+  const b = fs.readFileSync(file);
+  const at = b.indexOf(from);
+  if (at < 0 || from.length !== to.length || b.indexOf(from, at + 1) >= 0) { console.error("stage: cannot patch " + file); process.exit(1); }
+  b.write(to, at, "latin1");
+  fs.writeFileSync(file, b);
+' "$IMG/evil.qcow2" "$PLACEHOLDER" "$DISK_B"
+mkdir -p "$S/enforce/images"
+cp "$IMG/good.qcow2" "$S/enforce/images/D-good.qcow2"
+cp "$IMG/evil.qcow2" "$S/enforce/images/D-evil.qcow2"
+rm -rf "$IMG"
 
 install -m 0755 "$HERE/guest/init" "$S/init"
 install -m 0755 "$HERE/guest/checks.sh" "$S/enforce/checks.sh"

@@ -5,6 +5,8 @@ import path from "node:path";
 import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
 import { PathError } from "../../src/errors.js";
+import type { ChainWalk } from "../../src/images/index.js";
+import { canonicalise } from "../../src/policy/index.js";
 
 export const QEMU_IMG = "/usr/bin/qemu-img";
 
@@ -114,4 +116,12 @@ export function qcow2Header(spec: Qcow2HeaderSpec): Buffer {
     spec.backingName.copy(buf, Number(spec.backingOffset));
   }
   return buf;
+}
+
+/**
+ * The walk as the pipeline runs it, minus the policy verdict: every path is canonicalised inside
+ * the root (symlinks resolved) and nothing is refused. Unit tests of discoverChain use it.
+ */
+export function walkOf(hostFs: HostFs, extra: Partial<ChainWalk> = {}): ChainWalk {
+  return { touch: (entry) => canonicalise(hostFs, entry.path), canonical: (p) => canonicalise(hostFs, p), ...extra };
 }

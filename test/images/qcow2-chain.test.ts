@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { discoverChain } from "../../src/images/index.js";
-import { forgetBackingFormat, ImageRoot, pathErrorOf } from "./helpers.js";
+import { forgetBackingFormat, ImageRoot, pathErrorOf, walkOf } from "./helpers.js";
 
 let root: ImageRoot;
 beforeEach(() => {
@@ -13,7 +13,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
   it("resolves a relative backing name against the image's directory", () => {
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "base.qcow2", "1M");
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "base.qcow2", "top.qcow2");
-    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/images/base.qcow2", format: "qcow2", kind: "backing", depth: 1 },
     ]);
   });
@@ -22,7 +22,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
     root.qemuImg("/srv/base", "create", "-q", "-f", "qcow2", "golden.qcow2", "1M");
     // -u: the host path /srv/base/golden.qcow2 only exists under the root.
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", "/srv/base/golden.qcow2", "top.qcow2", "1M");
-    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/srv/base/golden.qcow2", format: "qcow2", kind: "backing", depth: 1 },
     ]);
   });
@@ -32,7 +32,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
     root.qemuImg("/pool/mid", "create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b", "/pool//./base.raw", "mid.qcow2", "1M");
     root.qemuImg("/images/vm1", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", "../../pool/mid/./mid.qcow2", "snap.qcow2", "1M");
     root.qemuImg("/images/vm1", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", "snap.qcow2", "top.qcow2", "1M");
-    expect(discoverChain(root.fs, "/images/vm1/top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/vm1/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/images/vm1/snap.qcow2", format: "qcow2", kind: "backing", depth: 1 },
       { path: "/pool/mid/mid.qcow2", format: "qcow2", kind: "backing", depth: 2 },
       { path: "/pool/base.raw", format: "raw", kind: "backing", depth: 3 },
@@ -42,7 +42,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
   it("normalises the top path it is given before resolving names against it", () => {
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "base.qcow2", "1M");
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "base.qcow2", "top.qcow2");
-    expect(discoverChain(root.fs, "/images/./x/..//top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/./x/..//top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/images/base.qcow2", format: "qcow2", kind: "backing", depth: 1 },
     ]);
   });
@@ -50,7 +50,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
   it("returns a chain into /etc as it is: rejecting it is the policy stage's job", () => {
     root.write("/etc/shadow", "root:*:19000:0:99999:7:::\n");
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b", "/etc/shadow", "top.qcow2", "1M");
-    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/etc/shadow", format: "raw", kind: "backing", depth: 1 },
     ]);
   });
@@ -61,7 +61,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "mid.qcow2", "top.qcow2");
     forgetBackingFormat(root.real("/images/top.qcow2"));
     expect(root.info("/images/top.qcow2")["backing-filename-format"]).toBeUndefined();
-    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/images/mid.qcow2", format: "qcow2", kind: "backing", depth: 1 },
       { path: "/images/base.qcow2", format: "qcow2", kind: "backing", depth: 2 },
     ]);
@@ -71,7 +71,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
     root.write("/images/base.img", Buffer.alloc(1 << 20));
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", "base.img", "top.qcow2");
     forgetBackingFormat(root.real("/images/top.qcow2"));
-    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/images/base.img", format: "raw", kind: "backing", depth: 1 },
     ]);
   });
@@ -80,7 +80,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "a.qcow2", "1M");
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "a.qcow2", "b.qcow2");
     root.qemuImg("/images", "rebase", "-u", "-F", "qcow2", "-b", "b.qcow2", "a.qcow2");
-    expect(pathErrorOf(() => discoverChain(root.fs, "/images/b.qcow2", "qcow2", 64))).toStrictEqual({
+    expect(pathErrorOf(() => discoverChain(root.fs, "/images/b.qcow2", "qcow2", 64, walkOf(root.fs)))).toStrictEqual({
       path: "/images/b.qcow2",
       reason: "backing chain loop: this file is already in the chain as /images/b.qcow2",
     });
@@ -90,7 +90,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", "/other/alias.qcow2", "top.qcow2", "1M");
     root.mkdir("/other");
     fs.linkSync(root.real("/images/top.qcow2"), root.real("/other/alias.qcow2"));
-    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64))).toStrictEqual({
+    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs)))).toStrictEqual({
       path: "/other/alias.qcow2",
       reason: "backing chain loop: this file is already in the chain as /images/top.qcow2",
     });
@@ -100,7 +100,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "self.qcow2", "1M");
     root.qemuImg("/images", "rebase", "-u", "-F", "qcow2", "-b", "self.qcow2", "self.qcow2");
     const started = Date.now();
-    expect(pathErrorOf(() => discoverChain(root.fs, "/images/self.qcow2", "qcow2", 10_000)).reason).toBe(
+    expect(pathErrorOf(() => discoverChain(root.fs, "/images/self.qcow2", "qcow2", 10_000, walkOf(root.fs))).reason).toBe(
       "backing chain loop: this file is already in the chain as /images/self.qcow2",
     );
     expect(Date.now() - started).toBeLessThan(1000);
@@ -111,11 +111,11 @@ describe("qcow2 backing chains built by qemu-img", () => {
     for (const [name, backing] of [["l3", "l4"], ["l2", "l3"], ["l1", "l2"], ["top", "l1"]]) {
       root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", `${backing}.qcow2`, `${name}.qcow2`);
     }
-    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 3))).toStrictEqual({
+    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 3, walkOf(root.fs)))).toStrictEqual({
       path: "/images/l3.qcow2",
       reason: "backing chain is deeper than 3 layers",
     });
-    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 4).map((e) => e.path)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 4, walkOf(root.fs)).map((e) => e.path)).toStrictEqual([
       "/images/l1.qcow2",
       "/images/l2.qcow2",
       "/images/l3.qcow2",
@@ -125,7 +125,7 @@ describe("qcow2 backing chains built by qemu-img", () => {
 
   it("reports a missing backing file with the image that names it", () => {
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", "gone.qcow2", "top.qcow2", "1M");
-    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64))).toStrictEqual({
+    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs)))).toStrictEqual({
       path: "/images/gone.qcow2",
       reason: "backing file does not exist (named by /images/top.qcow2)",
     });
@@ -138,7 +138,7 @@ describe("qcow2 external data files", () => {
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-o", "data_file=top.data", "top.qcow2", "1M");
     // The header must name a host path; qemu-img amend rewrites just the name.
     root.qemuImg("/images", "amend", "-o", "data_file=/images/top.data", "top.qcow2");
-    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/images/top.data", format: "raw", kind: "data-file", depth: 0 },
     ]);
   });
@@ -148,7 +148,7 @@ describe("qcow2 external data files", () => {
     root.qemuImg("/images", "amend", "-o", "data_file=/data//base.data", "base.qcow2");
     root.write("/data/base.data", "");
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "base.qcow2", "top.qcow2");
-    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/images/base.qcow2", format: "qcow2", kind: "backing", depth: 1 },
       { path: "/data/base.data", format: "raw", kind: "data-file", depth: 1 },
     ]);
@@ -161,11 +161,11 @@ describe("qcow2 external data files", () => {
     // The data file override lets qemu-img open the image while the header names a host path.
     root.qemuImg("/images", "rebase", "-u", "-F", "qcow2", "-b", "gone.qcow2", "--image-opts",
       "driver=qcow2,file.filename=top.qcow2,data-file.filename=top.data");
-    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 0)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 0, walkOf(root.fs))).toStrictEqual([
       { path: "/images/top.data", format: "raw", kind: "data-file", depth: 0 },
     ]);
     // A real walk does follow it (and finds it missing).
-    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64)).reason).toBe(
+    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs))).reason).toBe(
       "backing file does not exist (named by /images/top.qcow2)",
     );
   });
@@ -173,7 +173,7 @@ describe("qcow2 external data files", () => {
   it("resolves a relative data file name against the image's directory", () => {
     root.mkdir("/images/data");
     root.qemuImg("/images/vm", "create", "-q", "-f", "qcow2", "-o", "data_file=../data/top.data", "top.qcow2", "1M");
-    expect(discoverChain(root.fs, "/images/vm/top.qcow2", "qcow2", 64)).toStrictEqual([
+    expect(discoverChain(root.fs, "/images/vm/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
       { path: "/images/data/top.data", format: "raw", kind: "data-file", depth: 0 },
     ]);
   });
@@ -181,7 +181,7 @@ describe("qcow2 external data files", () => {
   it("reports a missing data file", () => {
     root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-o", "data_file=top.data", "top.qcow2", "1M");
     root.qemuImg("/images", "amend", "-o", "data_file=/images/gone.data", "top.qcow2");
-    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64))).toStrictEqual({
+    expect(pathErrorOf(() => discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs)))).toStrictEqual({
       path: "/images/gone.data",
       reason: "external data file does not exist (named by /images/top.qcow2)",
     });

@@ -13,6 +13,7 @@ import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
 import type { RuleContext, RuleFamily } from "../../src/rules/context.js";
 import type { Rule } from "../../src/rules/ir.js";
+import { canonicalise, checkRule } from "../../src/policy/index.js";
 
 export const TEST_UUID = "6a1b9c3e-2f4d-4e5a-8b7c-0d1e2f3a4b5c";
 
@@ -56,7 +57,9 @@ export const ABSENT_ROOT = "/nonexistent/virt-aa-hook-test-root";
 /** A rule context over `domain` whose host reads go under `root` (ABSENT_ROOT if omitted). */
 export function ruleContext(domain: Domain, root = ABSENT_ROOT, maxBackingDepth = 64): RuleContext {
   const layout = new Layout(root);
-  return { domain, fs: new HostFs(layout), layout, maxBackingDepth };
+  const fs = new HostFs(layout);
+  const images = { vet: (r: Rule) => checkRule(fs, r), canonical: (p: string) => canonicalise(fs, p), writableByOtherGuest: () => undefined };
+  return { domain, fs, layout, maxBackingDepth, images };
 }
 
 /** Write `content` at host path `hostPath` under `root`, creating parent directories. */

@@ -322,9 +322,11 @@ describe("diskRules: chains read from real qcow2 headers (qemu-img)", () => {
     return r;
   }
 
-  it("walks the headers when the XML has no <backingStore> (prepare XML)", () => {
+  const dataStore = { type: "file", path: `${IMAGES}/top.data` };
+
+  it("walks the headers when the XML has no <backingStore> (prepare XML); the data file comes from <dataStore>", () => {
     const r = makeChain();
-    expect(disksRules([fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2` })], r)).toEqual([
+    expect(disksRules([fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, dataStore })], r)).toEqual([
       { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
       { path: `${IMAGES}/top.data`, suffix: "", perms: "rwk", source: "disk vda data-file" },
       { path: `${IMAGES}/mid.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
@@ -332,9 +334,20 @@ describe("diskRules: chains read from real qcow2 headers (qemu-img)", () => {
     ]);
   });
 
+  it("refuses a top data file named only by the header, writable or not", () => {
+    const r = makeChain();
+    for (const readonly of [false, true]) {
+      expectPathError(
+        () => disksRules([fileDisk({ format: "qcow2", readonly, path: `${IMAGES}/top.qcow2` })], r),
+        `${IMAGES}/top.data`,
+        `disk vda data-file: named only by the header of ${IMAGES}/top.qcow2: the top image's data file must be declared with <dataStore> in the domain XML`,
+      );
+    }
+  });
+
   it("keeps the data file read-only under a read-only top", () => {
     const r = makeChain();
-    expect(disksRules([fileDisk({ format: "qcow2", readonly: true, path: `${IMAGES}/top.qcow2` })], r).map((x) => [x.source, x.perms])).toEqual([
+    expect(disksRules([fileDisk({ format: "qcow2", readonly: true, path: `${IMAGES}/top.qcow2`, dataStore })], r).map((x) => [x.source, x.perms])).toEqual([
       ["disk vda", "rk"],
       ["disk vda data-file", "rk"],
       ["disk vda backing 1", "rk"],
@@ -342,7 +355,7 @@ describe("diskRules: chains read from real qcow2 headers (qemu-img)", () => {
     ]);
   });
 
-  it("takes the layers from <backingStore> but still grants the top's own data file from its header", () => {
+  it("takes the layers from <backingStore> and reads no header at all (no data file without <dataStore>)", () => {
     const r = makeChain();
     const disk = fileDisk({
       format: "qcow2",
@@ -351,7 +364,6 @@ describe("diskRules: chains read from real qcow2 headers (qemu-img)", () => {
     });
     expect(disksRules([disk], r)).toEqual([
       { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
-      { path: `${IMAGES}/top.data`, suffix: "", perms: "rwk", source: "disk vda data-file" },
       { path: `${IMAGES}/mid.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
     ]);
   });

@@ -50,7 +50,7 @@ setup_files() {
         /usr/share/OVMF /etc/libvirt
     printf 'OVMF code stand-in\n' > /usr/share/OVMF/OVMF_CODE_4M.fd
     socks=""
-    for k in A B W G C L N; do
+    for k in A B W G C L N D; do
         files_of "$k"
         dd if=/dev/zero of="$F_DISK" bs=1k count=64 2>/dev/null
         printf 'iso of %s\n' "$k" > "$F_ISO"
@@ -58,6 +58,9 @@ setup_files() {
         : > "$F_SERIAL"
         socks="$socks $F_SOCK"
     done
+    # D's disk is a qcow2 image (made by stage.sh) whose external data file lies beside it.
+    cp /enforce/images/D-good.qcow2 "$(v DISK D)"
+    dd if=/dev/zero of="$(v DISK D | sed 's/\.[^.]*$//').data" bs=1k count=64 2>/dev/null
     # Files next to the pattern-named disks that an unescaped rule would also match.
     for f in web1.img webX.img diska.img diskb-other.img 'disk{a,b}X.img'; do
         dd if=/dev/zero of="/var/lib/libvirt/images/$f" bs=1k count=4 2>/dev/null
@@ -83,10 +86,11 @@ CONF
 
 # ------------------------------------------------------------------ running things
 
-# hook KEY OP SUB: the installed hook as libvirtd runs it; sets HOOK_RC, stderr in $T/hook.err.
+# hook KEY OP SUB [XML]: the installed hook as libvirtd runs it (XML: $FIX/KEY.xml unless given);
+# sets HOOK_RC, stderr in $T/hook.err.
 hook() {
     t0=$(now)
-    ( cd / && env -i LC_ALL=C "$HOOK" "$(v NAME "$1")" "$2" "$3" - < "$FIX/$1.xml" > "$T/hook.out" 2> "$T/hook.err" )
+    ( cd / && env -i LC_ALL=C "$HOOK" "$(v NAME "$1")" "$2" "$3" - < "${4:-$FIX/$1.xml}" > "$T/hook.out" 2> "$T/hook.err" )
     HOOK_RC=$?
     info "hook $(v NAME "$1") $2 $3: rc=$HOOK_RC in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}')s $(head -c 300 "$T/hook.err" | tr '\n' ' ')"
 }
@@ -107,11 +111,12 @@ audited() { # DENIED|ALLOWED UUID PATH
 # anonymous pipe, and its stdin too: AppArmor re-checks inherited files against the new profile at
 # exec, and a path-named file the guest may not use would be swapped for nothing. While it waits
 # after its probes, its label is read from outside (and ACTION, if any, runs with its pid); then
-# its stdin is closed and it ends. Output in $T/KEY.out.
+# its stdin is closed and it ends; lines ACTION left in $T/late.KEY are probed first, by the same
+# process. Output in $T/KEY.out.
 standin() {
     key=$1; action=$2; shift 2
-    rel=$T/release.$key; rm -f "$rel"; mkfifo "$rel"
-    { read -r _ < "$rel"; } \
+    rel=$T/release.$key; rm -f "$rel" "$T/late.$key"; mkfifo "$rel"
+    { read -r _ < "$rel"; [ -f "$T/late.$key" ] && cat "$T/late.$key"; } \
         | env -i LC_ALL=C "$WRAP" -name "guest=$(v NAME "$key"),debug-threads=on" \
             -uuid "$(v UUID "$key")" -nodefaults -- "$@" 2>&1 \
         | consume "$action" "$rel" > "$T/$key.out"
@@ -296,6 +301,55 @@ if [ "$(label_in "$T/A.out")" = unconfined ] && grep '^STARTED [1-9]' "$T/A.out"
 else
     report A-started-unconfined-fails FAIL "label '$(label_in "$T/A.out")'; started hook: $(grep '^STARTED' "$T/A.out" || echo 'never ran')"
 fi
+
+# --- image contents are untrusted (issue 14): guest D rewrites its own qcow2 header while it
+# runs, pointing the external data file at B's disk. Neither reconnect (libvirtd restarted) nor a
+# restart (release, prepare, start) may put B's disk into D's profile: the XML's <dataStore> is
+# what QEMU gets, and a complete XML chain means no header is read. (The rewrite is done by this
+# script on D's behalf; D-own-files-qcow2 shows D's profile lets it write its disk.)
+uD=$(v UUID D); D_DISK=$(v DISK D); D_DATA=${D_DISK%.*}.data; B_DISK=$(v DISK B)
+D_FILES=/etc/apparmor.d/libvirt/libvirt-$uD.files
+check_prepare D enforce
+hook D start begin "$FIX/D-live.xml"
+cp "$D_FILES" "$T/D.files.before"
+rewrite_action() {
+    cp /enforce/images/D-evil.qcow2 "$D_DISK"
+    hook D reconnect begin "$FIX/D-live.xml"
+    echo "RECONNECT $HOOK_RC $(head -c 300 "$T/hook.err" | tr '\n' ' ')"
+    printf 'r:%s\nw:%s\n' "$B_DISK" "$B_DISK" > "$T/late.D"
+}
+mark
+standin D rewrite_action "rw:$D_DISK" "rw:$D_DATA"
+out=$T/D.out
+if probe_is "$out" rw ok "$D_DISK" && probe_is "$out" rw ok "$D_DATA" && [ "$(label_in "$out")" = "libvirt-$uD (enforce)" ]; then
+    report D-own-files-qcow2 PASS "D opened its qcow2 disk and its data file rw in libvirt-$uD (enforce)"
+else
+    report D-own-files-qcow2 FAIL "label '$(label_in "$out")'; output: $(show "$out")"
+fi
+if grep -q '^RECONNECT 0 *$' "$out" && cmp -s "$T/D.files.before" "$D_FILES" && ! grep -Fq "$B_DISK" "$D_FILES"; then
+    report D-reconnect-after-rewrite-keeps-rules PASS "reconnect exit 0, .files unchanged, no $B_DISK in it"
+else
+    cmp -s "$T/D.files.before" "$D_FILES" && same=yes || same=no
+    report D-reconnect-after-rewrite-keeps-rules FAIL "reconnect: $(grep '^RECONNECT' "$out" || echo 'never ran'); .files unchanged: $same; now: $(grep -F '# disk' "$D_FILES" | tr '\n' ' ')"
+fi
+check_denied D-denied-B-disk-after-reconnect "$uD" "$out" r "$B_DISK"
+check_denied D-denied-B-disk-write-after-reconnect "$uD" "$out" w "$B_DISK"
+hook D release end "$FIX/D-live.xml"
+hook D prepare begin
+D_PREPARE_RC=$HOOK_RC
+hook D start begin "$FIX/D-live.xml"
+if [ "$D_PREPARE_RC" = 0 ] && [ "$HOOK_RC" = 0 ] && [ "$(mode_of "$uD")" = enforce ] && ! grep -Fq "$B_DISK" "$D_FILES"; then
+    report D-restart-ignores-header PASS "prepare and start exit 0 with the rewritten header; libvirt-$uD (enforce) has no $B_DISK"
+else
+    report D-restart-ignores-header FAIL "prepare exit $D_PREPARE_RC, start exit $HOOK_RC, mode '$(mode_of "$uD")'; .files: $(grep -F '# disk' "$D_FILES" | tr '\n' ' ')"
+fi
+mark
+standin D "" "rw:$D_DATA" "r:$B_DISK" "w:$B_DISK"
+out=$T/D.out
+if probe_is "$out" rw ok "$D_DATA"; then report D-restart-own-data-file PASS "after the restart D still opens $D_DATA rw"
+else report D-restart-own-data-file FAIL "output: $(show "$out")"; fi
+check_denied D-denied-B-disk-after-restart "$uD" "$out" r "$B_DISK"
+check_denied D-denied-B-disk-write-after-restart "$uD" "$out" w "$B_DISK"
 
 # --- escaping holds in the kernel: pattern characters in a file name match only themselves
 escape_check() { # KEY SIBLING...
