@@ -1,7 +1,8 @@
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { discoverChain } from "../../src/images/index.js";
-import { forgetBackingFormat, ImageRoot, pathErrorOf, walkOf } from "./helpers.js";
+import { forgetBackingFormat, ImageRoot, pathErrorOf, QEMU_IMG, walkOf } from "./helpers.js";
 
 let root: ImageRoot;
 beforeEach(() => {
@@ -185,5 +186,46 @@ describe("qcow2 external data files", () => {
       path: "/images/gone.data",
       reason: "external data file does not exist (named by /images/top.qcow2)",
     });
+  });
+});
+
+describe("names resolve as QEMU resolves them (qemu-img info is the oracle)", () => {
+  /** The backing file QEMU itself opens for the image at hostPath, as a host path. */
+  function qemuBacking(hostPath: string): string {
+    // Concatenated, not path.join'ed: join would resolve "link/.." lexically before qemu-img sees it.
+    const info = JSON.parse(execFileSync(QEMU_IMG, ["info", "--output=json", root.dir + hostPath], { encoding: "utf8" })) as Record<string, unknown>;
+    const full = info["full-backing-filename"] as string;
+    // realpathSync.native: the JS realpathSync resolves ".." lexically first, which is the very bug.
+    return fs.realpathSync.native(full).slice(fs.realpathSync.native(root.dir).length);
+  }
+
+  it("a relative backing name of a symlinked top is joined next to the link, not its target", () => {
+    root.qemuImg("/images", "create", "-q", "-f", "qcow2", "base.qcow2", "1M");
+    root.qemuImg("/store", "create", "-q", "-f", "qcow2", "base.qcow2", "1M");
+    root.qemuImg("/store", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "base.qcow2", "real.qcow2");
+    fs.symlinkSync("../store/real.qcow2", root.real("/images/top.qcow2"));
+    expect(qemuBacking("/images/top.qcow2")).toBe("/images/base.qcow2");
+    expect(discoverChain(root.fs, "/images/top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
+      { path: "/images/base.qcow2", format: "qcow2", kind: "backing", depth: 1 },
+    ]);
+  });
+
+  it("dir/link/../x: '..' is taken after the link, as the kernel does, never lexically", () => {
+    root.qemuImg("/other", "create", "-q", "-f", "qcow2", "base.qcow2", "1M");
+    root.qemuImg("/other", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "base.qcow2", "top.qcow2");
+    root.qemuImg("/images", "create", "-q", "-f", "qcow2", "base.qcow2", "1M"); // the lexical decoy
+    root.mkdir("/other/dir");
+    fs.symlinkSync("../other/dir", root.real("/images/link"));
+    // The top named through the link: QEMU reads /other/top.qcow2 and opens /other/base.qcow2.
+    expect(qemuBacking("/images/link/../top.qcow2")).toBe("/other/base.qcow2");
+    expect(discoverChain(root.fs, "/images/link/../top.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
+      { path: "/other/base.qcow2", format: "qcow2", kind: "backing", depth: 1 },
+    ]);
+    // And a backing name with the same shape inside a header.
+    root.qemuImg("/images", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", "link/../base.qcow2", "via.qcow2", "1M");
+    expect(qemuBacking("/images/via.qcow2")).toBe("/other/base.qcow2");
+    expect(discoverChain(root.fs, "/images/via.qcow2", "qcow2", 64, walkOf(root.fs))).toStrictEqual([
+      { path: "/other/base.qcow2", format: "qcow2", kind: "backing", depth: 1 },
+    ]);
   });
 });
