@@ -17,6 +17,8 @@ export const PROC_MOUNTINFO = "/proc/self/mountinfo";
 export const PROC_SWAPS = "/proc/swaps";
 export const SYS_DEV_BLOCK = "/sys/dev/block";
 
+const SCSI_GENERIC = /^\/dev\/(sg[0-9]+)$/;
+
 /** These files are a few KiB even on busy hosts; a bound keeps a hostile root from stalling us. */
 const MAX_PROC_BYTES = 1024 * 1024;
 
@@ -29,7 +31,8 @@ export interface PathFacts {
   swap: boolean;
   /**
    * For a block device: each way the host uses it (mounted, swap, held by device-mapper/LVM/md,
-   * the same for its partitions and for the disk a partition belongs to). Empty when it is free.
+   * the same for its partitions and for the disk a partition belongs to); for a SCSI generic
+   * node, the same for the disk behind it. Empty when it is free.
    */
   blockUse: string[];
 }
@@ -62,7 +65,27 @@ export class HostFacts {
     const swaps = this.swapAreas();
     const rdev = type === "block" && st !== undefined ? devNumber(st.rdev) : undefined;
     const swap = swaps.paths.has(canonicalPath) || (rdev !== undefined && swaps.devices.has(rdev));
-    return { type, swap, blockUse: rdev === undefined ? [] : this.blockUse(rdev) };
+    if (rdev !== undefined) return { type, swap, blockUse: this.blockUse(rdev) };
+    const sg = type === "char" ? SCSI_GENERIC.exec(canonicalPath)?.[1] : undefined;
+    return { type, swap, blockUse: sg === undefined ? [] : this.scsiGenericUse(sg) };
+  }
+
+  /**
+   * A SCSI generic node (`/dev/sgN`) passes raw SCSI commands to the disk behind it, so the disk's
+   * use is the node's: `/sys/class/scsi_generic/sgN/device/block/<disk>` names it.
+   */
+  private scsiGenericUse(sg: string): string[] {
+    const blockDir = `/sys/class/scsi_generic/${sg}/device/block`;
+    const reasons: string[] = [];
+    for (const disk of listDirectory(this.fs, blockDir) ?? []) {
+      const dev = readAttribute(this.fs, `${blockDir}/${disk}/dev`);
+      if (dev === undefined || !/^[0-9]+:[0-9]+$/.test(dev)) {
+        reasons.push(`the host's sysfs does not give ${disk}'s device number, so whether it is in use cannot be told`);
+        continue;
+      }
+      reasons.push(...this.blockUse(dev).map((why) => `${sg} is disk ${disk}: ${why}`));
+    }
+    return reasons;
   }
 
   /**

@@ -20,7 +20,8 @@ import { isUnder, locationRefusal, RECURSIVE_SUFFIXES } from "./restricted.js";
  *      are named in the refusal.
  *   7. device nodes outside /dev: character devices never; block devices like those under /dev.
  *   8. block devices: only disk-like elements, and never one the host uses (mounted, swap, held
- *      by device-mapper/LVM/md, or holding such a partition).
+ *      by device-mapper/LVM/md, or holding such a partition); nor a SCSI generic node whose disk
+ *      the host uses.
  *   9. active swap files.
  */
 
@@ -93,6 +94,11 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
     if (facts.blockUse.length > 0) {
       return `block device in use by the host: ${facts.blockUse.join("; ")}; give the guest a device the host does not use`;
     }
+  }
+
+  // A SCSI generic node of a disk the host uses: raw commands reach the disk behind the host's back.
+  if (facts.type === "char" && facts.blockUse.length > 0) {
+    return `SCSI disk in use by the host: ${facts.blockUse.join("; ")}; give the guest a disk the host does not use`;
   }
 
   // 9. Swap.

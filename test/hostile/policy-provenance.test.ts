@@ -49,6 +49,8 @@ const evdev = (p: string) => `<input type='evdev'><source dev='${p}'/></input>`;
 const pciHostdev = (bus: string) =>
   `<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/><source><address domain='0x0000' bus='${bus}' slot='0x00' function='0x0'/></source></hostdev>`;
 const storageHostdev = (p: string) => `<hostdev mode='capabilities' type='storage'><source><block>${p}</block></source></hostdev>`;
+const scsiHostdev = (unit: number) =>
+  `<hostdev mode='subsystem' type='scsi'><source><adapter name='scsi_host0'/><address bus='0' target='0' unit='${unit}'/></source></hostdev>`;
 const nvdimm = (p: string) => `<memory model='nvdimm'><source><path>${p}</path></source><target><size unit='KiB'>524288</size></target></memory>`;
 const tpmPassthrough = (p: string) => `<tpm model='tpm-tis'><backend type='passthrough'><device path='${p}'/></backend></tpm>`;
 const tpmExternal = (p: string) => `<tpm model='tpm-crb'><backend type='external'><source type='unix' mode='connect' path='${p}'/></backend></tpm>`;
@@ -86,6 +88,7 @@ const REFUSED: Array<[string, string, string, string]> = [
   ["block devices", "a swap file as a disk", disk("/swapfile"), "/swapfile: disk vdb: active swap area (listed in /proc/swaps): it holds host memory; never give it to a guest"],
   ["block devices", "a block device as TPM passthrough", tpmPassthrough("/dev/sdc"), "/dev/sdc: tpm passthrough device: /dev/sdc is not a device node a passthrough <tpm> may use (allowed: /dev/tpm{rm}<N>); name a device of that kind or remove the element"],
   ["block devices", "a block device as an nvdimm while mounted", nvdimm("/dev/sdb1"), "/dev/sdb1: memory 0 nvdimm: block device in use by the host: sdb1 is mounted on /srv/data; give the guest a device the host does not use"],
+  ["block devices", "a SCSI <hostdev> whose disk holds a mounted partition", scsiHostdev(1), "/dev/sg1: hostdev scsi 0:0:0:1: SCSI disk in use by the host: sg1 is disk sdb: sdb1 is mounted on /srv/data; give the guest a disk the host does not use"],
   // Host terminals.
   ["terminals", "a pseudo-terminal as a serial line", serial("dev", "/dev/pts/3"), `/dev/pts/3: serial 0: ${TERMINALS}`],
   ["terminals", "a virtual console as a serial file", serial("file", "/dev/tty1"), `/dev/tty1: serial 0: ${TERMINALS}`],
@@ -143,6 +146,7 @@ describe.skipIf(!canMknod)("controls: the same elements naming what they legitim
       disk("/dev/mapper/vg-free", "block").replace("vdb", "vdc"),
       disk("/dev/vg/free", "block").replace("vdb", "vdd"),
       storageHostdev("/dev/sdc1"),
+      scsiHostdev(2),
       serial("dev", "/dev/ttyS0"),
       evdev("/dev/input/event3"),
       pciHostdev("0x03"),
@@ -161,6 +165,7 @@ describe.skipIf(!canMknod)("controls: the same elements naming what they legitim
       '  "/dev/input/event3" rw,  # input evdev',
       '  "/run/libvirt/qemu/swtpm/7-vm1-swtpm.sock" rw,  # tpm external socket',
       '  "/dev/sdc1" rw,  # hostdev storage',
+      '  "/dev/sg2" rw,  # hostdev scsi 0:0:0:2',
       '  "/dev/vfio/vfio" rw,  # hostdev pci 0000:03:00.0',
       '  "/dev/vfio/17" rw,  # hostdev pci 0000:03:00.0',
       ...["config", "device", "reset", "resource", "resource0", "resource2_wc", "rom", "vendor"].map((f) => `  "${PCI3}/${f}" rw,  # hostdev pci 0000:03:00.0`),

@@ -88,6 +88,17 @@ export function plantHost(root: string): void {
   mknod(root, "/dev/vfio/17", "c", 243, 0);
   mknod(root, "/dev/vfio/18", "c", 243, 1);
   mknod(root, "/dev/input/event3", "c", 13, 67);
+  // SCSI LUNs 0:0:0:1 (disk sdb, whose partition is mounted) and 0:0:0:2 (disk sdc, free), with
+  // their SCSI generic nodes sg1 and sg2, as /sys/bus/scsi and /sys/class/scsi_generic show them.
+  for (const [lun, sg, disk, dev] of [["0:0:0:1", "sg1", "sdb", "8:16"], ["0:0:0:2", "sg2", "sdc", "8:32"]] as const) {
+    const dir = `/sys/devices/scsi/${lun}`;
+    mkdir(root, `${dir}/scsi_generic/${sg}`);
+    writeHostFile(root, `${dir}/block/${disk}/dev`, `${dev}\n`);
+    link(root, `${dir}/scsi_generic/${sg}/device`, "../../../" + lun);
+    link(root, `/sys/bus/scsi/devices/${lun}`, `../../../devices/scsi/${lun}`);
+    link(root, `/sys/class/scsi_generic/${sg}`, `../../devices/scsi/${lun}/scsi_generic/${sg}`);
+    mknod(root, `/dev/${sg}`, "c", 21, Number(sg.slice(2)));
+  }
   fakePciDevice(root, "0000:03:00.0", 17);
   fakePciDevice(root, "0000:04:00.0", 18);
 

@@ -213,6 +213,8 @@ describe.skipIf(!canMknod)("HostFacts: what the host says, read through the root
     expect(f.about("/dev/dm-1")).toEqual({ type: "block", swap: false, blockUse: [] });
     expect(f.about("/swapfile")).toEqual({ type: "file", swap: true, blockUse: [] });
     expect(f.about("/dev/ttyS0")).toEqual({ type: "char", swap: false, blockUse: [] });
+    expect(f.about("/dev/sg1")).toEqual({ type: "char", swap: false, blockUse: ["sg1 is disk sdb: sdb1 is mounted on /srv/data"] });
+    expect(f.about("/dev/sg2")).toEqual({ type: "char", swap: false, blockUse: [] });
     expect(f.about("/nowhere")).toEqual({ type: "missing", swap: false, blockUse: [] });
     expect(f.view()).toEqual({ hugetlbfsMounts: ["/dev/hugepages"] });
   });
