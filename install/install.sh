@@ -162,6 +162,11 @@ if [ -f "$(p "$CONFIG")" ]; then
 fi
 case $EMULATOR_DIR in /*) ;; *) die "$CONFIG: emulator_dir $EMULATOR_DIR is not absolute" ;; esac
 
+# The admin command on PATH is ours to write only if it is ours already, or absent.
+if { [ -e "$(p "$COMMAND")" ] || [ -L "$(p "$COMMAND")" ]; } && ! grep -q '^# virt-aa-hook command' "$(p "$COMMAND")" 2>/dev/null; then
+    die "$COMMAND exists and is not virt-aa-hook's: move it away and run again"
+fi
+
 # ---------------------------------------------------------------- content we install
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/virt-aa-hook-install.XXXXXX")
@@ -398,9 +403,6 @@ put_if_absent "$SRC/install/apparmor/abstractions/libvirt-qemu" "$ABSTRACTION" 0
 # Ours, derived from the host's files at every run: an upgraded libvirt abstraction is followed.
 put_file "$WORK/derived/virt-aa-hook-qemu" "$OUR_ABSTRACTION" 0644
 put_file "$WORK/derived/TEMPLATE.virt-aa-hook-qemu" "$OUR_TEMPLATE" 0644
-if { [ -e "$(p "$COMMAND")" ] || [ -L "$(p "$COMMAND")" ]; } && ! grep -q '^# virt-aa-hook command' "$(p "$COMMAND")" 2>/dev/null; then
-    die "$COMMAND exists and is not virt-aa-hook's: move it away and run again"
-fi
 put_file "$WORK/command" "$COMMAND" 0755
 DROPIN_CHANGED=0
 if [ -d "$(p /etc/systemd/system)" ]; then

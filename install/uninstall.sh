@@ -74,7 +74,7 @@ exists() { [ -e "$(p "$1")" ] || [ -L "$(p "$1")" ]; }
 BUNDLE=/usr/lib/virt-aa-hook/virt-aa-hook.cjs
 NODE_BIN=$(sed -n 's/^NODE=//p' "$(p /usr/lib/virt-aa-hook/qemu-hook)" 2>/dev/null | head -n 1)
 if [ "$DRY_RUN" = 0 ] && [ -n "$NODE_BIN" ] && [ -x "$NODE_BIN" ] && [ -f "$(p "$BUNDLE")" ]; then
-    "$NODE_BIN" "$(p "$BUNDLE")" --root "${R:-/}" load-adopted | sed "s/^/$PROG: /" \
+    "$NODE_BIN" "$(p "$BUNDLE")" --root "${R:-/}" load-adopted --release-only | sed "s/^/$PROG: /" \
         || say "warning: virt-aa-hook load-adopted failed: kept profiles may be left in /etc/apparmor.d/libvirt"
 fi
 

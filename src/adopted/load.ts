@@ -31,13 +31,20 @@ export interface LoadOutcome {
   removed: string[];
 }
 
-export async function loadAdopted(layout: Layout, config: Config, out: (line: string) => void): Promise<LoadOutcome> {
+export async function loadAdopted(
+  layout: Layout,
+  config: Config,
+  out: (line: string) => void,
+  opts: { releaseOnly?: boolean } = {},
+): Promise<LoadOutcome> {
   const outcome: LoadOutcome = { loaded: [], failed: [], removed: [] };
   const log = new HookLog(config.logFile === "" ? undefined : layout.host(config.logFile), config.logLevel);
   const ctxFor = (guest: string): HookContext => ({ layout, config, guest, op: "load-adopted", log });
 
   const adopted = listDefined(layout).filter((d) => d.ourLabel);
-  if (config.mode === "off") {
+  if (opts.releaseOnly) {
+    // uninstall.sh: nothing new is loaded, only what is no longer needed is released.
+  } else if (config.mode === "off") {
     out(`mode = "off": ${adopted.length} adopted domain(s) not loaded`);
   } else {
     for (const d of adopted) {
