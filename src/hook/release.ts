@@ -1,4 +1,4 @@
-import { definedWithOurLabel } from "../adopted/defined.js";
+import { definedDomain, definedWithOurLabel } from "../adopted/defined.js";
 import { detectEnvironment, Parser, removeCacheEntries } from "../apparmor/index.js";
 import { profileOwner } from "../attach/ownership.js";
 import { readIfExists, removeDurably } from "../store/atomic.js";
@@ -6,8 +6,9 @@ import { guestPaths, sha256 } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
 import { readState } from "../store/state.js";
 import type { HookContext } from "./context.js";
+import { errorReason } from "./failure.js";
 import { identifyGuest } from "./identify.js";
-import { removeStaleStages } from "./sync.js";
+import { removeStaleStages, syncProfile } from "./sync.js";
 
 export interface ReleaseOutcome {
   summary: string;
@@ -37,7 +38,7 @@ export async function releaseGuest(ctx: HookContext, xml: Buffer): Promise<Relea
     const owner = profileOwner(ctx.layout, ctx.config, xml);
     if (owner.owner === "libvirt") return { summary: `nothing to release: ${owner.reason}`, problems: [] };
   }
-  return releaseIdentified(ctx, { ...id, name: ctx.guest }, { keepIfDefined: true });
+  return releaseIdentified(ctx, { ...id, name: ctx.guest }, { keepIfDefined: true, xml });
 }
 
 /**
@@ -59,13 +60,15 @@ export async function leaveToLibvirt(ctx: HookContext, xml: Buffer): Promise<str
 
 /**
  * Release the guest `id` (name as libvirt knows it). With keepIfDefined, a guest defined with our
- * static label keeps its loaded profile and files (see releaseGuest).
+ * static label keeps its loaded profile and files (see releaseGuest); `xml` is the XML libvirt
+ * gave the hook, used to make sure of them.
  */
 export async function releaseIdentified(
   ctx: HookContext,
   id: { uuid: string; name: string },
-  opts: { keepIfDefined: boolean },
+  opts: { keepIfDefined: boolean; xml?: Buffer },
 ): Promise<ReleaseOutcome> {
+  if (opts.keepIfDefined && definedWithOurLabel(ctx.layout, id.name, id.uuid)) return keepLoaded(ctx, id, opts.xml);
   const { layout, config } = ctx;
   const paths = guestPaths(layout, id.uuid);
   const env = detectEnvironment(layout, config);
@@ -80,11 +83,6 @@ export async function releaseIdentified(
   };
 
   await withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async () => {
-    if (opts.keepIfDefined && definedWithOurLabel(layout, id.name, id.uuid)) {
-      attempt("remove staging leftovers", () => removeStaleStages(paths));
-      done.push(`kept ${paths.profileName} loaded: /etc/libvirt/qemu/${id.name}.xml defines the domain with that static label`);
-      return;
-    }
     if (env.target) {
       try {
         const r = await new Parser(config.parser, env).unload(paths.profileName);
@@ -116,4 +114,23 @@ export async function releaseIdentified(
     });
   });
   return { summary: done.join(", ") || "nothing to remove", problems };
+}
+
+/**
+ * Keep a defined adopted guest's profile loaded: make sure of it as `reconnect` does (rewrite and
+ * reload only if the rules changed or the kernel lacks it). Usually nothing happens; but a guest
+ * adopted while it ran under a dynamic label had its files removed by libvirt's own driver when it
+ * stopped (just before this hook), and they are made again here.
+ */
+async function keepLoaded(ctx: HookContext, id: { uuid: string; name: string }, xml: Buffer | undefined): Promise<ReleaseOutcome> {
+  const kept = `kept ${ctx.layout.profileName(id.uuid)} loaded: /etc/libvirt/qemu/${id.name}.xml defines the domain with that static label`;
+  if (ctx.config.mode === "off") return { summary: kept, problems: [] };
+  const defined = definedDomain(ctx.layout, id.name);
+  const source = xml !== undefined && xml.length > 0 ? xml : Buffer.from(defined?.xml ?? "", "utf8");
+  try {
+    const r = await syncProfile(ctx, source, "if-not-loaded");
+    return { summary: `${kept} (${r.summary})`, problems: [] };
+  } catch (err) {
+    return { summary: kept, problems: [`cannot make sure ${ctx.layout.profileName(id.uuid)} stays loaded: ${errorReason(err)}`] };
+  }
 }

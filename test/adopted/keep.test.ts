@@ -69,8 +69,19 @@ describe("release of a domain defined with our static label", () => {
     expect(removed()).toBe("");
     expect(ours()).toEqual(before);
     expect(lastLog()).toMatch(
-      new RegExp(`guest="vm1" op="release" exit=0 ms=\\d+ result="kept ${NAME} loaded: /etc/libvirt/qemu/vm1.xml defines the domain with that static label"$`),
+      new RegExp(`guest="vm1" op="release" exit=0 ms=\\d+ result="kept ${NAME} loaded: /etc/libvirt/qemu/vm1.xml defines the domain with that static label \\(loaded unchanged rules\\)"$`),
     );
+
+    // libvirt's own driver removes its files when a guest adopted while running under a dynamic
+    // label stops (before this hook runs): release makes them again and loads them.
+    fs.rmSync(t.at(FILES));
+    fs.rmSync(t.at(PROFILE));
+    reset();
+    ok(callHook(t, op("release", "end"), xml(true, { id: 3 })));
+    expect(t.read(FILES)).toBe(before[1]);
+    expect(t.exists(PROFILE)).toBe(true);
+    expect(replaced().includes(Buffer.from(NAME))).toBe(true);
+    expect(removed()).toBe("");
 
     // Negative control: once the domain is no longer defined, the same release unloads and removes.
     fs.rmSync(t.at("/etc/libvirt/qemu/vm1.xml"));
