@@ -1,10 +1,13 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { formatReport, libvirtdVersion, runDoctor, securityDrivers, type Check } from "../../src/doctor/checks.js";
 import { Layout } from "../../src/layout.js";
 import { hostRoot, runScript, sourceTree, write } from "../install/helpers.js";
+
+// Every test installs into its root (the bundle twice, the parser three times): slow on a loaded machine.
+vi.setConfig({ testTimeout: 180_000 });
 
 const UUID = "0f1e2d3c-4b5a-4697-8877-665544332211";
 let src: string;
