@@ -6,8 +6,13 @@
 # Running it again changes nothing unless a shipped file changed (upgrade). Nothing on the host is
 # touched before every AppArmor file it would install or change has compiled with apparmor_parser.
 #
-# Usage: install.sh [--root DIR] [--dry-run] [--reload] [--node PATH] [--libvirt-version X.Y.Z]
-#                   [--source DIR]
+# The host-dependent parts are decided by the bundle being installed (`virt-aa-hook install-files`,
+# src/install/): the attach mode from qemu.conf's security_driver and the kernel, and the NVRAM-safe
+# abstraction and template derived from the host's libvirt files. It ends by printing what is
+# confined and what is not (`virt-aa-hook install-summary`).
+#
+# Usage: install.sh [--root DIR] [--dry-run] [--reload] [--adopt-all] [--node PATH]
+#                   [--libvirt-version X.Y.Z] [--source DIR]
 set -eu
 umask 022
 
@@ -21,6 +26,9 @@ Usage: install.sh [options]
   --root DIR              install under DIR as if it were / (packaging, tests); nothing is loaded
   --dry-run               print what would be done, change nothing
   --reload                send SIGHUP to libvirtd (its pidfile) so it finds the hook now
+  --adopt-all             then switch every defined domain to the configured attach mode
+                          (virt-aa-hook adopt --all: profiles are loaded before libvirt sees the
+                          new XML); running guests are confined from their next start
   --node PATH             node binary the hook runs (default: node on PATH); Node >= 20.19
   --libvirt-version X.Y.Z skip detecting the libvirt version with `libvirtd --version`
   --source DIR            source tree holding dist/, hooks/ and install/ (default: this script's)
@@ -30,6 +38,7 @@ EOF
 ROOT=/
 DRY_RUN=0
 RELOAD=0
+ADOPT_ALL=0
 NODE_BIN=
 LIBVIRT_VERSION=
 SRC=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -39,6 +48,7 @@ while [ $# -gt 0 ]; do
         --root=*) ROOT=${1#--root=}; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
         --reload) RELOAD=1; shift ;;
+        --adopt-all) ADOPT_ALL=1; shift ;;
         --node) [ $# -ge 2 ] || die "--node needs a path"; NODE_BIN=$2; shift 2 ;;
         --node=*) NODE_BIN=${1#--node=}; shift ;;
         --libvirt-version) [ $# -ge 2 ] || die "--libvirt-version needs X.Y.Z"; LIBVIRT_VERSION=$2; shift 2 ;;
@@ -54,6 +64,8 @@ case $ROOT in /*) ;; *) die "--root $ROOT: must be an absolute path" ;; esac
 [ -d "$ROOT" ] || die "--root $ROOT: not a directory"
 R=$(cd "$ROOT" && pwd -P)
 [ "$R" = / ] && R=
+# adopt talks to the running libvirtd (virsh): it has no meaning for a root other than this host's.
+[ "$ADOPT_ALL" = 1 ] && [ -n "$R" ] && die "--adopt-all adopts this host's domains through virsh: not with --root"
 # Host path -> path on this filesystem.
 p() { printf '%s%s' "$R" "$1"; }
 
@@ -73,6 +85,10 @@ HOOK_PROFILE=$AA/usr.lib.virt-aa-hook.qemu-hook
 LIBVIRTD_LOCAL=$AA/local/usr.sbin.libvirtd
 TEMPLATE=$AA/libvirt/TEMPLATE.qemu
 ABSTRACTION=$AA/abstractions/libvirt-qemu
+OUR_ABSTRACTION=$AA/abstractions/virt-aa-hook-qemu
+OUR_TEMPLATE=$AA/libvirt/TEMPLATE.virt-aa-hook-qemu
+COMMAND=/usr/sbin/virt-aa-hook
+DROPIN=/etc/systemd/system/libvirtd.service.d/virt-aa-hook.conf
 STATE=/var/lib/virt-aa-hook
 MANIFEST=$STATE/install-manifest
 PRISTINE=$STATE/pristine
@@ -146,6 +162,11 @@ if [ -f "$(p "$CONFIG")" ]; then
 fi
 case $EMULATOR_DIR in /*) ;; *) die "$CONFIG: emulator_dir $EMULATOR_DIR is not absolute" ;; esac
 
+# The admin command on PATH is ours to write only if it is ours already, or absent.
+if { [ -e "$(p "$COMMAND")" ] || [ -L "$(p "$COMMAND")" ]; } && ! grep -q '^# virt-aa-hook command' "$(p "$COMMAND")" 2>/dev/null; then
+    die "$COMMAND exists and is not virt-aa-hook's: move it away and run again"
+fi
+
 # ---------------------------------------------------------------- content we install
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/virt-aa-hook-install.XXXXXX")
@@ -157,6 +178,33 @@ sed -e "s|^@{virt_aa_hook_node}=.*|@{virt_aa_hook_node}=$NODE_REAL|" \
     "$SRC/install/apparmor/usr.lib.virt-aa-hook.qemu-hook" > "$WORK/hook-profile"
 grep -qx "@{virt_aa_hook_node}=$NODE_REAL" "$WORK/hook-profile" \
     || die "$SRC/install/apparmor/usr.lib.virt-aa-hook.qemu-hook: no @{virt_aa_hook_node}= line to rewrite"
+
+# The command admins run, on PATH: node and the bundle by absolute path, like the hook launcher.
+cat > "$WORK/command" <<EOF
+#!/bin/sh
+# virt-aa-hook command (installed by virt-aa-hook install.sh; uninstall.sh removes it).
+exec $NODE_BIN $BUNDLE "\$@"
+EOF
+
+# libvirtd (systemd): load the profiles adopted domains' static labels name before libvirtd reads
+# their definitions, or it drops them (src/adopted/load.ts). "-": a failure must not stop libvirtd.
+cat > "$WORK/dropin" <<EOF
+# Installed by virt-aa-hook install.sh (uninstall.sh removes it). libvirt refuses a domain whose
+# static AppArmor label names a profile that is not loaded: load them before libvirtd starts.
+[Unit]
+After=apparmor.service
+
+[Service]
+ExecStartPre=-$COMMAND load-adopted
+EOF
+
+# Config (used only where none exists), abstraction and template derived from this host.
+mkdir "$WORK/derived"
+"$NODE_BIN" "$SRC/dist/virt-aa-hook.cjs" --root "${R:-/}" install-files --out "$WORK/derived" \
+    --shipped-config "$SRC/install/virt-aa-hook.conf" \
+    --fallback-abstraction "$SRC/install/apparmor/abstractions/libvirt-qemu" \
+    --fallback-template "$SRC/install/apparmor/libvirt/TEMPLATE.qemu" \
+    || die "cannot derive the config, abstraction and template for this host"
 
 # libvirt < 6.5 runs one qemu hook only: a foreign one is kept running through this chain.
 cat > "$WORK/chain" <<EOF
@@ -213,11 +261,15 @@ if [ -x "$PARSER" ]; then
     mkdir -p "$STAGE/libvirt" "$STAGE/abstractions" "$STAGE/local"
     [ -e "$STAGE/libvirt/TEMPLATE.qemu" ] || cp "$SRC/install/apparmor/libvirt/TEMPLATE.qemu" "$STAGE/libvirt/TEMPLATE.qemu"
     [ -e "$STAGE/abstractions/libvirt-qemu" ] || cp "$SRC/install/apparmor/abstractions/libvirt-qemu" "$STAGE/abstractions/libvirt-qemu"
+    cp "$WORK/derived/virt-aa-hook-qemu" "$STAGE/abstractions/virt-aa-hook-qemu"
+    cp "$WORK/derived/TEMPLATE.virt-aa-hook-qemu" "$STAGE/libvirt/TEMPLATE.virt-aa-hook-qemu"
+    sed 's/LIBVIRT_TEMPLATE/libvirt-00000000-0000-4000-8000-000000000001/' "$STAGE/libvirt/TEMPLATE.virt-aa-hook-qemu" \
+        > "$STAGE/libvirt/virt-aa-hook-install-check-ours"
     cp "$WORK/hook-profile" "$STAGE/usr.lib.virt-aa-hook.qemu-hook"
     cp "$WORK/libvirtd-local" "$STAGE/local/usr.sbin.libvirtd"
     sed 's/LIBVIRT_TEMPLATE/libvirt-00000000-0000-4000-8000-000000000000/' "$STAGE/libvirt/TEMPLATE.qemu" \
         > "$STAGE/libvirt/virt-aa-hook-install-check"
-    checks=(usr.lib.virt-aa-hook.qemu-hook libvirt/virt-aa-hook-install-check)
+    checks=(usr.lib.virt-aa-hook.qemu-hook libvirt/virt-aa-hook-install-check libvirt/virt-aa-hook-install-check-ours)
     [ -f "$STAGE/usr.sbin.libvirtd" ] && checks+=(usr.sbin.libvirtd)
     for prof in "${checks[@]}"; do
         if ! out=$(cd "$STAGE" && "$PARSER" -QK "${FEATURES[@]}" -I "$STAGE" --base "$STAGE" "$prof" 2>&1); then
@@ -343,9 +395,22 @@ for emu in "$(p "$EMULATOR_DIR")"/qemu-system-* "$(p "$EMULATOR_DIR")"/qemu-kvm 
 done
 [ "$found" = 1 ] || say "warning: no QEMU emulator in $EMULATOR_DIR: no wrapper links made (run again after installing QEMU)"
 
-put_if_absent "$SRC/install/virt-aa-hook.conf" "$CONFIG" 0644
+CONFIG_WRITTEN=0
+if [ ! -e "$(p "$CONFIG")" ] && [ ! -L "$(p "$CONFIG")" ]; then CONFIG_WRITTEN=1; fi
+put_if_absent "$WORK/derived/virt-aa-hook.conf" "$CONFIG" 0644
 put_if_absent "$SRC/install/apparmor/libvirt/TEMPLATE.qemu" "$TEMPLATE" 0644
 put_if_absent "$SRC/install/apparmor/abstractions/libvirt-qemu" "$ABSTRACTION" 0644
+# Ours, derived from the host's files at every run: an upgraded libvirt abstraction is followed.
+put_file "$WORK/derived/virt-aa-hook-qemu" "$OUR_ABSTRACTION" 0644
+put_file "$WORK/derived/TEMPLATE.virt-aa-hook-qemu" "$OUR_TEMPLATE" 0644
+put_file "$WORK/command" "$COMMAND" 0755
+DROPIN_CHANGED=0
+if [ -d "$(p /etc/systemd/system)" ]; then
+    before=$CHANGED; CHANGED=0
+    put_file "$WORK/dropin" "$DROPIN" 0644
+    DROPIN_CHANGED=$CHANGED
+    [ "$before" = 1 ] && CHANGED=1
+fi
 put_file "$WORK/hook-profile" "$HOOK_PROFILE" 0644
 if [ -f "$(p "$LIBVIRTD_LOCAL")" ]; then
     put_file "$WORK/libvirtd-local" "$LIBVIRTD_LOCAL" "0$(stat -c %a "$(p "$LIBVIRTD_LOCAL")")"
@@ -397,6 +462,10 @@ if [ -z "$R" ] && [ "$DRY_RUN" = 0 ] && [ "$CHANGED" = 1 ]; then
     fi
 fi
 
+if [ -z "$R" ] && [ "$DRY_RUN" = 0 ] && [ "$DROPIN_CHANGED" = 1 ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || say "warning: systemctl daemon-reload failed: libvirtd.service reads $DROPIN at its next reload"
+fi
+
 if [ "$RELOAD" = 1 ]; then
     pid=
     for pf in /run/libvirtd.pid /var/run/libvirtd.pid /run/virtqemud.pid; do
@@ -415,10 +484,26 @@ elif [ "$CHANGED" = 1 ]; then
     say "reload libvirtd so it finds the hook: systemctl reload libvirtd, or kill -HUP \$(cat /run/libvirtd.pid)"
 fi
 
+if [ "$ADOPT_ALL" = 1 ]; then
+    if [ "$DRY_RUN" = 1 ]; then
+        say "would run: $COMMAND adopt --all"
+    else
+        say "running: $COMMAND adopt --all"
+        "$COMMAND" adopt --all || die "virt-aa-hook adopt --all failed for the domains named above (the others are adopted)"
+    fi
+fi
+
+if [ "$DRY_RUN" = 1 ]; then
+    [ "$CHANGED" = 0 ] && say "already installed, nothing to do"
+    say "dry run: nothing was changed"
+    exit 0
+fi
+written=()
+[ "$CONFIG_WRITTEN" = 1 ] && written=(--config-written)
+"$NODE_BIN" "$(p "$BUNDLE")" --root "${R:-/}" install-summary "${written[@]}" \
+    || say "warning: cannot tell what is confined: run virt-aa-hook doctor"
 if [ "$CHANGED" = 0 ]; then
     say "already installed, nothing to do"
-elif [ "$DRY_RUN" = 1 ]; then
-    say "dry run: nothing was changed"
 else
-    say "done; check with: $NODE_BIN $BUNDLE doctor"
+    say "done; check with: virt-aa-hook status; virt-aa-hook doctor"
 fi

@@ -43,6 +43,8 @@ WRAPPER_BIN=/usr/lib/virt-aa-hook/bin
 HOOK_PROFILE=/etc/apparmor.d/usr.lib.virt-aa-hook.qemu-hook
 LIBVIRTD_LOCAL=/etc/apparmor.d/local/usr.sbin.libvirtd
 PARSER=/usr/sbin/apparmor_parser
+DROPIN=/etc/systemd/system/libvirtd.service.d/virt-aa-hook.conf
+DROPIN_REMOVED=0
 BEGIN_MARK="# BEGIN virt-aa-hook"
 END_MARK="# END virt-aa-hook"
 
@@ -54,11 +56,27 @@ if [ -n "$adopted" ] && [ "$FORCE" = 0 ]; then
     names=$(for f in $adopted; do basename "$f" .xml; done | tr '\n' ' ')
     die "guests still use the emulator wrapper ($names): run 'virt-aa-hook adopt --all --undo' first, or pass --force"
 fi
+# A guest with our static label: libvirt refuses it once nothing loads its profile at boot.
+labelled=$(grep -l -F "<seclabel type='static' model='apparmor' relabel='no'>" "$(p /etc/libvirt/qemu)"/*.xml 2>/dev/null || true)
+if [ -n "$labelled" ] && [ "$FORCE" = 0 ]; then
+    names=$(for f in $labelled; do basename "$f" .xml; done | tr '\n' ' ')
+    die "guests still carry virt-aa-hook's static AppArmor label ($names): run 'virt-aa-hook adopt --all --undo' first, or pass --force"
+fi
 
 act() {
     if [ "$DRY_RUN" = 1 ]; then say "would $*"; else say "$*"; fi
 }
 exists() { [ -e "$(p "$1")" ] || [ -L "$(p "$1")" ]; }
+
+# Profiles release kept loaded for adopted domains: released now that no domain is adopted (as
+# `virt-aa-hook load-adopted` does for domains no longer defined with our label). Running guests
+# keep theirs.
+BUNDLE=/usr/lib/virt-aa-hook/virt-aa-hook.cjs
+NODE_BIN=$(sed -n 's/^NODE=//p' "$(p /usr/lib/virt-aa-hook/qemu-hook)" 2>/dev/null | head -n 1)
+if [ "$DRY_RUN" = 0 ] && [ -n "$NODE_BIN" ] && [ -x "$NODE_BIN" ] && [ -f "$(p "$BUNDLE")" ]; then
+    "$NODE_BIN" "$(p "$BUNDLE")" --root "${R:-/}" load-adopted --release-only | sed "s/^/$PROG: /" \
+        || say "warning: virt-aa-hook load-adopted failed: kept profiles may be left in /etc/apparmor.d/libvirt"
+fi
 
 # Unload our profile while its file is still there (only on this host, only with AppArmor).
 if [ -z "$R" ] && [ "$DRY_RUN" = 0 ] && [ -d /sys/kernel/security/apparmor ] && [ -x "$PARSER" ] && [ -f "$HOOK_PROFILE" ]; then
@@ -85,6 +103,7 @@ for entry in "${entries[@]}"; do
             elif exists "$rest"; then
                 act "remove $rest"
                 [ "$DRY_RUN" = 1 ] || rm -f "$(p "$rest")"
+                [ "$rest" = "$DROPIN" ] && DROPIN_REMOVED=1
             fi
             ;;
         modified)
@@ -168,6 +187,10 @@ done
 if [ -z "$R" ] && [ "$DRY_RUN" = 0 ] && [ -d /sys/kernel/security/apparmor ] && [ -x "$PARSER" ] \
     && [ -f /etc/apparmor.d/usr.sbin.libvirtd ]; then
     "$PARSER" -r /etc/apparmor.d/usr.sbin.libvirtd || say "warning: cannot reload libvirtd's profile"
+fi
+
+if [ -z "$R" ] && [ "$DRY_RUN" = 0 ] && [ "$DROPIN_REMOVED" = 1 ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || say "warning: systemctl daemon-reload failed"
 fi
 
 if [ "$RELOAD" = 1 ]; then

@@ -166,6 +166,18 @@ export function parseConfig(text: string, file: string): Config {
   return cfg;
 }
 
+/**
+ * The template install.sh derives from libvirt's (its abstraction without the NVRAM rule every
+ * guest shares, src/install/derive.ts). When it exists and the config names no `template`, it is
+ * the default: an installed host confines NVRAM per guest without a config edit.
+ */
+export const DERIVED_TEMPLATE = "/etc/apparmor.d/libvirt/TEMPLATE.virt-aa-hook-qemu";
+
+function withDerivedTemplate(cfg: Config, layout: Layout, text: string): Config {
+  if (/^[ \t]*template[ \t]*=/m.test(text)) return cfg;
+  return fs.existsSync(layout.host(DERIVED_TEMPLATE)) ? { ...cfg, template: DERIVED_TEMPLATE } : cfg;
+}
+
 /** The config in effect for this layout: defaults when the file does not exist. Throws ConfigError. */
 export function loadConfig(layout: Layout): Config {
   const file = layout.host(layout.configPath);
@@ -176,8 +188,8 @@ export function loadConfig(layout: Layout): Config {
     text = buf.toString("utf8");
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { ...DEFAULT_CONFIG };
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return withDerivedTemplate({ ...DEFAULT_CONFIG }, layout, "");
     throw new ConfigError(layout.configPath, 0, "", (err as Error).message);
   }
-  return parseConfig(text, layout.configPath);
+  return withDerivedTemplate(parseConfig(text, layout.configPath), layout, text);
 }

@@ -4,6 +4,8 @@ import { hookCommand } from "./commands/hook.js";
 import { statusCommand } from "./commands/status.js";
 import { adoptCommand } from "./commands/adopt.js";
 import { doctorCommand } from "./commands/doctor.js";
+import { loadAdoptedCommand } from "./commands/load-adopted.js";
+import { installFilesCommand, installSummaryCommand } from "./commands/install.js";
 
 /** The admin-facing CLI. Each command lives in its own module under commands/. */
 export async function runCli(argv: string[]): Promise<number> {
@@ -22,6 +24,9 @@ export async function runCli(argv: string[]): Promise<number> {
     .command(statusCommand((c) => (exitCode = c)))
     .command(adoptCommand((c) => (exitCode = c)))
     .command(doctorCommand((c) => (exitCode = c)))
+    .command(loadAdoptedCommand((c) => (exitCode = c)))
+    .command(installFilesCommand((c) => (exitCode = c)))
+    .command(installSummaryCommand((c) => (exitCode = c)))
     .demandCommand(1, "name a command (see --help)")
     .strict()
     .help()

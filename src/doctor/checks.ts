@@ -7,11 +7,21 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { definedWithOurLabel, isActive } from "../adopted/defined.js";
 import { adoptionProblem, attachFacts, DEFAULT_WRAPPER_DIR } from "../attach/index.js";
-import { loadConfig, type Config } from "../config.js";
+import { DERIVED_TEMPLATE, loadConfig, type Config } from "../config.js";
+import { deriveAbstraction, deriveTemplate, LIBVIRT_ABSTRACTION, LIBVIRT_TEMPLATE, OUR_ABSTRACTION } from "../install/derive.js";
+import { readSecurityDriver, securityDrivers } from "../install/host.js";
+import { LIBVIRTD_DROPIN } from "../install/summary.js";
 import type { Layout } from "../layout.js";
+import { listStates } from "../store/state.js";
+import { runningGuests } from "./confinement.js";
+import { displayName, shellQuote } from "./display.js";
 
-export type Status = "ok" | "fail" | "skip";
+export { securityDrivers };
+
+/** ok; fail: something to fix (exit 1); warn: worth knowing, not a failure; skip: not applicable. */
+export type Status = "ok" | "fail" | "warn" | "skip";
 
 export interface Check {
   name: string;
@@ -33,6 +43,7 @@ export const HOOK_PROFILE = "/etc/apparmor.d/usr.lib.virt-aa-hook.qemu-hook";
 export const LIBVIRTD_PROFILE = "/etc/apparmor.d/usr.sbin.libvirtd";
 export const LIBVIRTD_LOCAL = "/etc/apparmor.d/local/usr.sbin.libvirtd";
 export const QEMU_CONF = "/etc/libvirt/qemu.conf";
+export const COMMAND = "/usr/sbin/virt-aa-hook";
 export const DOMAINS_DIR = "/etc/libvirt/qemu";
 const DEFAULT_FEATURES = "/usr/share/apparmor-features/features";
 
@@ -48,17 +59,6 @@ export function libvirtdVersion(): string | undefined {
 function atLeast(version: string, major: number, minor: number): boolean {
   const [a = 0, b = 0] = version.split(".").map(Number);
   return a > major || (a === major && b >= minor);
-}
-
-/** `security_driver` from qemu.conf: the listed drivers, or undefined when not set. */
-export function securityDrivers(text: string): string[] | undefined {
-  let found: string[] | undefined;
-  for (const line of text.split("\n")) {
-    const m = /^\s*security_driver\s*=\s*(.*?)\s*$/.exec(line);
-    if (!m) continue;
-    found = [...m[1]!.matchAll(/"([^"]*)"/g)].map((x) => x[1]!);
-  }
-  return found;
 }
 
 export function runDoctor(env: DoctorEnv): Check[] {
@@ -130,7 +130,7 @@ export function runDoctor(env: DoctorEnv): Check[] {
   if (!hookLink) problems.push(`${hookPath} missing`);
   else if (hookLink.isSymbolicLink() && fs.readlinkSync(host(hookPath)) !== LAUNCHER) problems.push(`${hookPath} does not point at ${LAUNCHER}`);
   else if (!hookLink.isSymbolicLink() && !fs.readFileSync(host(hookPath), "utf8").includes(LAUNCHER)) problems.push(`${hookPath} is not virt-aa-hook's`);
-  for (const [p, mode] of [[LAUNCHER, fs.constants.X_OK], [BUNDLE, fs.constants.R_OK]] as const) {
+  for (const [p, mode] of [[LAUNCHER, fs.constants.X_OK], [BUNDLE, fs.constants.R_OK], [COMMAND, fs.constants.X_OK]] as const) {
     try {
       fs.accessSync(host(p), mode);
     } catch {
@@ -175,8 +175,138 @@ export function runDoctor(env: DoctorEnv): Check[] {
 
   if (parserOk) checks.push(compileCheck(env, parser, config?.featuresFile ?? "", kernelAa));
 
-  if (config) checks.push(domainsCheck(env, config));
+  if (config) {
+    checks.push(attachCheck(env, config));
+    checks.push(domainsCheck(env, config));
+    checks.push(runningCheck(env, config));
+    checks.push(nvramCheck(env, config));
+    checks.push(keptCheck(env));
+    if (config.attach === "seclabel") checks.push(bootCheck(env));
+  }
   return checks;
+}
+
+/** attach = "none" leaves guests to libvirt's AppArmor driver at best, and to nobody without it. */
+function attachCheck(env: DoctorEnv, config: Config): Check {
+  const driver = readSecurityDriver(env.layout);
+  if (config.attach !== "none") return { name: "attach mode", status: "ok", detail: `attach = "${config.attach}", started_check = "${config.startedCheck}"` };
+  if (driver.effective === "apparmor") {
+    return { name: "attach mode", status: "warn", detail: `attach = "none": virt-aa-hook confines no guest; libvirt's own AppArmor driver labels them (${driver.describe})` };
+  }
+  return {
+    name: "attach mode",
+    status: "fail",
+    detail: `attach = "none" and ${driver.describe}: nothing puts any guest's QEMU into a profile`,
+    fix:
+      driver.effective === "none"
+        ? `set attach = "wrapper" and started_check = "enforce" in ${env.layout.configPath}, then virt-aa-hook adopt --all`
+        : `pair libvirt's driver with an attach mode: security_driver = "none" with attach = "wrapper", or security_driver = "apparmor" with attach = "seclabel"; started_check = "enforce"; then virt-aa-hook adopt --all`,
+  };
+}
+
+/** What each running guest's QEMU runs as, from the kernel. */
+function runningCheck(env: DoctorEnv, config: Config): Check {
+  const running = runningGuests(env.layout);
+  if (running.length === 0) return { name: "running guests", status: "ok", detail: "no guest is running" };
+  const okStates = new Set(config.mode === "complain" ? ["confined", "by libvirt", "complain"] : ["confined", "by libvirt"]);
+  const show = (r: (typeof running)[number]) => `${displayName(r.name)} (${r.confinement}${r.label !== undefined && r.confinement !== "confined" ? `: ${displayName(r.label)}` : ""})`;
+  const bad = running.filter((r) => !okStates.has(r.confinement));
+  if (bad.length === 0) return { name: "running guests", status: "ok", detail: running.map(show).join(", ") };
+  const one = bad.length === 1 ? shellQuote(bad[0]!.name) : "NAME";
+  return {
+    name: "running guests",
+    status: "fail",
+    detail: `not confined: ${bad.map(show).join(", ")}`,
+    fix: `adopt ${bad.length === 1 ? "it" : "each"} (virt-aa-hook adopt ${one}) and restart it: virsh destroy ${one}; virsh start ${one}`,
+  };
+}
+
+/** Our template and abstraction in place and in step with the host's libvirt files. */
+function nvramCheck(env: DoctorEnv, config: Config): Check {
+  const { layout } = env;
+  const name = "NVRAM isolation";
+  const read = (p: string) => {
+    try {
+      return fs.readFileSync(layout.host(p), "utf8");
+    } catch {
+      return undefined;
+    }
+  };
+  if (config.template !== DERIVED_TEMPLATE) {
+    return {
+      name,
+      status: "fail",
+      detail: `template = ${config.template}, not ${DERIVED_TEMPLATE}: guests created from it may open each other's NVRAM in /var/lib/libvirt/qemu/nvram`,
+      fix: `run install.sh (it derives ${DERIVED_TEMPLATE}), and remove template = from ${layout.configPath}`,
+    };
+  }
+  const problems: string[] = [];
+  const hostAbstraction = read(LIBVIRT_ABSTRACTION);
+  const hostTemplate = read(LIBVIRT_TEMPLATE);
+  if (hostAbstraction !== undefined && read(OUR_ABSTRACTION) !== deriveAbstraction(hostAbstraction, LIBVIRT_ABSTRACTION).text) {
+    problems.push(`${OUR_ABSTRACTION} is not what ${LIBVIRT_ABSTRACTION} gives now (libvirt upgraded, or edited)`);
+  }
+  if (hostTemplate !== undefined) {
+    let want: string | undefined;
+    try {
+      want = deriveTemplate(hostTemplate, LIBVIRT_TEMPLATE);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+    if (want !== undefined && read(DERIVED_TEMPLATE) !== want) problems.push(`${DERIVED_TEMPLATE} is not what ${LIBVIRT_TEMPLATE} gives now`);
+  }
+  const shared = sharedNvramProfiles(layout);
+  if (shared.length > 0) {
+    problems.push(`per-guest profiles including <abstractions/libvirt-qemu> (made before, or by libvirt): ${shared.join(", ")}`);
+  }
+  if (problems.length === 0) return { name, status: "ok", detail: `${DERIVED_TEMPLATE} includes ${OUR_ABSTRACTION}, in step with ${LIBVIRT_ABSTRACTION}` };
+  return {
+    name,
+    status: "fail",
+    detail: problems.join("; "),
+    fix: shared.length > 0 && problems.length === 1
+      ? "in each named profile, include <abstractions/virt-aa-hook-qemu> instead (it is the admin's file), or remove it while its guest is stopped so the next start creates it from the new template"
+      : "run install.sh again (it derives both from the host's files)",
+  };
+}
+
+/** Per-guest profiles we manage that still include libvirt's abstraction (shared NVRAM rule). */
+function sharedNvramProfiles(layout: Layout): string[] {
+  const out: string[] = [];
+  for (const s of listStates(layout.host(layout.stateDir))) {
+    try {
+      const text = fs.readFileSync(layout.host(layout.profilePath(s.uuid)), "utf8");
+      if (/#include\s+<abstractions\/libvirt-qemu>/.test(text)) out.push(`${layout.profileName(s.uuid)} (${displayName(s.name)})`);
+    } catch {
+      // no profile: nothing to say
+    }
+  }
+  return out;
+}
+
+/** Records whose domain is neither defined with our label nor running: load-adopted releases them. */
+function keptCheck(env: DoctorEnv): Check {
+  const stale = listStates(env.layout.host(env.layout.stateDir)).filter(
+    (s) => !definedWithOurLabel(env.layout, s.name, s.uuid) && !isActive(env.layout, s.name, s.uuid),
+  );
+  if (stale.length === 0) return { name: "kept profiles", status: "ok", detail: "every kept profile belongs to a running guest or a domain defined with its label" };
+  return {
+    name: "kept profiles",
+    status: "warn",
+    detail: `kept for domains no longer defined with their label and not running: ${stale.map((s) => `${s.profileName} (${displayName(s.name)})`).join(", ")}`,
+    fix: "virt-aa-hook load-adopted (releases them)",
+  };
+}
+
+/** seclabel: the profiles must be loaded at boot before libvirtd reads the domains. */
+function bootCheck(env: DoctorEnv): Check {
+  if (fs.existsSync(env.layout.host(LIBVIRTD_DROPIN))) {
+    return { name: "loaded at boot", status: "ok", detail: `${LIBVIRTD_DROPIN} runs virt-aa-hook load-adopted before libvirtd` };
+  }
+  if (fs.existsSync(env.layout.host("/etc/systemd/system"))) {
+    return { name: "loaded at boot", status: "fail", detail: `${LIBVIRTD_DROPIN} missing: after a reboot libvirtd drops adopted domains`, fix: "run install.sh again" };
+  }
+  return { name: "loaded at boot", status: "warn", detail: "no systemd: run virt-aa-hook load-adopted at boot before libvirtd starts, or libvirtd drops adopted domains" };
 }
 
 function compileCheck(env: DoctorEnv, parser: string, featuresFile: string, kernelAa: boolean): Check {
@@ -202,36 +332,40 @@ function compileCheck(env: DoctorEnv, parser: string, featuresFile: string, kern
 }
 
 function domainsCheck(env: DoctorEnv, config: Config): Check {
-  if (config.attach === "none") return { name: "domains adopted", status: "skip", detail: 'attach = "none": QEMU is attached some other way' };
+  if (config.attach === "none") return { name: "domains adopted", status: "skip", detail: 'attach = "none": no domain is adopted' };
   const dir = env.layout.host(DOMAINS_DIR);
   const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".xml")).sort() : [];
-  const bad: string[] = [];
+  const bad: { name: string; why: string }[] = [];
   for (const f of files) {
     try {
       const facts = attachFacts(fs.readFileSync(path.join(dir, f), "utf8"));
       const problem = adoptionProblem(facts, config);
-      if (problem) bad.push(`${facts.name} (${problem})`);
+      if (problem) bad.push({ name: facts.name, why: problem });
     } catch (err) {
-      bad.push(`${f} (${(err as Error).message})`);
+      bad.push({ name: f.slice(0, -4), why: (err as Error).message });
     }
   }
   if (bad.length === 0) return { name: "domains adopted", status: "ok", detail: `${files.length} defined domain(s) use attach = ${config.attach}` };
-  return {
-    name: "domains adopted",
-    status: "fail",
-    detail: `not adopted: ${bad.join("; ")}`,
-    fix: `virt-aa-hook adopt ${bad.length === 1 ? bad[0]!.split(" (")[0] : "--all"}`,
-  };
+  const fix = `virt-aa-hook adopt ${bad.length === 1 ? shellQuote(bad[0]!.name) : "--all"}`;
+  const list = bad.map((b) => `${displayName(b.name)} (${b.why})`).join("; ");
+  // seclabel next to libvirt's AppArmor driver: an unadopted domain is confined by libvirt's own
+  // generator (attach/ownership.ts), unless require_attach refuses it.
+  if (config.attach === "seclabel" && !config.requireAttach && readSecurityDriver(env.layout).effective === "apparmor") {
+    return { name: "domains adopted", status: "warn", detail: `left to libvirt's own AppArmor driver: ${list}`, fix };
+  }
+  return { name: "domains adopted", status: "fail", detail: `not adopted: ${list}`, fix };
 }
 
 /** The report: one line per check, a fix line under each failure, a summary. */
 export function formatReport(checks: Check[]): string {
   const lines: string[] = [];
   for (const c of checks) {
-    lines.push(`${c.status === "ok" ? "ok  " : c.status === "skip" ? "skip" : "FAIL"}  ${c.name}: ${c.detail}`);
-    if (c.status === "fail" && c.fix) lines.push(`      fix: ${c.fix}`);
+    lines.push(`${c.status === "ok" ? "ok  " : c.status === "fail" ? "FAIL" : c.status}  ${c.name}: ${c.detail}`);
+    if ((c.status === "fail" || c.status === "warn") && c.fix) lines.push(`      fix: ${c.fix}`);
   }
   const failures = checks.filter((c) => c.status === "fail").length;
-  lines.push(failures === 0 ? "virt-aa-hook doctor: all good" : `virt-aa-hook doctor: ${failures} problem(s) to fix`);
+  const warnings = checks.filter((c) => c.status === "warn").length;
+  const also = warnings > 0 ? ` (${warnings} warning(s))` : "";
+  lines.push(failures === 0 ? `virt-aa-hook doctor: all good${also}` : `virt-aa-hook doctor: ${failures} problem(s) to fix${also}`);
   return lines.join("\n") + "\n";
 }

@@ -1,22 +1,75 @@
+import { definedDomain, definedWithOurLabel } from "../adopted/defined.js";
 import { detectEnvironment, Parser, removeCacheEntries } from "../apparmor/index.js";
+import { profileOwner } from "../attach/ownership.js";
 import { readIfExists, removeDurably } from "../store/atomic.js";
 import { guestPaths, sha256 } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
 import { readState } from "../store/state.js";
 import type { HookContext } from "./context.js";
+import { errorReason } from "./failure.js";
 import { identifyGuest } from "./identify.js";
-import { removeStaleStages } from "./sync.js";
+import { removeStaleStages, syncProfile } from "./sync.js";
+
+export interface ReleaseOutcome {
+  summary: string;
+  problems: string[];
+}
 
 /**
  * `release`: the guest is gone. Unload its profile (only now: unloading while QEMU runs would
  * leave QEMU unconfined), remove the `.files`, its cache entries and our record, and remove the
  * per-guest profile only if it is byte-identical to what we created. Every step is attempted
  * even if an earlier one fails; the problems are returned for the log (release never fails).
+ *
+ * Two exceptions:
+ * - the domain is still defined (`/etc/libvirt/qemu/<name>.xml`, same UUID) with our static label
+ *   `libvirt-<uuid>`: libvirt's AppArmor driver checks that this profile is loaded whenever it
+ *   parses the domain (libvirtd restart, define, edit), and drops or refuses the domain when it is
+ *   not. Profile, `.files`, record and loaded profile stay; `virt-aa-hook load-adopted` loads them
+ *   at boot and removes them once the domain is no longer defined (docs/attach-modes.md).
+ * - we have no record of the guest and it is left to libvirt's own AppArmor driver
+ *   (attach/ownership.ts): the files are libvirt's, nothing is touched.
  */
-export async function releaseGuest(ctx: HookContext, xml: Buffer): Promise<{ summary: string; problems: string[] }> {
-  const { layout, config } = ctx;
+export async function releaseGuest(ctx: HookContext, xml: Buffer): Promise<ReleaseOutcome> {
   const id = identifyGuest(ctx, xml);
   if (!id) return { summary: "nothing to release: no valid guest in the XML and no record by that name", problems: [] };
+  const paths = guestPaths(ctx.layout, id.uuid);
+  if (readState(paths.state) === undefined) {
+    const owner = profileOwner(ctx.layout, ctx.config, xml);
+    if (owner.owner === "libvirt") return { summary: `nothing to release: ${owner.reason}`, problems: [] };
+  }
+  return releaseIdentified(ctx, { ...id, name: ctx.guest }, { keepIfDefined: true, xml });
+}
+
+/**
+ * For prepare/start/reconnect: when the guest is left to libvirt's AppArmor driver, the line to
+ * log instead of syncing; undefined when the hook owns it. At `prepare`, what we made for it
+ * earlier (it was adopted once) is released first, so libvirt's helper finds no profile of ours
+ * in its way; later operations touch nothing (the files are libvirt's by then).
+ */
+export async function leaveToLibvirt(ctx: HookContext, xml: Buffer): Promise<string | undefined> {
+  const owner = profileOwner(ctx.layout, ctx.config, xml);
+  if (owner.owner === "hook") return undefined;
+  if (ctx.op !== "prepare") return owner.reason;
+  const id = identifyGuest(ctx, xml);
+  if (!id || readState(guestPaths(ctx.layout, id.uuid).state) === undefined) return owner.reason;
+  const r = await releaseIdentified(ctx, { ...id, name: ctx.guest }, { keepIfDefined: false });
+  for (const p of r.problems) ctx.log.detail("warn", ctx.guest, ctx.op, p);
+  return `${owner.reason}; released what virt-aa-hook had made for it: ${r.summary}`;
+}
+
+/**
+ * Release the guest `id` (name as libvirt knows it). With keepIfDefined, a guest defined with our
+ * static label keeps its loaded profile and files (see releaseGuest); `xml` is the XML libvirt
+ * gave the hook, used to make sure of them.
+ */
+export async function releaseIdentified(
+  ctx: HookContext,
+  id: { uuid: string; name: string },
+  opts: { keepIfDefined: boolean; xml?: Buffer },
+): Promise<ReleaseOutcome> {
+  if (opts.keepIfDefined && definedWithOurLabel(ctx.layout, id.name, id.uuid)) return keepLoaded(ctx, id, opts.xml);
+  const { layout, config } = ctx;
   const paths = guestPaths(layout, id.uuid);
   const env = detectEnvironment(layout, config);
   const problems: string[] = [];
@@ -61,4 +114,23 @@ export async function releaseGuest(ctx: HookContext, xml: Buffer): Promise<{ sum
     });
   });
   return { summary: done.join(", ") || "nothing to remove", problems };
+}
+
+/**
+ * Keep a defined adopted guest's profile loaded: make sure of it as `reconnect` does (rewrite and
+ * reload only if the rules changed or the kernel lacks it). Usually nothing happens; but a guest
+ * adopted while it ran under a dynamic label had its files removed by libvirt's own driver when it
+ * stopped (just before this hook), and they are made again here.
+ */
+async function keepLoaded(ctx: HookContext, id: { uuid: string; name: string }, xml: Buffer | undefined): Promise<ReleaseOutcome> {
+  const kept = `kept ${ctx.layout.profileName(id.uuid)} loaded: /etc/libvirt/qemu/${id.name}.xml defines the domain with that static label`;
+  if (ctx.config.mode === "off") return { summary: kept, problems: [] };
+  const defined = definedDomain(ctx.layout, id.name);
+  const source = xml !== undefined && xml.length > 0 ? xml : Buffer.from(defined?.xml ?? "", "utf8");
+  try {
+    const r = await syncProfile(ctx, source, "if-not-loaded");
+    return { summary: `${kept} (${r.summary})`, problems: [] };
+  } catch (err) {
+    return { summary: kept, problems: [`cannot make sure ${ctx.layout.profileName(id.uuid)} stays loaded: ${errorReason(err)}`] };
+  }
 }

@@ -97,6 +97,9 @@ async function perform(kind: Kind, ctx: HookContext, xml: Buffer): Promise<strin
     const { checkStarted } = await import("./started.js");
     return checkStarted(ctx, xml);
   }
+  // A domain left to libvirt's own AppArmor driver: its files are libvirt's (attach/ownership.ts).
+  const left = await (await import("./release.js")).leaveToLibvirt(ctx, xml);
+  if (left !== undefined) return left;
   const { syncProfile } = await import("./sync.js");
   const policy = kind === "prepare" ? "always" : kind === "start" ? "if-changed" : "if-not-loaded";
   const r = await syncProfile(ctx, xml, policy);

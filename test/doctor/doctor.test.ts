@@ -1,9 +1,13 @@
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { formatReport, libvirtdVersion, runDoctor, securityDrivers, type Check } from "../../src/doctor/checks.js";
 import { Layout } from "../../src/layout.js";
 import { hostRoot, runScript, sourceTree, write } from "../install/helpers.js";
+
+// Every test installs into its root (the bundle twice, the parser three times): slow on a loaded machine.
+vi.setConfig({ testTimeout: 180_000 });
 
 const UUID = "0f1e2d3c-4b5a-4697-8877-665544332211";
 let src: string;
@@ -33,6 +37,7 @@ afterEach(() => {
 
 const doctor = () => runDoctor({ layout: new Layout(root), libvirtVersion: () => "9.0.0" });
 const byName = (checks: Check[]) => Object.fromEntries(checks.map((c) => [c.name, c]));
+const c0 = (checks: Check[], name: string) => checks.find((c) => c.name === name)!;
 
 describe("doctor", () => {
   it("passes every check on a correctly set-up host, and says so", () => {
@@ -48,8 +53,15 @@ describe("doctor", () => {
       ["template and abstraction", "ok"],
       ["emulator wrapper", "ok"],
       ["profiles compile", "ok"],
+      ["attach mode", "ok"],
       ["domains adopted", "ok"],
+      ["running guests", "ok"],
+      ["NVRAM isolation", "ok"],
+      ["kept profiles", "ok"],
     ]);
+    expect(c0(checks, "NVRAM isolation").detail).toBe(
+      "/etc/apparmor.d/libvirt/TEMPLATE.virt-aa-hook-qemu includes /etc/apparmor.d/abstractions/virt-aa-hook-qemu, in step with /etc/apparmor.d/abstractions/libvirt-qemu",
+    );
     const c = byName(checks);
     expect(c["profiles compile"]!.detail).toBe(
       `3 profile(s): usr.lib.virt-aa-hook.qemu-hook, usr.sbin.libvirtd, libvirt/libvirt-${UUID}`,
@@ -117,5 +129,116 @@ describe("doctor", () => {
     expect(securityDrivers('#security_driver = "selinux"\n')).toBeUndefined();
     expect(securityDrivers('security_driver = "none"\n')).toEqual(["none"]);
     expect(securityDrivers('security_driver="a"\nsecurity_driver = [ "apparmor" ]\n')).toEqual(["apparmor"]);
+  });
+});
+
+/** A running QEMU as libvirt leaves it: pid file, status XML, the kernel's label in a fake /proc. */
+function runningQemu(name: string, pid: number, uuid: string, label: string): void {
+  write(path.join(root, `run/libvirt/qemu/${name}.pid`), `${pid}\n`);
+  write(path.join(root, `run/libvirt/qemu/${name}.xml`), `<domstatus state='running'>\n  <domain type='kvm'>\n    <name>${name}</name>\n    <uuid>${uuid}</uuid>\n  </domain>\n</domstatus>\n`);
+  write(path.join(root, `proc/${pid}/attr/apparmor/current`), `${label}\n`);
+}
+const BUNDLE = path.resolve("dist/virt-aa-hook.cjs");
+const doctorCli = () => spawnSync(process.execPath, [BUNDLE, "--root", root, "doctor"], { encoding: "utf8" });
+
+describe("doctor tells the truth about confinement", () => {
+  it("fails (exit 1) when a running guest's QEMU is unconfined, naming it and the fix; passes once it is confined", () => {
+    runningQemu("web", 4242, UUID, "unconfined");
+    expect(byName(doctor())["running guests"]).toEqual({
+      name: "running guests",
+      status: "fail",
+      detail: "not confined: web (unconfined: unconfined)",
+      fix: "adopt it (virt-aa-hook adopt web) and restart it: virsh destroy web; virsh start web",
+    });
+    const r = doctorCli();
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain("FAIL  running guests: not confined: web (unconfined: unconfined)\n");
+    // Negative control: the same guest in its own profile.
+    write(path.join(root, "proc/4242/attr/apparmor/current"), `libvirt-${UUID} (enforce)\n`);
+    expect(byName(doctor())["running guests"]).toEqual({ name: "running guests", status: "ok", detail: "web (by libvirt: " + `libvirt-${UUID} (enforce))` });
+  });
+
+  it("fails when attach = none leaves guests to nobody, warns when libvirt's AppArmor driver labels them", () => {
+    write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "none"\n');
+    expect(byName(doctor())["attach mode"]).toEqual({
+      name: "attach mode",
+      status: "fail",
+      detail: 'attach = "none" and /etc/libvirt/qemu.conf: security_driver = "none": nothing puts any guest\'s QEMU into a profile',
+      fix: 'set attach = "wrapper" and started_check = "enforce" in /etc/libvirt/virt-aa-hook.conf, then virt-aa-hook adopt --all',
+    });
+    write(path.join(root, "etc/libvirt/qemu.conf"), 'security_driver = "apparmor"\n');
+    const checks = doctor();
+    expect(byName(checks)["attach mode"]).toEqual({
+      name: "attach mode",
+      status: "warn",
+      detail: `attach = "none": virt-aa-hook confines no guest; libvirt's own AppArmor driver labels them (/etc/libvirt/qemu.conf: security_driver = "apparmor")`,
+    });
+    expect(formatReport(checks)).toContain("warn  attach mode: ");
+  });
+
+  it("quotes names in copy-paste fix lines and escapes invisible characters in what it shows", () => {
+    write(path.join(root, "etc/libvirt/qemu/evil.xml"), domain("it's\u202E; rm -rf ~", "/usr/bin/qemu-system-x86_64"));
+    const c = byName(doctor())["domains adopted"]!;
+    expect(c.detail).toBe(
+      "not adopted: it's\\u{202e}; rm -rf ~ (<emulator> /usr/bin/qemu-system-x86_64 is not the virt-aa-hook wrapper (/usr/lib/virt-aa-hook/bin/<emulator name>))",
+    );
+    expect(c.fix).toBe("virt-aa-hook adopt $'it\\'s\\u202e; rm -rf ~'");
+    const echoed = spawnSync("/bin/bash", ["-c", `printf %s ${c.fix!.slice("virt-aa-hook adopt ".length)}`], { encoding: "utf8" });
+    expect(echoed.stdout).toBe("it's\u202E; rm -rf ~");
+  });
+
+  it("detects NVRAM drift: an abstraction that no longer matches the host's, a template that is not ours, old profiles", () => {
+    const ours = path.join(root, "etc/apparmor.d/abstractions/virt-aa-hook-qemu");
+    fs.appendFileSync(ours, "  /srv/** rw,\n");
+    expect(byName(doctor())["NVRAM isolation"]).toEqual({
+      name: "NVRAM isolation",
+      status: "fail",
+      detail: "/etc/apparmor.d/abstractions/virt-aa-hook-qemu is not what /etc/apparmor.d/abstractions/libvirt-qemu gives now (libvirt upgraded, or edited)",
+      fix: "run install.sh again (it derives both from the host's files)",
+    });
+    expect(runScript("install.sh", src, ["--root", root, "--node", "/usr/bin/node", "--libvirt-version", "9.0.0"]).status).toBe(0);
+    expect(byName(doctor())["NVRAM isolation"]!.status).toBe("ok");
+
+    write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "wrapper"\ntemplate = "/etc/apparmor.d/libvirt/TEMPLATE.qemu"\n');
+    expect(byName(doctor())["NVRAM isolation"]!.detail).toBe(
+      "template = /etc/apparmor.d/libvirt/TEMPLATE.qemu, not /etc/apparmor.d/libvirt/TEMPLATE.virt-aa-hook-qemu: guests created from it may open each other's NVRAM in /var/lib/libvirt/qemu/nvram",
+    );
+
+    write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "wrapper"\n');
+    write(path.join(root, `var/lib/virt-aa-hook/${UUID}.json`), JSON.stringify({ version: 1, uuid: UUID, name: "web", profileName: `libvirt-${UUID}`, updated: "x" }));
+    expect(byName(doctor())["NVRAM isolation"]!.detail).toBe(
+      `per-guest profiles including <abstractions/libvirt-qemu> (made before, or by libvirt): libvirt-${UUID} (web)`,
+    );
+  });
+
+  it("warns about kept profiles of domains no longer defined (load-adopted releases them); not a failure", () => {
+    const other = "9e8d7c6b-5a49-4838-9271-605f4e3d2c1b";
+    write(path.join(root, `var/lib/virt-aa-hook/${other}.json`), JSON.stringify({ version: 1, uuid: other, name: "gone", profileName: `libvirt-${other}`, updated: "x" }));
+    const checks = doctor();
+    expect(byName(checks)["kept profiles"]).toEqual({
+      name: "kept profiles",
+      status: "warn",
+      detail: `kept for domains no longer defined with their label and not running: libvirt-${other} (gone)`,
+      fix: "virt-aa-hook load-adopted (releases them)",
+    });
+    expect(formatReport(checks)).toMatch(/\nvirt-aa-hook doctor: all good \(1 warning\(s\)\)\n$/);
+  });
+
+  it("seclabel: fails without the boot drop-in where systemd is, warns where it is not", () => {
+    write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "seclabel"\n');
+    write(path.join(root, "etc/libvirt/qemu.conf"), 'security_driver = "apparmor"\n');
+    expect(byName(doctor())["loaded at boot"]!.status).toBe("warn");
+    fs.mkdirSync(path.join(root, "etc/systemd/system"), { recursive: true });
+    expect(byName(doctor())["loaded at boot"]).toEqual({
+      name: "loaded at boot",
+      status: "fail",
+      detail: "/etc/systemd/system/libvirtd.service.d/virt-aa-hook.conf missing: after a reboot libvirtd drops adopted domains",
+      fix: "run install.sh again",
+    });
+    expect(runScript("install.sh", src, ["--root", root, "--node", "/usr/bin/node", "--libvirt-version", "9.0.0"]).status).toBe(0);
+    expect(byName(doctor())["loaded at boot"]!.status).toBe("ok");
+    // An unadopted domain next to libvirt's AppArmor driver is libvirt's: a warning, not a failure.
+    write(path.join(root, "etc/libvirt/qemu/db.xml"), domain("db", "/usr/bin/qemu-system-x86_64"));
+    expect(byName(doctor())["domains adopted"]!.status).toBe("warn");
   });
 });

@@ -5,6 +5,7 @@
 // everything it changes is put back in afterAll (see docs/system-tests.md and lab.ts).
 //
 // One file, tests in order (describe.sequential): the daemons and guests are shared state.
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -133,6 +134,14 @@ if (!ENABLED) {
     expect(r.stdout).toContain("sent SIGHUP to libvirtd");
     expect(fs.readlinkSync(HOOK_LINK)).toBe("/usr/lib/virt-aa-hook/qemu-hook");
     expect(exists(INSTALLED_BUNDLE)).toBe(true);
+    // qemu.conf pins security_driver = "none" (the lab): the installer chose the wrapper, and said so.
+    expect(r.stdout).toContain(
+      'virt-aa-hook install: /etc/libvirt/virt-aa-hook.conf: attach = "wrapper", started_check = "enforce" (chosen for this host: /etc/libvirt/qemu.conf: security_driver = "none" → attach = "wrapper")\n',
+    );
+    // The admin command is on PATH and runs the installed bundle.
+    const cmd = spawnSync("/usr/sbin/virt-aa-hook", ["status", "--json"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" } });
+    expect({ status: cmd.status, stderr: cmd.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(Array.isArray(JSON.parse(cmd.stdout))).toBe(true);
     lab.writeConfig();
     // An admin's hand-made profile for a guest we never run.
     other.text = `# admin's own profile, edited by hand\n#include <tunables/global>\nprofile libvirt-${other.uuid} flags=(attach_disconnected) {\n  #include <abstractions/libvirt-qemu>\n  /srv/admin-data/** rwk,\n}\n`;
@@ -401,6 +410,7 @@ if (!ENABLED) {
     expect(snapshot(SNAPSHOT_ROOTS)).toEqual(before);
     // What the hook made at run time goes too: its parser cache and its lock directory.
     expect([exists(CACHE_DIR), exists(RUN_DIR)]).toEqual([false, false]);
+    expect([exists("/usr/sbin/virt-aa-hook"), exists("/etc/systemd/system/libvirtd.service.d/virt-aa-hook.conf")]).toEqual([false, false]);
     lab.waitForHookScan(false);
     lab.mark();
     start(plain.name);

@@ -1,0 +1,109 @@
+/**
+ * What libvirt has on disk about a domain, read as files under the layout (the hook never calls
+ * libvirt): its persistent definition `/etc/libvirt/qemu/<name>.xml`, and whether it runs
+ * (`/run/libvirt/qemu/<name>.xml`, the status XML libvirt keeps while the domain is active, or a
+ * pid file naming a live process).
+ */
+import fs from "node:fs";
+import { adoptionProblem, attachFacts } from "../attach/index.js";
+import { safeComponent } from "../hook/identify.js";
+import type { Layout } from "../layout.js";
+
+export const DOMAINS_DIR = "/etc/libvirt/qemu";
+/** libvirt's own limit for a domain XML is far below this; a bigger file is not a domain. */
+const MAX_XML_BYTES = 16 * 1024 * 1024;
+
+export interface DefinedDomain {
+  name: string;
+  uuid: string;
+  /** Host path of the definition. */
+  file: string;
+  xml: string;
+  /** Carries virt-aa-hook's static AppArmor label `libvirt-<uuid>` (adopted for attach = "seclabel"). */
+  ourLabel: boolean;
+}
+
+function readSmall(file: string): string | undefined {
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size > MAX_XML_BYTES) return undefined;
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** Does this XML carry our static label for its own UUID? Unreadable XML does not. */
+export function carriesOurLabel(xml: string): { uuid: string; name: string } | undefined {
+  try {
+    const facts = attachFacts(xml);
+    return adoptionProblem(facts, { attach: "seclabel" }) === undefined ? { uuid: facts.uuid, name: facts.name } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The persistent definition of `name`, or undefined when there is none (or it cannot be read). */
+export function definedDomain(layout: Layout, name: string): DefinedDomain | undefined {
+  if (!safeComponent(name)) return undefined;
+  const file = `${DOMAINS_DIR}/${name}.xml`;
+  const xml = readSmall(layout.host(file));
+  if (xml === undefined) return undefined;
+  let facts: ReturnType<typeof attachFacts>;
+  try {
+    facts = attachFacts(xml);
+  } catch {
+    return undefined;
+  }
+  const ourLabel = adoptionProblem(facts, { attach: "seclabel" }) === undefined;
+  return { name: facts.name, uuid: facts.uuid, file, xml, ourLabel };
+}
+
+/** Every persistent definition, by file name, sorted. Files that do not parse are left out. */
+export function listDefined(layout: Layout): DefinedDomain[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(layout.host(DOMAINS_DIR));
+  } catch {
+    return [];
+  }
+  return names
+    .filter((f) => f.endsWith(".xml") && !f.startsWith("."))
+    .sort()
+    .map((f) => definedDomain(layout, f.slice(0, -4)))
+    .filter((d): d is DefinedDomain => d !== undefined);
+}
+
+/** Is `name` (with this UUID) defined with our static label? Then libvirt verifies its profile is loaded. */
+export function definedWithOurLabel(layout: Layout, name: string, uuid: string): boolean {
+  const d = definedDomain(layout, name);
+  return d !== undefined && d.uuid === uuid && d.ourLabel;
+}
+
+/** The pid in libvirt's pid file for `name`, when it names a live process. */
+export function runningPid(layout: Layout, name: string): number | undefined {
+  if (!safeComponent(name)) return undefined;
+  let text: string;
+  try {
+    text = fs.readFileSync(layout.host(`/run/libvirt/qemu/${name}.pid`), "utf8").trim();
+  } catch {
+    return undefined;
+  }
+  if (!/^[1-9][0-9]{0,9}$/.test(text)) return undefined;
+  return fs.existsSync(layout.host(`/proc/${text}`)) ? Number(text) : undefined;
+}
+
+/** libvirt's status XML for an active domain: `<domstatus>` around the live `<domain>`. */
+export function statusUuid(layout: Layout, name: string): string | undefined {
+  if (!safeComponent(name)) return undefined;
+  const xml = readSmall(layout.host(`/run/libvirt/qemu/${name}.xml`));
+  const m = xml === undefined ? null : /<domain[\s>][\s\S]*?<uuid>\s*([0-9a-fA-F-]{36})\s*<\/uuid>/.exec(xml);
+  return m ? m[1]!.toLowerCase() : undefined;
+}
+
+/** Is the domain `name` with this UUID active, as far as libvirt's run directory says? */
+export function isActive(layout: Layout, name: string, uuid: string): boolean {
+  const su = statusUuid(layout, name);
+  if (su !== undefined) return su === uuid;
+  return runningPid(layout, name) !== undefined;
+}

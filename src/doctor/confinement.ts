@@ -1,0 +1,78 @@
+/**
+ * What each running guest's QEMU really runs as, read from the kernel: the pid from libvirt's
+ * `/run/libvirt/qemu/<name>.pid`, the label from `/proc/<pid>/attr/apparmor/current` (or
+ * `attr/current` on older kernels), everything under the layout. This, not our records, is what
+ * status shows and doctor judges.
+ */
+import fs from "node:fs";
+import { runningPid, statusUuid } from "../adopted/defined.js";
+import type { Layout } from "../layout.js";
+import { listStates } from "../store/state.js";
+
+/**
+ * confined: QEMU in its own profile libvirt-<uuid>, enforcing, a profile virt-aa-hook manages;
+ * by libvirt: in libvirt-<uuid>, enforcing, a profile libvirt's own driver made (no record of ours);
+ * complain: in libvirt-<uuid> but only complaining; unconfined: no profile at all;
+ * other profile: some other label (another guest's profile, libvirtd's, ...);
+ * unknown: the label cannot be read.
+ */
+export type Confinement = "confined" | "by libvirt" | "complain" | "unconfined" | "other profile" | "unknown";
+
+export interface RunningGuest {
+  name: string;
+  pid: number;
+  /** From libvirt's status XML, else from our record by name. */
+  uuid?: string;
+  /** The label as the kernel gives it, e.g. "libvirt-<uuid> (enforce)". */
+  label?: string;
+  confinement: Confinement;
+}
+
+/** The label of a process, or undefined when neither attr file can be read. */
+export function processLabel(layout: Layout, pid: number): string | undefined {
+  for (const attr of [`/proc/${pid}/attr/apparmor/current`, `/proc/${pid}/attr/current`]) {
+    try {
+      return fs.readFileSync(layout.host(attr), "utf8").replace(/\0/g, "").trim();
+    } catch {
+      // try the next
+    }
+  }
+  return undefined;
+}
+
+export function judge(label: string | undefined, uuid: string | undefined, managed: boolean): Confinement {
+  if (label === undefined) return "unknown";
+  if (label === "unconfined") return "unconfined";
+  const m = /^(.*) \(([a-z_-]+)\)$/.exec(label);
+  const profile = m ? m[1]! : label;
+  const mode = m ? m[2]! : "enforce";
+  const own = uuid !== undefined ? profile === `libvirt-${uuid}` : /^libvirt-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(profile);
+  if (!own) return "other profile";
+  if (mode === "complain") return "complain";
+  if (mode !== "enforce") return "other profile";
+  return managed ? "confined" : "by libvirt";
+}
+
+/** Every guest libvirt runs (a pid file naming a live process), sorted by name. */
+export function runningGuests(layout: Layout): RunningGuest[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(layout.host("/run/libvirt/qemu"));
+  } catch {
+    return [];
+  }
+  const states = listStates(layout.host(layout.stateDir));
+  const out: RunningGuest[] = [];
+  for (const e of entries.sort()) {
+    if (!e.endsWith(".pid") || e.startsWith(".")) continue;
+    const name = e.slice(0, -4);
+    const pid = runningPid(layout, name);
+    if (pid === undefined) continue;
+    const byName = states.filter((s) => s.name === name);
+    const uuid = statusUuid(layout, name) ?? (byName.length === 1 ? byName[0]!.uuid : undefined);
+    const managed = uuid !== undefined && states.some((s) => s.uuid === uuid);
+    const label = processLabel(layout, pid);
+    out.push({ name, pid, ...(uuid ? { uuid } : {}), ...(label !== undefined ? { label } : {}), confinement: judge(label, uuid, managed) });
+  }
+  return out;
+}

@@ -1,0 +1,78 @@
+/**
+ * The installer's last words: what is confined on this host and what is not, and why. Read from
+ * the installed config, qemu.conf, the kernel and libvirt's files under the layout.
+ */
+import fs from "node:fs";
+import { listDefined } from "../adopted/defined.js";
+import { adoptionProblem, attachFacts } from "../attach/index.js";
+import { DERIVED_TEMPLATE, type Config } from "../config.js";
+import { runningGuests } from "../doctor/confinement.js";
+import { displayName, shellQuote } from "../doctor/display.js";
+import type { Layout } from "../layout.js";
+import { chooseAttach, readSecurityDriver } from "./host.js";
+
+export const LIBVIRTD_DROPIN = "/etc/systemd/system/libvirtd.service.d/virt-aa-hook.conf";
+
+export function summaryLines(layout: Layout, config: Config, opts: { configWritten: boolean }): string[] {
+  const lines: string[] = [];
+  const driver = readSecurityDriver(layout);
+  const choice = chooseAttach(driver);
+  const conf = `${layout.configPath}: attach = "${config.attach}", started_check = "${config.startedCheck}"`;
+  if (opts.configWritten) lines.push(`${conf} (chosen for this host: ${choice.reason})`);
+  else if (config.attach !== choice.attach) lines.push(`${conf} (kept as it was; this host suggests: ${choice.reason})`);
+  else lines.push(`${conf} (kept as it was)`);
+
+  if (!driver.kernelAppArmor) {
+    lines.push("NOT confined: this kernel has no AppArmor (/sys/module/apparmor/parameters/enabled): no guest is confined until the host boots with AppArmor");
+  }
+  if (config.attach === "none") {
+    lines.push(
+      driver.effective === "apparmor"
+        ? `attach = "none": every guest is left to libvirt's own AppArmor driver (${driver.describe}); virt-aa-hook confines none`
+        : `NOT confined: attach = "none" and ${driver.describe}: nothing puts QEMU into a profile`,
+    );
+  } else if (config.attach === "seclabel" && driver.effective !== "apparmor") {
+    lines.push(`NOT confined: attach = "seclabel" needs libvirt's AppArmor driver, but ${driver.describe}`);
+  } else if (config.attach === "wrapper" && driver.effective === "apparmor") {
+    lines.push(`NOT confined by virt-aa-hook: attach = "wrapper" needs security_driver = "none", but ${driver.describe}`);
+  }
+
+  const defined = listDefined(layout);
+  const running = runningGuests(layout);
+  if (config.attach !== "none") {
+    const adopted = defined.filter((d) => adoptionProblem(attachFacts(d.xml), config) === undefined).map((d) => displayName(d.name));
+    const not = defined.filter((d) => adoptionProblem(attachFacts(d.xml), config) !== undefined);
+    if (adopted.length > 0) lines.push(`adopted (confined by virt-aa-hook from their next start): ${adopted.join(", ")}`);
+    if (not.length > 0) {
+      const names = not.map((d) => displayName(d.name)).join(", ");
+      const fix = not.length === 1 ? `virt-aa-hook adopt ${shellQuote(not[0]!.name)}` : "virt-aa-hook adopt --all";
+      lines.push(
+        config.attach === "seclabel" && driver.effective === "apparmor" && !config.requireAttach
+          ? `not adopted (left to libvirt's own AppArmor driver): ${names}; to confine them with virt-aa-hook: ${fix}`
+          : `NOT confined (not adopted): ${names}; fix: ${fix}`,
+      );
+    }
+    if (defined.length === 0) lines.push("no domain is defined yet: adopt new domains with virt-aa-hook adopt NAME");
+  }
+  for (const r of running) {
+    const what =
+      r.confinement === "confined" || r.confinement === "by libvirt"
+        ? `running, ${r.confinement}`
+        : `running NOT confined (${r.confinement}${r.label !== undefined ? `: ${displayName(r.label)}` : ""}): restart it (virsh destroy/start) once adopted`;
+    lines.push(`${displayName(r.name)}: ${what}`);
+  }
+
+  lines.push(
+    config.template === DERIVED_TEMPLATE
+      ? `NVRAM: profiles created from ${DERIVED_TEMPLATE} let each guest open only its own NVRAM`
+      : `NVRAM: template = ${config.template} (not ${DERIVED_TEMPLATE}): guests may open each other's NVRAM in /var/lib/libvirt/qemu/nvram`,
+  );
+  if (config.attach === "seclabel") {
+    lines.push(
+      fs.existsSync(layout.host(LIBVIRTD_DROPIN))
+        ? `at boot: libvirtd.service runs virt-aa-hook load-adopted first (${LIBVIRTD_DROPIN})`
+        : "at boot: no systemd drop-in: run virt-aa-hook load-adopted before libvirtd starts, or libvirt drops adopted domains",
+    );
+  }
+  return lines;
+}
