@@ -54,6 +54,12 @@ const FORBIDDEN: readonly string[] = [
   "/var/lib/systemd",
   "/run/udev",
   "/run/credentials",
+  // init's control FIFO; the shutdown initramfs systemd executes at power-off.
+  "/run/initctl",
+  "/run/initramfs",
+  // X11 and ICE sockets: input injected into a host user's desktop session.
+  "/tmp/.X11-unix",
+  "/tmp/.ICE-unix",
   // Daemons' control sockets: D-Bus (system and per-user buses), container engines, snapd,
   // sudo's timestamps, name-service caches and resolvers, polkit's local authority.
   "/run/dbus",

@@ -53,6 +53,8 @@ const ELEMENTS: Record<string, (p: string) => string> = {
   "graphics-socket": (p) => `<graphics type='vnc' socket='${xmlAttr(p)}'/>`,
   "rendernode": (p) => `<graphics type='spice'><gl enable='yes' rendernode='${xmlAttr(p)}'/></graphics>`,
   "hostdev-pci-03": () => `<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></source></hostdev>`,
+  "hostdev-scsi-1": () => `<hostdev mode='subsystem' type='scsi'><source><adapter name='scsi_host0'/><address bus='0' target='0' unit='1'/></source></hostdev>`,
+  "hostdev-scsi-2": () => `<hostdev mode='subsystem' type='scsi'><source><adapter name='scsi_host0'/><address bus='0' target='0' unit='2'/></source></hostdev>`,
   "hostdev-pci-04": () => `<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x04' slot='0x00' function='0x0'/></source></hostdev>`,
 };
 /** Firmware and boot files live in <os>, not <devices>. */
@@ -71,7 +73,7 @@ const NEVER = [
   // Host terminals.
   "/dev/pts/3", "/dev/tty1", "/dev/vcs1", "/dev/console",
   // Block devices the host uses, and a swap file.
-  "/dev/sdb", "/dev/sdb1", "/dev/sdd", "/dev/sde", "/dev/sde1", "/dev/dm-0", "/dev/sdf", "/swapfile",
+  "/dev/sdb", "/dev/sdb1", "/dev/sdd", "/dev/sde", "/dev/sde1", "/dev/dm-0", "/dev/sdf", "/swapfile", "/dev/sg1",
   // A PCI device's files assignment never uses.
   `${PCI3}/remove`, `${PCI4}/remove`, `${PCI3}/driver_override`,
   // Another guest's runtime files, libvirt's socket.
@@ -94,6 +96,7 @@ const ONLY: Record<string, string[]> = {
   [`${PCI4}/resource0`]: ["hostdev-pci-04"],
   [`${PCI4}/config`]: ["hostdev-pci-04"],
   "/dev/ttyS0": ["serial-dev", "hostdev-misc"],
+  "/dev/sg2": ["hostdev-scsi-2"],
   "/dev/input/event3": ["input-evdev", "input-passthrough", "hostdev-misc"],
   "/dev/sdc": BLOCK_KINDS,
   "/dev/sdc1": BLOCK_KINDS,
