@@ -32,9 +32,11 @@ export function runtimeOwnership(domain: Domain, layout: Layout): RuntimeOwnersh
   const short = domainShortName(domain);
   const ownTrees = [
     `${SWTPM_STORAGE_DIR}/${domain.uuid}`,
-    // NVRAM files are named by the XML (libvirt's default is nvram/<name>_VARS.fd) and
-    // abstractions/libvirt-qemu already grants every guest `owner .../nvram/*_VARS.fd rwk`:
-    // refusing them here would close nothing (docs/threat-model.md, "Policy by provenance").
+    // NVRAM files are named by the XML like disk images (libvirt's default is
+    // nvram/<name>_VARS.fd, but any name is valid and a renamed guest keeps its old one), so no
+    // name tells whose a file is. What keeps guests off each other's NVRAM is the abstraction the
+    // installer derives without libvirt's shared `nvram/*_VARS.fd` rule plus the exclusive-write
+    // check across running guests (docs/threat-model.md, "Policy by provenance").
     `${layout.libvirtLibDir}/nvram`,
   ];
   const ownFiles = [`${layout.libvirtRunDir}/${domain.name}.pid`, `${SWTPM_LOG_DIR}/${domain.name}-swtpm.log`];
