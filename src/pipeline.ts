@@ -1,5 +1,6 @@
 import type { Domain } from "./domain/model.js";
 import { parseDomain } from "./domain/index.js";
+import { literalBudgetProblem, pathLimitProblem } from "./domain/limits.js";
 import { GuestError, PathError } from "./errors.js";
 import { HostFs } from "./hostfs.js";
 import type { Layout } from "./layout.js";
@@ -37,10 +38,24 @@ export function buildProfile(xml: string | Buffer, opts: BuildOptions): ProfileB
     const fs = new HostFs(opts.layout);
     const raw = deriveRules({ domain, fs, layout: opts.layout, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH });
     const rules = applyPolicy(fs, raw);
+    checkLimits(rules);
     const filesText = renderFiles(domain, rules);
     return { domain, rules, filesText, profileName: opts.layout.profileName(domain.uuid) };
   } catch (err) {
     if (err instanceof PathError) throw new GuestError(domain.name, err.path, err.reason);
     throw err;
   }
+}
+
+/**
+ * Byte limits on the final (canonical) rules: what symlinks and image headers add is counted too,
+ * not only what the XML wrote. Bounds what one guest's profile can cost apparmor_parser.
+ */
+function checkLimits(rules: readonly Rule[]): void {
+  for (const r of rules) {
+    const problem = pathLimitProblem(r.path);
+    if (problem) throw new PathError(r.path, `${r.source}: ${problem}`);
+  }
+  const over = literalBudgetProblem(rules.map((r) => r.path));
+  if (over) throw new PathError(over.path, over.reason);
 }

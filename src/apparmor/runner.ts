@@ -18,7 +18,8 @@ export interface RunOptions {
   cwd?: string;
 }
 
-const DEFAULT_TIMEOUT_MS = 120_000;
+/** When the caller gives none; the hook passes config `parser_timeout` (src/config.ts). */
+export const DEFAULT_TIMEOUT_MS = 120_000;
 // A parser that prints megabytes is broken; keep only enough to quote it.
 const MAX_OUTPUT_BYTES = 1024 * 1024;
 /** After a timeout: SIGTERM, then SIGKILL if the parser is still there this much later. */

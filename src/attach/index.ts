@@ -85,6 +85,12 @@ function parse(xml: string): Parsed {
   };
   const nameSpan = only("domain/name");
   const name = (nameSpan && textOf(xml, nameSpan)?.trim()) || "-";
+  // Names are printed in every report line and passed to the hook: one line, no escapes.
+  const control = /[\u0000-\u001f\u007f-\u009f]/.exec(name);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+    throw new AttachError(`cannot read domain XML: <name> contains control character U+${code}`);
+  }
   const uuidSpan = only("domain/uuid");
   const uuid = (uuidSpan && textOf(xml, uuidSpan)?.trim().toLowerCase()) ?? "";
   if (!UUID.test(uuid)) throw new AttachError(`${name}: <uuid> "${uuid}" is not a canonical UUID`);

@@ -5,6 +5,7 @@ import { withGuestLock } from "../store/lock.js";
 import { readState } from "../store/state.js";
 import type { HookContext } from "./context.js";
 import { identifyGuest } from "./identify.js";
+import { recordKept } from "./kept.js";
 import { removeStaleStages } from "./sync.js";
 
 /**
@@ -32,7 +33,7 @@ export async function releaseGuest(ctx: HookContext, xml: Buffer): Promise<{ sum
   await withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async () => {
     if (env.target) {
       try {
-        const r = await new Parser(config.parser, env).unload(paths.profileName);
+        const r = await new Parser(config.parser, env, config.parserTimeout * 1000).unload(paths.profileName);
         done.push(r === "removed" ? "unloaded" : "was not loaded");
       } catch (err) {
         problems.push((err as Error).message);
@@ -52,6 +53,8 @@ export async function releaseGuest(ctx: HookContext, xml: Buffer): Promise<{ sum
         removeDurably(paths.profile);
         done.push("removed profile");
       } else {
+        // Whose it is, so that a different domain reusing the UUID cannot inherit it (kept.ts).
+        recordKept(paths, id.name, current);
         done.push("kept admin's profile");
       }
     });
