@@ -37,7 +37,7 @@ export function guestXml(g: GuestSpec): string {
       return `    <disk type='file' device='disk'>
       <driver name='qemu' type='raw'/>
       <source file='${escapeAttr(s.path)}'/>${s.backing ? `\n      ${backingXml(s.backing)}` : ""}
-      <target dev='vd${String.fromCharCode(97 + i)}' bus='virtio'/>${s.readonly ? "\n      <readonly/>" : ""}${s.shareable ? "\n      <shareable/>" : ""}
+      <target dev='${i < 26 ? `vd${String.fromCharCode(97 + i)}` : `vdz${i}`}' bus='virtio'/>${s.readonly ? "\n      <readonly/>" : ""}${s.shareable ? "\n      <shareable/>" : ""}
     </disk>`;
     })
     .join("\n");
