@@ -142,10 +142,11 @@ export function conflictError(guest: string, c: Conflict): GuestError {
 /** Are all of `next` already held in `held`, with no wider access? (Then nothing new is claimed.) */
 export function coveredBy(next: readonly HeldPath[], held: readonly HeldPath[] | undefined): boolean {
   if (held === undefined) return next.length === 0;
-  const key = (h: HeldPath) => `${h.path}\u0000${h.id ?? ""}`;
-  const old = new Map(held.map((h) => [key(h), h]));
+  // By path: a file that appeared since (a log QEMU created) or was replaced is still the path
+  // this guest held; what it is now is checked against the others on every call anyway.
+  const old = new Map(held.map((h) => [h.path, h]));
   return next.every((h) => {
-    const o = old.get(key(h));
+    const o = old.get(h.path);
     // Claiming write where we held read, or dropping <shareable/>, is a wider claim.
     return o !== undefined && (o.write || !h.write) && (!o.shareable || h.shareable);
   });
@@ -155,9 +156,8 @@ export function coveredBy(next: readonly HeldPath[], held: readonly HeldPath[] |
 export function unionHolds(a: readonly HeldPath[] | undefined, b: readonly HeldPath[]): HeldPath[] {
   const out = new Map<string, HeldPath>();
   for (const h of [...(a ?? []), ...b]) {
-    const key = `${h.path}\u0000${h.id ?? ""}`;
-    const seen = out.get(key);
-    out.set(key, seen ? { ...seen, write: seen.write || h.write, shareable: seen.shareable && h.shareable } : h);
+    const seen = out.get(h.path);
+    out.set(h.path, seen ? { ...h, write: seen.write || h.write, shareable: seen.shareable && h.shareable } : h);
   }
   return [...out.values()];
 }
