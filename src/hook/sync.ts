@@ -174,7 +174,9 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
           : {}),
       // Unchanged rules keep the hash we recorded for them: hashing loads node:crypto (~4 ms), and
       // if someone rewrote the .files to exactly these rules, the old hash only makes release keep it.
-      filesSha256: !filesChanged && state?.filesSha256 !== undefined ? state.filesSha256 : sha256(newFiles),
+      // Only if the record is newer than the .files: a hook killed between renaming a new .files
+      // into place and writing its record left a record that describes the previous one.
+      filesSha256: !filesChanged && state?.filesSha256 !== undefined && !newerThan(paths.files, state.updated) ? state.filesSha256 : sha256(newFiles),
       ...(didLoad ? { loadedAs: wantedAs } : state?.loadedAs ? { loadedAs: state.loadedAs } : {}),
       // What the guest holds from now on: exactly this profile's paths (the claim made before the
       // load held the union of the old and the new profile's).
@@ -247,6 +249,13 @@ function undoClaim(ctx: HookContext, paths: GuestPaths, state: GuestState | unde
   } catch (err) {
     ctx.log.detail("warn", ctx.guest, ctx.op, `cannot restore ${paths.hostState} after the failure: ${(err as Error).message}`);
   }
+}
+
+/** Was `file` modified after the ISO time `when` (or cannot that be told)? */
+function newerThan(file: string, when: string): boolean {
+  const written = Date.parse(when);
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  return st === undefined || !Number.isFinite(written) || st.mtimeMs > written;
 }
 
 /** Same record apart from the time it was written. */
