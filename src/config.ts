@@ -37,6 +37,8 @@ export interface Config {
   subdomainfs: string;
   /** Seconds to wait for another virt-aa-hook working on the same guest. */
   lockTimeout: number;
+  /** Seconds one apparmor_parser run may take before it is killed and the start fails. */
+  parserTimeout: number;
   logLevel: "error" | "warn" | "info" | "debug";
   /** One line per hook call is appended here; "" disables the log. */
   logFile: string;
@@ -59,6 +61,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   apparmorDir: "/etc/apparmor.d",
   subdomainfs: "",
   lockTimeout: 30,
+  parserTimeout: 60,
   logLevel: "info",
   logFile: "/var/log/libvirt/virt-aa-hook.log",
   attach: "none",
@@ -118,6 +121,13 @@ const SETTERS: Record<string, Setter> = {
       return `must be a whole number of seconds from 1 to 3600, not ${JSON.stringify(value)}`;
     }
     cfg.lockTimeout = Number(value);
+    return undefined;
+  },
+  parser_timeout: (cfg, value) => {
+    if (!/^[0-9]{1,4}$/.test(value) || Number(value) < 5 || Number(value) > 3600) {
+      return `must be a whole number of seconds from 5 to 3600, not ${JSON.stringify(value)}`;
+    }
+    cfg.parserTimeout = Number(value);
     return undefined;
   },
   log_level: oneOf("logLevel", ["error", "warn", "info", "debug"]),

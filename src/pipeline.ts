@@ -1,5 +1,6 @@
 import type { Domain } from "./domain/model.js";
 import { parseDomain } from "./domain/index.js";
+import { literalBudgetProblem, pathLimitProblem } from "./domain/limits.js";
 import { GuestError, PathError } from "./errors.js";
 import { HostFs } from "./hostfs.js";
 import type { Layout } from "./layout.js";
@@ -46,6 +47,7 @@ export function buildProfile(xml: string | Buffer, opts: BuildOptions): ProfileB
     const images = imageChecks(fs, opts.layout, domain.uuid, opts.previousFiles?.(domain.uuid));
     const raw = deriveRules({ domain, fs, layout: opts.layout, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH, images });
     const rules = applyPolicy(fs, raw, runtimeOwnership(domain, opts.layout));
+    checkLimits(rules);
     const filesText = renderFiles(domain, rules);
     return { domain, rules, filesText, profileName: opts.layout.profileName(domain.uuid) };
   } catch (err) {
@@ -73,4 +75,17 @@ export function imageChecks(fs: HostFs, layout: Layout, uuid: string, previous?:
     writableByOtherGuest: (p) => others().find((g) => permsFor(g, p)?.includes("w"))?.guest,
     ...(before === undefined ? {} : { grantedBefore: (p: string) => permsFor(before, p) }),
   };
+}
+
+/**
+ * Byte limits on the final (canonical) rules: what symlinks and image headers add is counted too,
+ * not only what the XML wrote. Bounds what one guest's profile can cost apparmor_parser.
+ */
+function checkLimits(rules: readonly Rule[]): void {
+  for (const r of rules) {
+    const problem = pathLimitProblem(r.path);
+    if (problem) throw new PathError(r.path, `${r.source}: ${problem}`);
+  }
+  const over = literalBudgetProblem(rules.map((r) => r.path));
+  if (over) throw new PathError(over.path, over.reason);
 }

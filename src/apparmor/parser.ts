@@ -27,6 +27,8 @@ export class Parser {
   constructor(
     readonly parserPath: string,
     readonly env: ApparmorEnvironment,
+    /** Kill a parser run after this long (config `parser_timeout`); runner.ts's default when absent. */
+    readonly timeoutMs?: number,
   ) {}
 
   /** Compile without loading or caching: proves the profile (with staged includes) is valid. */
@@ -81,7 +83,7 @@ export class Parser {
 
   private async run(args: string[], extra: { input?: string } = {}): Promise<ParserResult> {
     if (!this.env.parserPresent) throw new HostError(`cannot run ${this.parserPath}: not an executable file`);
-    return runParser(this.parserPath, args, extra);
+    return runParser(this.parserPath, args, this.timeoutMs === undefined ? extra : { ...extra, timeoutMs: this.timeoutMs });
   }
 
   private check(r: ParserResult, what: string, opts: CompileOptions): void {

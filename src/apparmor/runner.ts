@@ -18,7 +18,8 @@ export interface RunOptions {
   cwd?: string;
 }
 
-const DEFAULT_TIMEOUT_MS = 120_000;
+/** When the caller gives none; the hook passes config `parser_timeout` (src/config.ts). */
+export const DEFAULT_TIMEOUT_MS = 120_000;
 // A parser that prints megabytes is broken; keep only enough to quote it.
 const MAX_OUTPUT_BYTES = 1024 * 1024;
 /** After a timeout: SIGTERM, then SIGKILL if the parser is still there this much later. */
@@ -44,6 +45,9 @@ export async function runParser(parser: string, args: readonly string[], opts: R
         // No input: /dev/null, which the parser reads as the empty input a closed pipe gives, without
         // the pipe and its write stream (a few ms of every load).
         stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+        // Its own process group: apparmor_parser compiles in a forked child, which a kill of the
+        // parser alone would leave running (holding our pipes open, so "close" would wait for it).
+        detached: true,
         ...(opts.cwd ? { cwd: opts.cwd } : {}),
       });
     } catch (err) {
@@ -55,10 +59,17 @@ export async function runParser(parser: string, args: readonly string[], opts: R
     let failure: string | undefined;
     let settled = false;
     let killTimer: NodeJS.Timeout | undefined;
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        child.kill(signal); // the group is gone already; the parser itself, if still there
+      }
+    };
     const kill = (why: string) => {
       failure ??= why;
-      child.kill("SIGTERM");
-      killTimer ??= setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+      signalGroup("SIGTERM");
+      killTimer ??= setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS);
       killTimer.unref();
     };
     const limit = timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`;

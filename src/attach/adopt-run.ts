@@ -28,8 +28,13 @@ export class VirshError extends Error {
   }
 }
 
-export function virshAt(virshPath: string, uri?: string): Virsh {
+/**
+ * virsh at `virshPath` (absolute, never looked up in PATH). `tmpDir` is where `define` writes its
+ * XML file (default: the system's temporary directory); `adopt --root DIR` passes DIR/tmp.
+ */
+export function virshAt(virshPath: string, uri?: string, tmpDir?: string): Virsh {
   const base = uri ? ["-c", uri] : [];
+  if (!virshPath.startsWith("/")) throw new VirshError(`cannot run ${virshPath}: not an absolute path`);
   const run = (args: string[]): string => {
     const r = spawnSync(virshPath, [...base, ...args], { encoding: "utf8", env: { LC_ALL: "C", PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
     if (r.error) throw new VirshError(`cannot run ${virshPath}: ${r.error.message}`);
@@ -43,7 +48,9 @@ export function virshAt(virshPath: string, uri?: string): Virsh {
     list: () => run(["list", "--all", "--name"]).split("\n").map((s) => s.trim()).filter(Boolean),
     dumpxml: (name) => run(["dumpxml", "--inactive", "--security-info", name]),
     define: (xml) => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virt-aa-hook-adopt-"));
+      const parent = tmpDir ?? os.tmpdir();
+      fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
+      const dir = fs.mkdtempSync(path.join(parent, "virt-aa-hook-adopt-"));
       try {
         const file = path.join(dir, "domain.xml");
         fs.writeFileSync(file, xml, { mode: 0o600 });

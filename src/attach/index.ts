@@ -12,7 +12,7 @@
  * what `virsh define` gets differs from what the admin wrote only where adoption needs it.
  */
 import type { Domain } from "../domain/model.js";
-import { escapeText, scanElements, textOf, type ElementSpan } from "./xml-spans.js";
+import { escapeText, scanElements, textOf, XmlScanError, type ElementSpan } from "./xml-spans.js";
 
 export type AttachMode = "wrapper" | "seclabel" | "none";
 
@@ -76,6 +76,15 @@ function parse(xml: string): Parsed {
   } catch (err) {
     throw new AttachError(`cannot read domain XML: ${(err as Error).message}`);
   }
+  // Text is decoded on demand: a character reference XML forbids is found here, not by the scan.
+  const textAt = (span: ElementSpan): string | undefined => {
+    try {
+      return textOf(xml, span);
+    } catch (err) {
+      if (err instanceof XmlScanError) throw new AttachError(`cannot read domain XML: ${err.message}`);
+      throw err;
+    }
+  };
   const root = spans[0];
   if (!root || root.path !== "domain") throw new AttachError("cannot read domain XML: the root element is not <domain>");
   const only = (p: string): ElementSpan | undefined => {
@@ -84,14 +93,20 @@ function parse(xml: string): Parsed {
     return found[0];
   };
   const nameSpan = only("domain/name");
-  const name = (nameSpan && textOf(xml, nameSpan)?.trim()) || "-";
+  const name = (nameSpan && textAt(nameSpan)?.trim()) || "-";
+  // Names are printed in every report line and passed to the hook: one line, no escapes.
+  const control = /[\u0000-\u001f\u007f-\u009f]/.exec(name);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+    throw new AttachError(`cannot read domain XML: <name> contains control character U+${code}`);
+  }
   const uuidSpan = only("domain/uuid");
-  const uuid = (uuidSpan && textOf(xml, uuidSpan)?.trim().toLowerCase()) ?? "";
+  const uuid = (uuidSpan && textAt(uuidSpan)?.trim().toLowerCase()) ?? "";
   if (!UUID.test(uuid)) throw new AttachError(`${name}: <uuid> "${uuid}" is not a canonical UUID`);
   const emulatorSpan = only("domain/devices/emulator");
   let emulator: Parsed["emulator"];
   if (emulatorSpan) {
-    const text = textOf(xml, emulatorSpan);
+    const text = textAt(emulatorSpan);
     if (text === undefined) throw new AttachError(`${name}: <emulator> has child elements`);
     emulator = { span: emulatorSpan, path: text.trim() };
   }
@@ -99,7 +114,7 @@ function parse(xml: string): Parsed {
     .filter((s) => s.path === "domain/seclabel")
     .map((span) => {
       const labelSpan = spans.find((s) => s.path === "domain/seclabel/label" && s.start > span.start && s.end <= span.end);
-      const label = labelSpan ? textOf(xml, labelSpan)?.trim() : undefined;
+      const label = labelSpan ? textAt(labelSpan)?.trim() : undefined;
       return label === undefined ? { span } : { span, label };
     });
   return { xml, spans, name, uuid, emulator, seclabels, root };

@@ -33,7 +33,15 @@ export class XmlScanError extends Error {
 
 const NAME_END = /[\s/>=]/;
 
+/** Characters XML 1.0 forbids even as literals (as domain/screen.ts). */
+const ILLEGAL_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 export function scanElements(xml: string): ElementSpan[] {
+  const illegal = ILLEGAL_CHAR.exec(xml);
+  if (illegal) {
+    const code = illegal[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+    throw new XmlScanError(`character U+${code} is not allowed in XML (offset ${illegal.index})`);
+  }
   const out: ElementSpan[] = [];
   const stack: ElementSpan[] = [];
   let i = 0;
@@ -115,14 +123,34 @@ function scanStartTag(xml: string, lt: number, stack: ElementSpan[], out: Elemen
 
 const NAMED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
+/**
+ * The five predefined entities and character references. A reference to a character XML 1.0
+ * forbids (`&#0;`, `&#x1b;`, `&#xFFFE;`, a surrogate, beyond U+10FFFF) is refused, as the domain
+ * parser refuses it: libvirt never writes one, and decoded it would put an escape sequence or NUL
+ * into a name that admin commands print or pass on.
+ */
 export function decodeEntities(text: string): string {
   return text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);/g, (whole, ref: string) => {
-    if (ref.startsWith("#x")) return String.fromCodePoint(parseInt(ref.slice(2), 16));
-    if (ref.startsWith("#")) return String.fromCodePoint(parseInt(ref.slice(1), 10));
+    if (ref.startsWith("#")) {
+      const code = ref.startsWith("#x") ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+      if (!isXmlChar(code)) throw new XmlScanError(`character reference ${whole} is not allowed in XML`);
+      return String.fromCodePoint(code);
+    }
     const named = NAMED[ref];
     if (named === undefined) throw new XmlScanError(`unknown entity ${whole}`);
     return named;
   });
+}
+
+function isXmlChar(code: number): boolean {
+  return (
+    code === 0x9 ||
+    code === 0xa ||
+    code === 0xd ||
+    (code >= 0x20 && code <= 0xd7ff) ||
+    (code >= 0xe000 && code <= 0xfffd) ||
+    (code >= 0x10000 && code <= 0x10ffff)
+  );
 }
 
 export function escapeText(text: string): string {

@@ -1,6 +1,7 @@
 /** Typed attribute and text readers: an XmlElement plus a value check, failing at that element. */
 import type { PciAddress } from "./model.js";
 import type { XmlElement } from "./tree.js";
+import { pathLimitProblem } from "./limits.js";
 import { checkLabel, checkToken, parseCUnsigned, parseUuid, parseYesNo } from "./values.js";
 
 /** An enumeration-like attribute ("type", "model", ...), or undefined. */
@@ -22,13 +23,17 @@ export function yesNo(el: XmlElement, name: string, fallback = false): boolean {
 /** A host path attribute, kept as written; an empty value means no path (libvirt treats it so). */
 export function path(el: XmlElement | undefined, name: string): string | undefined {
   const raw = el?.attr(name);
-  return raw === "" ? undefined : raw;
+  if (raw === undefined || raw === "") return undefined;
+  const problem = pathLimitProblem(raw);
+  return problem ? el!.fail(`attribute "${name}": ${problem}`) : raw;
 }
 
 /** A host path given as element text (`<kernel>`, `<loader>`, ...); empty means none. */
 export function textPath(el: XmlElement | undefined): string | undefined {
   const raw = el?.text();
-  return raw === "" ? undefined : raw;
+  if (raw === undefined || raw === "") return undefined;
+  const problem = pathLimitProblem(raw);
+  return problem ? el!.fail(problem) : raw;
 }
 
 /** Free text used in labels (channel names, target devs): no control characters. */

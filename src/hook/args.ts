@@ -41,6 +41,7 @@ export function parseHookArgs(args: readonly string[]): HookInvocation {
     }
   }
   const rest = args.slice(i);
-  if (rest.length < 2 || rest.length > 4) throw new UsageError(`expected 4 arguments after the options, got ${rest.length}`);
-  return { root, guest: rest[0]!, op: rest[1]!, subop: rest[2] ?? "-", extra: rest[3] ?? "-" };
+  // Exactly libvirt's four: a shorter or longer command line is not libvirt calling.
+  if (rest.length !== 4) throw new UsageError(`expected 4 arguments after the options, got ${rest.length}`);
+  return { root, guest: rest[0]!, op: rest[1]!, subop: rest[2]!, extra: rest[3]! };
 }

@@ -8,6 +8,7 @@ import { readState } from "../store/state.js";
 import type { HookContext } from "./context.js";
 import { errorReason } from "./failure.js";
 import { identifyGuest } from "./identify.js";
+import { recordKept } from "./kept.js";
 import { removeStaleStages, syncProfile } from "./sync.js";
 
 export interface ReleaseOutcome {
@@ -85,7 +86,7 @@ export async function releaseIdentified(
   await withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async () => {
     if (env.target) {
       try {
-        const r = await new Parser(config.parser, env).unload(paths.profileName);
+        const r = await new Parser(config.parser, env, config.parserTimeout * 1000).unload(paths.profileName);
         done.push(r === "removed" ? "unloaded" : "was not loaded");
       } catch (err) {
         problems.push((err as Error).message);
@@ -105,6 +106,8 @@ export async function releaseIdentified(
         removeDurably(paths.profile);
         done.push("removed profile");
       } else {
+        // Whose it is, so that a different domain reusing the UUID cannot inherit it (kept.ts).
+        recordKept(paths, id.name, current);
         done.push("kept admin's profile");
       }
     });

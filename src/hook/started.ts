@@ -20,7 +20,7 @@ export function checkStarted(ctx: HookContext, xml: Buffer): string {
   if (!id) throw new HookFailure("-", "cannot check the confinement of QEMU: the domain XML names no valid guest");
   const expected = layout.profileName(id.uuid);
 
-  const problem = findProblem(ctx, expected);
+  const problem = findProblem(ctx, `${expected} (${config.mode === "complain" ? "complain" : "enforce"})`);
   if (!problem) return `QEMU runs in ${expected}`;
   if (config.startedCheck === "enforce") throw new HookFailure(problem.path, problem.reason);
   ctx.log.detail("warn", ctx.guest, ctx.op, `${problem.path}: ${problem.reason}`);
@@ -28,7 +28,8 @@ export function checkStarted(ctx: HookContext, xml: Buffer): string {
   return `warning: ${problem.reason}`;
 }
 
-function findProblem(ctx: HookContext, expected: string): { path: string; reason: string } | undefined {
+/** `wanted`: the exact label QEMU must carry, "libvirt-<uuid> (enforce)" (or "(complain)"). */
+function findProblem(ctx: HookContext, wanted: string): { path: string; reason: string } | undefined {
   const { layout } = ctx;
   if (!safeComponent(ctx.guest)) return { path: "-", reason: "cannot find QEMU's pid file: the guest name is not a file name" };
   const pidFile = `${layout.libvirtRunDir}/${ctx.guest}.pid`;
@@ -48,10 +49,12 @@ function findProblem(ctx: HookContext, expected: string): { path: string; reason
     } catch {
       continue;
     }
-    // "libvirt-<uuid> (enforce)\n", or "unconfined\n"
-    const name = label.replace(/\0/g, "").trim().replace(/ \([a-z_-]+\)$/, "");
-    if (name === expected) return undefined;
-    return { path: attr, reason: `QEMU (pid ${pidText}) runs as ${JSON.stringify(name)}, not in its profile ${expected}` };
+    // "libvirt-<uuid> (enforce)\n"; anything else is not confined as configured: "unconfined",
+    // "libvirt-<uuid> (complain)" under mode = "enforce" (denials only logged), "(unconfined)"
+    // (a profile loaded with flags=(unconfined)), another profile.
+    const current = label.replace(/\0/g, "").trim();
+    if (current === wanted) return undefined;
+    return { path: attr, reason: `QEMU (pid ${pidText}) runs as ${JSON.stringify(current)}, not in its profile ${wanted}` };
   }
   return { path: candidates[1]!, reason: `cannot read the AppArmor label of QEMU (pid ${pidText})` };
 }

@@ -4,12 +4,15 @@ import { randomHex } from "../lazy.js";
 import { detectEnvironment, KERNEL_ENABLED_FILE, Parser, removeCacheEntries } from "../apparmor/index.js";
 import { buildProfile } from "../pipeline.js";
 import { renderProfile } from "../render/index.js";
-import { installIfAbsent, isTempNameFor, readIfExists, renameDurably, writeNewFile } from "../store/atomic.js";
-import { filesInclude, guestPaths, sha256, type GuestPaths } from "../store/guest-files.js";
-import { withGuestLock } from "../store/lock.js";
-import { readState, writeState, type GuestState } from "../store/state.js";
+import { installIfAbsent, isTempNameFor, readIfExists, removeDurably, renameDurably, writeNewFile } from "../store/atomic.js";
+import { filesInclude, guestPaths, hostLockPath, sha256, type GuestPaths } from "../store/guest-files.js";
+import { withGuestLock, withHostLock, type GuestLock } from "../store/lock.js";
+import { readState, writeState, type GuestState, type HeldPath } from "../store/state.js";
+import { checkAttach } from "./attach-check.js";
 import type { HookContext } from "./context.js";
+import { conflictError, coveredBy, findConflict, heldPaths, needsRefresh, unionHolds } from "./exclusive.js";
 import { HookFailure } from "./failure.js";
+import { checkKeptOwner } from "./kept.js";
 
 /**
  * When to (re)load the profile:
@@ -48,6 +51,8 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
   const previousFiles = policy === "always" ? undefined : (uuid: string) => readIfExists(guestPaths(layout, uuid).files);
   const built = buildProfile(xml, { layout, ...(previousFiles ? { previousFiles } : {}) });
   const uuid = built.domain.uuid;
+  // require_attach: a guest that would run outside its profile is refused before anything is written.
+  if (policy !== "if-not-loaded") checkAttach(config, built.domain);
   const paths = guestPaths(layout, uuid);
   const env = detectEnvironment(layout, config);
 
@@ -62,7 +67,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
     if (config.noApparmor === "skip") return { uuid, profileName: paths.profileName, summary: "skipped: AppArmor is not enabled" };
     compileOnly = true;
   }
-  const parser = new Parser(config.parser, env);
+  const parser = new Parser(config.parser, env, config.parserTimeout * 1000);
   const wantedAs: NonNullable<GuestState["loadedAs"]> = compileOnly ? "compile-only" : config.mode === "complain" ? "complain" : "enforce";
 
   fs.mkdirSync(paths.profilesDir, { recursive: true, mode: 0o755 });
@@ -75,10 +80,30 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
       ctx.log.detail("warn", ctx.guest, ctx.op, "removed the staging leftovers of an interrupted hook and the profile's cache entries");
     }
     const state = readState(paths.state);
+    const existingProfile = readIfExists(paths.profile);
+    checkKeptOwner(ctx, paths, built.domain.name, state, existingProfile);
+    const now = Date.now();
+    const holds = heldPaths(layout, built.domain, built.rules);
+    const claim = await claimPaths(ctx, paths, built.domain.name, state, holds, policy === "always", now);
+    try {
+      return await commit(lock, state, existingProfile, holds, claim.prepared);
+    } catch (err) {
+      if (claim.recorded) undoClaim(ctx, paths, state);
+      throw err;
+    }
+  });
+
+  /** Steps 2 and 3 under the guest's lock, once the guest's paths are claimed. */
+  async function commit(
+    lock: GuestLock,
+    state: GuestState | undefined,
+    existingProfile: Buffer | undefined,
+    holds: HeldPath[],
+    prepared: string | undefined,
+  ): Promise<SyncOutcome> {
     const newFiles = Buffer.from(built.filesText, "utf8");
     const oldFiles = readIfExists(paths.files);
     const filesChanged = oldFiles === undefined || !oldFiles.equals(newFiles);
-    const existingProfile = readIfExists(paths.profile);
     const newProfile = existingProfile === undefined ? createProfileText(ctx, paths) : undefined;
     const modeChanged = state?.loadedAs !== wantedAs;
 
@@ -152,15 +177,88 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
           : {}),
       // Unchanged rules keep the hash we recorded for them: hashing loads node:crypto (~4 ms), and
       // if someone rewrote the .files to exactly these rules, the old hash only makes release keep it.
-      filesSha256: !filesChanged && state?.filesSha256 !== undefined ? state.filesSha256 : sha256(newFiles),
+      // Only if the record is newer than the .files: a hook killed between renaming a new .files
+      // into place and writing its record left a record that describes the previous one.
+      filesSha256: !filesChanged && state?.filesSha256 !== undefined && !newerThan(paths.files, state.updated) ? state.filesSha256 : sha256(newFiles),
       ...(didLoad ? { loadedAs: wantedAs } : state?.loadedAs ? { loadedAs: state.loadedAs } : {}),
+      // What the guest holds from now on: exactly this profile's paths (the claim made before the
+      // load held the union of the old and the new profile's).
+      holds,
+      ...(prepared !== undefined ? { prepared } : {}),
       updated: new Date().toISOString(),
     };
     // A record that would only get a new `updated` is left alone: the atomic write fsyncs twice,
     // which is most of what an unchanged start costs (docs/performance.md).
     if (state === undefined || !sameRecord(state, next)) writeState(paths.state, next);
     return { uuid, profileName: paths.profileName, summary };
+  }
+}
+
+/**
+ * Check `holds` against every other running guest and, when they claim anything this guest did
+ * not already hold (or a `prepare` restarts the guest's grace window), record the claim before the
+ * profile is loaded: under the host-wide lock, briefly (a few reads and one write), so two guests
+ * preparing at once see each other. The record then holds the union of the old and the new paths
+ * until the load is done (the old profile may still be in the kernel); `commit` narrows it to the
+ * new paths, `undoClaim` restores the old record if the load fails.
+ */
+async function claimPaths(
+  ctx: HookContext,
+  paths: GuestPaths,
+  name: string,
+  state: GuestState | undefined,
+  holds: HeldPath[],
+  prepare: boolean,
+  now: number,
+): Promise<{ recorded: boolean; prepared: string | undefined }> {
+  const { layout } = ctx;
+  const check = () => {
+    const conflict = findConflict(layout, paths.uuid, holds, now, (other, held) => {
+      ctx.log.detail(
+        "warn",
+        ctx.guest,
+        ctx.op,
+        `${held}: also held by guest ${other.name} (${other.uuid}), not counted: no running QEMU and prepared ${other.prepared ?? "at an unknown time"}`,
+      );
+    });
+    if (conflict) throw conflictError(name, conflict);
+  };
+  const refresh = prepare && needsRefresh(state, now);
+  if (!refresh && coveredBy(holds, state?.holds)) {
+    check();
+    return { recorded: false, prepared: state?.prepared };
+  }
+  const prepared = refresh ? new Date(now).toISOString() : state?.prepared;
+  await withHostLock(hostLockPath(layout), ctx.config.lockTimeout * 1000, async (hostLock) => {
+    check();
+    hostLock.check();
+    const base: GuestState = state ?? { version: 1, uuid: paths.uuid, name, profileName: paths.profileName, updated: "" };
+    writeState(paths.state, {
+      ...base,
+      name,
+      holds: unionHolds(state?.holds, holds),
+      ...(prepared !== undefined ? { prepared } : {}),
+      updated: new Date(now).toISOString(),
+    });
   });
+  return { recorded: true, prepared };
+}
+
+/** The load failed after a claim was recorded: put the old record back (a narrower claim, no lock needed). */
+function undoClaim(ctx: HookContext, paths: GuestPaths, state: GuestState | undefined): void {
+  try {
+    if (state === undefined) removeDurably(paths.state);
+    else writeState(paths.state, state);
+  } catch (err) {
+    ctx.log.detail("warn", ctx.guest, ctx.op, `cannot restore ${paths.hostState} after the failure: ${(err as Error).message}`);
+  }
+}
+
+/** Was `file` modified after the ISO time `when` (or cannot that be told)? */
+function newerThan(file: string, when: string): boolean {
+  const written = Date.parse(when);
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  return st === undefined || !Number.isFinite(written) || st.mtimeMs > written;
 }
 
 /** Same record apart from the time it was written. */
@@ -168,7 +266,8 @@ function sameRecord(a: GuestState, b: GuestState): boolean {
   const keys = (s: GuestState) => Object.keys(s).filter((k) => k !== "updated").sort();
   const ka = keys(a);
   const kb = keys(b);
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && (a as unknown as Record<string, unknown>)[k] === (b as unknown as Record<string, unknown>)[k]);
+  const value = (s: GuestState, k: string) => JSON.stringify((s as unknown as Record<string, unknown>)[k]);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && value(a, k) === value(b, k));
 }
 
 function createProfileText(ctx: HookContext, paths: GuestPaths): string {

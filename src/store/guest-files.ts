@@ -14,11 +14,14 @@ export interface GuestPaths {
   hostFiles: string;
   hostState: string;
   hostLock: string;
+  /** Who an admin-edited profile kept at release belongs to (survives the state record). */
+  hostKept: string;
   /** Real paths. */
   profile: string;
   files: string;
   state: string;
   lock: string;
+  kept: string;
   profilesDir: string;
   /** Prefix of this guest's staging directories inside profilesDir (dot: the parser skips them). */
   stagePrefix: string;
@@ -27,6 +30,7 @@ export interface GuestPaths {
 export function guestPaths(layout: Layout, uuid: string): GuestPaths {
   const hostState = `${layout.stateDir}/${uuid}.json`;
   const hostLock = `${layout.lockDir}/${uuid}.lock`;
+  const hostKept = `${layout.stateDir}/kept/${uuid}.json`;
   return {
     uuid,
     profileName: layout.profileName(uuid),
@@ -34,13 +38,20 @@ export function guestPaths(layout: Layout, uuid: string): GuestPaths {
     hostFiles: layout.filesPath(uuid),
     hostState,
     hostLock,
+    hostKept,
     profile: layout.host(layout.profilePath(uuid)),
     files: layout.host(layout.filesPath(uuid)),
     state: layout.host(hostState),
     lock: layout.host(hostLock),
+    kept: layout.host(hostKept),
     profilesDir: layout.host(layout.profilesDir),
     stagePrefix: `.virt-aa-hook-stage-${uuid}-`,
   };
+}
+
+/** Real path of the host-wide lock (store/lock.ts withHostLock). */
+export function hostLockPath(layout: Layout): string {
+  return layout.host(`${layout.lockDir}/host.lock`);
 }
 
 /** The include target the per-guest profile uses for its `.files` (relative to the apparmor dir). */

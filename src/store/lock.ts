@@ -16,6 +16,8 @@ export interface GuestLockOptions {
   lockPath: string;
   /** Guest name, for messages. */
   guest: string;
+  /** What the lock protects, for messages; default `guest <guest>`. */
+  subject?: string;
   timeoutMs: number;
   /** A lock not refreshed for this long belongs to a dead process (proper-lockfile minimum: 2000). */
   staleMs?: number;
@@ -38,13 +40,14 @@ export class GuestLock {
   }
 
   private async take(): Promise<void> {
-    const { lockPath, guest, timeoutMs } = this.opts;
+    const { lockPath, timeoutMs } = this.opts;
+    const subject = this.subject;
     const staleMs = Math.max(2000, this.opts.staleMs ?? DEFAULT_STALE_MS);
     const retryMs = this.opts.retryMs ?? 100;
     try {
       fs.mkdirSync(lockPath.slice(0, lockPath.lastIndexOf("/")) || "/", { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new HostError(`cannot lock guest ${guest}: cannot create the lock directory: ${(err as Error).message}`);
+      throw new HostError(`cannot lock ${subject}: cannot create the lock directory: ${(err as Error).message}`);
     }
     const deadline = Date.now() + timeoutMs;
     // Our own loop instead of proper-lockfile's retries: the bound is wall time, not a count.
@@ -64,11 +67,11 @@ export class GuestLock {
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ELOCKED") {
-          throw new HostError(`cannot lock guest ${guest}: ${lockPath}: ${(err as Error).message}`);
+          throw new HostError(`cannot lock ${subject}: ${lockPath}: ${(err as Error).message}`);
         }
         if (Date.now() + retryMs > deadline) {
           throw new HostError(
-            `cannot lock guest ${guest}: another virt-aa-hook holds ${lockPath} for more than ${Math.round(timeoutMs / 1000)} s`,
+            `cannot lock ${subject}: another virt-aa-hook holds ${lockPath} for more than ${Math.round(timeoutMs / 1000)} s`,
           );
         }
         await new Promise((r) => setTimeout(r, retryMs));
@@ -79,8 +82,12 @@ export class GuestLock {
   /** Throws if the lock was lost (another process took it over): nothing may be written then. */
   check(): void {
     if (this.compromised) {
-      throw new HostError(`cannot keep the lock of guest ${this.opts.guest}: ${this.opts.lockPath}: ${this.compromised.message}`);
+      throw new HostError(`cannot keep the lock of ${this.subject}: ${this.opts.lockPath}: ${this.compromised.message}`);
     }
+  }
+
+  private get subject(): string {
+    return this.opts.subject ?? `guest ${this.opts.guest}`;
   }
 
   async release(): Promise<void> {
@@ -103,4 +110,15 @@ export async function withGuestLock<T>(opts: GuestLockOptions, fn: (lock: GuestL
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * The host-wide lock, `<lockDir>/host.lock` (a name no UUID can take): held for milliseconds while
+ * one guest checks the paths every other guest holds and records its own (hook/exclusive.ts), so
+ * two guests preparing at once cannot both claim the same disk. Lock order: it is only ever taken
+ * while holding that guest's own lock, and nothing waits for a guest lock while holding it, so
+ * the two locks cannot deadlock.
+ */
+export async function withHostLock<T>(lockPath: string, timeoutMs: number, fn: (lock: GuestLock) => Promise<T>): Promise<T> {
+  return withGuestLock({ lockPath, guest: "-", subject: "the paths held by running guests", timeoutMs, retryMs: 20 }, fn);
 }

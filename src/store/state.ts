@@ -21,10 +21,33 @@ export interface GuestState {
   filesSha256?: string;
   /** How the profile was last loaded: "enforce"/"complain", or "compile-only" when no load happened. */
   loadedAs?: "enforce" | "complain" | "compile-only";
+  /**
+   * The literal paths this guest's profile grants (hook/exclusive.ts): what the guest holds while
+   * it runs. Absent in records written before this field existed (such a guest holds nothing
+   * until its next start or reconnect).
+   */
+  holds?: HeldPath[];
+  /** When the guest last claimed its paths at `prepare` (ISO time): the start of its grace window. */
+  prepared?: string;
   updated: string;
 }
 
-const MAX_STATE_BYTES = 64 * 1024;
+/** One path a guest holds, as the exclusive-write check compares them. */
+export interface HeldPath {
+  /** Canonical host path. */
+  path: string;
+  /** The profile lets QEMU write it (`w` or `a`). */
+  write: boolean;
+  /** Every element asking for it is a disk marked `<shareable/>`. */
+  shareable: boolean;
+  /** The element(s) asking for it: "disk vda", "disk vdb backing 1". */
+  source: string;
+  /** The same file under another name: "file:<dev>:<ino>" or "block:<rdev>"; absent if missing. */
+  id?: string;
+}
+
+/** Room for a guest's held paths at the per-guest literal budget (hook/limits.ts) plus JSON overhead. */
+const MAX_STATE_BYTES = 8 * 1024 * 1024;
 
 /** The state at `file` (real path), or undefined when missing or unreadable (we then own nothing). */
 export function readState(file: string): GuestState | undefined {
@@ -38,10 +61,26 @@ export function readState(file: string): GuestState | undefined {
   try {
     const v = JSON.parse(buf.toString("utf8")) as Partial<GuestState>;
     if (v.version !== 1 || typeof v.uuid !== "string" || typeof v.name !== "string" || typeof v.profileName !== "string") return undefined;
+    // Held paths we cannot read are dropped rather than the whole record: the record also says
+    // which profile is ours, and losing that would make release keep a profile we created.
+    if (v.holds !== undefined && !(Array.isArray(v.holds) && v.holds.every(isHeldPath))) delete v.holds;
+    if (v.prepared !== undefined && typeof v.prepared !== "string") delete v.prepared;
     return v as GuestState;
   } catch {
     return undefined;
   }
+}
+
+function isHeldPath(h: unknown): h is HeldPath {
+  if (typeof h !== "object" || h === null) return false;
+  const o = h as Record<string, unknown>;
+  return (
+    typeof o.path === "string" &&
+    typeof o.write === "boolean" &&
+    typeof o.shareable === "boolean" &&
+    typeof o.source === "string" &&
+    (o.id === undefined || typeof o.id === "string")
+  );
 }
 
 export function writeState(file: string, state: GuestState): void {
@@ -64,4 +103,41 @@ export function listStates(stateDir: string): GuestState[] {
     if (s) states.push(s);
   }
   return states.sort((a, b) => a.name.localeCompare(b.name) || a.uuid.localeCompare(b.uuid));
+}
+
+/**
+ * Written at `release` when the guest's per-guest profile is kept (the admin edited it, or wrote
+ * it before we saw the guest), in `<stateDir>/kept/<uuid>.json`: whose profile it is. A different
+ * domain that reuses the UUID is refused instead of silently inheriting the admin's rules.
+ */
+export interface KeptProfile {
+  version: 1;
+  uuid: string;
+  /** Name of the guest the profile was kept for. */
+  name: string;
+  /** sha256 of the profile as it was kept. */
+  profileSha256: string;
+  kept: string;
+}
+
+export function readKept(file: string): KeptProfile | undefined {
+  let buf: Buffer | undefined;
+  try {
+    buf = readIfExists(file);
+  } catch {
+    return undefined;
+  }
+  if (!buf || buf.length > MAX_STATE_BYTES) return undefined;
+  try {
+    const v = JSON.parse(buf.toString("utf8")) as Partial<KeptProfile>;
+    if (v.version !== 1 || typeof v.uuid !== "string" || typeof v.name !== "string" || typeof v.profileSha256 !== "string") return undefined;
+    return v as KeptProfile;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeKept(file: string, kept: KeptProfile): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+  writeFileAtomic(file, JSON.stringify(kept, null, 2) + "\n", { mode: 0o644 });
 }

@@ -89,7 +89,7 @@ describe("the shipped install/virt-aa-hook.conf", () => {
     const keys = [...uncommented.matchAll(/^([a-z_]+) = /gm)].map((m) => m[1]).sort();
     expect(keys).toEqual(
       ["apparmor_dir", "attach", "cache_dir", "emulator_dir", "features_file", "lock_timeout", "log_file", "log_level", "mode", "no_apparmor",
-        "parser", "reconnect_failure", "require_attach", "started_check", "subdomainfs", "template"],
+        "parser", "parser_timeout", "reconnect_failure", "require_attach", "started_check", "subdomainfs", "template"],
     );
   });
 

@@ -45,6 +45,8 @@ function domainXml(disks: string): string {
  * Every reason a path may be rejected for. Anything else is a surprise and fails the property
  * (a crash, or an error nobody designed).
  */
+const BYTE_LIMIT = /^(attribute "(file|dir)": |(disk vd\w+|filesystem t): )?(path component "[\s\S]*" is \d+ bytes, more than 255 \(NAME_MAX\)|path is \d+ bytes, more than 4095 \(PATH_MAX\))$/;
+
 const KNOWN_REJECTIONS: Array<[where: RegExp, reason: RegExp]> = [
   [/^[\s\S]*$/, /^path is not absolute$/],
   [/^[\s\S]*$/, /^control character in path$/],
@@ -62,6 +64,8 @@ const KNOWN_REJECTIONS: Array<[where: RegExp, reason: RegExp]> = [
   [/^\//, /^(resolves to \/.*: )?disk vd\w+: users' dotfiles \(shell start-up files, ssh keys, autostart\) are never granted to guests$/s],
   [/^devices\/disk\/source$/, /^character reference "&#x[0-9A-F]+;" is not allowed in XML$/],
   [/^devices\/disk\/source$/, /^attribute "file" is \d+ characters, more than 4096$/],
+  // Byte limits (NAME_MAX, PATH_MAX in UTF-8), in the XML or on the canonical rule path.
+  [/^[\s\S]*$/, BYTE_LIMIT],
 ];
 
 /**
@@ -215,6 +219,7 @@ describe("property: a directory tree (9p filesystem, recursive grant) is refused
     /^too many levels of symbolic links$/,
     /^character reference "&#x[0-9A-F]+;" is not allowed in XML$/,
     /^attribute "dir" is \d+ characters, more than 4096$/,
+    BYTE_LIMIT,
     /^(resolves to \/.*: )?filesystem t: cannot grant the whole filesystem$/s,
     /^(resolves to \/.*: )?filesystem t: recursive access would include the restricted location \/[^ ]+$/s,
     /^(resolves to \/.*: )?filesystem t: restricted location \/[^ ]+ is never granted to guests$/s,

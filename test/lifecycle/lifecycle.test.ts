@@ -274,7 +274,7 @@ describe("failures abort the start and leave earlier files intact", () => {
     expect(r).toEqual({
       status: 1,
       stdout: "",
-      stderr: `virt-aa-hook: error: vm1: /proc/4242/attr/apparmor/current: QEMU (pid 4242) runs as "unconfined", not in its profile ${NAME}\n`,
+      stderr: `virt-aa-hook: error: vm1: /proc/4242/attr/apparmor/current: QEMU (pid 4242) runs as "unconfined", not in its profile ${NAME} (enforce)\n`,
     });
     fakeQemu(`${NAME} (enforce)\n`);
     ok(callHook(t, STARTED, startXml()));
@@ -285,7 +285,7 @@ describe("failures abort the start and leave earlier files intact", () => {
     fakeQemu("unconfined\n");
     const r = callHook(t, STARTED, startXml());
     expect(r.status).toBe(0);
-    expect(r.stderr).toBe(`virt-aa-hook: warning: vm1: /proc/4242/attr/apparmor/current: QEMU (pid 4242) runs as "unconfined", not in its profile ${NAME}\n`);
+    expect(r.stderr).toBe(`virt-aa-hook: warning: vm1: /proc/4242/attr/apparmor/current: QEMU (pid 4242) runs as "unconfined", not in its profile ${NAME} (enforce)\n`);
   });
 });
 

@@ -17,12 +17,17 @@ interface AdoptArgs {
 
 /**
  * The profile is loaded by the hook's own prepare path (same code, same files, same parser
- * options as at guest start), fed the adopted XML: `virt-aa-hook hook NAME prepare begin -`.
+ * options as at guest start), fed the adopted XML: `virt-aa-hook hook --root ROOT -- NAME prepare
+ * begin -` (`--` so a name starting with "-" stays a name; `--root` so a test root stays one).
  */
-const loadThroughHook: ProfileLoader = (name, xml) => {
+const loadThroughHook = (layout: Layout): ProfileLoader => (name, xml) => {
   const script = process.argv[1];
   if (!script) throw new Error("cannot find the virt-aa-hook bundle to load the profile");
-  const r = spawnSync(process.execPath, [script, "hook", name, "prepare", "begin", "-"], { input: xml, encoding: "utf8" });
+  const r = spawnSync(process.execPath, [script, "hook", "--root", layout.root, "--", name, "prepare", "begin", "-"], {
+    input: xml,
+    encoding: "utf8",
+    env: { LC_ALL: "C" },
+  });
   if (r.status !== 0) {
     throw new Error(`cannot load the profile first: ${(r.stderr || `exit ${r.status}`).trim().split("\n").join(" ")}`);
   }
@@ -39,7 +44,7 @@ export function adoptCommand(setExit: (code: number) => void): CommandModule<{ r
         .option("all", { type: "boolean", default: false, describe: "every defined domain" })
         .option("undo", { type: "boolean", default: false, describe: "take the wrapper and our seclabel out again" })
         .option("connect", { alias: "c", type: "string", describe: "libvirt URI for virsh (default: virsh's)" })
-        .option("virsh", { type: "string", default: "/usr/bin/virsh", hidden: true })
+        .option("virsh", { type: "string", default: "/usr/bin/virsh", hidden: true, describe: "virsh by absolute path (under --root with --root)" })
         .example("$0 adopt web1", "confine guest web1 from its next start")
         .example("$0 adopt --all --undo", "before uninstalling"),
     handler: (args) => {
@@ -65,8 +70,10 @@ export function adoptCommand(setExit: (code: number) => void): CommandModule<{ r
         undo: args.undo,
         mode: config.attach,
         paths: { wrapperDir: DEFAULT_WRAPPER_DIR, emulatorDir: config.emulatorDir },
-        virsh: virshAt(args.virsh, args.connect),
-        loadProfile: loadThroughHook,
+        // With --root DIR nothing of the real host is used: virsh is DIR's (a stand-in), its
+        // temporary XML goes to DIR/tmp, the profile is loaded by the hook under DIR.
+        virsh: layout.isRealRoot ? virshAt(args.virsh, args.connect) : virshAt(layout.host(args.virsh), args.connect, layout.host("/tmp")),
+        loadProfile: loadThroughHook(layout),
         wrapperExists: (emu) => fs.existsSync(layout.host(`${DEFAULT_WRAPPER_DIR}/${emu}`)),
         out: (line) => process.stdout.write(`${line}\n`),
       });

@@ -16,14 +16,14 @@ interface HookArgs {
  */
 export function hookCommand(setExit: (code: number) => void): CommandModule<{ root: string }, HookArgs> {
   return {
-    command: "hook <name> <operation> <suboperation> [extra]",
+    command: "hook <name> <operation> <suboperation> <extra>",
     describe: "Run as libvirt's qemu hook: the domain XML on stdin, one action per operation",
     builder: (y) =>
       y
         .positional("name", { type: "string", demandOption: true, describe: "domain name" })
         .positional("operation", { type: "string", demandOption: true, describe: "prepare, start, started, stopped, release, reconnect, migrate, restore, ..." })
         .positional("suboperation", { type: "string", demandOption: true, describe: "begin or end" })
-        .positional("extra", { type: "string", default: "-", describe: "extra argument (release: the reason)" }),
+        .positional("extra", { type: "string", demandOption: true, describe: 'extra argument ("-" when libvirt has none; release: the reason)' }),
     handler: async (args) => {
       setExit(await runHookCommand(["--root", args.root, "--", String(args.name), String(args.operation), String(args.suboperation), String(args.extra)]));
     },

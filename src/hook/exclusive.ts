@@ -1,0 +1,169 @@
+import fs from "node:fs";
+import type { Domain } from "../domain/model.js";
+import { GuestError } from "../errors.js";
+import type { Layout } from "../layout.js";
+import type { Rule } from "../rules/ir.js";
+import { listStates, type GuestState, type HeldPath } from "../store/state.js";
+import { safeComponent } from "./identify.js";
+
+/**
+ * Exclusive write access across guests: the nearest AppArmor gets to sVirt's per-guest categories.
+ *
+ * Every guest's state record lists the literal paths its profile grants (`holds`). A path that one
+ * running guest may write is not granted to a second guest at all (not even to read: reading a disk
+ * another guest writes hands its data over), and a path one running guest reads is not granted
+ * writable to another, unless both disks carry `<shareable/>`. Paths both guests only read are
+ * fine (an ISO, a shared backing file).
+ *
+ * What is compared: rules on one literal path (no glob suffix) that do not name a character
+ * device, socket, FIFO or directory: the shared multiplexers (/dev/kvm, /dev/net/tun,
+ * /dev/vfio/vfio, a render node) are meant for every guest, and recursive directory grants
+ * (9p/virtiofs shares, `dir` disks) are not compared (docs/threat-model.md). A file that exists is
+ * also compared by identity (device and inode; a block device by its device number), so a hard
+ * link or a second device node for the same disk is the same path.
+ */
+
+/**
+ * A record counts as running while its QEMU runs (`/run/libvirt/qemu/<name>.pid` names a live
+ * process) or, before QEMU has written that pid, for this long after its `prepare`. A record
+ * older than that without a live QEMU is stale (host reboot, libvirtd killed before `release`)
+ * and holds nothing.
+ */
+export const PREPARE_GRACE_MS = 5 * 60 * 1000;
+/** A `prepare` refreshes its record's time only when it is older than this (saves an fsync'ed write). */
+const REFRESH_MS = 60 * 1000;
+
+/** The paths these final rules grant that another running guest must not also hold. */
+export function heldPaths(layout: Layout, domain: Domain, rules: readonly Rule[]): HeldPath[] {
+  const shareable = domain.devices.disks.flatMap((d, i) => (d.shareable ? [`disk ${d.target ?? i}`] : []));
+  const fromShareableDisk = (source: string) => shareable.some((d) => source === d || source.startsWith(`${d} `));
+  const out: HeldPath[] = [];
+  for (const r of rules) {
+    if (r.suffix !== "") continue;
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(layout.host(r.path), { throwIfNoEntry: false });
+    } catch {
+      st = undefined; // EACCES, ENOTDIR...: compared by path only
+    }
+    if (st && (st.isCharacterDevice() || st.isSocket() || st.isFIFO() || st.isDirectory())) continue;
+    const id = st === undefined ? undefined : st.isBlockDevice() ? `block:${st.rdev}` : st.isFile() ? `file:${st.dev}:${st.ino}` : undefined;
+    out.push({
+      path: r.path,
+      write: r.perms.includes("w") || r.perms.includes("a"),
+      shareable: r.source.split(", ").every(fromShareableDisk),
+      source: r.source,
+      ...(id !== undefined ? { id } : {}),
+    });
+  }
+  return out;
+}
+
+export type HolderStatus = "running" | "starting" | "stale";
+
+/** Whether another guest's record still holds its paths (see PREPARE_GRACE_MS). */
+export function holderStatus(layout: Layout, s: GuestState, now: number): HolderStatus {
+  if (safeComponent(s.name)) {
+    try {
+      const pid = fs.readFileSync(layout.host(`${layout.libvirtRunDir}/${s.name}.pid`), "utf8").trim();
+      if (/^[1-9][0-9]{0,9}$/.test(pid) && fs.existsSync(layout.host(`/proc/${pid}`))) return "running";
+    } catch {
+      // no pid file: QEMU has not started yet, or is gone
+    }
+  }
+  const prepared = s.prepared === undefined ? NaN : Date.parse(s.prepared);
+  // A time in the future (clock set back) counts as just prepared, still bounded by the grace.
+  if (Number.isFinite(prepared) && now - prepared < PREPARE_GRACE_MS && prepared - now < PREPARE_GRACE_MS) return "starting";
+  return "stale";
+}
+
+export interface Conflict {
+  mine: HeldPath;
+  other: GuestState;
+  theirs: HeldPath;
+}
+
+function clash(a: HeldPath, b: HeldPath): boolean {
+  if (!a.write && !b.write) return false;
+  if (a.shareable && b.shareable) return false;
+  return a.path === b.path || (a.id !== undefined && a.id === b.id);
+}
+
+/**
+ * The first of `mine` that a running (or starting) other guest holds in a way that excludes it.
+ * Stale records that would have clashed are reported through `ignored`, so the log says why a
+ * path was granted anyway.
+ */
+export function findConflict(
+  layout: Layout,
+  uuid: string,
+  mine: readonly HeldPath[],
+  now: number,
+  ignored: (other: GuestState, path: string) => void,
+): Conflict | undefined {
+  if (mine.length === 0) return undefined;
+  const byPath = new Map<string, HeldPath>();
+  const byId = new Map<string, HeldPath>();
+  for (const h of mine) {
+    byPath.set(h.path, h);
+    if (h.id !== undefined) byId.set(h.id, h);
+  }
+  for (const other of listStates(layout.host(layout.stateDir))) {
+    if (other.uuid === uuid || !other.holds || other.holds.length === 0) continue;
+    let status: HolderStatus | undefined;
+    for (const theirs of other.holds) {
+      const samePath = byPath.get(theirs.path);
+      const sameFile = theirs.id !== undefined ? byId.get(theirs.id) : undefined;
+      for (const m of sameFile === samePath ? [samePath] : [samePath, sameFile]) {
+        if (m === undefined || !clash(m, theirs)) continue;
+        status ??= holderStatus(layout, other, now);
+        if (status === "stale") {
+          ignored(other, theirs.path);
+          continue;
+        }
+        return { mine: m, other, theirs };
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The one-line refusal for a conflict. */
+export function conflictError(guest: string, c: Conflict): GuestError {
+  const how = c.theirs.write ? "written" : "read";
+  const alias = c.theirs.path === c.mine.path ? "" : ` as ${c.theirs.path}`;
+  return new GuestError(
+    guest,
+    c.mine.path,
+    `${c.mine.source}: ${how} by running guest ${c.other.name} (${c.other.uuid})${alias}; mark both disks <shareable/> to share it`,
+  );
+}
+
+/** Are all of `next` already held in `held`, with no wider access? (Then nothing new is claimed.) */
+export function coveredBy(next: readonly HeldPath[], held: readonly HeldPath[] | undefined): boolean {
+  if (held === undefined) return next.length === 0;
+  // By path: a file that appeared since (a log QEMU created) or was replaced is still the path
+  // this guest held; what it is now is checked against the others on every call anyway.
+  const old = new Map(held.map((h) => [h.path, h]));
+  return next.every((h) => {
+    const o = old.get(h.path);
+    // Claiming write where we held read, or dropping <shareable/>, is a wider claim.
+    return o !== undefined && (o.write || !h.write) && (!o.shareable || h.shareable);
+  });
+}
+
+/** The union of two claims (held while a new profile replaces the old one). */
+export function unionHolds(a: readonly HeldPath[] | undefined, b: readonly HeldPath[]): HeldPath[] {
+  const out = new Map<string, HeldPath>();
+  for (const h of [...(a ?? []), ...b]) {
+    const seen = out.get(h.path);
+    out.set(h.path, seen ? { ...h, write: seen.write || h.write, shareable: seen.shareable && h.shareable } : h);
+  }
+  return [...out.values()];
+}
+
+/** At `prepare`: is the record's time too old to stand for this start? */
+export function needsRefresh(state: GuestState | undefined, now: number): boolean {
+  const prepared = state?.prepared === undefined ? NaN : Date.parse(state.prepared);
+  return !Number.isFinite(prepared) || Math.abs(now - prepared) > REFRESH_MS;
+}
