@@ -158,7 +158,9 @@ describe("property: a path is rejected with a clear error, or granted as exactly
       }
       console.log(`paths.property ${run.label}: ${accepted.length} accepted, rejections: ${JSON.stringify(Object.fromEntries(rejectedBy))}`);
       // The generator must reach both outcomes and the interesting rejections, or this proves little.
-      expect(accepted.length).toBeGreaterThan(run.numRuns / 5);
+      // With the provenance policy and the byte limits about a sixth of the samples are accepted
+      // (84 of 500 for the fixed seed), still 80+ distinct granted paths compiled below.
+      expect(accepted.length).toBeGreaterThan(run.numRuns / 10);
       expect(run.numRuns - accepted.length).toBeGreaterThan(run.numRuns / 5);
 
       // All accepted paths in one domain: the same pipeline, one compile through the real template.
@@ -229,7 +231,7 @@ describe("property: a directory tree (9p filesystem, recursive grant) is refused
     /^(resolves to \/.*: )?filesystem t: users' dotfiles \(shell start-up files, ssh keys, autostart\) are never granted to guests$/s,
   ];
 
-  for (const run of seedRuns(300, 100)) {
+  for (const run of seedRuns(300, 200)) {
     it(`${run.label}: ${run.numRuns} directories`, async () => {
       const layout = new Layout(root);
       const samples = fc.sample(fc.tuple(hostilePath, fc.boolean()), { seed: run.seed, numRuns: run.numRuns });
@@ -257,7 +259,8 @@ describe("property: a directory tree (9p filesystem, recursive grant) is refused
         for (const r of out.value.rules) expect(restrictedViolation(r.path, r.perms, r.suffix), what).toBeUndefined();
         accepted.push({ input, rule });
       }
-      expect(accepted.length).toBeGreaterThan(run.numRuns / 10);
+      // About one directory in ten survives the provenance policy (9 of 100 in one random run).
+      expect(accepted.length).toBeGreaterThan(run.numRuns / 20);
 
       const compiled = [...accepted.filter((a) => a.rule.path.length <= 1024), ...accepted.filter((a) => a.rule.path.length > 1024).slice(0, 1)];
       const all = domainXml(compiled.map((a, i) => filesystemXml(a.input, a.rule.perms === "r", `t${i}`)).join(""));
