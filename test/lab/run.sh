@@ -25,7 +25,11 @@ if [ ! -s "$BUNDLE" ] || [ -n "$(find "$PROJECT/src" "$PROJECT/build.mjs" -newer
   (cd "$PROJECT" && node build.mjs >&2)
 fi
 
-rm -rf "$OUT"; mkdir -p "$OUT"; : > "$OUT/timings"
+rm -rf "$OUT"; mkdir -p "$OUT/caps"; : > "$OUT/timings"
+# libvirt's QEMU capabilities cache from the last run (libvirt re-probes by itself whenever an
+# entry no longer matches its binaries): saves libvirtd's first-start probe, 16 s+ under TCG.
+CAPS=$PROJECT/.cache/lab/caps
+cp -f "$CAPS"/*.xml "$OUT/caps/" 2>/dev/null || true
 t0=$(t)
 eval "$(bash "$HERE/build-initrd.sh" | grep -E '^(KERNEL|INITRD)=')"
 echo "image $(took "$t0")" >> "$OUT/timings"
@@ -45,5 +49,7 @@ for mode in $MODES; do
   done
   rm -f "$STATE"
 done
+mkdir -p "$CAPS"; cp -f "$OUT"/caps/*.xml "$CAPS/" 2>/dev/null || true
 cat "$OUT/timings" >&2
+echo $((1 - ok)) > "$OUT/exit-code"
 [ $ok = 1 ]
