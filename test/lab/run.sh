@@ -15,6 +15,11 @@ while [ $# -gt 0 ]; do
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+# The VM mounts its own /tmp, /run, /dev, /proc and /sys over this machine's: a checkout under
+# one of them would be invisible in it.
+case $PROJECT/ in
+  /tmp/*|/run/*|/dev/*|/proc/*|/sys/*) echo "run.sh: $PROJECT: the lab VM cannot see a checkout under /tmp, /run, /dev, /proc or /sys" >&2; exit 2 ;;
+esac
 t() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(t)" 'BEGIN{printf "%.1f", b-a}'; }
 
