@@ -140,7 +140,8 @@ start_libvirtd() {
   local t0 i; t0=$(now)
   rm -f /run/libvirtd.pid
   LIBVIRT_LOG_FILTERS="1:util.hook 1:security 3:*" LIBVIRT_LOG_OUTPUTS="1:file:$LIBVIRTD_LOG" libvirtd -d || return 1
-  for i in $(seq 1 1500); do v version >/dev/null 2>&1 && break; sleep 0.2; done
+  i=$(awk -v n="$t0" 'BEGIN{print n + 300}')
+  while awk -v n="$(now)" -v e="$i" 'BEGIN{exit !(n < e)}'; do v version >/dev/null 2>&1 && break; sleep 0.2; done
   v version >/dev/null 2>&1 || { echo "libvirtd does not answer"; return 1; }
   echo "libvirtd pid $(cat /run/libvirtd.pid) answers after $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')s"
 }
@@ -159,7 +160,9 @@ libvirtd_label_is() {
 
 # wait_state NAME STATE SECONDS
 wait_state() {
-  local i
-  for i in $(seq 1 $(($3 * 5))); do [ "$(v domstate "$1" 2>/dev/null)" = "$2" ] && break; sleep 0.2; done
+  local end; end=$(awk -v n="$(now)" -v s="$3" 'BEGIN{print n + s}')
+  while awk -v n="$(now)" -v e="$end" 'BEGIN{exit !(n < e)}'; do
+    [ "$(v domstate "$1" 2>/dev/null)" = "$2" ] && break; sleep 0.5
+  done
   state_is "$1" "$2"
 }
