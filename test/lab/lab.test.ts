@@ -131,7 +131,7 @@ const KNOWN_BROKEN: KnownBroken[] = MODES.map((mode) => ({
   boot: 1,
   checks: SAVE_IMAGE_DENIED,
   reason:
-    'QEMU in libvirt-<uuid> may not read the save image libvirt hands it (apparmor="DENIED" operation="file_perm" ' +
+    `QEMU in libvirt-<uuid> may not read the save image libvirt hands it (apparmor="DENIED" operation="${mode === "seclabel" ? "file_perm" : "file_inherit"}" ` +
     "name=\"/var/lib/libvirt/qemu/save/lab-a.save\"): nothing adds it to the profile" +
     (mode === "seclabel" ? " (libvirt's driver does not for relabel='no')" : ""),
 }));
