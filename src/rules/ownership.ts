@@ -39,7 +39,11 @@ export function runtimeOwnership(domain: Domain, layout: Layout): RuntimeOwnersh
     // check across running guests (docs/threat-model.md, "Policy by provenance").
     `${layout.libvirtLibDir}/nvram`,
   ];
-  const ownFiles = [`${layout.libvirtRunDir}/${domain.name}.pid`, `${SWTPM_LOG_DIR}/${domain.name}-swtpm.log`];
+  const ownFiles = [
+    `${layout.libvirtRunDir}/${domain.name}.pid`,
+    `${layout.libvirtLibDir}/save/${domain.name}.save`,
+    `${SWTPM_LOG_DIR}/${domain.name}-swtpm.log`,
+  ];
   if (short !== undefined) {
     ownTrees.push(
       `${layout.libvirtLibDir}/domain-${short}`,

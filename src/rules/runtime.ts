@@ -13,6 +13,8 @@ const rule = ruleOf("runtime");
  * - `/var/log/libvirt/qemu/<name>.log` (`w`: QEMU's stderr ends up there) and
  *   `/run/libvirt/qemu/<name>.pid` (`rwk`: QEMU writes and locks its `-pidfile`). Both depend on
  *   the name only, so they are granted even for XML without an id (stopped/release).
+ * - `/var/lib/libvirt/qemu/save/<name>.save` (`r`) when it exists: the managed save image a
+ *   restoring start hands QEMU.
  * - With an id: the private dir `domain-<id>-<shortname>` (monitor socket, master key, TPM/dbus
  *   helpers' files; recursive `rwk`), the channel dir for auto-named unix channels (recursive
  *   `rw`), the per-guest hugepage dir under each hugetlbfs mount when `<hugepages/>` is set, and
@@ -25,6 +27,12 @@ export const runtimeRules: RuleFamily = (ctx) => {
     rule(`${layout.libvirtLogDir}/${name}.log`, "w", "log"),
     rule(`${layout.libvirtRunDir}/${name}.pid`, "rwk", "pidfile"),
   ];
+  // A start from `virsh managedsave` (and a `virsh restore` of libvirt's own save path) hands QEMU
+  // the open save image; the kernel checks that fd against the profile (file_perm in seclabel
+  // mode, file_inherit at the wrapper's exec), so QEMU needs to read it. Only when it exists at
+  // prepare, so an ordinary start's profile does not change; the image is the guest's own memory.
+  const managedSave = `${layout.libvirtLibDir}/save/${name}.save`;
+  if (ctx.fs.stat(managedSave)?.isFile()) out.push(rule(managedSave, "r", "managed save image"));
   if (domain.id === undefined) return out;
 
   const short = shortName(domain.id, name);

@@ -118,6 +118,7 @@ const REFUSED: Array<[string, string, string, string]> = [
   ["other guests", "its swtpm socket", tpmExternal("/run/libvirt/qemu/swtpm/3-other-swtpm.sock"), `/run/libvirt/qemu/swtpm/3-other-swtpm.sock: tpm external socket: /run/libvirt ${RUNTIME}; name a path outside /run/libvirt`],
   ["other guests", "its swtpm state", disk(`/var/lib/libvirt/swtpm/${OTHER_UUID}/tpm2/tpm2-00.permall`), `/var/lib/libvirt/swtpm/${OTHER_UUID}/tpm2/tpm2-00.permall: disk vdb: /var/lib/libvirt/swtpm ${RUNTIME}; name a path outside /var/lib/libvirt/swtpm`],
   ["other guests", "its hugepage RAM", nvdimm("/dev/hugepages/libvirt/qemu/3-other/qemu_back_mem.pc.ram"), `/dev/hugepages/libvirt/qemu/3-other/qemu_back_mem.pc.ram: memory 0 nvdimm: /dev/hugepages ${RUNTIME}; name a path outside /dev/hugepages`],
+  ["other guests", "its managed save image (its memory)", disk("/var/lib/libvirt/qemu/save/other.save"), `/var/lib/libvirt/qemu/save/other.save: disk vdb: /var/lib/libvirt/qemu ${RUNTIME}; name a path outside /var/lib/libvirt/qemu`],
   ["other guests", "its file-backed RAM", disk("/var/lib/libvirt/qemu/ram/3-other/pc.ram"), `/var/lib/libvirt/qemu/ram/3-other/pc.ram: disk vdb: /var/lib/libvirt/qemu ${RUNTIME}; name a path outside /var/lib/libvirt/qemu`],
   // Recursive grants over trees of devices, shared memory and libvirt's state.
   ["recursive grants", "9p over /dev/shm", share("/dev/shm"), "/dev/shm: filesystem t: recursive access would include /dev/shm, the shared memory of other host processes; share a directory of its own instead"],

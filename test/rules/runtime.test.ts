@@ -46,6 +46,19 @@ describe("runtimeRules", () => {
     ]);
   });
 
+  it("reads the guest's own managed save image only when one exists (a restoring start)", () => {
+    const r = root();
+    const without = runtimeRules(ruleContext(baseDomain({ name: "vm1", id: 7 }), r));
+    expect(without.map((x) => x.source)).toEqual(["log", "pidfile", "private dir", "channel dir"]);
+    writeHostFile(r, "/var/lib/libvirt/qemu/save/vm1.save", "saved state");
+    writeHostFile(r, "/var/lib/libvirt/qemu/save/vm2.save", "another guest's saved state");
+    expect(runtimeRules(ruleContext(baseDomain({ name: "vm1", id: 7 }), r)).slice(0, 3)).toEqual([
+      { path: "/var/log/libvirt/qemu/vm1.log", suffix: "", perms: "w", source: "log" },
+      { path: "/run/libvirt/qemu/vm1.pid", suffix: "", perms: "rwk", source: "pidfile" },
+      { path: "/var/lib/libvirt/qemu/save/vm1.save", suffix: "", perms: "r", source: "managed save image" },
+    ]);
+  });
+
   it("uses the full name for log and pid file but the short name for the id-based dirs", () => {
     const name = "a-very-long-guest-name-for-testing";
     expect(runtimeRules(ruleContext(baseDomain({ name, id: 42 })))).toEqual([
