@@ -6,6 +6,8 @@
  * never has one, and hostile XML must not get entity expansion.
  */
 
+import { isXmlChar } from "../xml-chars.js";
+
 export interface ElementSpan {
   /** Qualified name as written ("emulator", "qemu:commandline"). */
   name: string;
@@ -140,17 +142,6 @@ export function decodeEntities(text: string): string {
     if (named === undefined) throw new XmlScanError(`unknown entity ${whole}`);
     return named;
   });
-}
-
-function isXmlChar(code: number): boolean {
-  return (
-    code === 0x9 ||
-    code === 0xa ||
-    code === 0xd ||
-    (code >= 0x20 && code <= 0xd7ff) ||
-    (code >= 0xe000 && code <= 0xfffd) ||
-    (code >= 0x10000 && code <= 0x10ffff)
-  );
 }
 
 export function escapeText(text: string): string {

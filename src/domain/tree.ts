@@ -6,6 +6,7 @@
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { InvalidValue, XmlFault, preview } from "./fault.js";
 import { MAX_DEPTH, MAX_VALUE_CHARS } from "./limits.js";
+import { isXmlChar } from "../xml-chars.js";
 
 const ATTR = "@_";
 const TEXT = "#text";
@@ -177,15 +178,4 @@ function decodeValue(raw: string, at: XmlElement): string {
     if (!isXmlChar(code)) at.fail(`character reference "&${body};" is not allowed in XML`);
     return String.fromCodePoint(code);
   });
-}
-
-function isXmlChar(code: number): boolean {
-  return (
-    code === 0x9 ||
-    code === 0xa ||
-    code === 0xd ||
-    (code >= 0x20 && code <= 0xd7ff) ||
-    (code >= 0xe000 && code <= 0xfffd) ||
-    (code >= 0x10000 && code <= 0x10ffff)
-  );
 }

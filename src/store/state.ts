@@ -49,8 +49,11 @@ export interface HeldPath {
 /** Room for a guest's held paths at the per-guest literal budget (hook/limits.ts) plus JSON overhead. */
 const MAX_STATE_BYTES = 8 * 1024 * 1024;
 
-/** The state at `file` (real path), or undefined when missing or unreadable (we then own nothing). */
-export function readState(file: string): GuestState | undefined {
+/**
+ * A JSON record of ours at `file` (real path), as an object whose fields the caller still has to
+ * check; undefined when missing, unreadable, oversized or not a JSON object (we then own nothing).
+ */
+function readRecord<T>(file: string): Partial<T> | undefined {
   let buf: Buffer | undefined;
   try {
     buf = readIfExists(file);
@@ -59,16 +62,23 @@ export function readState(file: string): GuestState | undefined {
   }
   if (!buf || buf.length > MAX_STATE_BYTES) return undefined;
   try {
-    const v = JSON.parse(buf.toString("utf8")) as Partial<GuestState>;
-    if (v.version !== 1 || typeof v.uuid !== "string" || typeof v.name !== "string" || typeof v.profileName !== "string") return undefined;
-    // Held paths we cannot read are dropped rather than the whole record: the record also says
-    // which profile is ours, and losing that would make release keep a profile we created.
-    if (v.holds !== undefined && !(Array.isArray(v.holds) && v.holds.every(isHeldPath))) delete v.holds;
-    if (v.prepared !== undefined && typeof v.prepared !== "string") delete v.prepared;
-    return v as GuestState;
+    const v: unknown = JSON.parse(buf.toString("utf8"));
+    return typeof v === "object" && v !== null ? (v as Partial<T>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The state at `file` (real path), or undefined when missing or unreadable (we then own nothing). */
+export function readState(file: string): GuestState | undefined {
+  const v = readRecord<GuestState>(file);
+  if (v === undefined) return undefined;
+  if (v.version !== 1 || typeof v.uuid !== "string" || typeof v.name !== "string" || typeof v.profileName !== "string") return undefined;
+  // Held paths we cannot read are dropped rather than the whole record: the record also says
+  // which profile is ours, and losing that would make release keep a profile we created.
+  if (v.holds !== undefined && !(Array.isArray(v.holds) && v.holds.every(isHeldPath))) delete v.holds;
+  if (v.prepared !== undefined && typeof v.prepared !== "string") delete v.prepared;
+  return v as GuestState;
 }
 
 function isHeldPath(h: unknown): h is HeldPath {
@@ -121,20 +131,10 @@ export interface KeptProfile {
 }
 
 export function readKept(file: string): KeptProfile | undefined {
-  let buf: Buffer | undefined;
-  try {
-    buf = readIfExists(file);
-  } catch {
-    return undefined;
-  }
-  if (!buf || buf.length > MAX_STATE_BYTES) return undefined;
-  try {
-    const v = JSON.parse(buf.toString("utf8")) as Partial<KeptProfile>;
-    if (v.version !== 1 || typeof v.uuid !== "string" || typeof v.name !== "string" || typeof v.profileSha256 !== "string") return undefined;
-    return v as KeptProfile;
-  } catch {
-    return undefined;
-  }
+  const v = readRecord<KeptProfile>(file);
+  if (v === undefined) return undefined;
+  if (v.version !== 1 || typeof v.uuid !== "string" || typeof v.name !== "string" || typeof v.profileSha256 !== "string") return undefined;
+  return v as KeptProfile;
 }
 
 export function writeKept(file: string, kept: KeptProfile): void {
