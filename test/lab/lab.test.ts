@@ -39,6 +39,7 @@ const DAEMONS = ["kernel-apparmor", "libvirtd-profile-enforce", "libvirtd-start"
 function boot1Checks(mode: Mode): string[] {
   return [
     "install",
+    "install-chose-attach-mode",
     ...DAEMONS,
     "define-guests",
     "define-guests-listed",
@@ -53,6 +54,7 @@ function boot1Checks(mode: Mode): string[] {
     "lab-a-files-ours",
     "lab-b-files-ours",
     "no-virt-aa-helper",
+    "exclusive-lab-x-refused-lab-a-disk",
     "destroy-start-lab-a",
     "lab-a-label-after-restart",
     "libvirtd-restart-running",

@@ -77,6 +77,19 @@ check lab-a-files-ours files_ours lab-a
 check lab-b-files-ours files_ours lab-b
 check no-virt-aa-helper no_helper_exec
 
+# Exclusive write access: lab-x is defined with lab-a's disk and adopted while lab-a runs; the hook
+# refuses it (at adopt's load or at start) naming lab-a, and lab-x never runs.
+steal_disk() {
+  local out
+  domain_xml lab-x | sed "s|<source file='[^']*'/>|<source file='$(disk_of lab-a)'/>|" > /tmp/lab-x.xml
+  v define /tmp/lab-x.xml > /dev/null || return 1
+  out=$( { lab_adopt lab-x && v start lab-x; } 2>&1 ); echo "$out"
+  [ "$(v domstate lab-x 2>&1)" = "shut off" ] || { echo "lab-x is $(v domstate lab-x 2>&1)"; return 1; }
+  printf '%s' "$out" | grep -qF "written by running guest lab-a (${UUID[lab-a]}); mark both disks <shareable/> to share it"
+}
+check exclusive-lab-x-refused-lab-a-disk steal_disk
+v undefine lab-x > /dev/null 2>&1
+
 # ---------------------------------------------------------------- lifecycle
 check destroy-start-lab-a destroy_start lab-a
 check lab-a-label-after-restart label_is lab-a

@@ -34,6 +34,7 @@ declare -A UUID=(
   [lab-n]=1ab0000e-0000-4000-8000-00000000000e
   [lab-auto]=1ab000a0-0000-4000-8000-0000000000a0
   [lab-u]=1ab000f0-0000-4000-8000-0000000000f0
+  [lab-x]=1ab000c0-0000-4000-8000-0000000000c0
 )
 disk_of() { printf '%s/%s.qcow2' "$IMAGES" "$1"; }
 profile_of() { printf 'libvirt-%s' "${UUID[$1]}"; }

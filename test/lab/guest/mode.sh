@@ -34,7 +34,16 @@ lab_install() {
   bash "$PROJECT/install/install.sh" --node /usr/bin/node
 }
 
-# virt-aa-hook.conf written whole, so the lab does not depend on the installer's defaults.
+# What install.sh chose on its own from qemu.conf and the kernel (the admin's quick start): the
+# command on PATH, attach mode matching security_driver, started_check = "enforce".
+lab_installer_choice() {
+  [ -x /usr/sbin/virt-aa-hook ] || { echo "no /usr/sbin/virt-aa-hook"; return 1; }
+  out=$(/usr/sbin/virt-aa-hook install-summary 2>&1); echo "$out"
+  printf '%s\n' "$out" | grep -qF "attach = \"$LAB_ATTACH\", started_check = \"enforce\""
+}
+
+# virt-aa-hook.conf written whole afterwards, so the checks below do not depend on the installer's
+# defaults (install-chose-attach-mode checks those) and the hook logs at debug level.
 lab_hook_conf() {
   cat > /etc/libvirt/virt-aa-hook.conf <<CONF
 # written by the virt-aa-hook lab (test/lab/guest/mode.sh)
