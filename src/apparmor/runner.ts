@@ -45,9 +45,9 @@ export async function runParser(parser: string, args: readonly string[], opts: R
         // No input: /dev/null, which the parser reads as the empty input a closed pipe gives, without
         // the pipe and its write stream (a few ms of every load).
         stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-        // Its own process group: apparmor_parser compiles in a forked child, which a kill of the
-        // parser alone would leave running (holding our pipes open, so "close" would wait for it).
-        detached: true,
+        // Not detached: the parser stays in the hook's process group, so whatever kills the hook's
+        // group (a crash test, a supervisor) also kills the parser and its compiling child. A parser
+        // that outlived its hook could still write the cache after a newer prepare ran.
         ...(opts.cwd ? { cwd: opts.cwd } : {}),
       });
     } catch (err) {
@@ -59,17 +59,26 @@ export async function runParser(parser: string, args: readonly string[], opts: R
     let failure: string | undefined;
     let settled = false;
     let killTimer: NodeJS.Timeout | undefined;
-    const signalGroup = (signal: NodeJS.Signals) => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, signal);
-      } catch {
-        child.kill(signal); // the group is gone already; the parser itself, if still there
+    // apparmor_parser compiles in a forked child, which a kill of the parser alone would leave
+    // running (holding our pipes open, so "close" would wait for the whole compile): a timeout
+    // signals the parser and every descendant, listed before the parser dies and they are
+    // re-parented out of reach.
+    let tree: number[] = [];
+    const signalTree = (signal: NodeJS.Signals) => {
+      if (child.pid === undefined) return;
+      tree = [...new Set([...tree, child.pid, ...descendantsOf(child.pid)])];
+      for (const pid of tree) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // gone already
+        }
       }
     };
     const kill = (why: string) => {
       failure ??= why;
-      signalGroup("SIGTERM");
-      killTimer ??= setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS);
+      signalTree("SIGTERM");
+      killTimer ??= setTimeout(() => signalTree("SIGKILL"), KILL_GRACE_MS);
       killTimer.unref();
     };
     const limit = timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`;
@@ -148,4 +157,42 @@ export function parserMessage(r: ParserResult): string {
   const unique = [...new Set(chosen)].join("; ");
   const text = unique === "" ? `exit status ${r.exitCode}` : `${unique} (exit status ${r.exitCode})`;
   return text.length > 2000 ? text.slice(0, 2000) + "..." : text;
+}
+
+/**
+ * Every process below `root` (children, grandchildren…), from the parent pids in /proc/<pid>/stat.
+ * Only on the kill path: a scan of /proc costs a few ms, which a hook call that ends normally never
+ * pays.
+ */
+function descendantsOf(root: number): number[] {
+  const fs = process.getBuiltinModule("node:fs");
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = fs.readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${e}/stat`, "latin1");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ")".
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (!Number.isInteger(ppid)) continue;
+    const list = children.get(ppid) ?? [];
+    list.push(Number(e));
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  for (let queue = [root]; queue.length > 0; ) {
+    const next = children.get(queue.shift()!) ?? [];
+    out.push(...next);
+    queue.push(...next);
+  }
+  return out;
 }
