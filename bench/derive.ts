@@ -16,6 +16,7 @@ import { imageChecks } from "../src/pipeline.js";
 import { applyPolicy } from "../src/policy/index.js";
 import { renderFiles } from "../src/render/index.js";
 import { deriveRules } from "../src/rules/index.js";
+import { runtimeOwnership } from "../src/rules/ownership.js";
 
 const IMAGES = "/var/lib/libvirt/images/bench";
 
@@ -72,7 +73,7 @@ function main(): void {
     const hostFs = new HostFs(layout);
     const raw = deriveRules({ domain, fs: hostFs, layout, maxBackingDepth: 64, images: imageChecks(hostFs, layout, domain.uuid) });
     const t2 = performance.now();
-    const final = applyPolicy(hostFs, raw);
+    const final = applyPolicy(hostFs, raw, runtimeOwnership(domain, layout));
     const t3 = performance.now();
     const text = renderFiles(domain, final);
     const t4 = performance.now();
