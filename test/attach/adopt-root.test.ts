@@ -11,21 +11,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultTestConfig, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE } from "../lifecycle/harness.js";
 import { guestXml, UUID_A } from "../lifecycle/guests.js";
+import { FAKE_VIRSH } from "./fake-virsh.js";
 
-// The virsh under the root: domains are files next to it, every call is logged, `define` records
-// where its XML file was.
-const FAKE_VIRSH = `#!/bin/sh
-set -eu
-DIR=$(dirname "$0")
-printf '%s\\n' "$*" >> "$DIR/calls"
-if [ "$1" = -c ]; then shift 2; fi
-case $1 in
-  list) ls "$DIR/domains" ;;
-  dumpxml) [ -f "$DIR/domains/$4" ] || { echo "error: failed to get domain '$4'" >&2; exit 1; }; cat "$DIR/domains/$4" ;;
-  define) name=$(sed -n 's:.*<name>\\(.*\\)</name>.*:\\1:p' "$2"); cp "$2" "$DIR/domains/$name"; echo "Domain '$name' defined from $2" ;;
-  *) exit 3 ;;
-esac
-`;
 const VIRSH = "/usr/local/sbin/stand-in-virsh";
 const REAL_PROFILE = `/etc/apparmor.d/libvirt/libvirt-${UUID_A}`;
 

@@ -3,20 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { adopt, virshAt, type AdoptRequest } from "../../src/attach/adopt-run.js";
+import { FAKE_VIRSH } from "./fake-virsh.js";
 
-// A stand-in virsh, really exec'd: domains are files in $DIR/domains, every call is logged.
-const FAKE_VIRSH = `#!/bin/sh
-set -eu
-DIR=$(dirname "$0")
-printf '%s\\n' "$*" >> "$DIR/calls"
-if [ "$1" = -c ]; then shift 2; fi
-case $1 in
-  list) ls "$DIR/domains" ;;
-  dumpxml) [ -f "$DIR/domains/$4" ] || { echo "error: failed to get domain '$4'" >&2; exit 1; }; cat "$DIR/domains/$4" ;;
-  define) name=$(sed -n 's:.*<name>\\(.*\\)</name>.*:\\1:p' "$2"); cp "$2" "$DIR/domains/$name"; echo "Domain '$name' defined from $2" ;;
-  *) exit 3 ;;
-esac
-`;
 
 function xml(name: string, uuid: string, emulator = "/usr/bin/qemu-system-x86_64"): string {
   return `<domain type='kvm'>\n  <name>${name}</name>\n  <uuid>${uuid}</uuid>\n  <devices>\n    <emulator>${emulator}</emulator>\n  </devices>\n</domain>\n`;
