@@ -1,23 +1,40 @@
 /**
- * Errors that reject a guest. Every one renders as the single line the admin (and libvirt's
- * "Hook script execution failed" message) shows:
+ * The errors an operation ends with, and the one line each becomes on stderr:
  *   virt-aa-hook: error: <guest>: <path>: <reason>
  * `guest` is the domain name when known (else "-"), `path` the host path or XML element at fault
- * (else "-").
+ * (else "-"). `formatLine` is the only place that line is assembled.
  */
-export class GuestError extends Error {
+
+/**
+ * A rejected path or element. Raised below the stage that knows the guest's name (images, policy,
+ * rules, hook steps); whoever knows the guest names it when the line is written (`errorLine`), or
+ * wraps it in a GuestError (the pipeline).
+ */
+export class PathError extends Error {
   constructor(
-    public readonly guest: string,
     public readonly path: string,
     public readonly reason: string,
   ) {
-    super(`${guest}: ${path}: ${reason}`);
+    super(`${path}: ${reason}`);
+    this.name = "PathError";
+  }
+}
+
+/** A PathError whose guest is known. */
+export class GuestError extends PathError {
+  constructor(
+    public readonly guest: string,
+    path: string,
+    reason: string,
+  ) {
+    super(path, reason);
+    this.message = `${guest}: ${path}: ${reason}`;
     this.name = "GuestError";
   }
 
-  /** The one line printed on stderr. Control characters are made visible so it stays one line. */
-  toLine(): string {
-    return `virt-aa-hook: error: ${oneLine(this.guest)}: ${oneLine(this.path)}: ${oneLine(this.reason)}`;
+  /** The one line printed on stderr. */
+  toLine(level: Level = "error"): string {
+    return formatLine(level, this.guest, this.path, this.reason);
   }
 }
 
@@ -29,21 +46,28 @@ export class HostError extends Error {
   }
 }
 
+export type Level = "error" | "warning";
+
+/** The one stderr line. Control characters are made visible so it stays one line. */
+export function formatLine(level: Level, guest: string, path: string, reason: string): string {
+  return `virt-aa-hook: ${level}: ${oneLine(guest)}: ${oneLine(path)}: ${oneLine(reason)}`;
+}
+
+/** The stderr line for any error an operation on `guest` ended with. */
+export function errorLine(guest: string, err: unknown, level: Level = "error"): string {
+  if (err instanceof GuestError) return err.toLine(level);
+  if (err instanceof PathError) return formatLine(level, guest, err.path, err.reason);
+  if (err instanceof HostError) return formatLine(level, guest, "-", err.message);
+  return formatLine(level, guest, "-", `internal error: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+/** Just the reason (with its path), for the log file. */
+export function errorReason(err: unknown): string {
+  if (err instanceof PathError) return `${err.path}: ${err.reason}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
 export function oneLine(s: string): string {
   // JSON-style escapes for control characters keep the message on one line and unambiguous.
   return s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-}
-
-/**
- * A rejected path, raised below the stage that knows the guest's name (images, policy, rules).
- * The pipeline turns it into a GuestError by adding the guest.
- */
-export class PathError extends Error {
-  constructor(
-    public readonly path: string,
-    public readonly reason: string,
-  ) {
-    super(`${path}: ${reason}`);
-    this.name = "PathError";
-  }
 }

@@ -8,7 +8,7 @@ import { applyPolicy, canonicalise, checkRule } from "./policy/index.js";
 import type { ImageChecks } from "./rules/context.js";
 import { deriveRules } from "./rules/index.js";
 import { runtimeOwnership } from "./rules/ownership.js";
-import type { Rule } from "./rules/ir.js";
+import type { Rule } from "./ir.js";
 import { renderFiles } from "./render/index.js";
 import { otherGuestsGrants, parseGranted, permsFor } from "./render/granted.js";
 

@@ -16,7 +16,7 @@
  */
 import { definedWithOurLabel, isActive, listDefined } from "./defined.js";
 import type { Config } from "../config.js";
-import { errorLine } from "../hook/failure.js";
+import { errorLine } from "../errors.js";
 import { HookLog } from "../hook/log.js";
 import { releaseIdentified } from "../hook/release.js";
 import { syncProfile } from "../hook/sync.js";

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import type { Domain } from "../domain/model.js";
 import { GuestError } from "../errors.js";
 import type { Layout } from "../layout.js";
-import type { Rule } from "../rules/ir.js";
+import type { Rule } from "../ir.js";
 import { listStates, type GuestState, type HeldPath } from "../store/state.js";
 import { safeComponent } from "./identify.js";
 

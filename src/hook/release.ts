@@ -6,7 +6,7 @@ import { guestPaths, sha256 } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
 import { readState } from "../store/state.js";
 import type { HookContext } from "./context.js";
-import { errorReason } from "./failure.js";
+import { errorReason } from "../errors.js";
 import { identifyGuest } from "./identify.js";
 import { recordKept } from "./kept.js";
 import { removeStaleStages, syncProfile } from "./sync.js";

@@ -1,9 +1,8 @@
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type Config } from "../config.js";
-import { oneLine } from "../errors.js";
+import { errorLine, errorReason, formatLine } from "../errors.js";
 import { Layout } from "../layout.js";
 import type { HookInvocation } from "./args.js";
 import type { HookContext } from "./context.js";
-import { errorLine, errorReason } from "./failure.js";
 import { HookLog } from "./log.js";
 import { readStdin } from "./stdin.js";
 
@@ -65,14 +64,13 @@ export async function runHook(inv: HookInvocation): Promise<number> {
     const ctx: HookContext = { layout, config, guest: inv.guest, op: inv.op, log };
     result = await perform(kind, ctx, input.data);
   } catch (err) {
-    const line = errorLine(inv.guest, err);
     result = `error: ${errorReason(err)}`;
     if (mustNotFail(kind, config)) {
       // Still said on stderr (libvirtd logs it), as a warning: the guest is not affected.
-      process.stderr.write(line.replace("virt-aa-hook: error:", "virt-aa-hook: warning:") + "\n");
+      process.stderr.write(errorLine(inv.guest, err, "warning") + "\n");
       result = `ignored ${result}`;
     } else {
-      process.stderr.write(line + "\n");
+      process.stderr.write(errorLine(inv.guest, err) + "\n");
       exit = EXIT_FAIL;
     }
     if (err instanceof ConfigError) result += " (config)";
@@ -89,7 +87,7 @@ async function perform(kind: Kind, ctx: HookContext, xml: Buffer): Promise<strin
     const { releaseGuest } = await import("./release.js");
     const r = await releaseGuest(ctx, xml);
     for (const p of r.problems) ctx.log.detail("warn", ctx.guest, ctx.op, p);
-    if (r.problems.length > 0) process.stderr.write(`virt-aa-hook: warning: ${oneLine(ctx.guest)}: -: ${oneLine(r.problems.join("; "))}\n`);
+    if (r.problems.length > 0) process.stderr.write(formatLine("warning", ctx.guest, "-", r.problems.join("; ")) + "\n");
     return r.summary;
   }
   if (ctx.config.mode === "off") return "mode off";

@@ -1,8 +1,7 @@
 import fs from "node:fs";
 import { detectEnvironment } from "../apparmor/index.js";
-import { oneLine } from "../errors.js";
 import type { HookContext } from "./context.js";
-import { HookFailure } from "./failure.js";
+import { formatLine, PathError } from "../errors.js";
 import { identifyGuest, safeComponent } from "./identify.js";
 
 /**
@@ -17,14 +16,14 @@ export function checkStarted(ctx: HookContext, xml: Buffer): string {
   const env = detectEnvironment(layout, config);
   if (!env.target) return "not checked: AppArmor is not enabled";
   const id = identifyGuest(ctx, xml);
-  if (!id) throw new HookFailure("-", "cannot check the confinement of QEMU: the domain XML names no valid guest");
+  if (!id) throw new PathError("-", "cannot check the confinement of QEMU: the domain XML names no valid guest");
   const expected = layout.profileName(id.uuid);
 
   const problem = findProblem(ctx, `${expected} (${config.mode === "complain" ? "complain" : "enforce"})`);
   if (!problem) return `QEMU runs in ${expected}`;
-  if (config.startedCheck === "enforce") throw new HookFailure(problem.path, problem.reason);
+  if (config.startedCheck === "enforce") throw new PathError(problem.path, problem.reason);
   ctx.log.detail("warn", ctx.guest, ctx.op, `${problem.path}: ${problem.reason}`);
-  process.stderr.write(`virt-aa-hook: warning: ${oneLine(ctx.guest)}: ${oneLine(problem.path)}: ${oneLine(problem.reason)}\n`);
+  process.stderr.write(formatLine("warning", ctx.guest, problem.path, problem.reason) + "\n");
   return `warning: ${problem.reason}`;
 }
 

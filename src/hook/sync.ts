@@ -11,7 +11,7 @@ import { readState, writeState, type GuestState, type HeldPath } from "../store/
 import { checkAttach } from "./attach-check.js";
 import type { HookContext } from "./context.js";
 import { conflictError, coveredBy, findConflict, heldPaths, needsRefresh, unionHolds } from "./exclusive.js";
-import { HookFailure } from "./failure.js";
+import { PathError } from "../errors.js";
 import { checkKeptOwner } from "./kept.js";
 
 /**
@@ -59,7 +59,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
   let compileOnly = false;
   if (!env.target) {
     if (config.noApparmor === "fail") {
-      throw new HookFailure(
+      throw new PathError(
         KERNEL_ENABLED_FILE,
         `cannot load ${paths.profileName}: AppArmor is not enabled in this kernel (set no_apparmor in ${layout.configPath} to start guests without it)`,
       );
@@ -276,12 +276,12 @@ function createProfileText(ctx: HookContext, paths: GuestPaths): string {
   try {
     text = fs.readFileSync(ctx.layout.host(template), "utf8");
   } catch (err) {
-    throw new HookFailure(template, `cannot read the AppArmor template: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new PathError(template, `cannot read the AppArmor template: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   try {
     return renderProfile(text, paths.profileName, filesInclude(paths.uuid));
   } catch (err) {
-    throw new HookFailure(template, `cannot create ${paths.hostProfile} from the template: ${(err as Error).message}`);
+    throw new PathError(template, `cannot create ${paths.hostProfile} from the template: ${(err as Error).message}`);
   }
 }
 
@@ -292,9 +292,9 @@ function includesFiles(profile: Buffer, uuid: string): boolean {
 
 /** Parser and filesystem faults name the per-guest profile they were about. */
 function asFailure(err: unknown, paths: GuestPaths): unknown {
-  if (err instanceof HookFailure) return err;
+  if (err instanceof PathError) return err;
   if (err instanceof Error && (err.name === "HostError" || (err as NodeJS.ErrnoException).code !== undefined)) {
-    return new HookFailure(paths.hostProfile, err.message);
+    return new PathError(paths.hostProfile, err.message);
   }
   return err;
 }
@@ -332,7 +332,7 @@ function staging(paths: GuestPaths, layout: HookContext["layout"], fn: () => voi
     const e = err as NodeJS.ErrnoException;
     if (e.code === undefined) throw err;
     const reason = /^[A-Z0-9]+: [^,]*/.exec(e.message)?.[0] ?? e.code;
-    throw new HookFailure(paths.hostFiles, `cannot write the new rules in ${layout.profilesDir}: ${reason}`);
+    throw new PathError(paths.hostFiles, `cannot write the new rules in ${layout.profilesDir}: ${reason}`);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { HostFs } from "../hostfs.js";
-import type { OriginRule, Rule } from "../rules/ir.js";
+import type { OriginRule, Rule } from "../ir.js";
 import { noRuntimeOwnership, type RuntimeOwnership } from "../rules/ownership.js";
 import { canonicalise } from "./canonical.js";
 import { HostFacts, type PathFacts } from "./host-facts.js";

@@ -1,4 +1,4 @@
-import { normalisePerms, type Rule } from "../rules/ir.js";
+import { normalisePerms, type Rule } from "../ir.js";
 
 /**
  * One rule per (path, suffix), in first-appearance order, with the union of permissions and every

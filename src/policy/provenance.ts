@@ -1,4 +1,4 @@
-import type { OriginKind, Rule } from "../rules/ir.js";
+import type { OriginKind, Rule } from "../ir.js";
 import type { RuntimeOwnership } from "../rules/ownership.js";
 import type { HostView, PathFacts } from "./host-facts.js";
 import { isUnder, locationRefusal, RECURSIVE_SUFFIXES } from "./restricted.js";

@@ -1,5 +1,5 @@
 import { PathError } from "../errors.js";
-import type { Rule } from "../rules/ir.js";
+import type { Rule } from "../ir.js";
 
 /**
  * Host locations no guest may be granted, whatever its XML says and whichever element asks: every

@@ -1,5 +1,5 @@
 import { PathError } from "../errors.js";
-import { GLOB_SUFFIXES, normalisePerms, type Rule } from "../rules/ir.js";
+import { GLOB_SUFFIXES, normalisePerms, type Rule } from "../ir.js";
 import { commentText } from "./comment.js";
 import { escapeLiteral } from "./escape.js";
 

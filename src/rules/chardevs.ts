@@ -1,7 +1,7 @@
 import type { Chardev } from "../domain/model.js";
 import { absolute } from "./absolute.js";
 import { ruleOf, type RuleConstructor, type RuleFamily } from "./context.js";
-import type { OriginRule } from "./ir.js";
+import type { OriginRule } from "../ir.js";
 
 /**
  * Character-device backends (serial, parallel, console, channel, and those embedded in other

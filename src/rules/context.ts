@@ -1,7 +1,7 @@
 import type { Domain } from "../domain/model.js";
 import type { HostFs } from "../hostfs.js";
 import type { Layout } from "../layout.js";
-import type { Origin, OriginKind, OriginRule, Rule } from "./ir.js";
+import type { Origin, OriginKind, OriginRule, Rule } from "../ir.js";
 
 /** What a rule family may look at: the domain model and read-only host state (through the root). */
 export interface RuleContext {

@@ -1,7 +1,7 @@
 import type { Filesystem } from "../domain/model.js";
 import { absolute } from "./absolute.js";
 import { ruleOf, type RuleFamily } from "./context.js";
-import type { OriginRule } from "./ir.js";
+import type { OriginRule } from "../ir.js";
 
 const rule = ruleOf("filesystem");
 

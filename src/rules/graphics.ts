@@ -1,6 +1,6 @@
 import type { HostFs } from "../hostfs.js";
 import type { Graphics } from "../domain/model.js";
-import type { OriginRule } from "./ir.js";
+import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { listDirectory } from "./sysfs.js";

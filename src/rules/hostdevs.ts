@@ -1,7 +1,7 @@
 import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
 import type { Hostdev } from "../domain/model.js";
-import type { OriginRule } from "./ir.js";
+import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { listDirectory, readAttribute } from "./sysfs.js";

@@ -1,4 +1,4 @@
-import type { OriginRule } from "./ir.js";
+import type { OriginRule } from "../ir.js";
 import type { RuleContext, RuleFamily } from "./context.js";
 import { chardevRules } from "./chardevs.js";
 import { filesystemRules } from "./filesystems.js";

@@ -1,6 +1,6 @@
 import { PathError } from "../errors.js";
 import type { Shmem } from "../domain/model.js";
-import type { OriginRule } from "./ir.js";
+import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { requireFileNameComponent } from "./names.js";

@@ -2,7 +2,7 @@ import type { Domain } from "../domain/model.js";
 import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
-import type { OriginRule } from "./ir.js";
+import type { OriginRule } from "../ir.js";
 
 const rule = ruleOf("runtime");
 

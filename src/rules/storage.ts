@@ -3,7 +3,7 @@ import type { BackingLayer, Disk } from "../domain/model.js";
 import { discoverChain, type ChainEntry, type ChainTouch, type ChainWalk } from "../images/index.js";
 import { absolute } from "./absolute.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
-import type { OriginRule as Rule } from "./ir.js";
+import type { OriginRule as Rule } from "../ir.js";
 import { resolveVolume } from "./volumes.js";
 
 const rule = ruleOf("disk");

@@ -2,7 +2,7 @@ import path from "node:path";
 import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
 import type { Domain, Tpm } from "../domain/model.js";
-import type { OriginRule } from "./ir.js";
+import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { requireFileNameComponent } from "./names.js";

@@ -1,7 +1,7 @@
 import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
 import type { PciAddress } from "../domain/model.js";
-import type { OriginRule } from "./ir.js";
+import type { OriginRule } from "../ir.js";
 import { ruleOf } from "./context.js";
 import { linkTargetName, listDirectory } from "./sysfs.js";
 

@@ -15,7 +15,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Layout } from "../../src/layout.js";
 import { buildProfile } from "../../src/pipeline.js";
-import type { Rule } from "../../src/rules/ir.js";
+import type { Rule } from "../../src/ir.js";
 import { exprLiteral, exprMatches, guestRuleExprs } from "../helpers/apparmor.js";
 import {
   announceSeed,

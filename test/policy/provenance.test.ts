@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
 import { HostFacts, refusal, type PathFacts, type PolicyInput } from "../../src/policy/index.js";
-import type { OriginKind, Rule } from "../../src/rules/ir.js";
+import type { OriginKind, Rule } from "../../src/ir.js";
 import { noRuntimeOwnership, runtimeOwnership } from "../../src/rules/ownership.js";
 import { baseDomain, tempRoot } from "../rules/fixtures.js";
 import { canMknod, plantHost } from "./fakehost.js";

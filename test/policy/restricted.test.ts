@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkRestricted, mergeRules } from "../../src/policy/index.js";
-import type { Rule } from "../../src/rules/ir.js";
+import type { Rule } from "../../src/ir.js";
 
 const r = (path: string, perms = "rwk", suffix: Rule["suffix"] = "", source = "disk vda"): Rule => ({ path, perms, suffix, source });
 

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PathError } from "../../src/errors.js";
 import { escapeLiteral, renderFiles, renderRule } from "../../src/render/index.js";
-import type { GlobSuffix, Rule } from "../../src/rules/ir.js";
+import type { GlobSuffix, Rule } from "../../src/ir.js";
 import { exprLiteral, exprMatches, pathBytes, ruleExprs } from "../helpers/apparmor.js";
 
 const FILES = "rules.files";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { PathError } from "../../src/errors.js";
 import { renderFiles, renderPerms, renderRule } from "../../src/render/index.js";
-import type { Rule } from "../../src/rules/ir.js";
+import type { Rule } from "../../src/ir.js";
 import { compileGuest, exprMatches, guestRuleExprs } from "../helpers/apparmor.js";
 
 const UUID = "8c4a1f2e-3b5d-4e6f-8a9b-0c1d2e3f4a5b";

@@ -12,7 +12,7 @@ import { PathError } from "../../src/errors.js";
 import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
 import type { RuleContext, RuleFamily } from "../../src/rules/context.js";
-import type { Rule } from "../../src/rules/ir.js";
+import type { Rule } from "../../src/ir.js";
 import { canonicalise, checkRule } from "../../src/policy/index.js";
 
 export const TEST_UUID = "6a1b9c3e-2f4d-4e5a-8b7c-0d1e2f3a4b5c";

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Graphics, Video } from "../../src/domain/model.js";
 import { defaultRenderNode, graphicsRules as graphicsRulesWithOrigin, videoRules as videoRulesWithOrigin } from "../../src/rules/graphics.js";
-import type { Rule } from "../../src/rules/ir.js";
+import type { Rule } from "../../src/ir.js";
 import { baseDomain, expectPathError, ruleContext, tempRoot, writeHostFile, withoutOrigins } from "./fixtures.js";
 import { canMknod, charDevice } from "./hosttree.js";
 

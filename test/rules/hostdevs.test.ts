@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Hostdev } from "../../src/domain/model.js";
 import { applyPolicy } from "../../src/policy/index.js";
 import { hostdevRules as hostdevRulesWithOrigin, nvmeDiskRules as nvmeDiskRulesWithOrigin } from "../../src/rules/hostdevs.js";
-import type { Rule } from "../../src/rules/ir.js";
+import type { Rule } from "../../src/ir.js";
 import { formatPciAddress } from "../../src/rules/vfio.js";
 import { baseDomain, expectPathError, fileDisk, ruleContext, tempRoot, writeHostFile, withoutOrigins } from "./fixtures.js";
 import { PCI_ASSIGNMENT_FILES, fakePciDevice, fakeUsbDevice, link, mkdir } from "./hosttree.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { NetInterface } from "../../src/domain/model.js";
 import { interfaceRules as interfaceRulesWithOrigin, vsockRules as vsockRulesWithOrigin } from "../../src/rules/network.js";
-import type { Rule } from "../../src/rules/ir.js";
+import type { Rule } from "../../src/ir.js";
 import { baseDomain, expectPathError, ruleContext, withoutOrigins } from "./fixtures.js";
 
 // Origins are checked once per family in origins.test.ts; here rules are compared without them.

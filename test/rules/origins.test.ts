@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deriveRules } from "../../src/rules/index.js";
-import type { OriginRule } from "../../src/rules/ir.js";
+import type { OriginRule } from "../../src/ir.js";
 import { baseDomain, fileDisk, ruleContext, tempRoot, writeHostFile } from "./fixtures.js";
 import { fakePciDevice } from "./hosttree.js";
 

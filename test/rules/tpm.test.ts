@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Tpm } from "../../src/domain/model.js";
-import type { Rule } from "../../src/rules/ir.js";
+import type { Rule } from "../../src/ir.js";
 import { tpmRules as tpmRulesWithOrigin } from "../../src/rules/tpm.js";
 import { TEST_UUID, baseDomain, expectPathError, ruleContext, tempRoot, writeHostFile, type DomainOverrides, withoutOrigins } from "./fixtures.js";
 import { link } from "./hosttree.js";
