@@ -71,3 +71,18 @@ export function oneLine(s: string): string {
   // JSON-style escapes for control characters keep the message on one line and unambiguous.
   return s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
+
+/**
+ * Ends an admin command with `code`. Commands throw it instead of setting an exit code; the CLI's
+ * entry point catches it once, prints `line` (already formatted, e.g. by formatLine) if given, and
+ * exits with `code`.
+ */
+export class ExitError extends Error {
+  constructor(
+    public readonly code: number,
+    public readonly line?: string,
+  ) {
+    super(line ?? `exit ${code}`);
+    this.name = "ExitError";
+  }
+}
