@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import type { Layout } from "./layout.js";
+import { DERIVED_TEMPLATE, LOCATION_DEFAULTS, Layout } from "./layout.js";
 import { HostError } from "./errors.js";
 
 /**
@@ -12,7 +12,9 @@ import { HostError } from "./errors.js";
  * security setting must never silently fall back to a default.
  *
  * Paths in the config are host paths, mapped through the layout like every other host path,
- * except `parser`, which names the program we execute from this machine.
+ * except `parser`, which names the program we execute from this machine. Their defaults are the
+ * layout's (LOCATION_DEFAULTS); once the config is read, `Layout.from(root, config)` (or
+ * `loadLayout`) is the layout every consumer reads them from.
  */
 export interface Config {
   /** enforce: load profiles enforcing; complain: load with `apparmor_parser -C`; off: do nothing. */
@@ -54,19 +56,12 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   noApparmor: "fail",
   startedCheck: "warn",
   reconnectFailure: "log",
-  parser: "/usr/sbin/apparmor_parser",
-  featuresFile: "",
-  cacheDir: "/var/cache/apparmor/virt-aa-hook",
-  template: "/etc/apparmor.d/libvirt/TEMPLATE.qemu",
-  apparmorDir: "/etc/apparmor.d",
-  subdomainfs: "",
   lockTimeout: 30,
   parserTimeout: 60,
   logLevel: "info",
-  logFile: "/var/log/libvirt/virt-aa-hook.log",
   attach: "none",
   requireAttach: false,
-  emulatorDir: "/usr/bin",
+  ...LOCATION_DEFAULTS,
 });
 
 /** A config file that cannot be used; the message names file, line and key. */
@@ -176,19 +171,22 @@ export function parseConfig(text: string, file: string): Config {
   return cfg;
 }
 
-/**
- * The template install.sh derives from libvirt's (its abstraction without the NVRAM rule every
- * guest shares, src/install/derive.ts). When it exists and the config names no `template`, it is
- * the default: an installed host confines NVRAM per guest without a config edit.
- */
-export const DERIVED_TEMPLATE = "/etc/apparmor.d/libvirt/TEMPLATE.virt-aa-hook-qemu";
+export { DERIVED_TEMPLATE };
 
+/**
+ * The template the installer derives (layout.ts: DERIVED_TEMPLATE), when it exists and the config
+ * names no `template`, is the default: an installed host confines NVRAM per guest without a
+ * config edit.
+ */
 function withDerivedTemplate(cfg: Config, layout: Layout, text: string): Config {
   if (/^[ \t]*template[ \t]*=/m.test(text)) return cfg;
-  return fs.existsSync(layout.host(DERIVED_TEMPLATE)) ? { ...cfg, template: DERIVED_TEMPLATE } : cfg;
+  return fs.existsSync(layout.host(layout.derivedTemplate)) ? { ...cfg, template: layout.derivedTemplate } : cfg;
 }
 
-/** The config in effect for this layout: defaults when the file does not exist. Throws ConfigError. */
+/**
+ * The config in effect for this layout's root (only `root` and `configPath` are read from the
+ * layout): defaults when the file does not exist. Throws ConfigError.
+ */
 export function loadConfig(layout: Layout): Config {
   const file = layout.host(layout.configPath);
   let text: string;
@@ -202,4 +200,10 @@ export function loadConfig(layout: Layout): Config {
     throw new ConfigError(layout.configPath, 0, "", (err as Error).message);
   }
   return withDerivedTemplate(parseConfig(text, layout.configPath), layout, text);
+}
+
+/** The config of `root` and the layout it makes (our locations where the config puts them). Throws ConfigError. */
+export function loadLayout(root: string): { config: Config; layout: Layout } {
+  const config = loadConfig(new Layout(root));
+  return { config, layout: Layout.from(root, config) };
 }

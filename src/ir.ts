@@ -1,3 +1,5 @@
+import type { Layout } from "./layout.js";
+
 /**
  * The rule IR: what one guest's QEMU may touch, before any profile text exists.
  *
@@ -115,4 +117,35 @@ export function normalisePerms(perms: string): string {
     if (!PERM_ORDER.includes(c as Perm)) throw new Error(`unknown permission letter ${JSON.stringify(c)}`);
   }
   return PERM_ORDER.filter((p) => perms.includes(p)).join("");
+}
+
+/**
+ * Which of the places libvirt manages for ALL guests hold THIS guest's own files: computed by the
+ * rule families (rules/ownership.ts) the way they compute the paths they grant (libvirt names them
+ * after the guest's `<id>-<short name>`, name or UUID), judged by the policy. The policy grants a
+ * path below a managed root only when it is one of these, whichever element names it, so no XML
+ * can reach another guest's monitor socket, agent channel, swtpm state, hugepage or file-backed
+ * RAM, or libvirt's own sockets and state.
+ */
+export interface RuntimeOwnership {
+  /** Roots libvirt manages for every guest (and for itself): below them only `own*` is granted. */
+  managedRoots: readonly string[];
+  /** This guest's own directories: the directory and everything below it. */
+  ownTrees: readonly string[];
+  /** This guest's own single files. */
+  ownFiles: readonly string[];
+  /**
+   * libvirt's run dir (Layout.libvirtRunDir) and the prefix (`<id>-<short name>-`) of the entries
+   * libvirt names after this guest in its helper subdirectories (`swtpm/`, `dbus/`, `passt/`,
+   * `slirp/`): `<run dir>/<subdir>/<prefix>...` is this guest's.
+   */
+  runDir: string;
+  runSubdirPrefix?: string;
+  /** `libvirt/qemu/<id>-<short name>`: this guest's directory below each hugetlbfs mount. */
+  hugepageSubdir?: string;
+}
+
+/** The managed roots with nothing in them owned: for judging a path before the guest is known. */
+export function noRuntimeOwnership(layout: Layout): RuntimeOwnership {
+  return { managedRoots: layout.libvirtManagedRoots, ownTrees: [], ownFiles: [], runDir: layout.libvirtRunDir };
 }

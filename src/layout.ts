@@ -1,18 +1,81 @@
 import path from "node:path";
+import type { Config } from "./config.js";
 
 /**
- * The one root-aware map of every host path virt-aa-hook reads or writes.
+ * The one root-aware map of the host paths virt-aa-hook reads, writes, installs or must protect.
  *
  * Rules and messages always name paths as the host sees them ("/var/lib/libvirt/images/a.qcow2");
  * `host()` maps such a path to where it really is on this filesystem. With root "/" the two are
  * the same; with `--root DIR` every access happens under DIR, which is how tests and admins run
  * the whole tool without touching the machine.
+ *
+ * Which paths are spelled here (and nowhere else in src/):
+ * - Ours: the config file, state, locks, log, parser cache, the AppArmor directory our profiles
+ *   live in, the template, the installed files. Those the config can move (`LOCATION_DEFAULTS`)
+ *   come from the config (`Layout.from(root, config)`); `config.ts` takes its defaults from here.
+ *   The config file itself cannot come from the config: it is a fact of the root alone.
+ * - Host facts the hook reads, lists or must agree on in more than one module: libvirt's files
+ *   and per-guest directories, /proc and sysfs files, the device directories both a rule family
+ *   and the policy name (/dev/shm, /dev/vfio).
+ * Not here: paths that only one rule family names in a profile and never reads (a device node
+ * such as /dev/vhost-net, a default such as /dev/random), which stay with that family as what
+ * the device needs; and the restricted-location list (policy/restricted.ts), which is policy
+ * data, except that it takes the hook's own locations from `ownLocations` here.
  */
+
+/** The config keys that move one of our locations. */
+export type LocationConfig = Pick<
+  Config,
+  "parser" | "featuresFile" | "cacheDir" | "template" | "apparmorDir" | "subdomainfs" | "logFile" | "emulatorDir"
+>;
+
+/** Where our configurable locations are when the config does not say ("" = none). */
+export const LOCATION_DEFAULTS: Readonly<LocationConfig> = Object.freeze({
+  parser: "/usr/sbin/apparmor_parser",
+  featuresFile: "",
+  cacheDir: "/var/cache/apparmor/virt-aa-hook",
+  template: "/etc/apparmor.d/libvirt/TEMPLATE.qemu",
+  apparmorDir: "/etc/apparmor.d",
+  subdomainfs: "",
+  logFile: "/var/log/libvirt/virt-aa-hook.log",
+  emulatorDir: "/usr/bin",
+});
+
+/** The system's AppArmor directory (where the installer puts the hook's own profile). */
+const SYSTEM_APPARMOR_DIR = "/etc/apparmor.d";
+/** Where the installer puts our files. */
+const INSTALL_DIR = "/usr/lib/virt-aa-hook";
+
+/**
+ * The template the installer derives from libvirt's (its abstraction without the NVRAM rule every
+ * guest shares, src/install/derive.ts). When it exists and the config names no `template`, it is
+ * the default (config.ts).
+ */
+export const DERIVED_TEMPLATE = `${SYSTEM_APPARMOR_DIR}/libvirt/TEMPLATE.virt-aa-hook-qemu`;
+
 export class Layout {
   readonly root: string;
 
-  constructor(root = "/") {
+  /**
+   * The layout of `root` with our locations where `config` puts them. `new Layout(root)` is the
+   * layout before (or without) a config: every location at its default.
+   */
+  static from(root: string, config: Partial<LocationConfig>): Layout {
+    return new Layout(root, config);
+  }
+
+  constructor(root = "/", config: Partial<LocationConfig> = {}) {
     this.root = path.resolve(root);
+    const own = { ...LOCATION_DEFAULTS, ...definedOnly(config) };
+    this.parser = own.parser;
+    this.featuresFile = own.featuresFile;
+    this.cacheDir = own.cacheDir;
+    this.template = own.template;
+    this.apparmorDir = own.apparmorDir;
+    this.profilesDir = `${own.apparmorDir}/libvirt`;
+    this.subdomainfs = own.subdomainfs;
+    this.logFile = own.logFile;
+    this.emulatorDir = own.emulatorDir;
   }
 
   get isRealRoot(): boolean {
@@ -25,29 +88,40 @@ export class Layout {
     return this.isRealRoot ? hostPath : path.join(this.root, hostPath);
   }
 
-  // Host paths (not yet mapped through host()). Config may override some of them.
-  readonly apparmorDir = "/etc/apparmor.d";
-  readonly profilesDir = "/etc/apparmor.d/libvirt";
-  readonly templatePath = "/etc/apparmor.d/libvirt/TEMPLATE.qemu";
+  // ---- Ours, fixed (root only) -------------------------------------------------------------------
+
+  /** The config file: read before there is a config, so no config can move it. */
   readonly configPath = "/etc/libvirt/virt-aa-hook.conf";
+  /** One state record per guest. */
   readonly stateDir = "/var/lib/virt-aa-hook";
-  readonly lockDir = "/run/virt-aa-hook/locks";
-  readonly cacheDir = "/var/cache/apparmor/virt-aa-hook";
-  readonly logPath = "/var/log/libvirt/virt-aa-hook.log";
-  readonly securityfsDir = "/sys/kernel/security/apparmor";
-  readonly libvirtRunDir = "/run/libvirt/qemu";
-  readonly libvirtLibDir = "/var/lib/libvirt/qemu";
-  readonly libvirtLogDir = "/var/log/libvirt/qemu";
-  readonly sysfsPciDevices = "/sys/bus/pci/devices";
-  /** Persistent storage pool definitions (`<pool>.xml`), read to resolve `<disk type='volume'>`. */
-  readonly libvirtStorageDir = "/etc/libvirt/storage";
-  /** qemu.conf channel_target_dir: per-guest dirs for auto-named unix channel sockets. */
-  readonly libvirtChannelTargetDir = "/var/lib/libvirt/qemu/channel/target";
-  /** qemu.conf memory_backing_dir: per-guest dirs for file-backed guest RAM. */
-  readonly libvirtMemoryBackingDir = "/var/lib/libvirt/qemu/ram";
-  /** Where libvirt looks for hugetlbfs when /proc/mounts lists none. */
-  readonly defaultHugepagesDir = "/dev/hugepages";
-  readonly procMounts = "/proc/mounts";
+  /** Our directory under /run; the per-guest locks are in `lockDir`. */
+  readonly runDir = "/run/virt-aa-hook";
+  readonly lockDir = `${this.runDir}/locks`;
+
+  // ---- Ours, moved by the config (LocationConfig) ------------------------------------------------
+
+  /** apparmor_parser on this machine: executed, never mapped through host(). */
+  readonly parser: string;
+  /** Features file for the parser's `-M`; "" = the kernel's own (or `fallbackFeaturesFile`). */
+  readonly featuresFile: string;
+  /** Parser cache (`-L`). */
+  readonly cacheDir: string;
+  /** TEMPLATE the per-guest profile is created from. */
+  readonly template: string;
+  /** @deprecated the old name of `template`, until doctor/ reads `template`. */
+  get templatePath(): string {
+    return this.template;
+  }
+  /** The parser's `--base`: tunables/, abstractions/, libvirt/. */
+  readonly apparmorDir: string;
+  /** The per-guest profiles and `.files` (`apparmorDir`/libvirt). */
+  readonly profilesDir: string;
+  /** Load into this directory instead of the kernel; "" = the kernel. */
+  readonly subdomainfs: string;
+  /** One line per hook call; "" = no log. */
+  readonly logFile: string;
+  /** Where the real emulators are (the emulator wrapper execs them). */
+  readonly emulatorDir: string;
 
   profileName(uuid: string): string {
     return `libvirt-${uuid}`;
@@ -58,4 +132,140 @@ export class Layout {
   filesPath(uuid: string): string {
     return `${this.profilesDir}/libvirt-${uuid}.files`;
   }
+
+  /**
+   * Every location of ours a guest must never be granted (policy/restricted.ts): what we read our
+   * configuration and policy from, write state, locks and the log to, and execute.
+   */
+  get ownLocations(): string[] {
+    return [
+      this.configPath,
+      this.stateDir,
+      this.runDir,
+      this.logFile,
+      this.cacheDir,
+      this.apparmorDir,
+      this.template,
+      this.featuresFile,
+      this.subdomainfs,
+      this.emulatorDir,
+      INSTALL_DIR,
+      this.command,
+    ].filter((location) => location !== "");
+  }
+
+  // ---- What the installer installs (install/, doctor/) -------------------------------------------
+
+  readonly installDir = INSTALL_DIR;
+  /** The hook libvirt runs (hooks/qemu). */
+  readonly launcher = `${INSTALL_DIR}/qemu-hook`;
+  readonly bundle = `${INSTALL_DIR}/virt-aa-hook.cjs`;
+  /** The emulator wrapper (hooks/qemu-wrapper) and the per-emulator links to it. */
+  readonly wrapper = `${INSTALL_DIR}/qemu-wrapper`;
+  readonly wrapperDir = `${INSTALL_DIR}/bin`;
+  /** The admin command. */
+  readonly command = "/usr/sbin/virt-aa-hook";
+  /** The hook's own AppArmor profile. */
+  readonly hookProfile = `${SYSTEM_APPARMOR_DIR}/usr.lib.virt-aa-hook.qemu-hook`;
+  /** libvirt's abstraction and template, and ours derived from them. */
+  readonly libvirtAbstraction = `${SYSTEM_APPARMOR_DIR}/abstractions/libvirt-qemu`;
+  readonly libvirtTemplate = `${SYSTEM_APPARMOR_DIR}/libvirt/TEMPLATE.qemu`;
+  readonly ourAbstraction = `${SYSTEM_APPARMOR_DIR}/abstractions/virt-aa-hook-qemu`;
+  readonly derivedTemplate = DERIVED_TEMPLATE;
+  readonly libvirtdProfile = `${SYSTEM_APPARMOR_DIR}/usr.sbin.libvirtd`;
+  readonly libvirtdLocalProfile = `${SYSTEM_APPARMOR_DIR}/local/usr.sbin.libvirtd`;
+  /** systemd unit directory and our libvirtd drop-in. */
+  readonly systemdUnitDir = "/etc/systemd/system";
+  readonly libvirtdDropIn = `${this.systemdUnitDir}/libvirtd.service.d/virt-aa-hook.conf`;
+
+  // ---- libvirt ---------------------------------------------------------------------------------
+
+  readonly libvirtConfigDir = "/etc/libvirt";
+  readonly qemuConf = `${this.libvirtConfigDir}/qemu.conf`;
+  /** libvirt's hook directory: `qemu` (one script) or `qemu.d/` (libvirt ≥ 6.5, several). */
+  readonly libvirtHooksDir = `${this.libvirtConfigDir}/hooks`;
+  /** Persistent domain definitions (`<name>.xml`). */
+  readonly libvirtDomainsDir = `${this.libvirtConfigDir}/qemu`;
+  /** Persistent storage pool definitions (`<pool>.xml`), read to resolve `<disk type='volume'>`. */
+  readonly libvirtStorageDir = `${this.libvirtConfigDir}/storage`;
+  /** The daemons that run the hook (monolithic and modular). */
+  readonly libvirtDaemons: readonly string[] = ["/usr/sbin/libvirtd", "/usr/sbin/virtqemud"];
+  /** virsh, for `adopt`. */
+  readonly virsh = "/usr/bin/virsh";
+  /** Live state: `<name>.xml` and `<name>.pid` of running guests, helper sockets below. */
+  readonly libvirtRunDir = "/run/libvirt/qemu";
+  readonly libvirtLibDir = "/var/lib/libvirt/qemu";
+  readonly libvirtLogDir = "/var/log/libvirt/qemu";
+  /** qemu.conf channel_target_dir: per-guest dirs for auto-named unix channel sockets. */
+  readonly libvirtChannelTargetDir = `${this.libvirtLibDir}/channel/target`;
+  /** qemu.conf memory_backing_dir: per-guest dirs for file-backed guest RAM. */
+  readonly libvirtMemoryBackingDir = `${this.libvirtLibDir}/ram`;
+  /** qemu.conf swtpm_storage_dir, swtpm state dir, swtpm_log_dir (libvirt 9.0 defaults). */
+  readonly swtpmStorageDir = "/var/lib/libvirt/swtpm";
+  readonly swtpmStateDir = `${this.libvirtRunDir}/swtpm`;
+  readonly swtpmLogDir = "/var/log/swtpm/libvirt/qemu";
+  /** Where `<shmem>` doorbell servers listen without a path: `shmem-<name>-sock` below it. */
+  readonly libvirtShmemSocketDir = "/var/lib/libvirt";
+
+  /** libvirt's `<pid file>` and live XML of a running guest. */
+  libvirtPidFile(name: string): string {
+    return `${this.libvirtRunDir}/${name}.pid`;
+  }
+  libvirtStatusXml(name: string): string {
+    return `${this.libvirtRunDir}/${name}.xml`;
+  }
+
+  /** Roots libvirt manages for every guest and for itself (policy: only a guest's own entries). */
+  get libvirtManagedRoots(): string[] {
+    return [
+      this.libvirtLibDir,
+      this.libvirtChannelTargetDir,
+      this.libvirtMemoryBackingDir,
+      // All of /run/libvirt: the daemons' sockets (libvirt-sock, virtqemud-sock, virtlogd-sock...)
+      // and every guest's live XML, pid and helper sockets.
+      path.posix.dirname(this.libvirtRunDir),
+      this.swtpmStateDir,
+      this.swtpmStorageDir,
+      this.swtpmLogDir,
+    ];
+  }
+
+  // ---- Kernel interfaces -----------------------------------------------------------------------
+
+  readonly procDir = "/proc";
+  readonly procMounts = "/proc/mounts";
+  readonly procMountinfo = "/proc/self/mountinfo";
+  readonly procSwaps = "/proc/swaps";
+  readonly sysfsDir = "/sys";
+  readonly securityfsDir = "/sys/kernel/security/apparmor";
+  readonly apparmorEnabledFile = "/sys/module/apparmor/parameters/enabled";
+  /** The parser's features when the kernel has none to give (no AppArmor, or a container). */
+  readonly fallbackFeaturesFile = "/usr/share/apparmor-features/features";
+  /** `M:m` → the block device's sysfs directory. */
+  readonly sysDevBlock = "/sys/dev/block";
+  readonly sysfsPciDevices = "/sys/bus/pci/devices";
+  readonly sysfsMdevDevices = "/sys/bus/mdev/devices";
+  readonly sysfsUsbDevices = "/sys/bus/usb/devices";
+  readonly sysfsScsiDevices = "/sys/bus/scsi/devices";
+  readonly sysfsClassDir = "/sys/class";
+  readonly devDir = "/dev";
+  /** POSIX shared memory: every host process's, `<shmem>` objects among them. */
+  readonly shmDir = "/dev/shm";
+  /** The VFIO container (`vfio`) and one node per IOMMU group. */
+  readonly vfioDir = "/dev/vfio";
+  /** DRM nodes (render nodes `renderD<N>`). */
+  readonly driDir = "/dev/dri";
+  /** Where libvirt looks for hugetlbfs when /proc/mounts lists none. */
+  readonly defaultHugepagesDir = "/dev/hugepages";
+  /** For adopt's virsh under `--root`. */
+  readonly tmpDir = "/tmp";
+
+  /** `/proc/<pid>`. */
+  procPidDir(pid: number | string): string {
+    return `${this.procDir}/${pid}`;
+  }
+}
+
+function definedOnly<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { HostFs } from "../hostfs.js";
-import { hugetlbfsMounts } from "../rules/runtime.js";
-import { listDirectory, readAttribute } from "../rules/sysfs.js";
+import { decodeOctalEscapes, hugetlbfsMounts } from "../host/mounts.js";
+import { listDirectory, readAttribute } from "../host/sysfs.js";
 import type { Layout } from "../layout.js";
 import { PathError } from "../errors.js";
 import { canonicalise } from "./canonical.js";
@@ -12,10 +12,6 @@ import { canonicalise } from "./canonical.js";
  * provenance.ts as plain data. Each file is read at most once per build, and only when a rule
  * needs it: a guest without block devices never reads mountinfo or sysfs.
  */
-
-export const PROC_MOUNTINFO = "/proc/self/mountinfo";
-export const PROC_SWAPS = "/proc/swaps";
-export const SYS_DEV_BLOCK = "/sys/dev/block";
 
 const SCSI_GENERIC = /^\/dev\/(sg[0-9]+)$/;
 
@@ -54,7 +50,7 @@ export class HostFacts {
   ) {}
 
   view(): HostView {
-    this.hugetlbfs ??= hugetlbfsMounts({ fs: this.fs, layout: this.layout });
+    this.hugetlbfs ??= hugetlbfsMounts(this.fs);
     return { hugetlbfsMounts: this.hugetlbfs };
   }
 
@@ -75,7 +71,7 @@ export class HostFacts {
    * use is the node's: `/sys/class/scsi_generic/sgN/device/block/<disk>` names it.
    */
   private scsiGenericUse(sg: string): string[] {
-    const blockDir = `/sys/class/scsi_generic/${sg}/device/block`;
+    const blockDir = `${this.layout.sysfsClassDir}/scsi_generic/${sg}/device/block`;
     const reasons: string[] = [];
     for (const disk of listDirectory(this.fs, blockDir) ?? []) {
       const dev = readAttribute(this.fs, `${blockDir}/${disk}/dev`);
@@ -94,17 +90,17 @@ export class HostFacts {
    * device sysfs does not know cannot be judged, so it counts as in use (fail closed).
    */
   private blockUse(rdev: string): string[] {
-    const dir = quietly(() => canonicalise(this.fs, `${SYS_DEV_BLOCK}/${rdev}`));
+    const dir = quietly(() => canonicalise(this.fs, `${this.layout.sysDevBlock}/${rdev}`));
     if (dir === undefined || listDirectory(this.fs, dir) === undefined) {
-      return [`the host's sysfs does not know it (${SYS_DEV_BLOCK}/${rdev} is missing), so whether it is in use cannot be told`];
+      return [`the host's sysfs does not know it (${this.layout.sysDevBlock}/${rdev} is missing), so whether it is in use cannot be told`];
     }
     const members = [dir, ...partitionsOf(this.fs, dir)];
     const reasons: string[] = [];
     const mounts = this.mountedDevices();
     const swaps = this.swapAreas();
     // Without the lists nothing can be told free: fail closed.
-    if (mounts === null) reasons.push(`${PROC_MOUNTINFO} cannot be read, so whether it is mounted cannot be told`);
-    if (!swaps.readable) reasons.push(`${PROC_SWAPS} cannot be read, so whether it is swap cannot be told`);
+    if (mounts === null) reasons.push(`${this.layout.procMountinfo} cannot be read, so whether it is mounted cannot be told`);
+    if (!swaps.readable) reasons.push(`${this.layout.procSwaps} cannot be read, so whether it is swap cannot be told`);
     for (const member of members) {
       const name = path.posix.basename(member);
       const dev = readAttribute(this.fs, `${member}/dev`);
@@ -125,18 +121,18 @@ export class HostFacts {
   /** "major:minor" → mount point, from mountinfo's device field and each mount's block-device source. */
   private mountedDevices(): Map<string, string> | null {
     if (this.mounts !== undefined) return this.mounts;
-    const text = readSmall(this.fs, PROC_MOUNTINFO);
+    const text = readSmall(this.fs, this.layout.procMountinfo);
     if (text === undefined) return (this.mounts = null);
     const mounts = new Map<string, string>();
     for (const line of text.split("\n")) {
       const fields = line.split(" ");
       const sep = fields.indexOf("-");
       if (sep < 5 || fields.length < sep + 3) continue;
-      const mountPoint = decodeOctal(fields[4]!);
+      const mountPoint = decodeOctalEscapes(fields[4]!);
       const dev = fields[2]!;
       // btrfs and other multi-device filesystems report an anonymous 0:N here; the source names the device.
       if (!dev.startsWith("0:") && !mounts.has(dev)) mounts.set(dev, mountPoint);
-      const source = decodeOctal(fields[sep + 2]!);
+      const source = decodeOctalEscapes(fields[sep + 2]!);
       if (source.startsWith("/")) {
         const sourceDev = blockDeviceNumber(this.fs, source);
         if (sourceDev !== undefined && !mounts.has(sourceDev)) mounts.set(sourceDev, mountPoint);
@@ -149,13 +145,13 @@ export class HostFacts {
   /** Active swap areas: canonical paths (swap files) and device numbers (swap partitions). */
   private swapAreas(): SwapAreas {
     if (this.swaps !== undefined) return this.swaps;
-    const text = readSmall(this.fs, PROC_SWAPS);
+    const text = readSmall(this.fs, this.layout.procSwaps);
     const swaps: SwapAreas = { readable: text !== undefined, paths: new Set<string>(), devices: new Set<string>() };
     const lines = (text ?? "").split("\n").slice(1); // a header line first
     for (const line of lines) {
       const name = line.split(/[ \t]+/)[0];
       if (name === undefined || !name.startsWith("/")) continue;
-      const decoded = decodeOctal(name);
+      const decoded = decodeOctalEscapes(name);
       const canonical = quietly(() => canonicalise(this.fs, decoded)) ?? decoded;
       swaps.paths.add(canonical);
       const dev = blockDeviceNumber(this.fs, canonical);
@@ -206,11 +202,6 @@ function fileType(st: import("node:fs").Stats | undefined): FileType {
 /** The text of a small /proc file, or undefined when it cannot be read. */
 function readSmall(fs: HostFs, hostPath: string): string | undefined {
   return quietly(() => fs.readHead(hostPath, MAX_PROC_BYTES).toString("utf8"));
-}
-
-/** The kernel writes space, tab, newline and backslash in these files as 3-digit octal escapes. */
-function decodeOctal(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
 function quietly<T>(read: () => T): T | undefined {

@@ -1,6 +1,5 @@
 import type { HostFs } from "../hostfs.js";
-import type { OriginRule, Rule } from "../ir.js";
-import { noRuntimeOwnership, type RuntimeOwnership } from "../rules/ownership.js";
+import { noRuntimeOwnership, type OriginRule, type Rule, type RuntimeOwnership } from "../ir.js";
 import { canonicalise } from "./canonical.js";
 import { HostFacts, type PathFacts } from "./host-facts.js";
 import { mergeRules } from "./merge.js";
@@ -8,7 +7,7 @@ import { refusal } from "./provenance.js";
 import { PathError } from "../errors.js";
 
 export { canonicalise } from "./canonical.js";
-export { checkRestricted, isUnder, locationRefusal } from "./restricted.js";
+export { checkRestricted, isUnder, locationRefusal, restrictedLocations } from "./restricted.js";
 export { mergeRules } from "./merge.js";
 export { refusal, type PolicyInput } from "./provenance.js";
 export { HostFacts, type HostView, type PathFacts } from "./host-facts.js";
@@ -18,7 +17,7 @@ const UNKNOWN_FILE: PathFacts = { type: "missing", swap: false, blockUse: [] };
 
 /** What the policy knows about the guest and the host while it judges one guest's rules. */
 export interface PolicyContext {
-  /** This guest's own entries in libvirt's managed directories (rules/ownership.ts). */
+  /** This guest's own entries in libvirt's managed directories (ir.ts, computed by rules/ownership.ts). */
   ownership: RuntimeOwnership;
   /** Host facts, read lazily through the layout root and cached for the whole build. */
   host: HostFacts;
@@ -52,8 +51,8 @@ export function checkRule(fs: HostFs, r: Rule, context?: PolicyContext): Rule {
   const resolved = { ...r, path: canonicalise(fs, r.path) };
   const why =
     context === undefined
-      ? refusal(resolved, UNKNOWN_FILE, { ownership: noRuntimeOwnership(fs.layout), host: { hugetlbfsMounts: [] } })
-      : refusal(resolved, context.host.about(resolved.path), { ownership: context.ownership, host: context.host.view() });
+      ? refusal(resolved, UNKNOWN_FILE, { ownership: noRuntimeOwnership(fs.layout), host: { hugetlbfsMounts: [] }, layout: fs.layout })
+      : refusal(resolved, context.host.about(resolved.path), { ownership: context.ownership, host: context.host.view(), layout: fs.layout });
   if (why === undefined) return resolved;
   // Name the path the XML used too, or a symlink trick would read as a mystery.
   if (resolved.path !== r.path) throw new PathError(r.path, `resolves to ${resolved.path}: ${why}`);

@@ -1,5 +1,5 @@
-import type { OriginKind, Rule } from "../ir.js";
-import type { RuntimeOwnership } from "../rules/ownership.js";
+import type { OriginKind, Rule, RuntimeOwnership } from "../ir.js";
+import type { Layout } from "../layout.js";
 import type { HostView, PathFacts } from "./host-facts.js";
 import { isUnder, locationRefusal, RECURSIVE_SUFFIXES } from "./restricted.js";
 
@@ -28,7 +28,14 @@ import { isUnder, locationRefusal, RECURSIVE_SUFFIXES } from "./restricted.js";
 export interface PolicyInput {
   ownership: RuntimeOwnership;
   host: HostView;
+  /** Where the host keeps sysfs, device nodes, shared memory, and the hook's own files. */
+  layout: Layout;
 }
+
+/**
+ * Device-name allow-lists below (serial lines, block names, `/dev/vfio/<N>`...) are policy data,
+ * spelled here as patterns; the roots they classify (sysfs, /dev, /dev/shm) come from the layout.
+ */
 
 /** Why the rule is refused, as "<source>: <reason>; <what to do>"; undefined when it is granted. */
 export function refusal(rule: Rule, facts: PathFacts, input: PolicyInput): string | undefined {
@@ -38,18 +45,19 @@ export function refusal(rule: Rule, facts: PathFacts, input: PolicyInput): strin
 
 function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | undefined {
   const { path } = rule;
+  const { sysfsDir, shmDir, devDir } = input.layout;
   const kind = rule.origin?.kind;
   const recursive = RECURSIVE_SUFFIXES.has(rule.suffix);
   const what = kind === undefined ? "this element" : `a ${ELEMENT_NAMES[kind]}`;
 
   // 1. sysfs, bound to the device the element resolved.
-  if (isUnder(path, "/sys") && !recursive && sysfsGranted(rule)) return undefined;
-  if (isUnder(path, "/sys") && (SYSFS_PCI_FILE.test(path) || SYSFS_TPM_CANCEL.some((re) => re.test(path)))) {
+  if (isUnder(path, sysfsDir) && !recursive && sysfsGranted(rule)) return undefined;
+  if (isUnder(path, sysfsDir) && (SYSFS_PCI_FILE.test(path) || SYSFS_TPM_CANCEL.some((re) => re.test(path)))) {
     return `sysfs files of a host device are granted only to the <hostdev> (or <tpm> passthrough) that assigns that very device, not to ${what}; assign the device with a <hostdev> instead`;
   }
 
   // 2. Restricted locations.
-  const location = locationRefusal(path, rule.perms, rule.suffix);
+  const location = locationRefusal(path, rule.perms, rule.suffix, input.layout);
   if (location !== undefined) return location;
 
   // 3. Recursive grants over trees that hold other guests', processes' or the host's devices.
@@ -67,17 +75,17 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
   }
 
   // 5. POSIX shared memory.
-  if (isUnder(path, "/dev/shm") && kind !== "shmem") {
-    return `/dev/shm holds the shared memory of other host processes; only a <shmem> may name an object there; use another directory`;
+  if (isUnder(path, shmDir) && kind !== "shmem") {
+    return `${shmDir} holds the shared memory of other host processes; only a <shmem> may name an object there; use another directory`;
   }
 
   // 6, 7. Device nodes.
-  const deviceArea = isUnder(path, "/dev") && !isUnder(path, "/dev/shm") && managed === undefined;
+  const deviceArea = isUnder(path, devDir) && !isUnder(path, shmDir) && managed === undefined;
   const allowed = kind === undefined ? NO_DEVICES : DEVICES[kind];
   if (deviceArea) {
     const isChar = allowed.char.some((re) => re.test(path));
     const isBlock = allowed.block && BLOCK_NAMES.some((re) => re.test(path));
-    if (!isChar && !isBlock) return deviceRefusal(path, what, kind);
+    if (!isChar && !isBlock) return deviceRefusal(path, what, kind, input.layout);
     if (isChar && facts.type !== "missing" && facts.type !== "char") {
       return `${path} should be a character device but is a ${TYPE_NAMES[facts.type]}; name the device node itself`;
     }
@@ -85,7 +93,7 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
       return `${path} should be a block device but is a ${TYPE_NAMES[facts.type]}; name the device node itself`;
     }
   } else if (facts.type === "char") {
-    return `character device nodes outside /dev are never granted; name the node in /dev`;
+    return `character device nodes outside ${devDir} are never granted; name the node in ${devDir}`;
   }
 
   // 8. Block devices the host uses.
@@ -168,8 +176,9 @@ function recursiveReach(dir: string, input: PolicyInput): string | undefined {
   const roots = [...input.ownership.managedRoots, ...input.host.hugetlbfsMounts];
   const root = roots.find((r) => isUnder(r, dir) || isUnder(dir, r));
   if (root !== undefined) return `${root}, libvirt's runtime state for other guests and for itself`;
-  if (dir === "/dev/shm" || isUnder("/dev/shm", dir)) return "/dev/shm, the shared memory of other host processes";
-  if (isUnder(dir, "/dev") && !isUnder(dir, "/dev/shm")) return `the device nodes below ${dir}`;
+  const { shmDir, devDir } = input.layout;
+  if (isUnder(shmDir, dir)) return `${shmDir}, the shared memory of other host processes`;
+  if (isUnder(dir, devDir) && !isUnder(dir, shmDir)) return `the device nodes below ${dir}`;
   return undefined;
 }
 
@@ -240,11 +249,11 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
 /** Host terminals: pseudo-terminals, virtual consoles and their memory, the console. */
 const TERMINAL = /^\/dev\/(?:pts(?:\/.*)?|ptmx|tty[0-9]*|tty[a-zA-Z]+[0-9]*|vcsu?a?[0-9]*|console|hvc[0-9]+|ttyprintk)$/;
 
-function deviceRefusal(path: string, what: string, kind: OriginKind | undefined): string {
+function deviceRefusal(path: string, what: string, kind: OriginKind | undefined, layout: Layout): string {
   if (TERMINAL.test(path) && !SERIAL_LINES.some((re) => re.test(path))) {
     return `host terminals (pseudo-terminals, virtual consoles, the console) are never granted to guests; use <serial type='pty'> for a console, or type='dev' with a serial line such as /dev/ttyS0`;
   }
-  if (VFIO.some((re) => re.test(path)) || isUnder(path, "/dev/vfio")) {
+  if (VFIO.some((re) => re.test(path)) || isUnder(path, layout.vfioDir)) {
     return `VFIO devices are granted only to the <hostdev> or <disk type='nvme'> whose device is in that IOMMU group, not to ${what}; assign the device with a <hostdev>`;
   }
   const allowed = kind === undefined ? NO_DEVICES : DEVICES[kind];

@@ -1,13 +1,19 @@
 import { PathError } from "../errors.js";
 import type { Rule } from "../ir.js";
+import type { Layout } from "../layout.js";
+
+/** Where virt-aa-hook's own locations (Layout.ownLocations) stand in the list. */
+const OWN_LOCATIONS = Symbol("virt-aa-hook's own locations");
 
 /**
  * Host locations no guest may be granted, whatever its XML says and whichever element asks: every
  * place the host executes from, loads policy or configuration from, keeps credentials in, or
  * controls daemons through. Matched by whole path component: `/lib` blocks `/lib/x` but not
  * `/library`. Each group is one class in docs/threat-model.md ("Policy by provenance").
+ * The host's locations are policy data spelled here; the hook's own come from the layout, where
+ * the config may have moved them (restrictedLocations).
  */
-const FORBIDDEN: readonly string[] = [
+const FORBIDDEN: ReadonlyArray<string | typeof OWN_LOCATIONS> = [
   // Configuration, kernel interfaces, programs and libraries, boot, root's home.
   "/etc",
   "/proc",
@@ -32,10 +38,9 @@ const FORBIDDEN: readonly string[] = [
   "/dev/kmsg",
   "/dev/mapper/control",
   "/dev/loop-control",
-  // virt-aa-hook's own state, locks and log: a guest must not be able to forge them.
-  "/var/lib/virt-aa-hook",
-  "/run/virt-aa-hook",
-  "/var/log/libvirt/virt-aa-hook.log",
+  // virt-aa-hook's own config, state, locks, log, parser cache, profiles and template, wherever
+  // the config puts them: a guest must not be able to forge them.
+  OWN_LOCATIONS,
   // Where AppArmor policy is loaded from: the compiled-policy caches boot and our `cache_dir` load,
   // snapd's generated profiles.
   "/var/cache/apparmor",
@@ -147,18 +152,37 @@ export function isUnder(candidate: string, location: string): boolean {
   return candidate === location || candidate.startsWith(location === "/" ? "/" : location + "/");
 }
 
+const restrictedByLayout = new WeakMap<Layout, readonly string[]>();
+
+/**
+ * The restricted locations on the host `layout` describes, in FORBIDDEN's order. An own location
+ * a host location already covers is left out (the host location names it in messages). Computed
+ * once per layout: the pre-read check runs for every layer of a backing chain.
+ */
+export function restrictedLocations(layout: Layout): readonly string[] {
+  let locations = restrictedByLayout.get(layout);
+  if (locations === undefined) {
+    const host = FORBIDDEN.filter((entry): entry is string => entry !== OWN_LOCATIONS);
+    const own = layout.ownLocations.filter((location) => !host.some((h) => isUnder(location, h)));
+    locations = FORBIDDEN.flatMap((entry) => (entry === OWN_LOCATIONS ? [...new Set(own)] : [entry]));
+    restrictedByLayout.set(layout, locations);
+  }
+  return locations;
+}
+
 /**
  * Why the restricted locations refuse (path, perms, suffix), whatever element asks; undefined when
  * they do not. Pure. sysfs is refused here like any restricted location: the only sysfs files a
  * guest gets are the ones provenance.ts grants to the element that resolved their device.
  */
-export function locationRefusal(path: string, perms: string, suffix: string): string | undefined {
+export function locationRefusal(path: string, perms: string, suffix: string, layout: Layout): string | undefined {
   const recursive = RECURSIVE_SUFFIXES.has(suffix);
+  const restricted = restrictedLocations(layout);
 
   if (recursive) {
     if (path === "/") return "cannot grant the whole filesystem";
     // A recursive grant on a parent of a forbidden location would reach into it.
-    const covered = FORBIDDEN.find((location) => isUnder(location, path) && location !== path);
+    const covered = restricted.find((location) => isUnder(location, path) && location !== path);
     if (covered !== undefined) return `recursive access would include the restricted location ${covered}`;
   }
 
@@ -167,7 +191,7 @@ export function locationRefusal(path: string, perms: string, suffix: string): st
     return undefined;
   }
 
-  const forbidden = FORBIDDEN.find((location) => isUnder(path, location));
+  const forbidden = restricted.find((location) => isUnder(path, location));
   if (forbidden !== undefined) {
     const exception = READ_ONLY_ALLOWED.find((location) => isUnder(path, location));
     return exception !== undefined
@@ -183,7 +207,7 @@ export function locationRefusal(path: string, perms: string, suffix: string): st
  * Throws PathError when `rule` (already canonical) would give the guest a restricted location.
  * The reason names the rule's source so the admin sees which XML element asked for it.
  */
-export function checkRestricted(rule: Rule): void {
-  const why = locationRefusal(rule.path, rule.perms, rule.suffix);
+export function checkRestricted(rule: Rule, layout: Layout): void {
+  const why = locationRefusal(rule.path, rule.perms, rule.suffix, layout);
   if (why !== undefined) throw new PathError(rule.path, `${rule.source}: ${why}`);
 }

@@ -3,7 +3,7 @@ import type { Graphics } from "../domain/model.js";
 import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
-import { listDirectory } from "./sysfs.js";
+import { listDirectory } from "../host/sysfs.js";
 
 const rule = ruleOf("graphics");
 

@@ -4,7 +4,7 @@ import type { Hostdev } from "../domain/model.js";
 import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
-import { listDirectory, readAttribute } from "./sysfs.js";
+import { listDirectory, readAttribute } from "../host/sysfs.js";
 import { formatPciAddress, mdevVfioRules, pciVfioRules } from "./vfio.js";
 
 /**

@@ -1,7 +1,7 @@
 import type { Domain } from "../domain/model.js";
 import { PathError } from "../errors.js";
-import type { HostFs } from "../hostfs.js";
-import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
+import { hugetlbfsMounts } from "../host/mounts.js";
+import { ruleOf, type RuleFamily } from "./context.js";
 import type { OriginRule } from "../ir.js";
 
 const rule = ruleOf("runtime");
@@ -41,7 +41,7 @@ export const runtimeRules: RuleFamily = (ctx) => {
     rule(`${layout.libvirtChannelTargetDir}/domain-${short}`, "rw", "channel dir", "{,/**}"),
   );
   if (domain.memoryBacking.hugepages) {
-    for (const mount of hugetlbfsMounts(ctx)) {
+    for (const mount of hugetlbfsMounts(ctx.fs)) {
       out.push(rule(`${mount}/libvirt/qemu/${short}`, "rw", "hugepages", "{,/**}"));
     }
   }
@@ -77,35 +77,4 @@ export function shortName(id: number, name: string): string {
 /** Convenience for other families (e.g. swtpm paths): the domain's short name, when it has an id. */
 export function domainShortName(domain: Domain): string | undefined {
   return domain.id === undefined ? undefined : shortName(domain.id, domain.name);
-}
-
-/** /proc/mounts is a few KiB even on busy hosts; a bound keeps a hostile root from stalling us. */
-const MAX_MOUNTS_BYTES = 1024 * 1024;
-
-/**
- * Mount points of every hugetlbfs in /proc/mounts (through the root), in file order, without
- * duplicates, as libvirt's virFileFindHugeTLBFS finds them. When none is mounted libvirt refuses
- * to start a hugepage guest anyway; we then name the conventional `/dev/hugepages` so the profile
- * still says what the guest would need. (A qemu.conf `hugetlbfs_mount` override is not read.)
- */
-export function hugetlbfsMounts(ctx: Pick<RuleContext, "fs" | "layout">): string[] {
-  const text = readMounts(ctx.fs, ctx.layout.procMounts);
-  const mounts: string[] = [];
-  for (const line of text.split("\n")) {
-    const [, mountPoint, fsType] = line.split(" ");
-    if (fsType !== "hugetlbfs" || mountPoint === undefined) continue;
-    const decoded = decodeMountField(mountPoint);
-    if (decoded.startsWith("/") && !mounts.includes(decoded)) mounts.push(decoded);
-  }
-  return mounts.length > 0 ? mounts : [ctx.layout.defaultHugepagesDir];
-}
-
-function readMounts(fs: HostFs, path: string): string {
-  if (fs.stat(path) === undefined) return "";
-  return fs.readHead(path, MAX_MOUNTS_BYTES).toString("utf8");
-}
-
-/** The kernel writes space, tab, newline and backslash in mount fields as 3-digit octal escapes. */
-function decodeMountField(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }

@@ -7,7 +7,7 @@ import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { requireFileNameComponent } from "./names.js";
 import { domainShortName } from "./runtime.js";
-import { exists } from "./sysfs.js";
+import { exists } from "../host/sysfs.js";
 
 /** libvirt 9.0 qemu.conf defaults (swtpm_storage/state/log dirs). */
 export const SWTPM_STORAGE_DIR = "/var/lib/libvirt/swtpm";

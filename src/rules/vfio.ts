@@ -3,7 +3,7 @@ import type { HostFs } from "../hostfs.js";
 import type { PciAddress } from "../domain/model.js";
 import type { OriginRule } from "../ir.js";
 import { ruleOf } from "./context.js";
-import { linkTargetName, listDirectory } from "./sysfs.js";
+import { linkTargetName, listDirectory } from "../host/sysfs.js";
 
 /**
  * VFIO device access: the container device plus the ONE IOMMU group a device belongs to.

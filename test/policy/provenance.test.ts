@@ -5,15 +5,15 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
 import { HostFacts, refusal, type PathFacts, type PolicyInput } from "../../src/policy/index.js";
-import type { OriginKind, Rule } from "../../src/ir.js";
-import { noRuntimeOwnership, runtimeOwnership } from "../../src/rules/ownership.js";
+import { noRuntimeOwnership, type OriginKind, type Rule } from "../../src/ir.js";
+import { runtimeOwnership } from "../../src/rules/ownership.js";
 import { baseDomain, tempRoot } from "../rules/fixtures.js";
 import { canMknod, plantHost } from "./fakehost.js";
 
 const layout = new Layout("/");
 /** vm1, id 7: short name 7-vm1. */
 const own = runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout);
-const input: PolicyInput = { ownership: own, host: { hugetlbfsMounts: ["/dev/hugepages"] } };
+const input: PolicyInput = { ownership: own, host: { hugetlbfsMounts: ["/dev/hugepages"] }, layout };
 const missing: PathFacts = { type: "missing", swap: false, blockUse: [] };
 
 const r = (path: string, kind: OriginKind | undefined, opts: { perms?: string; suffix?: Rule["suffix"]; device?: string; source?: string } = {}): Rule => ({
@@ -180,7 +180,7 @@ describe("libvirt-managed runtime paths: only this guest's own", () => {
     const stopped: PolicyInput = { ...input, ownership: runtimeOwnership(baseDomain({ name: "vm1", id: undefined }), layout) };
     expect(judge(r("/run/libvirt/qemu/vm1.pid", "runtime"), missing, stopped)).toBeUndefined();
     expect(judge(r("/var/lib/libvirt/qemu/domain-7-vm1", "runtime", { suffix: "{,/**}" }), missing, stopped)).toContain("recursive access would include /var/lib/libvirt/qemu");
-    const stranger: PolicyInput = { ownership: noRuntimeOwnership(layout), host: { hugetlbfsMounts: [] } };
+    const stranger: PolicyInput = { ownership: noRuntimeOwnership(layout), host: { hugetlbfsMounts: [] }, layout };
     expect(judge(r("/run/libvirt/qemu/vm1.pid", "runtime"), missing, stranger)).toContain("/run/libvirt holds libvirt's runtime state");
   });
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { hugetlbfsMounts, runtimeRules as runtimeRulesWithOrigin, shortName } from "../../src/rules/runtime.js";
+import { runtimeRules as runtimeRulesWithOrigin, shortName } from "../../src/rules/runtime.js";
 import { baseDomain, expectPathError, ruleContext, tempRoot, writeHostFile, withoutOrigins } from "./fixtures.js";
 
 // Origins are checked once per family in origins.test.ts; here rules are compared without them.
@@ -106,8 +106,9 @@ describe("runtimeRules", () => {
     const r = root();
     writeHostFile(r, "/proc/mounts", "proc /proc proc rw 0 0\n");
     const domain = baseDomain({ id: 9, memoryBacking: { hugepages: true } });
-    expect(hugetlbfsMounts(ruleContext(domain, r))).toEqual(["/dev/hugepages"]);
-    expect(hugetlbfsMounts(ruleContext(domain))).toEqual(["/dev/hugepages"]);
+    expect(runtimeRules(ruleContext(domain, r)).filter((x) => x.source === "hugepages")).toEqual([
+      { path: "/dev/hugepages/libvirt/qemu/9-vm1", suffix: "{,/**}", perms: "rw", source: "hugepages" },
+    ]);
     expect(runtimeRules(ruleContext(domain)).filter((x) => x.source === "hugepages")).toEqual([
       { path: "/dev/hugepages/libvirt/qemu/9-vm1", suffix: "{,/**}", perms: "rw", source: "hugepages" },
     ]);
