@@ -48,9 +48,13 @@ export class HostError extends Error {
 
 export type Level = "error" | "warning";
 
-/** The one stderr line. Control characters are made visible so it stays one line. */
-export function formatLine(level: Level, guest: string, path: string, reason: string): string {
-  return `virt-aa-hook: ${level}: ${oneLine(guest)}: ${oneLine(path)}: ${oneLine(reason)}`;
+/**
+ * The one stderr line: `<guest>, <path>, <reason>` for an operation on a guest; an admin
+ * command's own errors name fewer fields (`virt-aa-hook: error: adopt: <reason>`). Control
+ * characters are made visible so it stays one line.
+ */
+export function formatLine(level: Level, ...fields: [string, ...string[]]): string {
+  return `virt-aa-hook: ${level}: ${fields.map(oneLine).join(": ")}`;
 }
 
 /** The stderr line for any error an operation on `guest` ended with. */

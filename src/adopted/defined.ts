@@ -1,7 +1,7 @@
 /**
  * What libvirt has on disk about a domain, read as files under the layout (the hook never calls
- * libvirt): its persistent definition `/etc/libvirt/qemu/<name>.xml`, and whether it runs
- * (`/run/libvirt/qemu/<name>.xml`, the status XML libvirt keeps while the domain is active, or a
+ * libvirt): its persistent definition `<name>.xml` in Layout.libvirtDomainsDir, and whether it
+ * runs (Layout.libvirtStatusXml, the status XML libvirt keeps while the domain is active, or a
  * pid file naming a live process).
  */
 import fs from "node:fs";
@@ -9,7 +9,6 @@ import { adoptionProblem, attachFacts } from "../attach/index.js";
 import { safeComponent } from "../hook/identify.js";
 import type { Layout } from "../layout.js";
 
-export const DOMAINS_DIR = "/etc/libvirt/qemu";
 /** libvirt's own limit for a domain XML is far below this; a bigger file is not a domain. */
 const MAX_XML_BYTES = 16 * 1024 * 1024;
 
@@ -46,7 +45,7 @@ export function carriesOurLabel(xml: string): { uuid: string; name: string } | u
 /** The persistent definition of `name`, or undefined when there is none (or it cannot be read). */
 export function definedDomain(layout: Layout, name: string): DefinedDomain | undefined {
   if (!safeComponent(name)) return undefined;
-  const file = `${DOMAINS_DIR}/${name}.xml`;
+  const file = `${layout.libvirtDomainsDir}/${name}.xml`;
   const xml = readSmall(layout.host(file));
   if (xml === undefined) return undefined;
   let facts: ReturnType<typeof attachFacts>;
@@ -63,7 +62,7 @@ export function definedDomain(layout: Layout, name: string): DefinedDomain | und
 export function listDefined(layout: Layout): DefinedDomain[] {
   let names: string[];
   try {
-    names = fs.readdirSync(layout.host(DOMAINS_DIR));
+    names = fs.readdirSync(layout.host(layout.libvirtDomainsDir));
   } catch {
     return [];
   }
@@ -85,18 +84,18 @@ export function runningPid(layout: Layout, name: string): number | undefined {
   if (!safeComponent(name)) return undefined;
   let text: string;
   try {
-    text = fs.readFileSync(layout.host(`/run/libvirt/qemu/${name}.pid`), "utf8").trim();
+    text = fs.readFileSync(layout.host(layout.libvirtPidFile(name)), "utf8").trim();
   } catch {
     return undefined;
   }
   if (!/^[1-9][0-9]{0,9}$/.test(text)) return undefined;
-  return fs.existsSync(layout.host(`/proc/${text}`)) ? Number(text) : undefined;
+  return fs.existsSync(layout.host(layout.procPidDir(text))) ? Number(text) : undefined;
 }
 
 /** libvirt's status XML for an active domain: `<domstatus>` around the live `<domain>`. */
 export function statusUuid(layout: Layout, name: string): string | undefined {
   if (!safeComponent(name)) return undefined;
-  const xml = readSmall(layout.host(`/run/libvirt/qemu/${name}.xml`));
+  const xml = readSmall(layout.host(layout.libvirtStatusXml(name)));
   const m = xml === undefined ? null : /<domain[\s>][\s\S]*?<uuid>\s*([0-9a-fA-F-]{36})\s*<\/uuid>/.exec(xml);
   return m ? m[1]!.toLowerCase() : undefined;
 }

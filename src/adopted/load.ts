@@ -16,7 +16,7 @@
  */
 import { definedWithOurLabel, isActive, listDefined } from "./defined.js";
 import type { Config } from "../config.js";
-import { errorLine } from "../errors.js";
+import { errorLine, formatLine } from "../errors.js";
 import { HookLog } from "../hook/log.js";
 import { releaseIdentified } from "../hook/release.js";
 import { syncProfile } from "../hook/sync.js";
@@ -31,6 +31,7 @@ export interface LoadOutcome {
   removed: string[];
 }
 
+/** `layout`: the configured one (Layout.from(root, config)), so the log and profiles are where `config` says. */
 export async function loadAdopted(
   layout: Layout,
   config: Config,
@@ -38,7 +39,7 @@ export async function loadAdopted(
   opts: { releaseOnly?: boolean } = {},
 ): Promise<LoadOutcome> {
   const outcome: LoadOutcome = { loaded: [], failed: [], removed: [] };
-  const log = new HookLog(config.logFile === "" ? undefined : layout.host(config.logFile), config.logLevel);
+  const log = new HookLog(layout.logFile === "" ? undefined : layout.host(layout.logFile), config.logLevel);
   const ctxFor = (guest: string): HookContext => ({ layout, config, guest, op: "load-adopted", log });
 
   const adopted = listDefined(layout).filter((d) => d.ourLabel);
@@ -67,7 +68,7 @@ export async function loadAdopted(
     if (definedWithOurLabel(layout, s.name, s.uuid) || isActive(layout, s.name, s.uuid)) continue;
     const r = await releaseIdentified(ctxFor(s.name), { uuid: s.uuid, name: s.name }, { keepIfDefined: false });
     out(`${displayName(s.name)}: ${s.profileName}: no longer defined with its label nor running: ${r.summary}`);
-    for (const p of r.problems) process.stderr.write(`virt-aa-hook: warning: ${displayName(s.name)}: -: ${p}\n`);
+    for (const p of r.problems) process.stderr.write(`${formatLine("warning", displayName(s.name), "-", p)}\n`);
     log.summary(s.name, "load-adopted", 0, 0, `released: ${r.summary}`);
     outcome.removed.push(s.name);
   }

@@ -1,4 +1,5 @@
 import yargs from "yargs";
+import { ExitError, formatLine } from "../errors.js";
 import { explainCommand } from "./commands/explain.js";
 import { hookCommand } from "./commands/hook.js";
 import { statusCommand } from "./commands/status.js";
@@ -7,9 +8,23 @@ import { doctorCommand } from "./commands/doctor.js";
 import { loadAdoptedCommand } from "./commands/load-adopted.js";
 import { installFilesCommand, installSummaryCommand } from "./commands/install.js";
 
-/** The admin-facing CLI. Each command lives in its own module under commands/. */
+/**
+ * The admin-facing CLI. Each command lives in its own module under commands/. A command that ends
+ * otherwise than with 0 throws ExitError; this is the one place that prints its line and turns it
+ * into the exit code. Any other error is a bug and reaches main's "internal error".
+ */
 export async function runCli(argv: string[]): Promise<number> {
-  let exitCode = 0;
+  try {
+    await parse(argv);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ExitError)) throw err;
+    if (err.line !== undefined) process.stderr.write(`${err.line}\n`);
+    return err.code;
+  }
+}
+
+async function parse(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName("virt-aa-hook")
     .usage("$0 <command> [options]\n\nPer-guest AppArmor confinement for libvirt QEMU guests.")
@@ -19,23 +34,21 @@ export async function runCli(argv: string[]): Promise<number> {
       describe: "Treat DIR as the host's /: every host path read or written is taken under DIR",
       global: true,
     })
-    .command(explainCommand((c) => (exitCode = c)))
-    .command(hookCommand((c) => (exitCode = c)))
-    .command(statusCommand((c) => (exitCode = c)))
-    .command(adoptCommand((c) => (exitCode = c)))
-    .command(doctorCommand((c) => (exitCode = c)))
-    .command(loadAdoptedCommand((c) => (exitCode = c)))
-    .command(installFilesCommand((c) => (exitCode = c)))
-    .command(installSummaryCommand((c) => (exitCode = c)))
+    .command(explainCommand())
+    .command(hookCommand())
+    .command(statusCommand())
+    .command(adoptCommand())
+    .command(doctorCommand())
+    .command(loadAdoptedCommand())
+    .command(installFilesCommand())
+    .command(installSummaryCommand())
     .demandCommand(1, "name a command (see --help)")
     .strict()
     .help()
     .version(false)
     .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`virt-aa-hook: error: ${msg}\n`);
-      exitCode = 2;
+      throw new ExitError(2, formatLine("error", msg));
     })
     .parseAsync();
-  return exitCode;
 }

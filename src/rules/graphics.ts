@@ -46,8 +46,6 @@ function needsAutoRenderNode(g: Graphics): boolean {
   return (g.type === "spice" || g.type === "dbus") && g.glEnabled;
 }
 
-const DRI_DIR = "/dev/dri";
-
 /**
  * The render node libvirt picks when the XML names none: the first `renderD*` character device in
  * /dev/dri. libvirt takes the first in raw readdir order, which we cannot reproduce; we take the
@@ -56,9 +54,10 @@ const DRI_DIR = "/dev/dri";
  * (qemuProcessGraphicsSetupRenderNode) before the `start` hook, whose XML names it explicitly.
  */
 export function defaultRenderNode(fs: HostFs): string | undefined {
-  const nodes = (listDirectory(fs, DRI_DIR) ?? [])
+  const dri = fs.layout.driDir;
+  const nodes = (listDirectory(fs, dri) ?? [])
     .filter((name) => /^renderD[0-9]+$/.test(name))
-    .filter((name) => fs.lstat(`${DRI_DIR}/${name}`)?.isCharacterDevice() === true)
+    .filter((name) => fs.lstat(`${dri}/${name}`)?.isCharacterDevice() === true)
     .sort((a, b) => Number(a.slice("renderD".length)) - Number(b.slice("renderD".length)));
-  return nodes.length > 0 ? `${DRI_DIR}/${nodes[0]}` : undefined;
+  return nodes.length > 0 ? `${dri}/${nodes[0]}` : undefined;
 }

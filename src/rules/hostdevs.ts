@@ -53,8 +53,6 @@ function hostdevRulesFor(fs: HostFs, dev: Hostdev): OriginRule[] {
 
 // ---- USB ---------------------------------------------------------------------------------------
 
-const USB_DEVICES_DIR = "/sys/bus/usb/devices";
-
 type UsbHostdev = Extract<Hostdev, { type: "usb" }>;
 
 /** `/dev/bus/usb/BBB/DDD`, from the XML address or, failing that, a vendor/product scan of sysfs. */
@@ -84,9 +82,10 @@ function findUsbByVendor(fs: HostFs, dev: UsbHostdev): { bus: number; device: nu
   const wanted = `${hex4(vendor)}:${hex4(product)}`;
 
   const matches: { bus: number; device: number }[] = [];
-  for (const entry of listDirectory(fs, USB_DEVICES_DIR) ?? []) {
+  const devices = fs.layout.sysfsUsbDevices;
+  for (const entry of listDirectory(fs, devices) ?? []) {
     if (entry.includes(":")) continue;
-    const dir = `${USB_DEVICES_DIR}/${entry}`;
+    const dir = `${devices}/${entry}`;
     const found = `${readAttribute(fs, `${dir}/idVendor`)}:${readAttribute(fs, `${dir}/idProduct`)}`.toLowerCase();
     if (found !== wanted) continue;
     const bus = decimal(readAttribute(fs, `${dir}/busnum`));
@@ -94,9 +93,9 @@ function findUsbByVendor(fs: HostFs, dev: UsbHostdev): { bus: number; device: nu
     if (bus === undefined || device === undefined) continue;
     matches.push({ bus, device });
   }
-  if (matches.length === 0) throw new PathError(USB_DEVICES_DIR, `no USB device ${wanted} found`);
+  if (matches.length === 0) throw new PathError(devices, `no USB device ${wanted} found`);
   if (matches.length > 1) {
-    throw new PathError(USB_DEVICES_DIR, `${matches.length} USB devices ${wanted} found: give <address bus= device=> to pick one`);
+    throw new PathError(devices, `${matches.length} USB devices ${wanted} found: give <address bus= device=> to pick one`);
   }
   return matches[0]!;
 }
@@ -133,7 +132,7 @@ function scsiRules(fs: HostFs, dev: ScsiHostdev): OriginRule[] {
     throw new PathError(`hostdev scsi ${dev.adapter ?? "?"}`, "SCSI hostdev needs adapter scsi_hostN and bus, target, unit");
   }
   const lun = `${Number(host)}:${bus}:${target}:${unit}`;
-  const dir = `/sys/bus/scsi/devices/${lun}`;
+  const dir = `${fs.layout.sysfsScsiDevices}/${lun}`;
   if (listDirectory(fs, dir) === undefined) throw new PathError(dir, "SCSI device not found");
   // libvirt takes the single entry of scsi_generic/ (virSCSIDeviceGetSgName).
   const sg = listDirectory(fs, `${dir}/scsi_generic`)?.find((e) => /^sg[0-9]+$/.test(e));

@@ -1,6 +1,7 @@
 import { PathError } from "../errors.js";
 import type { Shmem } from "../domain/model.js";
 import type { OriginRule } from "../ir.js";
+import type { Layout } from "../layout.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { requireFileNameComponent } from "./names.js";
@@ -11,23 +12,19 @@ import { requireFileNameComponent } from "./names.js";
  * ivshmem server's socket and receives the memory as a descriptor; libvirt fills in
  * `/var/lib/libvirt/shmem-<name>-sock` when `<server/>` has no path (qemuDomainPrepareShmemChardev).
  */
-export const shmemRules: RuleFamily = (ctx: RuleContext) => ctx.domain.devices.shmems.flatMap(shmemRulesFor);
+export const shmemRules: RuleFamily = (ctx: RuleContext) => ctx.domain.devices.shmems.flatMap((shmem) => shmemRulesFor(shmem, ctx.layout));
 
 const shmemRule = ruleOf("shmem");
 const memoryRule = ruleOf("memory");
 
-function shmemRulesFor(shmem: Shmem): OriginRule[] {
+function shmemRulesFor(shmem: Shmem, layout: Layout): OriginRule[] {
   // The name is pasted into a file name either way.
   const name = requireFileNameComponent(shmem.name, "shmem name");
   if (shmem.hasServer) {
-    const socket = shmem.serverPath ?? defaultShmemServerSocket(name);
+    const socket = shmem.serverPath ?? `${layout.libvirtShmemSocketDir}/shmem-${name}-sock`;
     return [shmemRule(absolute(socket), "rw", `shmem ${name} server`)];
   }
-  return [shmemRule(`/dev/shm/${name}`, "rw", `shmem ${name}`)];
-}
-
-export function defaultShmemServerSocket(name: string): string {
-  return `/var/lib/libvirt/shmem-${name}-sock`;
+  return [shmemRule(`${layout.shmDir}/${name}`, "rw", `shmem ${name}`)];
 }
 
 /** Memory device models backed by a host file QEMU maps read-write. */

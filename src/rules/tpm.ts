@@ -2,6 +2,7 @@ import path from "node:path";
 import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
 import type { Domain, Tpm } from "../domain/model.js";
+import type { Layout } from "../layout.js";
 import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
@@ -9,10 +10,7 @@ import { requireFileNameComponent } from "./names.js";
 import { domainShortName } from "./runtime.js";
 import { exists } from "../host/sysfs.js";
 
-/** libvirt 9.0 qemu.conf defaults (swtpm_storage/state/log dirs). */
-export const SWTPM_STORAGE_DIR = "/var/lib/libvirt/swtpm";
-export const SWTPM_STATE_DIR = "/run/libvirt/qemu/swtpm";
-export const SWTPM_LOG_DIR = "/var/log/swtpm/libvirt/qemu";
+/** The host TPM a passthrough `<tpm>` without a device path gets (libvirt's default). */
 export const DEFAULT_TPM_DEVICE = "/dev/tpm0";
 
 /** `<tpm>`: swtpm emulator files, a passthrough host TPM, or an external swtpm socket. */
@@ -20,7 +18,7 @@ export const tpmRules: RuleFamily = (ctx: RuleContext) =>
   ctx.domain.devices.tpms.flatMap((tpm) => {
     switch (tpm.backend) {
       case "emulator":
-        return emulatorRules(ctx.domain, tpm);
+        return emulatorRules(ctx.domain, tpm, ctx.layout);
       case "passthrough":
         return passthroughRules(ctx.fs, tpm);
       case "external":
@@ -37,20 +35,20 @@ export const tpmRules: RuleFamily = (ctx: RuleContext) =>
  * below it read-write-lock. Socket and pid file are named after `<id>-<shortname>`, so they can
  * only be named when the XML carries the runtime id (prepare/start XML always does).
  */
-function emulatorRules(domain: Domain, tpm: Tpm): OriginRule[] {
+function emulatorRules(domain: Domain, tpm: Tpm, layout: Layout): OriginRule[] {
   const rule = ruleOf("tpm-emulator");
-  const stateDir = `${SWTPM_STORAGE_DIR}/${domain.uuid}/${tpmStateSubdir(tpm.version)}`;
+  const stateDir = `${layout.swtpmStorageDir}/${domain.uuid}/${tpmStateSubdir(tpm.version)}`;
   const logName = requireFileNameComponent(`${domain.name}-swtpm.log`, "domain name");
   const rules = [
     rule(stateDir, "r", "tpm emulator state", "/"),
     rule(stateDir, "rwk", "tpm emulator state", "/**"),
-    rule(`${SWTPM_LOG_DIR}/${logName}`, "rw", "tpm emulator log"),
+    rule(`${layout.swtpmLogDir}/${logName}`, "rw", "tpm emulator log"),
   ];
   const stem = domainShortName(domain);
   if (stem !== undefined) {
     const file = requireFileNameComponent(`${stem}-swtpm`, "domain name");
-    rules.unshift(rule(`${SWTPM_STATE_DIR}/${file}.sock`, "rw", "tpm emulator socket"));
-    rules.push(rule(`${SWTPM_STATE_DIR}/${file}.pid`, "rw", "tpm emulator pid"));
+    rules.unshift(rule(`${layout.swtpmStateDir}/${file}.sock`, "rw", "tpm emulator socket"));
+    rules.push(rule(`${layout.swtpmStateDir}/${file}.pid`, "rw", "tpm emulator pid"));
   }
   return rules;
 }
@@ -79,7 +77,7 @@ function passthroughRules(fs: HostFs, tpm: Tpm): OriginRule[] {
   const rule = ruleOf("tpm-passthrough", name);
   const rules = [rule(device, "rw", "tpm passthrough device")];
   const cancel = ["misc", "tpm"]
-    .map((cls) => `/sys/class/${cls}/${name}/device/cancel`)
+    .map((cls) => `${fs.layout.sysfsClassDir}/${cls}/${name}/device/cancel`)
     .find((candidate) => exists(fs, candidate));
   if (cancel !== undefined) rules.push(rule(cancel, "rw", "tpm passthrough cancel"));
   return rules;

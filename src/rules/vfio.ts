@@ -2,7 +2,7 @@ import { PathError } from "../errors.js";
 import type { HostFs } from "../hostfs.js";
 import type { PciAddress } from "../domain/model.js";
 import type { OriginRule } from "../ir.js";
-import { ruleOf } from "./context.js";
+import { ruleOf, type RuleConstructor } from "./context.js";
 import { linkTargetName, listDirectory } from "../host/sysfs.js";
 
 /**
@@ -12,10 +12,6 @@ import { linkTargetName, listDirectory } from "../host/sysfs.js";
  * given one GPU could open any other vfio-bound device. We read the device's `iommu_group` link
  * and grant exactly that group.
  */
-
-export const VFIO_CONTAINER = "/dev/vfio/vfio";
-export const PCI_DEVICES_DIR = "/sys/bus/pci/devices";
-export const MDEV_DEVICES_DIR = "/sys/bus/mdev/devices";
 
 /** `%04x:%02x:%02x.%x` after range checks; anything else in the XML is rejected, not formatted. */
 export function formatPciAddress(addr: PciAddress): string {
@@ -50,7 +46,7 @@ export function pciVfioRules(fs: HostFs, addr: PciAddress, source: string, kind:
   const name = formatPciAddress(addr);
   // Bound to the device it resolved: the policy grants this origin only that device's sysfs files.
   const rule = ruleOf(kind, name);
-  const dir = `${PCI_DEVICES_DIR}/${name}`;
+  const dir = `${fs.layout.sysfsPciDevices}/${name}`;
   const entries = listDirectory(fs, dir);
   if (entries === undefined) throw new PathError(dir, "PCI device not found");
 
@@ -61,7 +57,7 @@ export function pciVfioRules(fs: HostFs, addr: PciAddress, source: string, kind:
     .filter((entry) => fs.lstat(`${dir}/${entry}`)?.isFile() === true)
     .map((entry) => rule(`${dir}/${entry}`, "rw", source));
 
-  return [rule(VFIO_CONTAINER, "rw", source), rule(`/dev/vfio/${group}`, "rw", source), ...sysfsFiles];
+  return [...groupRules(fs, group, rule, source), ...sysfsFiles];
 }
 
 /** Rules for a mediated device (vfio-pci/ccw/ap mdev): the container and the mdev's group. */
@@ -71,10 +67,16 @@ export function mdevVfioRules(fs: HostFs, uuid: string, source: string): OriginR
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid)) {
     throw new PathError(uuid, "invalid mediated device UUID");
   }
-  const dir = `${MDEV_DEVICES_DIR}/${uuid.toLowerCase()}`;
+  const dir = `${fs.layout.sysfsMdevDevices}/${uuid.toLowerCase()}`;
   if (listDirectory(fs, dir) === undefined) throw new PathError(dir, "mediated device not found");
   const group = iommuGroupOf(fs, dir);
-  return [rule(VFIO_CONTAINER, "rw", source), rule(`/dev/vfio/${group}`, "rw", source)];
+  return groupRules(fs, group, rule, source);
+}
+
+/** The VFIO container and the node of one IOMMU group. */
+function groupRules(fs: HostFs, group: string, rule: RuleConstructor, source: string): OriginRule[] {
+  const vfio = fs.layout.vfioDir;
+  return [rule(`${vfio}/vfio`, "rw", source), rule(`${vfio}/${group}`, "rw", source)];
 }
 
 /** Group number from `<device dir>/iommu_group`, a link to `.../kernel/iommu_groups/<N>`. */

@@ -2,9 +2,9 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import type { CommandModule } from "yargs";
 import { adopt, virshAt, type ProfileLoader } from "../../attach/adopt-run.js";
-import { DEFAULT_WRAPPER_DIR } from "../../attach/index.js";
-import { loadConfigForCommand } from "../config.js";
-import { Layout } from "../../layout.js";
+import { ExitError, formatLine } from "../../errors.js";
+import { loadForCommand } from "../config.js";
+import type { Layout } from "../../layout.js";
 
 interface AdoptArgs {
   root: string;
@@ -12,7 +12,7 @@ interface AdoptArgs {
   all: boolean;
   undo: boolean;
   connect?: string;
-  virsh: string;
+  virsh?: string;
 }
 
 /**
@@ -34,7 +34,7 @@ const loadThroughHook = (layout: Layout): ProfileLoader => (name, xml) => {
 };
 
 /** `virt-aa-hook adopt NAME... | --all [--undo]` */
-export function adoptCommand(setExit: (code: number) => void): CommandModule<{ root: string }, AdoptArgs> {
+export function adoptCommand(): CommandModule<{ root: string }, AdoptArgs> {
   return {
     command: "adopt [name..]",
     describe: "Switch defined domains to the configured attach mode (emulator wrapper or static seclabel)",
@@ -44,40 +44,33 @@ export function adoptCommand(setExit: (code: number) => void): CommandModule<{ r
         .option("all", { type: "boolean", default: false, describe: "every defined domain" })
         .option("undo", { type: "boolean", default: false, describe: "take the wrapper and our seclabel out again" })
         .option("connect", { alias: "c", type: "string", describe: "libvirt URI for virsh (default: virsh's)" })
-        .option("virsh", { type: "string", default: "/usr/bin/virsh", hidden: true, describe: "virsh by absolute path (under --root with --root)" })
+        .option("virsh", { type: "string", hidden: true, describe: "virsh by absolute path (under --root with --root; default: the layout's)" })
         .example("$0 adopt web1", "confine guest web1 from its next start")
         .example("$0 adopt --all --undo", "before uninstalling"),
     handler: (args) => {
       const names = args.name ?? [];
       if (args.all === names.length > 0) {
-        process.stderr.write("virt-aa-hook: error: adopt: name one or more domains, or pass --all (not both)\n");
-        setExit(2);
-        return;
+        throw new ExitError(2, formatLine("error", "adopt", "name one or more domains, or pass --all (not both)"));
       }
-      const layout = new Layout(args.root);
-      const config = loadConfigForCommand(layout, setExit);
-      if (config === undefined) return;
+      const { layout, config } = loadForCommand(args.root);
       if (!args.undo && config.attach === "none") {
-        process.stderr.write(
-          `virt-aa-hook: error: adopt: ${layout.configPath} has attach = "none": set attach = "wrapper" or "seclabel" first\n`,
-        );
-        setExit(1);
-        return;
+        throw new ExitError(1, formatLine("error", "adopt", `${layout.configPath} has attach = "none": set attach = "wrapper" or "seclabel" first`));
       }
+      const virsh = args.virsh ?? layout.virsh;
       const outcome = adopt({
         names,
         all: args.all,
         undo: args.undo,
         mode: config.attach,
-        paths: { wrapperDir: DEFAULT_WRAPPER_DIR, emulatorDir: config.emulatorDir },
+        paths: { wrapperDir: layout.wrapperDir, emulatorDir: layout.emulatorDir },
         // With --root DIR nothing of the real host is used: virsh is DIR's (a stand-in), its
         // temporary XML goes to DIR/tmp, the profile is loaded by the hook under DIR.
-        virsh: layout.isRealRoot ? virshAt(args.virsh, args.connect) : virshAt(layout.host(args.virsh), args.connect, layout.host("/tmp")),
+        virsh: layout.isRealRoot ? virshAt(virsh, args.connect) : virshAt(layout.host(virsh), args.connect, layout.host(layout.tmpDir)),
         loadProfile: loadThroughHook(layout),
-        wrapperExists: (emu) => fs.existsSync(layout.host(`${DEFAULT_WRAPPER_DIR}/${emu}`)),
+        wrapperExists: (emu) => fs.existsSync(layout.host(`${layout.wrapperDir}/${emu}`)),
         out: (line) => process.stdout.write(`${line}\n`),
       });
-      setExit(outcome.failed.length > 0 ? 1 : 0);
+      if (outcome.failed.length > 0) throw new ExitError(1);
     },
   };
 }

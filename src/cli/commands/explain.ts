@@ -1,7 +1,7 @@
 import type { CommandModule } from "yargs";
-import { GuestError } from "../../errors.js";
-import { Layout } from "../../layout.js";
+import { ExitError, formatLine, GuestError } from "../../errors.js";
 import { buildProfile } from "../../pipeline.js";
+import { loadForCommand } from "../config.js";
 import { readInput } from "../input.js";
 
 interface ExplainArgs {
@@ -11,7 +11,7 @@ interface ExplainArgs {
 }
 
 /** `virt-aa-hook explain [FILE|-]`: what this domain XML would be allowed, without touching anything. */
-export function explainCommand(setExit: (code: number) => void): CommandModule<{ root: string }, ExplainArgs> {
+export function explainCommand(): CommandModule<{ root: string }, ExplainArgs> {
   return {
     command: "explain [file]",
     describe: "Print the AppArmor rules (.files) a domain XML gets, and why",
@@ -26,12 +26,12 @@ export function explainCommand(setExit: (code: number) => void): CommandModule<{
       try {
         xml = readInput(args.file);
       } catch (err) {
-        process.stderr.write(`virt-aa-hook: error: cannot read ${args.file}: ${(err as Error).message}\n`);
-        setExit(1);
-        return;
+        throw new ExitError(1, formatLine("error", `cannot read ${args.file}`, (err as Error).message));
       }
+      // The config's locations are refused to guests like the hook refuses them.
+      const { layout } = loadForCommand(args.root);
       try {
-        const built = buildProfile(xml, { layout: new Layout(args.root) });
+        const built = buildProfile(xml, { layout });
         if (args.json) {
           const { uuid, name } = built.domain;
           process.stdout.write(JSON.stringify({ uuid, name, profile: built.profileName, rules: built.rules }, null, 2) + "\n");
@@ -40,8 +40,7 @@ export function explainCommand(setExit: (code: number) => void): CommandModule<{
         }
       } catch (err) {
         if (!(err instanceof GuestError)) throw err;
-        process.stderr.write(err.toLine() + "\n");
-        setExit(1);
+        throw new ExitError(1, err.toLine());
       }
     },
   };

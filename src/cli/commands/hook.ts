@@ -1,4 +1,5 @@
 import type { CommandModule } from "yargs";
+import { ExitError } from "../../errors.js";
 import { runHookCommand } from "../hook-fast.js";
 
 interface HookArgs {
@@ -14,7 +15,7 @@ interface HookArgs {
  * takes when argv starts with "hook" (that path never loads yargs); this entry only exists so
  * `--root` may come first and `--help` lists the command.
  */
-export function hookCommand(setExit: (code: number) => void): CommandModule<{ root: string }, HookArgs> {
+export function hookCommand(): CommandModule<{ root: string }, HookArgs> {
   return {
     command: "hook <name> <operation> <suboperation> <extra>",
     describe: "Run as libvirt's qemu hook: the domain XML on stdin, one action per operation",
@@ -25,7 +26,9 @@ export function hookCommand(setExit: (code: number) => void): CommandModule<{ ro
         .positional("suboperation", { type: "string", demandOption: true, describe: "begin or end" })
         .positional("extra", { type: "string", demandOption: true, describe: 'extra argument ("-" when libvirt has none; release: the reason)' }),
     handler: async (args) => {
-      setExit(await runHookCommand(["--root", args.root, "--", String(args.name), String(args.operation), String(args.suboperation), String(args.extra)]));
+      // The hook prints its own lines (as on the fast path); only its code is left to give.
+      const code = await runHookCommand(["--root", args.root, "--", String(args.name), String(args.operation), String(args.suboperation), String(args.extra)]);
+      if (code !== 0) throw new ExitError(code);
     },
   };
 }

@@ -5,7 +5,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { CommandModule } from "yargs";
-import { loadConfigForCommand } from "../config.js";
+import { ExitError, formatLine } from "../../errors.js";
+import { loadForCommand } from "../config.js";
 import { Layout } from "../../layout.js";
 
 interface FilesArgs {
@@ -23,7 +24,7 @@ interface FilesArgs {
  * abstraction) and `TEMPLATE.virt-aa-hook-qemu`, derived from the host's libvirt files, or from
  * the fallbacks install.sh would install when the host has none.
  */
-export function installFilesCommand(setExit: (code: number) => void): CommandModule<{ root: string }, FilesArgs> {
+export function installFilesCommand(): CommandModule<{ root: string }, FilesArgs> {
   return {
     command: "install-files",
     describe: "(used by install.sh) write the config, abstraction and template derived from this host into --out",
@@ -49,23 +50,20 @@ export function installFilesCommand(setExit: (code: number) => void): CommandMod
         fs.writeFileSync(path.join(args.out, "virt-aa-hook-qemu"), d.deriveAbstraction(abstraction, aFrom).text);
         fs.writeFileSync(path.join(args.out, "TEMPLATE.virt-aa-hook-qemu"), d.deriveTemplate(template, tFrom));
       } catch (err) {
-        process.stderr.write(`virt-aa-hook: error: install-files: ${(err as Error).message}\n`);
-        setExit(1);
+        throw new ExitError(1, formatLine("error", "install-files", (err as Error).message));
       }
     },
   };
 }
 
 /** `virt-aa-hook install-summary [--config-written]`: what is confined on this host and what is not. */
-export function installSummaryCommand(setExit: (code: number) => void): CommandModule<{ root: string }, { root: string; "config-written": boolean }> {
+export function installSummaryCommand(): CommandModule<{ root: string }, { root: string; "config-written": boolean }> {
   return {
     command: "install-summary",
     describe: "(used by install.sh) print what is confined on this host and what is not",
     builder: (y) => y.option("config-written", { type: "boolean", default: false }) as never,
     handler: async (args) => {
-      const layout = new Layout(args.root);
-      const config = loadConfigForCommand(layout, setExit);
-      if (config === undefined) return;
+      const { layout, config } = loadForCommand(args.root);
       const { summaryLines } = await import("../../install/summary.js");
       for (const line of summaryLines(layout, config, { configWritten: args["config-written"] })) {
         process.stdout.write(`virt-aa-hook install: ${line}\n`);

@@ -1,9 +1,9 @@
 import type { CommandModule } from "yargs";
-import { loadConfigForCommand } from "../config.js";
-import { Layout } from "../../layout.js";
+import { ExitError } from "../../errors.js";
+import { loadForCommand } from "../config.js";
 
 /** `virt-aa-hook load-adopted`: load the profiles of domains defined with our static label; release the ones whose domain is gone. */
-export function loadAdoptedCommand(setExit: (code: number) => void): CommandModule<{ root: string }, { root: string; "release-only": boolean }> {
+export function loadAdoptedCommand(): CommandModule<{ root: string }, { root: string; "release-only": boolean }> {
   return {
     command: "load-adopted",
     describe:
@@ -11,12 +11,10 @@ export function loadAdoptedCommand(setExit: (code: number) => void): CommandModu
     builder: (y) =>
       y.option("release-only", { type: "boolean", default: false, describe: "load nothing, only release kept profiles of domains no longer defined with their label (uninstall.sh)" }) as never,
     handler: async (args) => {
-      const layout = new Layout(args.root);
-      const config = loadConfigForCommand(layout, setExit);
-      if (config === undefined) return;
+      const { layout, config } = loadForCommand(args.root);
       const { loadAdopted } = await import("../../adopted/load.js");
       const r = await loadAdopted(layout, config, (line) => process.stdout.write(`${line}\n`), { releaseOnly: args["release-only"] });
-      setExit(r.failed.length > 0 ? 1 : 0);
+      if (r.failed.length > 0) throw new ExitError(1);
     },
   };
 }

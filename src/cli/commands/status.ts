@@ -2,8 +2,8 @@ import type { CommandModule } from "yargs";
 import { detectEnvironment, Parser } from "../../apparmor/index.js";
 import { runningGuests, type Confinement } from "../../doctor/confinement.js";
 import { displayName } from "../../doctor/display.js";
-import { loadConfigForCommand } from "../config.js";
-import { Layout } from "../../layout.js";
+import { loadForCommand } from "../config.js";
+import type { Layout } from "../../layout.js";
 import { collectStatus, type GuestStatus } from "../../store/status.js";
 
 interface StatusArgs {
@@ -53,17 +53,15 @@ export function formatStatusRows(rows: StatusRow[]): string {
 }
 
 /** `virt-aa-hook status [--json]`: the guests we manage and every running guest, and what confines each QEMU. */
-export function statusCommand(setExit: (code: number) => void): CommandModule<{ root: string }, StatusArgs> {
+export function statusCommand(): CommandModule<{ root: string }, StatusArgs> {
   return {
     command: "status",
     describe:
       "List the guests virt-aa-hook manages and every running guest: what their QEMU runs as (confined / by libvirt / complain / unconfined), profile files, loaded or not, edited or pristine",
     builder: (y) => y.option("json", { type: "boolean", default: false, describe: "print a JSON array" }),
     handler: (args) => {
-      const layout = new Layout(args.root);
-      const config = loadConfigForCommand(layout, setExit);
-      if (config === undefined) return;
-      const parser = new Parser(config.parser, detectEnvironment(layout, config));
+      const { layout, config } = loadForCommand(args.root);
+      const parser = new Parser(layout.parser, detectEnvironment(layout, config));
       const rows = statusRows(layout, (name) => parser.loadedMode(name));
       process.stdout.write(args.json ? JSON.stringify(rows, null, 2) + "\n" : formatStatusRows(rows));
     },
