@@ -184,6 +184,9 @@ export class Layout {
   readonly qemuConf = `${this.libvirtConfigDir}/qemu.conf`;
   /** libvirt's hook directory: `qemu` (one script) or `qemu.d/` (libvirt ≥ 6.5, several). */
   readonly libvirtHooksDir = `${this.libvirtConfigDir}/hooks`;
+  /** Where the installer puts the hook: the one `qemu` script, or ours in `qemu.d/` (libvirt ≥ 6.5). */
+  readonly libvirtHookScript = `${this.libvirtHooksDir}/qemu`;
+  readonly libvirtHookDropIn = `${this.libvirtHooksDir}/qemu.d/virt-aa-hook`;
   /** Persistent domain definitions (`<name>.xml`). */
   readonly libvirtDomainsDir = `${this.libvirtConfigDir}/qemu`;
   /** Persistent storage pool definitions (`<pool>.xml`), read to resolve `<disk type='volume'>`. */
@@ -263,6 +266,10 @@ export class Layout {
   /** `/proc/<pid>`. */
   procPidDir(pid: number | string): string {
     return `${this.procDir}/${pid}`;
+  }
+  /** Where the kernel tells a process's AppArmor label: the LSM-specific file first, then the shared one. */
+  apparmorLabelFiles(pid: number | string): string[] {
+    return [`${this.procPidDir(pid)}/attr/apparmor/current`, `${this.procPidDir(pid)}/attr/current`];
   }
 }
 

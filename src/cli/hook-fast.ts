@@ -2,6 +2,8 @@
  * `virt-aa-hook hook [--root DIR] [--] NAME OP SUBOP EXTRA`, without yargs: libvirt waits for this
  * on every guest start, so only what the operation needs is loaded (see src/hook/run.ts).
  */
+import { formatLine } from "../errors.js";
+
 export async function runHookCommand(args: string[]): Promise<number> {
   const { parseHookArgs, UsageError, HOOK_USAGE } = await import("../hook/args.js");
   let inv;
@@ -9,7 +11,7 @@ export async function runHookCommand(args: string[]): Promise<number> {
     inv = parseHookArgs(args);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`virt-aa-hook: error: -: -: ${err.message}\n${HOOK_USAGE}\n`);
+    process.stderr.write(`${formatLine("error", "-", "-", err.message)}\n${HOOK_USAGE}\n`);
     return 2;
   }
   const { runHook } = await import("../hook/run.js");

@@ -3,8 +3,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ConfigError, DEFAULT_CONFIG, loadConfig, parseConfig } from "../../src/config.js";
-import { Layout } from "../../src/layout.js";
+import { ConfigError, DEFAULT_CONFIG, loadConfig, loadLayout, parseConfig } from "../../src/config.js";
+import { Layout, LOCATION_DEFAULTS } from "../../src/layout.js";
 
 const FILE = "/etc/libvirt/virt-aa-hook.conf";
 
@@ -70,6 +70,93 @@ describe("loadConfig", () => {
     fs.mkdirSync(path.join(root, "etc/libvirt"), { recursive: true });
     fs.writeFileSync(path.join(root, FILE), 'mode = "off"\n');
     expect(loadConfig(new Layout(root)).mode).toBe("off");
+  });
+});
+
+describe("loadLayout: the config's locations flow into the layout", () => {
+  let root: string;
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "vaah-layout-"));
+  });
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it("is the default layout without a config file", () => {
+    const { config, layout } = loadLayout(root);
+    expect(config).toEqual(DEFAULT_CONFIG);
+    expect(layout).toEqual(new Layout(root));
+    expect(layout.profilesDir).toBe("/etc/apparmor.d/libvirt");
+    expect(layout.profilePath("u")).toBe("/etc/apparmor.d/libvirt/libvirt-u");
+  });
+
+  it("moves the profiles with apparmor_dir, and the cache, log, template and the rest with their keys", () => {
+    fs.mkdirSync(path.join(root, "etc/libvirt"), { recursive: true });
+    fs.writeFileSync(
+      path.join(root, FILE),
+      [
+        'apparmor_dir = "/srv/aa"',
+        'cache_dir = "/srv/cache"',
+        'log_file = ""',
+        'template = "/srv/aa/libvirt/T"',
+        'features_file = "/srv/features"',
+        'subdomainfs = "/srv/fs"',
+        'emulator_dir = "/opt/qemu/bin"',
+        'parser = "/opt/aa/apparmor_parser"',
+        "",
+      ].join("\n"),
+    );
+    const { layout } = loadLayout(root);
+    expect(layout.root).toBe(root);
+    expect({
+      apparmorDir: layout.apparmorDir,
+      profilesDir: layout.profilesDir,
+      filesPath: layout.filesPath("u"),
+      cacheDir: layout.cacheDir,
+      logFile: layout.logFile,
+      template: layout.template,
+      featuresFile: layout.featuresFile,
+      subdomainfs: layout.subdomainfs,
+      emulatorDir: layout.emulatorDir,
+      parser: layout.parser,
+    }).toEqual({
+      apparmorDir: "/srv/aa",
+      profilesDir: "/srv/aa/libvirt",
+      filesPath: "/srv/aa/libvirt/libvirt-u.files",
+      cacheDir: "/srv/cache",
+      logFile: "",
+      template: "/srv/aa/libvirt/T",
+      featuresFile: "/srv/features",
+      subdomainfs: "/srv/fs",
+      emulatorDir: "/opt/qemu/bin",
+      parser: "/opt/aa/apparmor_parser",
+    });
+    // The config file itself is a fact of the root: no config moves it.
+    expect(layout.configPath).toBe(FILE);
+    expect(layout.ownLocations).toEqual([
+      FILE,
+      "/var/lib/virt-aa-hook",
+      "/run/virt-aa-hook",
+      "/srv/cache",
+      "/srv/aa",
+      "/srv/aa/libvirt/T",
+      "/srv/features",
+      "/srv/fs",
+      "/opt/qemu/bin",
+      "/usr/lib/virt-aa-hook",
+      "/usr/sbin/virt-aa-hook",
+    ]);
+  });
+
+  it("the config's path defaults are the layout's", () => {
+    for (const [key, value] of Object.entries(LOCATION_DEFAULTS)) {
+      expect(DEFAULT_CONFIG[key as keyof typeof LOCATION_DEFAULTS]).toBe(value);
+      expect(new Layout("/")[key as keyof typeof LOCATION_DEFAULTS]).toBe(value);
+    }
+  });
+
+  it("a config that cannot be read is a ConfigError, as with loadConfig", () => {
+    fs.mkdirSync(path.join(root, "etc/libvirt"), { recursive: true });
+    fs.writeFileSync(path.join(root, FILE), 'apparmor_dir = "srv"\n');
+    expect(() => loadLayout(root)).toThrow(`cannot read config ${FILE}: line 1: apparmor_dir: must be an absolute path, not "srv"`);
   });
 });
 
