@@ -13,8 +13,6 @@ import type { HookContext, Outcome } from "./context.js";
 import { conflictError, findConflict, heldPaths } from "./exclusive.js";
 import { checkKeptOwner } from "./kept.js";
 
-export type { LoadPolicy } from "../store/plan.js";
-
 export interface SyncOutcome extends Outcome {
   uuid: string;
   profileName: string;
