@@ -46,6 +46,21 @@ export class HostError extends Error {
   }
 }
 
+/**
+ * Something an operation tolerated or worked around. Operations return them (hook/context.ts
+ * Outcome); only the hook's entry point reports them: each as a log line (`<path>: <reason>`, or
+ * just the reason when the path is "-"), and those with `stderr` together as one `warning:` line.
+ */
+export interface Warning {
+  /** Host path (or XML element) it is about; "-" when none, or when the reason names it itself. */
+  path: string;
+  reason: string;
+  /** Also said on stderr (libvirtd logs it with the guest), not only in the hook's log. */
+  stderr?: boolean;
+  /** Log level; default "warn" ("info": a routine clean-up worth one line). */
+  level?: "warn" | "info";
+}
+
 export type Level = "error" | "warning";
 
 /**

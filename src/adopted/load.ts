@@ -16,7 +16,7 @@
  */
 import { definedWithOurLabel, isActive, listDefined } from "./defined.js";
 import type { Config } from "../config.js";
-import { errorLine, formatLine } from "../errors.js";
+import { errorLine, formatLine, type Warning } from "../errors.js";
 import { HookLog } from "../hook/log.js";
 import { releaseIdentified } from "../hook/release.js";
 import { syncProfile } from "../hook/sync.js";
@@ -40,7 +40,14 @@ export async function loadAdopted(
 ): Promise<LoadOutcome> {
   const outcome: LoadOutcome = { loaded: [], failed: [], removed: [] };
   const log = new HookLog(layout.logFile === "" ? undefined : layout.host(layout.logFile), config.logLevel);
-  const ctxFor = (guest: string): HookContext => ({ layout, config, guest, op: "load-adopted", log });
+  const ctxFor = (guest: string): HookContext => ({ layout, config, guest, op: "load-adopted", warnings: [] });
+  // What an operation noted: on stderr when meant for it, else in the log (hook/run.ts does the same).
+  const report = (guest: string, warnings: readonly Warning[]) => {
+    for (const w of warnings) {
+      if (w.stderr) process.stderr.write(formatLine("warning", displayName(guest), w.path, w.reason) + "\n");
+      else log.warning(guest, "load-adopted", w);
+    }
+  };
 
   const adopted = listDefined(layout).filter((d) => d.ourLabel);
   if (opts.releaseOnly) {
@@ -50,12 +57,15 @@ export async function loadAdopted(
   } else {
     for (const d of adopted) {
       const started = process.hrtime.bigint();
+      const ctx = ctxFor(d.name);
       try {
-        const r = await syncProfile(ctxFor(d.name), Buffer.from(d.xml, "utf8"), "if-not-loaded");
+        const r = await syncProfile(ctx, Buffer.from(d.xml, "utf8"), "if-not-loaded");
+        report(d.name, ctx.warnings);
         out(`${displayName(d.name)}: ${r.profileName}: ${r.summary}`);
         log.summary(d.name, "load-adopted", 0, Number(process.hrtime.bigint() - started) / 1e6, `${r.profileName}: ${r.summary}`);
         outcome.loaded.push(d.name);
       } catch (err) {
+        report(d.name, ctx.warnings);
         const line = errorLine(d.name, err);
         process.stderr.write(line + "\n");
         log.summary(d.name, "load-adopted", 1, Number(process.hrtime.bigint() - started) / 1e6, line);
@@ -68,7 +78,7 @@ export async function loadAdopted(
     if (definedWithOurLabel(layout, s.name, s.uuid) || isActive(layout, s.name, s.uuid)) continue;
     const r = await releaseIdentified(ctxFor(s.name), { uuid: s.uuid, name: s.name }, { keepIfDefined: false });
     out(`${displayName(s.name)}: ${s.profileName}: no longer defined with its label nor running: ${r.summary}`);
-    for (const p of r.problems) process.stderr.write(`${formatLine("warning", displayName(s.name), "-", p)}\n`);
+    report(s.name, r.warnings);
     log.summary(s.name, "load-adopted", 0, 0, `released: ${r.summary}`);
     outcome.removed.push(s.name);
   }

@@ -30,8 +30,6 @@ import { safeComponent } from "./identify.js";
  * and holds nothing.
  */
 export const PREPARE_GRACE_MS = 5 * 60 * 1000;
-/** A `prepare` refreshes its record's time only when it is older than this (saves an fsync'ed write). */
-const REFRESH_MS = 60 * 1000;
 
 /** The paths these final rules grant that another running guest must not also hold. */
 export function heldPaths(layout: Layout, domain: Domain, rules: readonly Rule[]): HeldPath[] {
@@ -137,33 +135,4 @@ export function conflictError(guest: string, c: Conflict): GuestError {
     c.mine.path,
     `${c.mine.source}: ${how} by running guest ${c.other.name} (${c.other.uuid})${alias}; mark both disks <shareable/> to share it`,
   );
-}
-
-/** Are all of `next` already held in `held`, with no wider access? (Then nothing new is claimed.) */
-export function coveredBy(next: readonly HeldPath[], held: readonly HeldPath[] | undefined): boolean {
-  if (held === undefined) return next.length === 0;
-  // By path: a file that appeared since (a log QEMU created) or was replaced is still the path
-  // this guest held; what it is now is checked against the others on every call anyway.
-  const old = new Map(held.map((h) => [h.path, h]));
-  return next.every((h) => {
-    const o = old.get(h.path);
-    // Claiming write where we held read, or dropping <shareable/>, is a wider claim.
-    return o !== undefined && (o.write || !h.write) && (!o.shareable || h.shareable);
-  });
-}
-
-/** The union of two claims (held while a new profile replaces the old one). */
-export function unionHolds(a: readonly HeldPath[] | undefined, b: readonly HeldPath[]): HeldPath[] {
-  const out = new Map<string, HeldPath>();
-  for (const h of [...(a ?? []), ...b]) {
-    const seen = out.get(h.path);
-    out.set(h.path, seen ? { ...h, write: seen.write || h.write, shareable: seen.shareable && h.shareable } : h);
-  }
-  return [...out.values()];
-}
-
-/** At `prepare`: is the record's time too old to stand for this start? */
-export function needsRefresh(state: GuestState | undefined, now: number): boolean {
-  const prepared = state?.prepared === undefined ? NaN : Date.parse(state.prepared);
-  return !Number.isFinite(prepared) || Math.abs(now - prepared) > REFRESH_MS;
 }

@@ -18,7 +18,7 @@ export function checkKeptOwner(ctx: HookContext, paths: GuestPaths, name: string
   if (profile === undefined) {
     if (kept !== undefined) {
       removeDurably(paths.kept);
-      ctx.log.detail("info", ctx.guest, ctx.op, `${paths.hostProfile} is gone: dropped ${paths.hostKept}`);
+      ctx.warnings.push({ path: "-", reason: `${paths.hostProfile} is gone: dropped ${paths.hostKept}`, level: "info" });
     }
     return;
   }

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import type { Warning } from "../errors.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -24,6 +25,11 @@ export class HookLog {
   detail(level: LogLevel, guest: string, op: string, message: string): void {
     if (RANK[level] > RANK[this.level]) return;
     this.append(`${stamp()} ${level}: guest=${q(guest)} op=${op} ${q(message)}`);
+  }
+
+  /** A warning an operation returned: `<path>: <reason>`, or the reason alone when the path is "-". */
+  warning(guest: string, op: string, w: Warning): void {
+    this.detail(w.level ?? "warn", guest, op, w.path === "-" ? w.reason : `${w.path}: ${w.reason}`);
   }
 
   summary(guest: string, op: string, exit: number, ms: number, result: string): void {

@@ -1,26 +1,21 @@
 import { definedDomain, definedWithOurLabel } from "../adopted/defined.js";
 import { detectEnvironment, Parser, removeCacheEntries } from "../apparmor/index.js";
 import { profileOwner } from "../attach/ownership.js";
+import { errorReason } from "../errors.js";
+import { removeStaleStages } from "../store/apply.js";
 import { readIfExists, removeDurably } from "../store/atomic.js";
 import { guestPaths, sha256 } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
 import { readState } from "../store/state.js";
-import type { HookContext } from "./context.js";
-import { errorReason } from "../errors.js";
+import type { HookContext, Outcome } from "./context.js";
 import { identifyGuest } from "./identify.js";
 import { recordKept } from "./kept.js";
-import { removeStaleStages, syncProfile } from "./sync.js";
-
-export interface ReleaseOutcome {
-  summary: string;
-  problems: string[];
-}
 
 /**
  * `release`: the guest is gone. Unload its profile (only now: unloading while QEMU runs would
  * leave QEMU unconfined), remove the `.files`, its cache entries and our record, and remove the
  * per-guest profile only if it is byte-identical to what we created. Every step is attempted
- * even if an earlier one fails; the problems are returned for the log (release never fails).
+ * even if an earlier one fails; the problems become warnings (release never fails).
  *
  * Two exceptions:
  * - the domain is still defined (`/etc/libvirt/qemu/<name>.xml`, same UUID) with our static label
@@ -31,32 +26,15 @@ export interface ReleaseOutcome {
  * - we have no record of the guest and it is left to libvirt's own AppArmor driver
  *   (attach/ownership.ts): the files are libvirt's, nothing is touched.
  */
-export async function releaseGuest(ctx: HookContext, xml: Buffer): Promise<ReleaseOutcome> {
+export async function releaseGuest(ctx: HookContext, xml: Buffer): Promise<Outcome> {
   const id = identifyGuest(ctx, xml);
-  if (!id) return { summary: "nothing to release: no valid guest in the XML and no record by that name", problems: [] };
+  if (!id) return { summary: "nothing to release: no valid guest in the XML and no record by that name", warnings: ctx.warnings };
   const paths = guestPaths(ctx.layout, id.uuid);
   if (readState(paths.state) === undefined) {
     const owner = profileOwner(ctx.layout, ctx.config, xml);
-    if (owner.owner === "libvirt") return { summary: `nothing to release: ${owner.reason}`, problems: [] };
+    if (owner.owner === "libvirt") return { summary: `nothing to release: ${owner.reason}`, warnings: ctx.warnings };
   }
   return releaseIdentified(ctx, { ...id, name: ctx.guest }, { keepIfDefined: true, xml });
-}
-
-/**
- * For prepare/start/reconnect: when the guest is left to libvirt's AppArmor driver, the line to
- * log instead of syncing; undefined when the hook owns it. At `prepare`, what we made for it
- * earlier (it was adopted once) is released first, so libvirt's helper finds no profile of ours
- * in its way; later operations touch nothing (the files are libvirt's by then).
- */
-export async function leaveToLibvirt(ctx: HookContext, xml: Buffer): Promise<string | undefined> {
-  const owner = profileOwner(ctx.layout, ctx.config, xml);
-  if (owner.owner === "hook") return undefined;
-  if (ctx.op !== "prepare") return owner.reason;
-  const id = identifyGuest(ctx, xml);
-  if (!id || readState(guestPaths(ctx.layout, id.uuid).state) === undefined) return owner.reason;
-  const r = await releaseIdentified(ctx, { ...id, name: ctx.guest }, { keepIfDefined: false });
-  for (const p of r.problems) ctx.log.detail("warn", ctx.guest, ctx.op, p);
-  return `${owner.reason}; released what virt-aa-hook had made for it: ${r.summary}`;
 }
 
 /**
@@ -68,18 +46,19 @@ export async function releaseIdentified(
   ctx: HookContext,
   id: { uuid: string; name: string },
   opts: { keepIfDefined: boolean; xml?: Buffer },
-): Promise<ReleaseOutcome> {
+): Promise<Outcome> {
   if (opts.keepIfDefined && definedWithOurLabel(ctx.layout, id.name, id.uuid)) return keepLoaded(ctx, id, opts.xml);
   const { layout, config } = ctx;
   const paths = guestPaths(layout, id.uuid);
   const env = detectEnvironment(layout, config);
-  const problems: string[] = [];
   const done: string[] = [];
+  // Said on stderr too: libvirtd logs it with the guest, whose files may need the admin.
+  const problem = (reason: string) => ctx.warnings.push({ path: "-", reason, stderr: true });
   const attempt = (what: string, fn: () => void) => {
     try {
       fn();
     } catch (err) {
-      problems.push(`cannot ${what}: ${(err as Error).message}`);
+      problem(`cannot ${what}: ${(err as Error).message}`);
     }
   };
 
@@ -89,7 +68,7 @@ export async function releaseIdentified(
         const r = await new Parser(config.parser, env, config.parserTimeout * 1000).unload(paths.profileName);
         done.push(r === "removed" ? "unloaded" : "was not loaded");
       } catch (err) {
-        problems.push((err as Error).message);
+        problem((err as Error).message);
       }
     }
     const state = readState(paths.state);
@@ -116,7 +95,7 @@ export async function releaseIdentified(
       removeDurably(paths.state);
     });
   });
-  return { summary: done.join(", ") || "nothing to remove", problems };
+  return { summary: done.join(", ") || "nothing to remove", warnings: ctx.warnings };
 }
 
 /**
@@ -125,15 +104,18 @@ export async function releaseIdentified(
  * adopted while it ran under a dynamic label had its files removed by libvirt's own driver when it
  * stopped (just before this hook), and they are made again here.
  */
-async function keepLoaded(ctx: HookContext, id: { uuid: string; name: string }, xml: Buffer | undefined): Promise<ReleaseOutcome> {
+async function keepLoaded(ctx: HookContext, id: { uuid: string; name: string }, xml: Buffer | undefined): Promise<Outcome> {
   const kept = `kept ${ctx.layout.profileName(id.uuid)} loaded: /etc/libvirt/qemu/${id.name}.xml defines the domain with that static label`;
-  if (ctx.config.mode === "off") return { summary: kept, problems: [] };
+  if (ctx.config.mode === "off") return { summary: kept, warnings: ctx.warnings };
   const defined = definedDomain(ctx.layout, id.name);
   const source = xml !== undefined && xml.length > 0 ? xml : Buffer.from(defined?.xml ?? "", "utf8");
   try {
+    // The sync operation itself (what reconnect does), loaded only for this rare case.
+    const { syncProfile } = await import("./sync.js");
     const r = await syncProfile(ctx, source, "if-not-loaded");
-    return { summary: `${kept} (${r.summary})`, problems: [] };
+    return { summary: `${kept} (${r.summary})`, warnings: ctx.warnings };
   } catch (err) {
-    return { summary: kept, problems: [`cannot make sure ${ctx.layout.profileName(id.uuid)} stays loaded: ${errorReason(err)}`] };
+    ctx.warnings.push({ path: "-", reason: `cannot make sure ${ctx.layout.profileName(id.uuid)} stays loaded: ${errorReason(err)}`, stderr: true });
+    return { summary: kept, warnings: ctx.warnings };
   }
 }

@@ -1,8 +1,8 @@
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type Config } from "../config.js";
-import { errorLine, errorReason, formatLine } from "../errors.js";
+import { errorLine, errorReason, formatLine, type Warning } from "../errors.js";
 import { Layout } from "../layout.js";
 import type { HookInvocation } from "./args.js";
-import type { HookContext } from "./context.js";
+import type { HookContext, Outcome } from "./context.js";
 import { HookLog } from "./log.js";
 import { readStdin } from "./stdin.js";
 
@@ -44,7 +44,8 @@ function mustNotFail(kind: Kind, config: Config | undefined): boolean {
 /**
  * One hook call: read the XML, do the one action of the operation, log one summary line, and
  * return the exit code. Nothing is ever written to stdout (libvirt reads it for migrate/restore).
- * Every error, expected or not, ends here as one stderr line.
+ * This is the only place that writes stderr and the log: the operation's warnings (one log line
+ * each, those meant for stderr as one line), then every error, expected or not, as one line.
  */
 export async function runHook(inv: HookInvocation): Promise<number> {
   // process.hrtime, not performance.now(): the global `performance` loads perf_hooks (11 internal
@@ -56,14 +57,26 @@ export async function runHook(inv: HookInvocation): Promise<number> {
 
   let config: Config | undefined;
   let log = new HookLog(layout.host(DEFAULT_CONFIG.logFile), DEFAULT_CONFIG.logLevel);
+  // Filled as the operation goes, so that what it noted before a failure is reported too.
+  const warnings: Warning[] = [];
   let result = "ok";
-  let exit = EXIT_OK;
+  let failure: { err: unknown } | undefined;
   try {
     config = loadConfig(layout);
     log = new HookLog(config.logFile === "" ? undefined : layout.host(config.logFile), config.logLevel);
-    const ctx: HookContext = { layout, config, guest: inv.guest, op: inv.op, log };
-    result = await perform(kind, ctx, input.data);
+    const ctx: HookContext = { layout, config, guest: inv.guest, op: inv.op, warnings };
+    result = (await perform(kind, ctx, input.data)).summary;
   } catch (err) {
+    failure = { err };
+  }
+
+  for (const w of warnings) log.warning(inv.guest, inv.op, w);
+  const shown = warnings.filter((w) => w.stderr);
+  if (shown.length > 0) process.stderr.write(warningLine(inv.guest, shown) + "\n");
+
+  let exit = EXIT_OK;
+  if (failure !== undefined) {
+    const { err } = failure;
     result = `error: ${errorReason(err)}`;
     if (mustNotFail(kind, config)) {
       // Still said on stderr (libvirtd logs it), as a warning: the guest is not affected.
@@ -79,27 +92,34 @@ export async function runHook(inv: HookInvocation): Promise<number> {
   return exit;
 }
 
-async function perform(kind: Kind, ctx: HookContext, xml: Buffer): Promise<string> {
-  if (kind === "passthrough") return "nothing to do";
-  if (kind === "stopped") return "nothing to do";
+/**
+ * The stderr warnings of one call as one line: a single warning with its path; several (release
+ * problems) at "-", their reasons joined with "; " (each prefixed with its own path, if any).
+ */
+function warningLine(guest: string, warnings: readonly Warning[]): string {
+  if (warnings.length === 1) return formatLine("warning", guest, warnings[0]!.path, warnings[0]!.reason);
+  return formatLine("warning", guest, "-", warnings.map((w) => (w.path === "-" ? w.reason : `${w.path}: ${w.reason}`)).join("; "));
+}
+
+async function perform(kind: Kind, ctx: HookContext, xml: Buffer): Promise<Outcome> {
+  const done = (summary: string): Outcome => ({ summary, warnings: ctx.warnings });
+  if (kind === "passthrough") return done("nothing to do");
+  if (kind === "stopped") return done("nothing to do");
   if (kind === "release") {
     // Cleaning up is right even with mode = off: it only removes what we made.
     const { releaseGuest } = await import("./release.js");
-    const r = await releaseGuest(ctx, xml);
-    for (const p of r.problems) ctx.log.detail("warn", ctx.guest, ctx.op, p);
-    if (r.problems.length > 0) process.stderr.write(formatLine("warning", ctx.guest, "-", r.problems.join("; ")) + "\n");
-    return r.summary;
+    return releaseGuest(ctx, xml);
   }
-  if (ctx.config.mode === "off") return "mode off";
+  if (ctx.config.mode === "off") return done("mode off");
   if (kind === "started") {
     const { checkStarted } = await import("./started.js");
     return checkStarted(ctx, xml);
   }
   // A domain left to libvirt's own AppArmor driver: its files are libvirt's (attach/ownership.ts).
-  const left = await (await import("./release.js")).leaveToLibvirt(ctx, xml);
+  const left = await (await import("./leave.js")).leaveToLibvirt(ctx, xml);
   if (left !== undefined) return left;
   const { syncProfile } = await import("./sync.js");
   const policy = kind === "prepare" ? "always" : kind === "start" ? "if-changed" : "if-not-loaded";
   const r = await syncProfile(ctx, xml, policy);
-  return `${r.profileName}: ${r.summary}`;
+  return done(`${r.profileName}: ${r.summary}`);
 }

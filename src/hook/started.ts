@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { detectEnvironment } from "../apparmor/index.js";
-import type { HookContext } from "./context.js";
-import { formatLine, PathError } from "../errors.js";
+import type { HookContext, Outcome } from "./context.js";
+import { PathError } from "../errors.js";
 import { identifyGuest, safeComponent } from "./identify.js";
 
 /**
@@ -10,21 +10,21 @@ import { identifyGuest, safeComponent } from "./identify.js";
  * /run/libvirt/qemu/<name>.pid. What a mismatch does is `started_check`: enforce fails the start
  * (libvirt then tears QEMU down), warn logs it, off skips the check.
  */
-export function checkStarted(ctx: HookContext, xml: Buffer): string {
+export function checkStarted(ctx: HookContext, xml: Buffer): Outcome {
   const { layout, config } = ctx;
-  if (config.startedCheck === "off") return "check off";
+  const done = (summary: string): Outcome => ({ summary, warnings: ctx.warnings });
+  if (config.startedCheck === "off") return done("check off");
   const env = detectEnvironment(layout, config);
-  if (!env.target) return "not checked: AppArmor is not enabled";
+  if (!env.target) return done("not checked: AppArmor is not enabled");
   const id = identifyGuest(ctx, xml);
   if (!id) throw new PathError("-", "cannot check the confinement of QEMU: the domain XML names no valid guest");
   const expected = layout.profileName(id.uuid);
 
   const problem = findProblem(ctx, `${expected} (${config.mode === "complain" ? "complain" : "enforce"})`);
-  if (!problem) return `QEMU runs in ${expected}`;
+  if (!problem) return done(`QEMU runs in ${expected}`);
   if (config.startedCheck === "enforce") throw new PathError(problem.path, problem.reason);
-  ctx.log.detail("warn", ctx.guest, ctx.op, `${problem.path}: ${problem.reason}`);
-  process.stderr.write(formatLine("warning", ctx.guest, problem.path, problem.reason) + "\n");
-  return `warning: ${problem.reason}`;
+  ctx.warnings.push({ ...problem, stderr: true });
+  return done(`warning: ${problem.reason}`);
 }
 
 /** `wanted`: the exact label QEMU must carry, "libvirt-<uuid> (enforce)" (or "(complain)"). */
