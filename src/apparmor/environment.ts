@@ -1,5 +1,4 @@
 import fs from "node:fs";
-import type { Config } from "../config.js";
 import type { Layout } from "../layout.js";
 
 /**
@@ -28,30 +27,27 @@ export interface LoadTarget {
   passDir: boolean;
 }
 
-export const KERNEL_ENABLED_FILE = "/sys/module/apparmor/parameters/enabled";
-/** Shipped by Debian's apparmor package: a feature set to compile against without a kernel. */
-export const FALLBACK_FEATURES_FILE = "/usr/share/apparmor-features/features";
-
-export function detectEnvironment(layout: Layout, config: Config): ApparmorEnvironment {
-  const kernelEnabled = readsYes(layout.host(KERNEL_ENABLED_FILE)) && isDir(layout.host(layout.securityfsDir));
+/** Every location comes from `layout`, built from the config (Layout.from). */
+export function detectEnvironment(layout: Layout): ApparmorEnvironment {
+  const kernelEnabled = readsYes(layout.host(layout.apparmorEnabledFile)) && isDir(layout.host(layout.securityfsDir));
   let target: LoadTarget | undefined;
-  if (config.subdomainfs !== "") {
-    target = { kind: "subdomainfs", dir: layout.host(config.subdomainfs), passDir: true };
+  if (layout.subdomainfs !== "") {
+    target = { kind: "subdomainfs", dir: layout.host(layout.subdomainfs), passDir: true };
   } else if (kernelEnabled) {
     target = { kind: "kernel", dir: layout.host(layout.securityfsDir), passDir: !layout.isRealRoot };
   }
   let featuresFile: string | undefined;
-  if (config.featuresFile !== "") featuresFile = layout.host(config.featuresFile);
-  else if (target?.kind !== "kernel" && fs.existsSync(layout.host(FALLBACK_FEATURES_FILE))) {
-    featuresFile = layout.host(FALLBACK_FEATURES_FILE);
+  if (layout.featuresFile !== "") featuresFile = layout.host(layout.featuresFile);
+  else if (target?.kind !== "kernel" && fs.existsSync(layout.host(layout.fallbackFeaturesFile))) {
+    featuresFile = layout.host(layout.fallbackFeaturesFile);
   }
   return {
     kernelEnabled,
     ...(target ? { target } : {}),
     ...(featuresFile ? { featuresFile } : {}),
-    parserPresent: isExecutable(config.parser),
-    cacheDir: layout.host(config.cacheDir),
-    baseDir: layout.host(config.apparmorDir),
+    parserPresent: isExecutable(layout.parser),
+    cacheDir: layout.host(layout.cacheDir),
+    baseDir: layout.host(layout.apparmorDir),
   };
 }
 

@@ -1,4 +1,4 @@
-export { detectEnvironment, KERNEL_ENABLED_FILE, FALLBACK_FEATURES_FILE, type ApparmorEnvironment, type LoadTarget } from "./environment.js";
+export { detectEnvironment, type ApparmorEnvironment, type LoadTarget } from "./environment.js";
 export { Parser, type CompileOptions, type LoadOptions } from "./parser.js";
 export { loadedProfiles, profileMode } from "./loaded.js";
 export { removeCacheEntries } from "./cache.js";

@@ -64,7 +64,7 @@ export function holderStatus(layout: Layout, s: GuestState, now: number): Holder
   if (safeComponent(s.name)) {
     try {
       const pid = fs.readFileSync(layout.host(`${layout.libvirtRunDir}/${s.name}.pid`), "utf8").trim();
-      if (/^[1-9][0-9]{0,9}$/.test(pid) && fs.existsSync(layout.host(`/proc/${pid}`))) return "running";
+      if (/^[1-9][0-9]{0,9}$/.test(pid) && fs.existsSync(layout.host(layout.procPidDir(pid)))) return "running";
     } catch {
       // no pid file: QEMU has not started yet, or is gone
     }

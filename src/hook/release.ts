@@ -50,7 +50,7 @@ export async function releaseIdentified(
   if (opts.keepIfDefined && definedWithOurLabel(ctx.layout, id.name, id.uuid)) return keepLoaded(ctx, id, opts.xml);
   const { layout, config } = ctx;
   const paths = guestPaths(layout, id.uuid);
-  const env = detectEnvironment(layout, config);
+  const env = detectEnvironment(layout);
   const done: string[] = [];
   // Said on stderr too: libvirtd logs it with the guest, whose files may need the admin.
   const problem = (reason: string) => ctx.warnings.push({ path: "-", reason, stderr: true });
@@ -65,7 +65,7 @@ export async function releaseIdentified(
   await withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async () => {
     if (env.target) {
       try {
-        const r = await new Parser(config.parser, env, config.parserTimeout * 1000).unload(paths.profileName);
+        const r = await new Parser(layout.parser, env, config.parserTimeout * 1000).unload(paths.profileName);
         done.push(r === "removed" ? "unloaded" : "was not loaded");
       } catch (err) {
         problem((err as Error).message);

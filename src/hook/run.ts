@@ -52,7 +52,8 @@ export async function runHook(inv: HookInvocation): Promise<number> {
   // modules, ~1 ms of every call) on first use.
   const started = process.hrtime.bigint();
   const kind = kindOf(inv.op);
-  const layout = new Layout(inv.root);
+  // The default locations until the config is read: the config may move the log and more.
+  let layout = new Layout(inv.root);
   const input = await readStdin(MAX_INPUT_BYTES);
 
   let config: Config | undefined;
@@ -63,7 +64,8 @@ export async function runHook(inv: HookInvocation): Promise<number> {
   let failure: { err: unknown } | undefined;
   try {
     config = loadConfig(layout);
-    log = new HookLog(config.logFile === "" ? undefined : layout.host(config.logFile), config.logLevel);
+    layout = Layout.from(inv.root, config);
+    log = new HookLog(layout.logFile === "" ? undefined : layout.host(layout.logFile), config.logLevel);
     const ctx: HookContext = { layout, config, guest: inv.guest, op: inv.op, warnings };
     result = (await perform(kind, ctx, input.data)).summary;
   } catch (err) {

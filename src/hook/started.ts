@@ -14,7 +14,7 @@ export function checkStarted(ctx: HookContext, xml: Buffer): Outcome {
   const { layout, config } = ctx;
   const done = (summary: string): Outcome => ({ summary, warnings: ctx.warnings });
   if (config.startedCheck === "off") return done("check off");
-  const env = detectEnvironment(layout, config);
+  const env = detectEnvironment(layout);
   if (!env.target) return done("not checked: AppArmor is not enabled");
   const id = identifyGuest(ctx, xml);
   if (!id) throw new PathError("-", "cannot check the confinement of QEMU: the domain XML names no valid guest");
@@ -40,7 +40,7 @@ function findProblem(ctx: HookContext, wanted: string): { path: string; reason: 
   }
   if (!/^[1-9][0-9]{0,9}$/.test(pidText)) return { path: pidFile, reason: `cannot read QEMU's pid file: not a pid: ${JSON.stringify(pidText.slice(0, 32))}` };
 
-  const candidates = [`/proc/${pidText}/attr/apparmor/current`, `/proc/${pidText}/attr/current`];
+  const candidates = layout.apparmorLabelFiles(pidText);
   for (const attr of candidates) {
     let label: string;
     try {

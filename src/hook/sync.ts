@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { detectEnvironment, KERNEL_ENABLED_FILE, Parser, removeCacheEntries } from "../apparmor/index.js";
+import { detectEnvironment, Parser, removeCacheEntries } from "../apparmor/index.js";
 import { PathError } from "../errors.js";
 import { buildProfile } from "../pipeline.js";
 import { renderProfile } from "../render/index.js";
@@ -40,19 +40,19 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
   // require_attach: a guest that would run outside its profile is refused before anything is written.
   if (policy !== "if-not-loaded") checkAttach(config, built.domain);
   const paths = guestPaths(layout, uuid);
-  const env = detectEnvironment(layout, config);
+  const env = detectEnvironment(layout);
 
   const target = planTarget(config, { canLoad: env.target !== undefined });
   if (target.kind === "refuse") {
     throw new PathError(
-      KERNEL_ENABLED_FILE,
+      layout.apparmorEnabledFile,
       `cannot load ${paths.profileName}: AppArmor is not enabled in this kernel (set no_apparmor in ${layout.configPath} to start guests without it)`,
     );
   }
   const done = (summary: string): SyncOutcome => ({ uuid, profileName: paths.profileName, summary, warnings: ctx.warnings });
   if (target.kind === "skip") return done("skipped: AppArmor is not enabled");
 
-  const parser = new Parser(config.parser, env, config.parserTimeout * 1000);
+  const parser = new Parser(layout.parser, env, config.parserTimeout * 1000);
   const compiler: ProfileCompiler = {
     validate: (profile, opts) => parser.validate(profile, paths.profileName, opts),
     load: (profile, opts) => parser.load(profile, paths.profileName, opts),
@@ -98,7 +98,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
 }
 
 function createProfileText(ctx: HookContext, paths: GuestPaths): string {
-  const template = ctx.config.template;
+  const template = ctx.layout.template;
   let text: string;
   try {
     text = fs.readFileSync(ctx.layout.host(template), "utf8");

@@ -4,7 +4,6 @@
  * guests on this host. Every path is read through the layout (`--root DIR`); nothing is run.
  */
 import fs from "node:fs";
-import { KERNEL_ENABLED_FILE } from "../apparmor/environment.js";
 import type { AttachMode } from "../attach/index.js";
 import type { Layout } from "../layout.js";
 
@@ -61,7 +60,7 @@ export function readSecurityDriver(layout: Layout): SecurityDriverFacts {
 
 export function kernelHasAppArmor(layout: Layout): boolean {
   try {
-    return fs.readFileSync(layout.host(KERNEL_ENABLED_FILE), "utf8").trim().toUpperCase().startsWith("Y");
+    return fs.readFileSync(layout.host(layout.apparmorEnabledFile), "utf8").trim().toUpperCase().startsWith("Y");
   } catch {
     return false;
   }

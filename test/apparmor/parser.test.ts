@@ -13,6 +13,8 @@ const PROFILE = `/etc/apparmor.d/libvirt/${NAME}`;
 let t: TestRoot;
 let layout: Layout;
 const config = (over: Partial<Config> = {}): Config => ({ ...DEFAULT_CONFIG, subdomainfs: FAKE_SECURITYFS, featuresFile: FEATURES, ...over });
+/** The layout a hook would build from that config. */
+const layoutFor = (over: Partial<Config> = {}): Layout => Layout.from(t.root, config(over));
 
 function writeProfile(filesText: string): void {
   fs.writeFileSync(
@@ -30,7 +32,7 @@ afterEach(() => t.remove());
 
 describe("environment detection", () => {
   it("targets the configured subdomainfs under the root, with the configured features", () => {
-    const env = detectEnvironment(layout, config());
+    const env = detectEnvironment(layoutFor());
     expect(env.kernelEnabled).toBe(false);
     expect(env.target).toEqual({ kind: "subdomainfs", dir: t.at(FAKE_SECURITYFS), passDir: true });
     expect(env.featuresFile).toBe(t.at(FEATURES));
@@ -40,7 +42,7 @@ describe("environment detection", () => {
   });
 
   it("has no load target without kernel AppArmor and without subdomainfs; falls back to the shipped features", () => {
-    const env = detectEnvironment(layout, config({ subdomainfs: "", featuresFile: "" }));
+    const env = detectEnvironment(layoutFor({ subdomainfs: "", featuresFile: "" }));
     expect(env.target).toBeUndefined();
     expect(env.featuresFile).toBe(t.at(FEATURES));
   });
@@ -48,25 +50,25 @@ describe("environment detection", () => {
   it("sees kernel AppArmor when enabled=Y and securityfs exists (under the root)", () => {
     fs.mkdirSync(t.at("/sys/module/apparmor/parameters"), { recursive: true });
     fs.writeFileSync(t.at("/sys/module/apparmor/parameters/enabled"), "Y\n");
-    expect(detectEnvironment(layout, config({ subdomainfs: "" })).kernelEnabled).toBe(false); // no securityfs yet
+    expect(detectEnvironment(layoutFor({ subdomainfs: "" })).kernelEnabled).toBe(false); // no securityfs yet
     fs.mkdirSync(t.at("/sys/kernel/security/apparmor"), { recursive: true });
-    const env = detectEnvironment(layout, config({ subdomainfs: "", featuresFile: "" }));
+    const env = detectEnvironment(layoutFor({ subdomainfs: "", featuresFile: "" }));
     expect(env.kernelEnabled).toBe(true);
     // Not the real root: the mapped securityfs must be named explicitly, never the machine's.
     expect(env.target).toEqual({ kind: "kernel", dir: t.at("/sys/kernel/security/apparmor"), passDir: true });
     expect(env.featuresFile).toBeUndefined();
     fs.writeFileSync(t.at("/sys/module/apparmor/parameters/enabled"), "N\n");
-    expect(detectEnvironment(layout, config({ subdomainfs: "" })).kernelEnabled).toBe(false);
+    expect(detectEnvironment(layoutFor({ subdomainfs: "" })).kernelEnabled).toBe(false);
   });
 
   it("reports a missing parser", () => {
-    expect(detectEnvironment(layout, config({ parser: "/nonexistent/apparmor_parser" })).parserPresent).toBe(false);
+    expect(detectEnvironment(layoutFor({ parser: "/nonexistent/apparmor_parser" })).parserPresent).toBe(false);
   });
 });
 
 describe("Parser with the real apparmor_parser", () => {
   it("validates a good profile and rejects a bad one, quoting the parser", async () => {
-    const p = new Parser(PARSER, detectEnvironment(layout, config()));
+    const p = new Parser(PARSER, detectEnvironment(layoutFor()));
     writeProfile('  "/var/lib/libvirt/images/a.qcow2" rwk,\n');
     await p.validate(t.at(PROFILE), NAME);
     writeProfile("  garbage {\n");
@@ -78,7 +80,7 @@ describe("Parser with the real apparmor_parser", () => {
   });
 
   it("loads into the subdomainfs, writes the cache, and unloads by name", async () => {
-    const env = detectEnvironment(layout, config());
+    const env = detectEnvironment(layoutFor());
     const p = new Parser(PARSER, env);
     writeProfile('  "/var/lib/libvirt/images/a.qcow2" rwk,\n');
     await p.load(t.at(PROFILE), NAME, { skipReadCache: false, complain: false });
@@ -94,7 +96,7 @@ describe("Parser with the real apparmor_parser", () => {
 
   it("fails a load when the target has no .replace (exit 254), quoting the parser", async () => {
     fs.rmSync(t.at(`${FAKE_SECURITYFS}/.replace`));
-    const p = new Parser(PARSER, detectEnvironment(layout, config()));
+    const p = new Parser(PARSER, detectEnvironment(layoutFor()));
     writeProfile('  "/a" r,\n');
     await expect(p.load(t.at(PROFILE), NAME, { skipReadCache: true, complain: false })).rejects.toThrow(
       `cannot load ${NAME}: ${PARSER}: Unable to replace "${NAME}".  Profile doesn't exist (exit status 254)`,
@@ -103,12 +105,12 @@ describe("Parser with the real apparmor_parser", () => {
 
   it("treats unloading a profile that is not loaded as done", async () => {
     fs.rmSync(t.at(`${FAKE_SECURITYFS}/.remove`));
-    const p = new Parser(PARSER, detectEnvironment(layout, config()));
+    const p = new Parser(PARSER, detectEnvironment(layoutFor()));
     expect(await p.unload(NAME)).toBe("not-loaded");
   });
 
   it("compiles staged includes before the base (-I stage), so a new .files is tested before it replaces the old", async () => {
-    const p = new Parser(PARSER, detectEnvironment(layout, config()));
+    const p = new Parser(PARSER, detectEnvironment(layoutFor()));
     writeProfile("  garbage {\n"); // what is on disk is broken...
     const stage = t.at("/etc/apparmor.d/libvirt/.stage");
     fs.mkdirSync(`${stage}/libvirt`, { recursive: true });
@@ -124,7 +126,7 @@ describe("Parser with the real apparmor_parser", () => {
   });
 
   it("refuses to run a parser that is not there", async () => {
-    const p = new Parser("/nonexistent/apparmor_parser", detectEnvironment(layout, config({ parser: "/nonexistent/apparmor_parser" })));
+    const p = new Parser("/nonexistent/apparmor_parser", detectEnvironment(layoutFor({ parser: "/nonexistent/apparmor_parser" })));
     await expect(p.validate(t.at(PROFILE), NAME)).rejects.toThrow("cannot run /nonexistent/apparmor_parser: not an executable file");
   });
 });
@@ -135,7 +137,7 @@ describe("loaded profiles and cache entries", () => {
     expect(loadedProfiles(dir)).toBeUndefined();
     fs.writeFileSync(`${dir}/profiles`, `${NAME} (complain)\n/usr/sbin/libvirtd (enforce)\nweird line\n`);
     expect(loadedProfiles(dir)).toEqual(new Map([[NAME, "complain"], ["/usr/sbin/libvirtd", "enforce"]]));
-    const p = new Parser(PARSER, detectEnvironment(layout, config()));
+    const p = new Parser(PARSER, detectEnvironment(layoutFor()));
     expect(p.loadedMode(NAME)).toBe("complain");
     expect(p.loadedMode("libvirt-other")).toBeNull();
   });

@@ -1,7 +1,6 @@
 import fs from "node:fs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { loadConfig } from "../../src/config.js";
-import { Layout } from "../../src/layout.js";
+import { loadLayout } from "../../src/config.js";
 import type { HookContext } from "../../src/hook/context.js";
 import { releaseGuest } from "../../src/hook/release.js";
 import { checkStarted } from "../../src/hook/started.js";
@@ -29,8 +28,8 @@ afterEach(() => {
 });
 
 function ctx(op: string): HookContext {
-  const layout = new Layout(t.root);
-  return { layout, config: loadConfig(layout), guest: "vm1", op, warnings: [] };
+  const { layout, config } = loadLayout(t.root);
+  return { layout, config, guest: "vm1", op, warnings: [] };
 }
 
 describe("operations return what they did and what they tolerated", () => {

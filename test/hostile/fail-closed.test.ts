@@ -114,10 +114,9 @@ const FAULTS: Fault[] = [
   },
   {
     name: "parser failing (include base without tunables)",
-    apply: (t) => {
-      fs.mkdirSync(t.at("/etc/apparmor-empty"), { recursive: true });
-      t.writeConfig({ ...defaultTestConfig(), apparmor_dir: "/etc/apparmor-empty" });
-    },
+    // The include base loses its tunables (a per-root symlink to the shared copy, so only this
+    // root's). apparmor_dir cannot stand in for this fault: it moves the profiles with it.
+    apply: (t) => fs.rmSync(t.at("/etc/apparmor.d/tunables")),
     // A staged new profile is shown by its host name; an existing one by its path on this
     // filesystem (the same thing with --root /).
     refusal: (t, g, existing) => {

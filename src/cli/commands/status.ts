@@ -61,7 +61,7 @@ export function statusCommand(): CommandModule<{ root: string }, StatusArgs> {
     builder: (y) => y.option("json", { type: "boolean", default: false, describe: "print a JSON array" }),
     handler: (args) => {
       const { layout, config } = loadForCommand(args.root);
-      const parser = new Parser(layout.parser, detectEnvironment(layout, config));
+      const parser = new Parser(layout.parser, detectEnvironment(layout));
       const rows = statusRows(layout, (name) => parser.loadedMode(name));
       process.stdout.write(args.json ? JSON.stringify(rows, null, 2) + "\n" : formatStatusRows(rows));
     },
