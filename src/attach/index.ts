@@ -1,6 +1,6 @@
 /**
- * How a guest's QEMU gets into its profile `libvirt-<uuid>` (DESIGN §5), as pure text edits of a
- * libvirt domain XML:
+ * How a guest's QEMU gets into its profile `libvirt-<uuid>` (the attach modes of docs/attach-modes.md),
+ * as pure text edits of a libvirt domain XML:
  *  - wrapper:  `<devices><emulator>` points at the wrapper symlink of the same name
  *              (`/usr/lib/virt-aa-hook/bin/qemu-system-x86_64`), which execs the real QEMU in
  *              `emulator_dir` after requesting the transition;
@@ -291,21 +291,6 @@ export function adoptionProblem(domain: Pick<Domain, "uuid" | "emulator" | "secl
       return ok ? undefined : `no <seclabel type='static' model='apparmor' relabel='no'><label>${label}</label>`;
     }
   }
-}
-
-export function isAdopted(domain: Pick<Domain, "uuid" | "emulator" | "seclabels">, config: AttachConfig): boolean {
-  return adoptionProblem(domain, config) === undefined;
-}
-
-/**
- * For the destination side of a migration (`migrate` hook): the incoming XML rewritten only as far
- * as the configured mode needs, or undefined when nothing needs to change (the hook then prints
- * nothing and libvirt keeps its XML). Throws AttachError when the domain cannot be adopted.
- */
-export function migrateRewrite(xml: string, config: AttachConfig): string | undefined {
-  if (config.attach === "none") return undefined;
-  const out = adoptXml(xml, config.attach, pathsOf(config));
-  return out === xml ? undefined : out;
 }
 
 /** What adoption depends on, read straight from domain XML (for doctor, without the full model). */

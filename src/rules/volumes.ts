@@ -6,7 +6,7 @@ import type { RuleContext } from "./context.js";
  * `<disk type='volume'><source pool=P volume=V/>` → the host path QEMU opens.
  *
  * Hook XML keeps the pool/volume pair (libvirt translates it only in its own memory), and the hook
- * must never ask libvirt (DESIGN §1: it deadlocks), so we read the persistent pool definition
+ * must never ask libvirt (a hook that calls back into libvirtd deadlocks it), so we read the persistent pool definition
  * `/etc/libvirt/storage/<pool>.xml` ourselves and derive the path the way libvirt's storage
  * backends do: dir/fs/netfs pools keep volumes as `<target path>/<volume>`, logical pools as
  * `/dev/<volume group>/<volume>`. Every other pool type names volumes in ways we cannot compute

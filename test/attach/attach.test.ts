@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { XMLParser } from "fast-xml-parser";
 import { describe, expect, it } from "vitest";
-import { AttachError, adoptXml, adoptionProblem, isAdopted, migrateRewrite, undoXml, type AttachPaths } from "../../src/attach/index.js";
+import { AttachError, adoptXml, adoptionProblem, undoXml, type AttachPaths } from "../../src/attach/index.js";
 
 const UUID = "0f1e2d3c-4b5a-4697-8877-665544332211";
 const PATHS: AttachPaths = { wrapperDir: "/usr/lib/virt-aa-hook/bin", emulatorDir: "/usr/bin" };
@@ -196,47 +196,32 @@ describe("hostile or broken XML", () => {
   });
 });
 
-describe("isAdopted / adoptionProblem", () => {
+describe("adoptionProblem", () => {
   const base = { uuid: UUID, emulator: "/usr/bin/qemu-system-x86_64", seclabels: [] };
   it("wrapper mode looks at the emulator path", () => {
-    expect(isAdopted(base, { attach: "wrapper" })).toBe(false);
     expect(adoptionProblem(base, { attach: "wrapper" })).toBe(
       "<emulator> /usr/bin/qemu-system-x86_64 is not the virt-aa-hook wrapper (/usr/lib/virt-aa-hook/bin/<emulator name>)",
     );
-    expect(isAdopted({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64" }, { attach: "wrapper" })).toBe(true);
-    expect(isAdopted({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/sh" }, { attach: "wrapper" })).toBe(false);
-    expect(isAdopted({ ...base, emulator: "/w/qemu-kvm" }, { attach: "wrapper", wrapperDir: "/w" })).toBe(true);
-    expect(isAdopted({ ...base, emulator: undefined }, { attach: "wrapper" })).toBe(false);
+    expect(adoptionProblem({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64" }, { attach: "wrapper" })).toBeUndefined();
+    expect(adoptionProblem({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/sh" }, { attach: "wrapper" })).toBe(
+      "<emulator> /usr/lib/virt-aa-hook/bin/sh is not the virt-aa-hook wrapper (/usr/lib/virt-aa-hook/bin/<emulator name>)",
+    );
+    expect(adoptionProblem({ ...base, emulator: "/w/qemu-kvm" }, { attach: "wrapper", wrapperDir: "/w" })).toBeUndefined();
+    expect(adoptionProblem({ ...base, emulator: undefined }, { attach: "wrapper" })).toBe("no <emulator>: it must be a wrapper in /usr/lib/virt-aa-hook/bin");
   });
 
   it("seclabel mode needs exactly the static, non-relabelling label for this UUID", () => {
     const ours = { type: "static", model: "apparmor", relabel: false, label: `libvirt-${UUID}` };
-    expect(isAdopted({ ...base, seclabels: [ours] }, { attach: "seclabel" })).toBe(true);
-    expect(isAdopted({ ...base, seclabels: [{ ...ours, relabel: true }] }, { attach: "seclabel" })).toBe(false);
-    expect(isAdopted({ ...base, seclabels: [{ ...ours, type: "dynamic" }] }, { attach: "seclabel" })).toBe(false);
-    expect(isAdopted({ ...base, seclabels: [{ ...ours, label: "libvirt-other" }] }, { attach: "seclabel" })).toBe(false);
-    expect(adoptionProblem(base, { attach: "seclabel" })).toBe(
-      `no <seclabel type='static' model='apparmor' relabel='no'><label>libvirt-${UUID}</label>`,
-    );
+    const missing = `no <seclabel type='static' model='apparmor' relabel='no'><label>libvirt-${UUID}</label>`;
+    expect(adoptionProblem({ ...base, seclabels: [ours] }, { attach: "seclabel" })).toBeUndefined();
+    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, relabel: true }] }, { attach: "seclabel" })).toBe(missing);
+    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, type: "dynamic" }] }, { attach: "seclabel" })).toBe(missing);
+    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, label: "libvirt-other" }] }, { attach: "seclabel" })).toBe(missing);
+    expect(adoptionProblem(base, { attach: "seclabel" })).toBe(missing);
   });
 
   it("mode none is always adopted", () => {
-    expect(isAdopted(base, { attach: "none" })).toBe(true);
+    expect(adoptionProblem(base, { attach: "none" })).toBeUndefined();
   });
 });
 
-describe("migrateRewrite", () => {
-  it("rewrites only what the mode needs and returns undefined when nothing changes", () => {
-    const xml = domainXml();
-    expect(migrateRewrite(xml, { attach: "wrapper" })).toBe(adoptXml(xml, "wrapper", PATHS));
-    expect(migrateRewrite(adoptXml(xml, "wrapper", PATHS), { attach: "wrapper" })).toBeUndefined();
-    expect(migrateRewrite(xml, { attach: "seclabel" })).toBe(adoptXml(xml, "seclabel", PATHS));
-    expect(migrateRewrite(adoptXml(xml, "seclabel", PATHS), { attach: "seclabel" })).toBeUndefined();
-    expect(migrateRewrite(xml, { attach: "none" })).toBeUndefined();
-  });
-
-  it("uses the destination's configured directories", () => {
-    const out = migrateRewrite(domainXml({ emulator: "/opt/q/qemu-system-x86_64" }), { attach: "wrapper", emulatorDir: "/opt/q", wrapperDir: "/w" });
-    expect(out).toBe(domainXml({ emulator: "/w/qemu-system-x86_64" }));
-  });
-});
