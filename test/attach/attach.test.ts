@@ -179,13 +179,13 @@ const XML_ILLEGAL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD80
 
 describe("hostile or broken XML", () => {
   it.each([
-    ["an escape character in the name by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#x1b;[31m</name>"), "cannot read domain XML: character reference &#x1b; is not allowed in XML"],
-    ["NUL by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#0;</name>"), "cannot read domain XML: character reference &#0; is not allowed in XML"],
-    ["U+FFFE by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#xFFFE;</name>"), "cannot read domain XML: character reference &#xFFFE; is not allowed in XML"],
-    ["a reference beyond Unicode", domainXml().replace("<name>web &amp; db</name>", "<name>web&#x110000;</name>"), "cannot read domain XML: character reference &#x110000; is not allowed in XML"],
+    ["an escape character in the name by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#x1b;[31m</name>"), 'cannot read domain XML: character reference "&#x1b;" is not allowed in XML'],
+    ["NUL by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#0;</name>"), 'cannot read domain XML: character reference "&#0;" is not allowed in XML'],
+    ["U+FFFE by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#xFFFE;</name>"), 'cannot read domain XML: character reference "&#xFFFE;" is not allowed in XML'],
+    ["a reference beyond Unicode", domainXml().replace("<name>web &amp; db</name>", "<name>web&#x110000;</name>"), 'cannot read domain XML: character reference "&#x110000;" is not allowed in XML'],
     ["a newline in the name by reference (legal XML, not a name)", domainXml().replace("<name>web &amp; db</name>", "<name>web&#10;db</name>"), "cannot read domain XML: <name> contains control character U+000A"],
     ["a raw escape character", domainXml().replace("<name>web &amp; db</name>", "<name>web\u001b[31m</name>"), "cannot read domain XML: character U+001B is not allowed in XML"],
-    ["a DOCTYPE (entity declarations)", `<!DOCTYPE domain [<!ENTITY x "y">]>\n${domainXml()}`, "cannot read domain XML: DOCTYPE and other declarations are not accepted in domain XML"],
+    ["a DOCTYPE (entity declarations)", `<!DOCTYPE domain [<!ENTITY x "y">]>\n${domainXml()}`, "cannot read domain XML: DOCTYPE and other declarations are not accepted"],
     ["an unclosed element", domainXml().replace("</devices>", ""), "cannot read domain XML: end tag </domain> at offset"],
     ["another root", "<network><uuid>x</uuid></network>", "cannot read domain XML: the root element is not <domain>"],
     ["a bad UUID", domainXml().replace(UUID, "not-a-uuid"), 'web & db: <uuid> "not-a-uuid" is not a canonical UUID'],
