@@ -1,6 +1,6 @@
 /**
- * How a guest's QEMU gets into its profile `libvirt-<uuid>` (DESIGN §5), as pure text edits of a
- * libvirt domain XML:
+ * How a guest's QEMU gets into its profile `libvirt-<uuid>` (the attach modes of docs/attach-modes.md),
+ * as pure text edits of a libvirt domain XML:
  *  - wrapper:  `<devices><emulator>` points at the wrapper symlink of the same name
  *              (`/usr/lib/virt-aa-hook/bin/qemu-system-x86_64`), which execs the real QEMU in
  *              `emulator_dir` after requesting the transition;
@@ -12,7 +12,9 @@
  * what `virsh define` gets differs from what the admin wrote only where adoption needs it.
  */
 import type { Domain } from "../domain/model.js";
-import { escapeText, scanElements, textOf, XmlScanError, type ElementSpan } from "./xml-spans.js";
+import { isCanonicalUuid } from "../names.js";
+import { firstIllegalChar } from "../xml/chars.js";
+import { escapeText, scanXml, XmlError, type XmlNode } from "../xml/reader.js";
 
 export type AttachMode = "wrapper" | "seclabel" | "none";
 
@@ -33,8 +35,6 @@ export const DEFAULT_EMULATOR_DIR = "/usr/bin";
 /** Names the wrapper agrees to stand in for (same rule as hooks/qemu-wrapper). */
 export const EMULATOR_NAME = /^(qemu-system-[a-z0-9][a-z0-9_.-]*|qemu-kvm|kvm)$/;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /** A domain that cannot be switched to (or back from) a mode; the message names what and why. */
 export class AttachError extends Error {
   constructor(message: string) {
@@ -54,70 +54,87 @@ export function profileLabel(uuid: string): string {
   return `libvirt-${uuid}`;
 }
 
+/** One `<seclabel>` of the domain, with what adoption looks at (attributes decoded). */
+interface Seclabel {
+  node: XmlNode;
+  type?: string;
+  model?: string;
+  relabel?: string;
+  label?: string;
+}
+
 /** The exact static label that seclabel mode adds (and undo removes). */
-function isOurSeclabel(attrs: Record<string, string>, label: string | undefined, uuid: string): boolean {
-  return attrs.type === "static" && attrs.model === "apparmor" && attrs.relabel === "no" && label === profileLabel(uuid);
+function isOurSeclabel(s: Seclabel, uuid: string): boolean {
+  return s.type === "static" && s.model === "apparmor" && s.relabel === "no" && s.label === profileLabel(uuid);
 }
 
 interface Parsed {
   xml: string;
-  spans: ElementSpan[];
   name: string;
   uuid: string;
-  emulator?: { span: ElementSpan; path: string };
-  seclabels: { span: ElementSpan; label?: string }[];
-  root: ElementSpan;
+  emulator?: { node: XmlNode; path: string };
+  seclabels: Seclabel[];
+  root: XmlNode;
+}
+
+function unreadable(reason: string): AttachError {
+  return new AttachError(`cannot read domain XML: ${reason}`);
+}
+
+/** Runs a decoding read; a reference XML forbids is an AttachError like the scanner's complaints. */
+function decoded<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof XmlError) throw unreadable(err.reason);
+    throw err;
+  }
 }
 
 function parse(xml: string): Parsed {
-  let spans: ElementSpan[];
-  try {
-    spans = scanElements(xml);
-  } catch (err) {
-    throw new AttachError(`cannot read domain XML: ${(err as Error).message}`);
-  }
-  // Text is decoded on demand: a character reference XML forbids is found here, not by the scan.
-  const textAt = (span: ElementSpan): string | undefined => {
-    try {
-      return textOf(xml, span);
-    } catch (err) {
-      if (err instanceof XmlScanError) throw new AttachError(`cannot read domain XML: ${err.message}`);
-      throw err;
-    }
-  };
-  const root = spans[0];
-  if (!root || root.path !== "domain") throw new AttachError("cannot read domain XML: the root element is not <domain>");
-  const only = (p: string): ElementSpan | undefined => {
-    const found = spans.filter((s) => s.path === p);
+  const illegal = firstIllegalChar(xml);
+  if (illegal) throw unreadable(`character ${illegal.codePoint} is not allowed in XML (offset ${illegal.index})`);
+  const { roots, elements } = decoded(() => scanXml(xml));
+  const root = roots[0];
+  if (!root || root.name !== "domain") throw unreadable("the root element is not <domain>");
+  const only = (p: string): XmlNode | undefined => {
+    const found = elements.filter((e) => e.path === p);
     if (found.length > 1) throw new AttachError(`domain XML has ${found.length} <${p.replace(/\//g, "><")}> elements`);
     return found[0];
   };
-  const nameSpan = only("domain/name");
-  const name = (nameSpan && textAt(nameSpan)?.trim()) || "-";
+  const nameNode = only("domain/name");
+  const name = (nameNode && decoded(() => nameNode.text())?.trim()) || "-";
   // Names are printed in every report line and passed to the hook: one line, no escapes.
   const control = /[\u0000-\u001f\u007f-\u009f]/.exec(name);
   if (control) {
     const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
-    throw new AttachError(`cannot read domain XML: <name> contains control character U+${code}`);
+    throw unreadable(`<name> contains control character U+${code}`);
   }
-  const uuidSpan = only("domain/uuid");
-  const uuid = (uuidSpan && textAt(uuidSpan)?.trim().toLowerCase()) ?? "";
-  if (!UUID.test(uuid)) throw new AttachError(`${name}: <uuid> "${uuid}" is not a canonical UUID`);
-  const emulatorSpan = only("domain/devices/emulator");
+  const uuidNode = only("domain/uuid");
+  const uuid = (uuidNode && decoded(() => uuidNode.text())?.trim().toLowerCase()) ?? "";
+  if (!isCanonicalUuid(uuid)) throw new AttachError(`${name}: <uuid> "${uuid}" is not a canonical UUID`);
+  const emulatorNode = only("domain/devices/emulator");
   let emulator: Parsed["emulator"];
-  if (emulatorSpan) {
-    const text = textAt(emulatorSpan);
+  if (emulatorNode) {
+    const text = decoded(() => emulatorNode.text());
     if (text === undefined) throw new AttachError(`${name}: <emulator> has child elements`);
-    emulator = { span: emulatorSpan, path: text.trim() };
+    emulator = { node: emulatorNode, path: text.trim() };
   }
-  const seclabels = spans
-    .filter((s) => s.path === "domain/seclabel")
-    .map((span) => {
-      const labelSpan = spans.find((s) => s.path === "domain/seclabel/label" && s.start > span.start && s.end <= span.end);
-      const label = labelSpan ? textAt(labelSpan)?.trim() : undefined;
-      return label === undefined ? { span } : { span, label };
-    });
-  return { xml, spans, name, uuid, emulator, seclabels, root };
+  const seclabels = root.childrenNamed("seclabel").map((node) =>
+    decoded((): Seclabel => {
+      const labelNode = node.childrenNamed("label")[0];
+      const label = labelNode?.text()?.trim();
+      const [type, model, relabel] = [node.attribute("type"), node.attribute("model"), node.attribute("relabel")];
+      return {
+        node,
+        ...(type !== undefined ? { type } : {}),
+        ...(model !== undefined ? { model } : {}),
+        ...(relabel !== undefined ? { relabel } : {}),
+        ...(label !== undefined ? { label } : {}),
+      };
+    }),
+  );
+  return { xml, name, uuid, emulator, seclabels, root };
 }
 
 interface Edit {
@@ -148,21 +165,21 @@ function sameDir(a: string, b: string): boolean {
 function emulatorEdit(p: Parsed, newPath: string): Edit | undefined {
   const em = p.emulator!;
   if (em.path === newPath) return undefined;
-  if (em.span.selfClosing) {
-    return { start: em.span.start, end: em.span.end, text: `<emulator>${escapeText(newPath)}</emulator>` };
+  if (em.node.selfClosing) {
+    return { start: em.node.start, end: em.node.end, text: `<emulator>${escapeText(newPath)}</emulator>` };
   }
-  return { start: em.span.openEnd, end: em.span.closeStart, text: escapeText(newPath) };
+  return { start: em.node.openEnd, end: em.node.closeStart, text: escapeText(newPath) };
 }
 
 /** Remove an element together with its line when it is alone on that line. */
-function removal(xml: string, span: ElementSpan): Edit {
-  let start = span.start;
+function removal(xml: string, node: XmlNode): Edit {
+  let start = node.start;
   while (start > 0 && (xml[start - 1] === " " || xml[start - 1] === "\t")) start--;
-  let end = span.end;
+  let end = node.end;
   const lineStart = start === 0 || xml[start - 1] === "\n";
   if (lineStart && xml[end] === "\n") return { start, end: end + 1, text: "" };
   if (lineStart && xml.startsWith("\r\n", end)) return { start, end: end + 2, text: "" };
-  return { start: span.start, end: span.end, text: "" };
+  return { start: node.start, end: node.end, text: "" };
 }
 
 /** Insert the static label as the last child of <domain>, indented like its other children. */
@@ -171,8 +188,8 @@ function seclabelInsertion(p: Parsed): Edit {
   const close = p.root.closeStart;
   let lineStart = close;
   while (lineStart > 0 && (p.xml[lineStart - 1] === " " || p.xml[lineStart - 1] === "\t")) lineStart--;
-  const child = p.spans.find((s) => s.path.split("/").length === 2);
-  const indentOf = (s: ElementSpan): string => {
+  const child = p.root.children[0];
+  const indentOf = (s: XmlNode): string => {
     let b = s.start;
     while (b > 0 && (p.xml[b - 1] === " " || p.xml[b - 1] === "\t")) b--;
     return b === 0 || p.xml[b - 1] === "\n" ? p.xml.slice(b, s.start) : "";
@@ -218,7 +235,7 @@ function undoEdits(p: Parsed, paths: AttachPaths): Edit[] {
     if (edit) edits.push(edit);
   }
   for (const s of p.seclabels) {
-    if (isOurSeclabel(s.span.attrs, s.label, p.uuid)) edits.push(removal(p.xml, s.span));
+    if (isOurSeclabel(s, p.uuid)) edits.push(removal(p.xml, s.node));
   }
   return edits;
 }
@@ -231,15 +248,15 @@ function seclabelEdits(p: Parsed, paths: AttachPaths): Edit[] {
     if (edit) edits.push(edit);
   }
   for (const s of p.seclabels) {
-    const { type, model } = s.span.attrs;
+    const { type, model } = s;
     if (type === "none" && model === undefined) {
       throw new AttachError(`${p.name}: <seclabel type='none'/> turns off every security driver: remove it, or use attach = "wrapper"`);
     }
   }
-  const apparmor = p.seclabels.filter((s) => s.span.attrs.model === "apparmor");
-  if (apparmor.length === 1 && isOurSeclabel(apparmor[0]!.span.attrs, apparmor[0]!.label, p.uuid)) return edits;
+  const apparmor = p.seclabels.filter((s) => s.model === "apparmor");
+  if (apparmor.length === 1 && isOurSeclabel(apparmor[0]!, p.uuid)) return edits;
   // Any other AppArmor label (dynamic, none, another profile) is replaced by ours.
-  for (const s of apparmor) edits.push(removal(p.xml, s.span));
+  for (const s of apparmor) edits.push(removal(p.xml, s.node));
   edits.push(seclabelInsertion(p));
   return edits;
 }
@@ -253,7 +270,7 @@ export function adoptXml(xml: string, mode: AttachMode, paths: AttachPaths): str
   const p = parse(xml);
   switch (mode) {
     case "wrapper": {
-      const ours = p.seclabels.filter((s) => isOurSeclabel(s.span.attrs, s.label, p.uuid)).map((s) => removal(xml, s.span));
+      const ours = p.seclabels.filter((s) => isOurSeclabel(s, p.uuid)).map((s) => removal(xml, s.node));
       return applyEdits(xml, [...wrapperEdits(p, paths), ...ours]);
     }
     case "seclabel":
@@ -293,26 +310,11 @@ export function adoptionProblem(domain: Pick<Domain, "uuid" | "emulator" | "secl
   }
 }
 
-export function isAdopted(domain: Pick<Domain, "uuid" | "emulator" | "seclabels">, config: AttachConfig): boolean {
-  return adoptionProblem(domain, config) === undefined;
-}
-
-/**
- * For the destination side of a migration (`migrate` hook): the incoming XML rewritten only as far
- * as the configured mode needs, or undefined when nothing needs to change (the hook then prints
- * nothing and libvirt keeps its XML). Throws AttachError when the domain cannot be adopted.
- */
-export function migrateRewrite(xml: string, config: AttachConfig): string | undefined {
-  if (config.attach === "none") return undefined;
-  const out = adoptXml(xml, config.attach, pathsOf(config));
-  return out === xml ? undefined : out;
-}
-
 /** What adoption depends on, read straight from domain XML (for doctor, without the full model). */
 export function attachFacts(xml: string): { name: string } & Pick<Domain, "uuid" | "emulator" | "seclabels"> {
   const p = parse(xml);
   const seclabels = p.seclabels.map((s) => {
-    const { type, model, relabel } = s.span.attrs;
+    const { type, model, relabel } = s;
     return {
       ...(type !== undefined ? { type } : {}),
       ...(model !== undefined ? { model } : {}),

@@ -5,6 +5,7 @@ import { readChardev } from "./chardevs.js";
 import { defined, label, path, requireToken, textPath, token, yesNo } from "./fields.js";
 import { checkLabel } from "./values.js";
 import { InvalidValue, preview } from "./fault.js";
+import { isFileNameComponent } from "../names.js";
 
 /** The `<source>` attribute that names the host side of each filesystem type. */
 const FS_SOURCE_ATTR: Record<string, string> = { mount: "dir", bind: "dir", file: "file", block: "dev" };
@@ -100,7 +101,7 @@ export function readShmem(el: XmlElement): Shmem {
 
 /** QEMU opens /dev/shm/<name>: a name that is not one plain file name would escape that directory. */
 function shmemName(raw: string): string {
-  if (raw === "" || raw === "." || raw === ".." || raw.includes("/")) {
+  if (!isFileNameComponent(raw)) {
     throw new InvalidValue(`invalid shared memory name "${preview(raw)}"`);
   }
   return checkLabel(raw);

@@ -22,6 +22,4 @@ export class InvalidValue extends Error {
 }
 
 /** Shortens a hostile value for an error message; oneLine() later makes control characters visible. */
-export function preview(value: string, max = 64): string {
-  return value.length <= max ? value : `${value.slice(0, max)}...`;
-}
+export { preview } from "../xml/reader.js";

@@ -9,12 +9,12 @@ export const MAX_XML_BYTES = 16 * 1024 * 1024;
 
 /**
  * Element nesting. `<backingStore>` nests one level per layer, so this must exceed the backing
- * depth the rules accept (64) plus the ~5 levels above a disk; 256 is still trivially
- * stack-safe for the parser's recursive tree conversion.
+ * depth the rules accept (64) plus the ~5 levels above a disk; 256 still keeps every walk up the
+ * tree (error locations) short.
  */
 export const MAX_DEPTH = 256;
 
-/** Elements plus attributes in the whole document: bounds parser time and tree memory. */
+/** Elements plus attributes in the whole document: bounds reading time and tree memory. */
 export const MAX_MARKUP_ITEMS = 250_000;
 
 /** Any single attribute value or element text we read (PATH_MAX is 4096). */

@@ -1,18 +1,13 @@
 /**
- * Hostile-input screening, done before the XML parser sees a byte. Every check is a single
+ * Hostile-input screening, done before the XML reader sees a byte. Every check is a single
  * linear pass (or cheaper) and the size check comes first, so even a 50 MB attack is turned
  * away in microseconds.
  */
 import { XmlFault } from "./fault.js";
 import { MAX_DEPTH, MAX_MARKUP_ITEMS, MAX_XML_BYTES } from "./limits.js";
+import { firstIllegalChar } from "../xml/chars.js";
 
 const DOCUMENT = "XML";
-
-/**
- * Characters XML 1.0 forbids even as literals: C0 controls other than tab/LF/CR, U+FFFE/U+FFFF,
- * and unpaired surrogates (a JS string can carry them; valid UTF-8 cannot).
- */
-const ILLEGAL_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** libvirt never emits a DTD; refusing one outright removes entity expansion and external entities. */
 const DTD = /<!\s*(DOCTYPE|ENTITY)/i;
@@ -33,10 +28,9 @@ export function screenXml(input: string | Buffer): string {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.includes("\r")) text = text.replace(/\r\n?/g, "\n");
 
-  const illegal = ILLEGAL_CHAR.exec(text);
+  const illegal = firstIllegalChar(text);
   if (illegal) {
-    const code = illegal[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
-    throw new XmlFault(DOCUMENT, `character U+${code} is not allowed in XML (${position(text, illegal.index)})`);
+    throw new XmlFault(DOCUMENT, `character ${illegal.codePoint} is not allowed in XML (${position(text, illegal.index)})`);
   }
   const dtd = DTD.exec(text);
   if (dtd) {
@@ -59,8 +53,8 @@ function decodeUtf8(input: Buffer): string {
 }
 
 /**
- * One pass over the markup: nesting depth and element/attribute count, so the parser (whose
- * tree conversion recurses) never sees a document that could exhaust the stack or memory.
+ * One pass over the markup: nesting depth and element/attribute count, so the validator and the
+ * reader never see a document whose tree could exhaust memory or make every walk up it long.
  * Only bounds are checked here; well-formedness is the validator's job, except for the few
  * constructs this scan must understand to stay in step (comments, CDATA, PIs, quoted values).
  */

@@ -1,77 +1,61 @@
 /**
- * The one XML parse, and a small read-only cursor over its result that knows where it is (for
- * error messages) and enforces the value rules every reader needs: entity decoding, length
- * limits, at-most-one for single elements.
+ * The domain XML as a tree (the one XML reader, src/xml/reader.ts, after the well-formedness
+ * check), and a small read-only cursor over it that knows where it is (for error messages) and
+ * enforces the value rules every reader needs: entity decoding, length limits, at-most-one for
+ * single elements.
  */
-import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { InvalidValue, XmlFault, preview } from "./fault.js";
-import { MAX_DEPTH, MAX_VALUE_CHARS } from "./limits.js";
-import { isXmlChar } from "../xml-chars.js";
-
-const ATTR = "@_";
-const TEXT = "#text";
-const CDATA = "#cdata";
-
-/** The parser's output for one element: attributes under "@_name", text under "#text", children as arrays. */
-type RawNode = Record<string, unknown>;
-
-// Built once: the hook parses one document per process, `explain` and tests parse many.
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: ATTR,
-  // Values stay strings exactly as written: a guest named "1e3" or a path "0x10" is text.
-  parseTagValue: false,
-  parseAttributeValue: false,
-  // Entities are decoded by decodeValue() below, only the five predefined ones and character
-  // references: there is no DTD (screenXml refuses one), so nothing can expand.
-  processEntities: false,
-  htmlEntities: false,
-  // Keep whitespace: libvirt does not trim paths, so neither do we.
-  trimValues: false,
-  // Every element is an array and every element an object: one uniform shape, duplicates visible.
-  isArray: (_tag, _path, _leaf, isAttribute) => !isAttribute,
-  alwaysCreateTextNode: true,
-  cdataPropName: CDATA,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-  removeNSPrefix: false,
-  allowBooleanAttributes: false,
-  maxNestedTags: MAX_DEPTH + 1,
-  // Free-form application data: not parsed into objects, so its element names cannot matter.
-  stopNodes: ["domain.metadata"],
-});
+import { InvalidValue, XmlFault } from "./fault.js";
+import { MAX_VALUE_CHARS } from "./limits.js";
+import { decodeAttribute, decodeText, XmlError, type XmlDocument, type XmlNode } from "../xml/reader.js";
+import { readWellFormedXml } from "../xml/well-formed.js";
 
 /** Parses screened text (see screen.ts) into the root element; malformed XML becomes an XmlFault. */
 export function parseTree(text: string): XmlElement {
-  const verdict = XMLValidator.validate(text, { allowBooleanAttributes: false });
-  if (verdict !== true) {
-    const { msg, line, col } = verdict.err;
-    const at = col === undefined ? `line ${line}` : `line ${line}, column ${col}`;
-    throw new XmlFault("XML", `malformed XML at ${at}: ${msg}`);
-  }
-  let doc: unknown;
+  let doc: XmlDocument;
   try {
-    doc = parser.parse(text);
+    doc = readWellFormedXml(text);
   } catch (err) {
-    throw new XmlFault("XML", `malformed XML: ${err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof XmlError) throw new XmlFault("XML", err.reason);
+    throw err;
   }
-  const roots = Object.keys(doc as RawNode).filter((key) => key !== TEXT);
-  if (roots.length !== 1) throw new XmlFault("XML", `expected one root element, found ${roots.length}`);
-  const tag = roots[0]!;
-  const nodes = (doc as RawNode)[tag] as RawNode[];
-  if (nodes.length !== 1) throw new XmlFault("XML", `expected one root element, found ${nodes.length}`);
-  return new XmlElement(nodes[0]!, tag, undefined, 0, 1);
+  refuseReservedNames(doc);
+  if (doc.roots.length !== 1) throw new XmlFault("XML", `expected one root element, found ${doc.roots.length}`);
+  return new XmlElement(doc.roots[0]!, undefined, 0, 1);
+}
+
+/**
+ * Elements named like these JavaScript properties were refused when the tree was fast-xml-parser's
+ * object tree (prototype pollution), except inside the root's <metadata>, which it kept as text.
+ * libvirt has no such element; the rejection is kept so that what the hook accepts did not change.
+ */
+const RESERVED_NAMES = new Set(["__proto__", "constructor", "prototype"]);
+
+function refuseReservedNames(doc: XmlDocument): void {
+  for (const node of doc.elements) {
+    if (RESERVED_NAMES.has(node.name) && !inRootMetadata(node)) {
+      throw new XmlFault("XML", `malformed XML: [SECURITY] Invalid name: "${node.name}" is a reserved JavaScript keyword that could cause prototype pollution`);
+    }
+  }
+}
+
+function inRootMetadata(node: XmlNode): boolean {
+  let top = node;
+  while (top.parent?.parent) top = top.parent;
+  return top !== node && top.name === "metadata" && top.parent?.name === "domain";
 }
 
 export class XmlElement {
   constructor(
-    private readonly node: RawNode,
-    readonly tag: string,
+    private readonly node: XmlNode,
     private readonly parent: XmlElement | undefined,
     /** 0-based position among same-named siblings */
     readonly index: number,
     private readonly siblings: number,
   ) {}
+
+  get tag(): string {
+    return this.node.name;
+  }
 
   /** "<uuid>" for the root's children, "devices/disk[2]/source" deeper; the index only when ambiguous. */
   get where(): string {
@@ -83,9 +67,8 @@ export class XmlElement {
   }
 
   children(tag: string): XmlElement[] {
-    const raw = Object.hasOwn(this.node, tag) ? this.node[tag] : undefined;
-    if (!Array.isArray(raw)) return [];
-    return raw.map((child: RawNode, i) => new XmlElement(child, tag, this, i, raw.length));
+    const all = this.node.childrenNamed(tag);
+    return all.map((child, i) => new XmlElement(child, this, i, all.length));
   }
 
   /** The single child `<tag>`, or undefined; more than one is rejected (no guessing which one libvirt used). */
@@ -109,10 +92,9 @@ export class XmlElement {
 
   /** Decoded attribute value, or undefined when absent. */
   attr(name: string): string | undefined {
-    const raw = this.node[ATTR + name];
-    if (typeof raw !== "string" || !Object.hasOwn(this.node, ATTR + name)) return undefined;
-    // XML attribute-value normalisation (§3.3.3): literal whitespace becomes a space, references do not.
-    return this.checked(decodeValue(raw.replace(/[\t\n]/g, " "), this), `attribute "${name}"`);
+    const raw = this.node.rawAttribute(name);
+    if (raw === undefined) return undefined;
+    return this.checked(this.decoded(decodeAttribute, raw), `attribute "${name}"`);
   }
 
   requireAttr(name: string): string {
@@ -121,14 +103,14 @@ export class XmlElement {
 
   /** Decoded text content (comments dropped, as libxml2's node content does). */
   text(): string {
-    if (Object.hasOwn(this.node, CDATA)) this.fail("CDATA sections are not supported here");
-    const raw = this.node[TEXT];
-    return this.checked(decodeValue(typeof raw === "string" ? raw : "", this), "text");
+    if (this.node.hasCdata()) this.fail("CDATA sections are not supported here");
+    return this.checked(this.decoded(decodeText, this.node.rawText()), "text");
   }
 
   /** True for `<tag/>`: no attributes, no child elements, no text but whitespace. */
   isEmpty(): boolean {
-    return Object.keys(this.node).every((key) => key === TEXT && /^\s*$/.test(String(this.node[key])));
+    const n = this.node;
+    return n.attributes.length === 0 && n.children.length === 0 && !n.hasCdata() && /^\s*$/.test(n.rawText());
   }
 
   /** Runs a value parser, reporting its complaint at this element. */
@@ -137,6 +119,15 @@ export class XmlElement {
       return parse(value);
     } catch (err) {
       if (err instanceof InvalidValue) this.fail(`${what}: ${err.reason}`);
+      throw err;
+    }
+  }
+
+  private decoded(decode: (raw: string) => string, raw: string): string {
+    try {
+      return decode(raw);
+    } catch (err) {
+      if (err instanceof XmlError) this.fail(err.reason);
       throw err;
     }
   }
@@ -162,20 +153,4 @@ export class XmlElement {
 
 function describe(steps: string[], tag: string): string {
   return steps.length <= 1 ? `<${steps[0] ?? tag}>` : steps.join("/");
-}
-
-const PREDEFINED: Record<string, string> = { lt: "<", gt: ">", amp: "&", apos: "'", quot: '"' };
-
-/** Replaces `&name;` (the five XML predefined entities) and `&#N;` / `&#xH;` character references. */
-function decodeValue(raw: string, at: XmlElement): string {
-  if (!raw.includes("&")) return raw;
-  return raw.replace(/&([^&;]*)(;?)/g, (_match, body: string, semicolon: string) => {
-    if (semicolon === "") at.fail(`malformed entity reference "&${preview(body, 16)}"`);
-    if (Object.hasOwn(PREDEFINED, body)) return PREDEFINED[body]!;
-    const numeric = /^#(?:x([0-9a-fA-F]{1,6})|([0-9]{1,7}))$/.exec(body);
-    if (!numeric) at.fail(`unknown entity "&${preview(body, 16)};"`);
-    const code = numeric[1] !== undefined ? parseInt(numeric[1], 16) : parseInt(numeric[2]!, 10);
-    if (!isXmlChar(code)) at.fail(`character reference "&${body};" is not allowed in XML`);
-    return String.fromCodePoint(code);
-  });
 }

@@ -1,17 +1,15 @@
 /** Strict syntax checks for the scalar values in domain XML. Pure; failures throw InvalidValue. */
 import { InvalidValue, preview } from "./fault.js";
-
-const UUID_FORMS = /^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/;
+import { canonicalUuid } from "../names.js";
 
 /**
  * The two forms libvirt's schema accepts (32 hex digits, or 8-4-4-4-12), surrounding whitespace
  * tolerated as libvirt does; returns the lower-case 8-4-4-4-12 form the profile name uses.
  */
 export function parseUuid(raw: string): string {
-  const value = raw.trim();
-  if (!UUID_FORMS.test(value)) throw new InvalidValue(`invalid UUID "${preview(raw)}"`);
-  const hex = value.replace(/-/g, "").toLowerCase();
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const uuid = canonicalUuid(raw.trim());
+  if (uuid === undefined) throw new InvalidValue(`invalid UUID "${preview(raw)}"`);
+  return uuid;
 }
 
 export function parseYesNo(raw: string): boolean {

@@ -1,12 +1,15 @@
-import { XMLParser } from "fast-xml-parser";
 import { PathError } from "../errors.js";
+import { isFileNameComponent } from "../names.js";
+import { firstIllegalChar } from "../xml/chars.js";
+import { XmlError, type XmlNode } from "../xml/reader.js";
+import { readWellFormedXml } from "../xml/well-formed.js";
 import type { RuleContext } from "./context.js";
 
 /**
  * `<disk type='volume'><source pool=P volume=V/>` → the host path QEMU opens.
  *
  * Hook XML keeps the pool/volume pair (libvirt translates it only in its own memory), and the hook
- * must never ask libvirt (DESIGN §1: it deadlocks), so we read the persistent pool definition
+ * must never ask libvirt (a hook that calls back into libvirtd deadlocks it), so we read the persistent pool definition
  * `/etc/libvirt/storage/<pool>.xml` ourselves and derive the path the way libvirt's storage
  * backends do: dir/fs/netfs pools keep volumes as `<target path>/<volume>`, logical pools as
  * `/dev/<volume group>/<volume>`. Every other pool type names volumes in ways we cannot compute
@@ -22,8 +25,8 @@ export function resolveVolume(ctx: RuleContext, element: string, pool: string, v
   const fail = (why: string) => new PathError(element, `cannot resolve volume ${volume} in pool ${pool}: ${why}`);
 
   // Both names are guest input that become path components: neither may climb out or add levels.
-  if (!isPlainName(pool)) throw fail("pool name is not a plain file name");
-  if (!isPlainName(volume)) throw fail("volume name is not a plain file name");
+  if (!isFileNameComponent(pool)) throw fail("pool name is not a plain file name");
+  if (!isFileNameComponent(volume)) throw fail("volume name is not a plain file name");
 
   const def = readPoolDefinition(ctx, `${ctx.layout.libvirtStorageDir}/${pool}.xml`, fail);
   if (DIR_LIKE_POOLS.has(def.type)) {
@@ -33,14 +36,10 @@ export function resolveVolume(ctx: RuleContext, element: string, pool: string, v
   if (def.type === "logical") {
     // libvirt defaults a logical pool's volume group name to the pool name.
     const vg = def.sourceName ?? pool;
-    if (!isPlainName(vg)) throw fail("volume group name is not a plain file name");
+    if (!isFileNameComponent(vg)) throw fail("volume group name is not a plain file name");
     return `/dev/${vg}/${volume}`;
   }
   throw fail(`unsupported pool type ${def.type || "(none)"}`);
-}
-
-function isPlainName(name: string): boolean {
-  return name !== "" && name !== "." && name !== ".." && !name.includes("/") && !name.includes("\0");
 }
 
 interface PoolDefinition {
@@ -57,48 +56,24 @@ function readPoolDefinition(ctx: RuleContext, hostPath: string, fail: (why: stri
   const text = ctx.fs.readHead(hostPath, MAX_POOL_XML_BYTES).toString("utf8");
   // libvirt never writes a DTD; refusing one keeps entity expansion out entirely.
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw fail(`pool definition ${hostPath} carries a DTD`);
+  const illegal = firstIllegalChar(text);
+  if (illegal) throw fail(`pool definition ${hostPath} is not well-formed XML: character ${illegal.codePoint} is not allowed in XML`);
 
-  let doc: unknown;
   try {
-    doc = poolParser().parse(text, true); // true: validate well-formedness first
+    const root = readWellFormedXml(text).roots[0];
+    if (root?.name !== "pool") throw fail(`pool definition ${hostPath} has no <pool> element`);
+    return {
+      type: root.attribute("type")?.trim() ?? "",
+      targetPath: textAt(root, "target", "path"),
+      sourceName: textAt(root, "source", "name"),
+    };
   } catch (err) {
-    throw fail(`pool definition ${hostPath} is not well-formed XML: ${(err as Error).message.split("\n")[0]}`);
+    if (err instanceof XmlError) throw fail(`pool definition ${hostPath} is not well-formed XML: ${err.reason}`);
+    throw err;
   }
-  const root = field(doc, "pool");
-  if (root === undefined) throw fail(`pool definition ${hostPath} has no <pool> element`);
-  return {
-    type: textOf(field(root, "@_type")) ?? "",
-    targetPath: textOf(field(field(root, "target"), "path")),
-    sourceName: textOf(field(field(root, "source"), "name")),
-  };
 }
 
-let parser: XMLParser | undefined;
-function poolParser(): XMLParser {
-  parser ??= new XMLParser({
-    ignoreAttributes: false,
-    attributeNamePrefix: "@_",
-    // Keep every value a string: a path or name like "1e3" must not turn into a number.
-    parseTagValue: false,
-    parseAttributeValue: false,
-    // The five predefined XML entities only; DTDs are refused above.
-    processEntities: true,
-    htmlEntities: false,
-    trimValues: true,
-  });
-  return parser;
-}
-
-/** One child of a parsed element; the first when the element repeats. */
-function field(node: unknown, key: string): unknown {
-  if (node === null || typeof node !== "object") return undefined;
-  const value = (node as Record<string, unknown>)[key];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** Text content of an element or attribute, whether the parser gave a string or a `#text` node. */
-function textOf(node: unknown): string | undefined {
-  if (typeof node === "string") return node;
-  const t = field(node, "#text");
-  return typeof t === "string" ? t : undefined;
+/** The trimmed text of `<outer><inner>` (the first of each when repeated), or undefined. */
+function textAt(root: XmlNode, outer: string, inner: string): string | undefined {
+  return root.childrenNamed(outer)[0]?.childrenNamed(inner)[0]?.text()?.trim();
 }

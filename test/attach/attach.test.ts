@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { XMLParser } from "fast-xml-parser";
 import { describe, expect, it } from "vitest";
-import { AttachError, adoptXml, adoptionProblem, isAdopted, migrateRewrite, undoXml, type AttachPaths } from "../../src/attach/index.js";
+import { AttachError, adoptXml, adoptionProblem, undoXml, type AttachPaths } from "../../src/attach/index.js";
 
 const UUID = "0f1e2d3c-4b5a-4697-8877-665544332211";
 const PATHS: AttachPaths = { wrapperDir: "/usr/lib/virt-aa-hook/bin", emulatorDir: "/usr/bin" };
@@ -179,13 +179,13 @@ const XML_ILLEGAL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD80
 
 describe("hostile or broken XML", () => {
   it.each([
-    ["an escape character in the name by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#x1b;[31m</name>"), "cannot read domain XML: character reference &#x1b; is not allowed in XML"],
-    ["NUL by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#0;</name>"), "cannot read domain XML: character reference &#0; is not allowed in XML"],
-    ["U+FFFE by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#xFFFE;</name>"), "cannot read domain XML: character reference &#xFFFE; is not allowed in XML"],
-    ["a reference beyond Unicode", domainXml().replace("<name>web &amp; db</name>", "<name>web&#x110000;</name>"), "cannot read domain XML: character reference &#x110000; is not allowed in XML"],
+    ["an escape character in the name by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#x1b;[31m</name>"), 'cannot read domain XML: character reference "&#x1b;" is not allowed in XML'],
+    ["NUL by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#0;</name>"), 'cannot read domain XML: character reference "&#0;" is not allowed in XML'],
+    ["U+FFFE by reference", domainXml().replace("<name>web &amp; db</name>", "<name>web&#xFFFE;</name>"), 'cannot read domain XML: character reference "&#xFFFE;" is not allowed in XML'],
+    ["a reference beyond Unicode", domainXml().replace("<name>web &amp; db</name>", "<name>web&#x110000;</name>"), 'cannot read domain XML: character reference "&#x110000;" is not allowed in XML'],
     ["a newline in the name by reference (legal XML, not a name)", domainXml().replace("<name>web &amp; db</name>", "<name>web&#10;db</name>"), "cannot read domain XML: <name> contains control character U+000A"],
     ["a raw escape character", domainXml().replace("<name>web &amp; db</name>", "<name>web\u001b[31m</name>"), "cannot read domain XML: character U+001B is not allowed in XML"],
-    ["a DOCTYPE (entity declarations)", `<!DOCTYPE domain [<!ENTITY x "y">]>\n${domainXml()}`, "cannot read domain XML: DOCTYPE and other declarations are not accepted in domain XML"],
+    ["a DOCTYPE (entity declarations)", `<!DOCTYPE domain [<!ENTITY x "y">]>\n${domainXml()}`, "cannot read domain XML: DOCTYPE and other declarations are not accepted"],
     ["an unclosed element", domainXml().replace("</devices>", ""), "cannot read domain XML: end tag </domain> at offset"],
     ["another root", "<network><uuid>x</uuid></network>", "cannot read domain XML: the root element is not <domain>"],
     ["a bad UUID", domainXml().replace(UUID, "not-a-uuid"), 'web & db: <uuid> "not-a-uuid" is not a canonical UUID'],
@@ -196,47 +196,32 @@ describe("hostile or broken XML", () => {
   });
 });
 
-describe("isAdopted / adoptionProblem", () => {
+describe("adoptionProblem", () => {
   const base = { uuid: UUID, emulator: "/usr/bin/qemu-system-x86_64", seclabels: [] };
   it("wrapper mode looks at the emulator path", () => {
-    expect(isAdopted(base, { attach: "wrapper" })).toBe(false);
     expect(adoptionProblem(base, { attach: "wrapper" })).toBe(
       "<emulator> /usr/bin/qemu-system-x86_64 is not the virt-aa-hook wrapper (/usr/lib/virt-aa-hook/bin/<emulator name>)",
     );
-    expect(isAdopted({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64" }, { attach: "wrapper" })).toBe(true);
-    expect(isAdopted({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/sh" }, { attach: "wrapper" })).toBe(false);
-    expect(isAdopted({ ...base, emulator: "/w/qemu-kvm" }, { attach: "wrapper", wrapperDir: "/w" })).toBe(true);
-    expect(isAdopted({ ...base, emulator: undefined }, { attach: "wrapper" })).toBe(false);
+    expect(adoptionProblem({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64" }, { attach: "wrapper" })).toBeUndefined();
+    expect(adoptionProblem({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/sh" }, { attach: "wrapper" })).toBe(
+      "<emulator> /usr/lib/virt-aa-hook/bin/sh is not the virt-aa-hook wrapper (/usr/lib/virt-aa-hook/bin/<emulator name>)",
+    );
+    expect(adoptionProblem({ ...base, emulator: "/w/qemu-kvm" }, { attach: "wrapper", wrapperDir: "/w" })).toBeUndefined();
+    expect(adoptionProblem({ ...base, emulator: undefined }, { attach: "wrapper" })).toBe("no <emulator>: it must be a wrapper in /usr/lib/virt-aa-hook/bin");
   });
 
   it("seclabel mode needs exactly the static, non-relabelling label for this UUID", () => {
     const ours = { type: "static", model: "apparmor", relabel: false, label: `libvirt-${UUID}` };
-    expect(isAdopted({ ...base, seclabels: [ours] }, { attach: "seclabel" })).toBe(true);
-    expect(isAdopted({ ...base, seclabels: [{ ...ours, relabel: true }] }, { attach: "seclabel" })).toBe(false);
-    expect(isAdopted({ ...base, seclabels: [{ ...ours, type: "dynamic" }] }, { attach: "seclabel" })).toBe(false);
-    expect(isAdopted({ ...base, seclabels: [{ ...ours, label: "libvirt-other" }] }, { attach: "seclabel" })).toBe(false);
-    expect(adoptionProblem(base, { attach: "seclabel" })).toBe(
-      `no <seclabel type='static' model='apparmor' relabel='no'><label>libvirt-${UUID}</label>`,
-    );
+    const missing = `no <seclabel type='static' model='apparmor' relabel='no'><label>libvirt-${UUID}</label>`;
+    expect(adoptionProblem({ ...base, seclabels: [ours] }, { attach: "seclabel" })).toBeUndefined();
+    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, relabel: true }] }, { attach: "seclabel" })).toBe(missing);
+    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, type: "dynamic" }] }, { attach: "seclabel" })).toBe(missing);
+    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, label: "libvirt-other" }] }, { attach: "seclabel" })).toBe(missing);
+    expect(adoptionProblem(base, { attach: "seclabel" })).toBe(missing);
   });
 
   it("mode none is always adopted", () => {
-    expect(isAdopted(base, { attach: "none" })).toBe(true);
+    expect(adoptionProblem(base, { attach: "none" })).toBeUndefined();
   });
 });
 
-describe("migrateRewrite", () => {
-  it("rewrites only what the mode needs and returns undefined when nothing changes", () => {
-    const xml = domainXml();
-    expect(migrateRewrite(xml, { attach: "wrapper" })).toBe(adoptXml(xml, "wrapper", PATHS));
-    expect(migrateRewrite(adoptXml(xml, "wrapper", PATHS), { attach: "wrapper" })).toBeUndefined();
-    expect(migrateRewrite(xml, { attach: "seclabel" })).toBe(adoptXml(xml, "seclabel", PATHS));
-    expect(migrateRewrite(adoptXml(xml, "seclabel", PATHS), { attach: "seclabel" })).toBeUndefined();
-    expect(migrateRewrite(xml, { attach: "none" })).toBeUndefined();
-  });
-
-  it("uses the destination's configured directories", () => {
-    const out = migrateRewrite(domainXml({ emulator: "/opt/q/qemu-system-x86_64" }), { attach: "wrapper", emulatorDir: "/opt/q", wrapperDir: "/w" });
-    expect(out).toBe(domainXml({ emulator: "/w/qemu-system-x86_64" }));
-  });
-});

@@ -35,7 +35,8 @@ describe("parseDomain on realistic XML", () => {
     } satisfies Domain);
   });
 
-  // The same guest at three lifecycle points (DESIGN §1): prepare has an id but no chain.
+  // The same guest at three lifecycle points: libvirt's prepare XML has an id but no backing chain,
+  // the start XML adds the chain, the stopped/release XML has no id.
   const dbDisks = (first: Partial<Disk>, second: Partial<Disk>): Disk[] => [
     { type: "file", device: "disk", path: "/var/lib/libvirt/images/db-primary.qcow2", format: "qcow2", readonly: false, shareable: false, target: "vda", ...first },
     { type: "block", device: "disk", path: "/dev/vg0/db-data", format: "raw", readonly: false, shareable: false, target: "vdb", ...second },

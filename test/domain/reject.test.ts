@@ -107,6 +107,28 @@ describe("malformed XML becomes a clear error", () => {
   });
 });
 
+// fast-xml-parser's validator lets these through, and its parser then built a tree libvirt's
+// libxml2 never builds (it refuses the first four): an end tag closing the wrong element, a stray
+// "=", CDATA outside the root, a name split at a character JavaScript calls a space. The reader
+// refuses them or, for a name XML allows, reads it as libxml2 does.
+describe("malformed XML the validator lets through", () => {
+  it.each([
+    ["an end tag written as self-closing", guest(`<disk type='file'><target dev='vda'/></readonly/></disk>`), "malformed XML: end tag </readonly/> at offset 129 does not close <disk>"],
+    ["an end tag with attributes", guest(`<disk type='file'></target dev='vda'/></disk>`), "malformed XML: end tag </target dev='vda'/> at offset 110 does not close <disk>"],
+    ["a stray '=' in a tag", guest(`<disk type='file'><target dev='vda'=/></disk>`), "malformed XML: malformed attribute in <target> at offset 127"],
+    ["CDATA before the root", `<![CDATA[x]]>${guest()}`, "malformed XML: CDATA section outside the root element at offset 0"],
+    ["an element name after U+3000", guest(`<\u3000disk type='file'/>`), 'malformed XML: invalid element name "\u3000disk" at offset 92'],
+  ])("refuses %s", (_label, xml, reason) => {
+    expect(rejection(xml)).toEqual(["-", "XML", reason]);
+  });
+
+  it("reads a name holding U+1680 (an XML name character) as one name, as libvirt does", () => {
+    // The old tree split "x\u1680file" at U+1680 and read a file= attribute libvirt never sees.
+    const domain = parseDomain(guest(`<disk type='file' device='cdrom'><source x\u1680file='/srv/other.img'/><target dev='sda'/></disk>`));
+    expect(domain.devices.disks).toEqual([{ type: "file", device: "cdrom", readonly: false, shareable: false, target: "sda" }]);
+  });
+});
+
 describe("identity", () => {
   const withName = (name: string) => `<domain type='kvm'><name>${name}</name><uuid>${UUID}</uuid></domain>`;
 
