@@ -6,7 +6,7 @@
  */
 import fs from "node:fs";
 import { adoptionProblem, attachFacts } from "../attach/index.js";
-import { safeComponent } from "../hook/identify.js";
+import { isFileNameComponent } from "../names.js";
 import type { Layout } from "../layout.js";
 
 /** libvirt's own limit for a domain XML is far below this; a bigger file is not a domain. */
@@ -44,7 +44,7 @@ export function carriesOurLabel(xml: string): { uuid: string; name: string } | u
 
 /** The persistent definition of `name`, or undefined when there is none (or it cannot be read). */
 export function definedDomain(layout: Layout, name: string): DefinedDomain | undefined {
-  if (!safeComponent(name)) return undefined;
+  if (!isFileNameComponent(name)) return undefined;
   const file = `${layout.libvirtDomainsDir}/${name}.xml`;
   const xml = readSmall(layout.host(file));
   if (xml === undefined) return undefined;
@@ -81,7 +81,7 @@ export function definedWithOurLabel(layout: Layout, name: string, uuid: string):
 
 /** The pid in libvirt's pid file for `name`, when it names a live process. */
 export function runningPid(layout: Layout, name: string): number | undefined {
-  if (!safeComponent(name)) return undefined;
+  if (!isFileNameComponent(name)) return undefined;
   let text: string;
   try {
     text = fs.readFileSync(layout.host(layout.libvirtPidFile(name)), "utf8").trim();
@@ -94,7 +94,7 @@ export function runningPid(layout: Layout, name: string): number | undefined {
 
 /** libvirt's status XML for an active domain: `<domstatus>` around the live `<domain>`. */
 export function statusUuid(layout: Layout, name: string): string | undefined {
-  if (!safeComponent(name)) return undefined;
+  if (!isFileNameComponent(name)) return undefined;
   const xml = readSmall(layout.host(layout.libvirtStatusXml(name)));
   const m = xml === undefined ? null : /<domain[\s>][\s\S]*?<uuid>\s*([0-9a-fA-F-]{36})\s*<\/uuid>/.exec(xml);
   return m ? m[1]!.toLowerCase() : undefined;

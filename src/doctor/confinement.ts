@@ -8,6 +8,7 @@ import fs from "node:fs";
 import { runningPid, statusUuid } from "../adopted/defined.js";
 import type { Layout } from "../layout.js";
 import { listStates } from "../store/state.js";
+import { isProfileName } from "../names.js";
 
 /**
  * confined: QEMU in its own profile libvirt-<uuid>, enforcing, a profile virt-aa-hook manages;
@@ -46,7 +47,7 @@ export function judge(label: string | undefined, uuid: string | undefined, manag
   const m = /^(.*) \(([a-z_-]+)\)$/.exec(label);
   const profile = m ? m[1]! : label;
   const mode = m ? m[2]! : "enforce";
-  const own = uuid !== undefined ? profile === `libvirt-${uuid}` : /^libvirt-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(profile);
+  const own = uuid !== undefined ? profile === `libvirt-${uuid}` : isProfileName(profile);
   if (!own) return "other profile";
   if (mode === "complain") return "complain";
   if (mode !== "enforce") return "other profile";

@@ -4,7 +4,7 @@ import { GuestError } from "../errors.js";
 import type { Layout } from "../layout.js";
 import type { Rule } from "../ir.js";
 import { listStates, type GuestState, type HeldPath } from "../store/state.js";
-import { safeComponent } from "./identify.js";
+import { isFileNameComponent } from "../names.js";
 
 /**
  * Exclusive write access across guests: the nearest AppArmor gets to sVirt's per-guest categories.
@@ -61,7 +61,7 @@ export type HolderStatus = "running" | "starting" | "stale";
 
 /** Whether another guest's record still holds its paths (see PREPARE_GRACE_MS). */
 export function holderStatus(layout: Layout, s: GuestState, now: number): HolderStatus {
-  if (safeComponent(s.name)) {
+  if (isFileNameComponent(s.name)) {
     try {
       const pid = fs.readFileSync(layout.host(`${layout.libvirtRunDir}/${s.name}.pid`), "utf8").trim();
       if (/^[1-9][0-9]{0,9}$/.test(pid) && fs.existsSync(layout.host(layout.procPidDir(pid)))) return "running";

@@ -1,4 +1,3 @@
-import path from "node:path";
 import { parseDomain } from "../domain/index.js";
 import { listStates } from "../store/state.js";
 import type { HookContext } from "./context.js";
@@ -21,7 +20,3 @@ export function identifyGuest(ctx: HookContext, xml: Buffer): { uuid: string; na
   }
 }
 
-/** A domain name usable as one path component (libvirt forbids "/" in names; we check anyway). */
-export function safeComponent(name: string): boolean {
-  return name !== "" && name !== "." && name !== ".." && !name.includes("/") && !name.includes("\0") && path.basename(name) === name;
-}

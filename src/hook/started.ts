@@ -2,7 +2,8 @@ import fs from "node:fs";
 import { detectEnvironment } from "../apparmor/index.js";
 import type { HookContext, Outcome } from "./context.js";
 import { PathError } from "../errors.js";
-import { identifyGuest, safeComponent } from "./identify.js";
+import { isFileNameComponent } from "../names.js";
+import { identifyGuest } from "./identify.js";
 
 /**
  * `started`: QEMU runs. Check that it runs in `libvirt-<uuid>`, reading its label from
@@ -30,7 +31,7 @@ export function checkStarted(ctx: HookContext, xml: Buffer): Outcome {
 /** `wanted`: the exact label QEMU must carry, "libvirt-<uuid> (enforce)" (or "(complain)"). */
 function findProblem(ctx: HookContext, wanted: string): { path: string; reason: string } | undefined {
   const { layout } = ctx;
-  if (!safeComponent(ctx.guest)) return { path: "-", reason: "cannot find QEMU's pid file: the guest name is not a file name" };
+  if (!isFileNameComponent(ctx.guest)) return { path: "-", reason: "cannot find QEMU's pid file: the guest name is not a file name" };
   const pidFile = `${layout.libvirtRunDir}/${ctx.guest}.pid`;
   let pidText: string;
   try {

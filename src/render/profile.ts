@@ -1,7 +1,7 @@
 import { HostError } from "../errors.js";
+import { isProfileName } from "../names.js";
 
 /** `libvirt-<lower-case canonical uuid>`, the only profile name we ever write. */
-export const PROFILE_NAME = /^libvirt-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The placeholder libvirt's TEMPLATE.qemu uses for the profile name. */
 export const TEMPLATE_PLACEHOLDER = "LIBVIRT_TEMPLATE";
@@ -23,7 +23,7 @@ const INCLUDE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_./-]*$/;
  * template has no `profile LIBVIRT_TEMPLATE` header or no complete `{ ... }` block after it.
  */
 export function renderProfile(template: string, profileName: string, filesInclude: string): string {
-  if (!PROFILE_NAME.test(profileName)) {
+  if (!isProfileName(profileName)) {
     throw new Error(`invalid profile name ${JSON.stringify(profileName)}: expected libvirt-<lower-case uuid>`);
   }
   if (!INCLUDE_NAME.test(filesInclude) || filesInclude.split("/").includes("..")) {

@@ -1,4 +1,5 @@
 import { PathError } from "../errors.js";
+import { isFileNameComponent } from "../names.js";
 
 /**
  * A name from the XML that libvirt pastes into a file name (`/dev/shm/<name>`,
@@ -6,7 +7,7 @@ import { PathError } from "../errors.js";
  * name like `../../etc/x` would point anywhere.
  */
 export function requireFileNameComponent(name: string, what: string): string {
-  if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
+  if (!isFileNameComponent(name)) {
     throw new PathError(name, `${what} must be a single file name component`);
   }
   return name;

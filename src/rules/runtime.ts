@@ -3,6 +3,7 @@ import { PathError } from "../errors.js";
 import { hugetlbfsMounts } from "../host/mounts.js";
 import { ruleOf, type RuleFamily } from "./context.js";
 import type { OriginRule } from "../ir.js";
+import { isFileNameComponent } from "../names.js";
 
 const rule = ruleOf("runtime");
 
@@ -53,7 +54,7 @@ export const runtimeRules: RuleFamily = (ctx) => {
 
 /** The name becomes a file name here: it must stay one path component. */
 function checkedName(name: string): string {
-  if (name === "" || name === "." || name === ".." || name.includes("/")) {
+  if (!isFileNameComponent(name)) {
     throw new PathError(name, "domain name cannot be used as a file name");
   }
   return name;

@@ -4,6 +4,7 @@ import type { PciAddress } from "../domain/model.js";
 import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleConstructor } from "./context.js";
 import { linkTargetName, listDirectory } from "../host/sysfs.js";
+import { isCanonicalUuid } from "../names.js";
 
 /**
  * VFIO device access: the container device plus the ONE IOMMU group a device belongs to.
@@ -64,7 +65,7 @@ export function pciVfioRules(fs: HostFs, addr: PciAddress, source: string, kind:
 export function mdevVfioRules(fs: HostFs, uuid: string, source: string): OriginRule[] {
   const rule = ruleOf("hostdev-mdev");
   // sysfs names mdevs by the lower-case UUID; a malformed one must not become a path.
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid)) {
+  if (!isCanonicalUuid(uuid.toLowerCase())) {
     throw new PathError(uuid, "invalid mediated device UUID");
   }
   const dir = `${fs.layout.sysfsMdevDevices}/${uuid.toLowerCase()}`;

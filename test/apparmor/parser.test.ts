@@ -11,7 +11,6 @@ const NAME = `libvirt-${UUID}`;
 const PROFILE = `/etc/apparmor.d/libvirt/${NAME}`;
 
 let t: TestRoot;
-let layout: Layout;
 const config = (over: Partial<Config> = {}): Config => ({ ...DEFAULT_CONFIG, subdomainfs: FAKE_SECURITYFS, featuresFile: FEATURES, ...over });
 /** The layout a hook would build from that config. */
 const layoutFor = (over: Partial<Config> = {}): Layout => Layout.from(t.root, config(over));
@@ -26,7 +25,6 @@ function writeProfile(filesText: string): void {
 
 beforeEach(() => {
   t = makeTestRoot("vaah-parser-");
-  layout = new Layout(t.root);
 });
 afterEach(() => t.remove());
 

@@ -15,7 +15,6 @@ import {
   ENABLED,
   FEATURES,
   HOOK_LINK,
-  HOOK_LOG,
   HOW,
   INSTALLED_BUNDLE,
   Lab,

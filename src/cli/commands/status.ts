@@ -60,7 +60,7 @@ export function statusCommand(): CommandModule<{ root: string }, StatusArgs> {
       "List the guests virt-aa-hook manages and every running guest: what their QEMU runs as (confined / by libvirt / complain / unconfined), profile files, loaded or not, edited or pristine",
     builder: (y) => y.option("json", { type: "boolean", default: false, describe: "print a JSON array" }),
     handler: (args) => {
-      const { layout, config } = loadForCommand(args.root);
+      const { layout } = loadForCommand(args.root);
       const parser = new Parser(layout.parser, detectEnvironment(layout));
       const rows = statusRows(layout, (name) => parser.loadedMode(name));
       process.stdout.write(args.json ? JSON.stringify(rows, null, 2) + "\n" : formatStatusRows(rows));
