@@ -47,7 +47,7 @@ export function adoptCommand(setExit: (code: number) => void): CommandModule<{ r
         .option("virsh", { type: "string", default: "/usr/bin/virsh", hidden: true, describe: "virsh by absolute path (under --root with --root)" })
         .example("$0 adopt web1", "confine guest web1 from its next start")
         .example("$0 adopt --all --undo", "before uninstalling"),
-    handler: (args) => {
+    handler: async (args) => {
       const names = args.name ?? [];
       if (args.all === names.length > 0) {
         process.stderr.write("virt-aa-hook: error: adopt: name one or more domains, or pass --all (not both)\n");
@@ -64,7 +64,7 @@ export function adoptCommand(setExit: (code: number) => void): CommandModule<{ r
         setExit(1);
         return;
       }
-      const outcome = adopt({
+      const outcome = await adopt({
         names,
         all: args.all,
         undo: args.undo,
