@@ -1,16 +1,18 @@
 import type { CommandModule } from "yargs";
-import { formatReport, libvirtdVersion, runDoctor } from "../../doctor/checks.js";
+import { formatReport, runDoctor } from "../../doctor/checks.js";
+import { ExitError } from "../../errors.js";
 import { Layout } from "../../layout.js";
 
 /** `virt-aa-hook doctor`: check the installation and the host; exit 0 when all is well, 1 otherwise. */
-export function doctorCommand(setExit: (code: number) => void): CommandModule<{ root: string }, { root: string }> {
+export function doctorCommand(): CommandModule<{ root: string }, { root: string }> {
   return {
     command: "doctor",
     describe: "Check the installation and the host, and print what to fix",
-    handler: (args) => {
-      const checks = runDoctor({ layout: new Layout(args.root), libvirtVersion: libvirtdVersion });
+    handler: async (args) => {
+      const { libvirtVersion } = await import("../../install/probes.js");
+      const checks = await runDoctor({ layout: new Layout(args.root), libvirtVersion });
       process.stdout.write(formatReport(checks));
-      setExit(checks.some((c) => c.status === "fail") ? 1 : 0);
+      if (checks.some((c) => c.status === "fail")) throw new ExitError(1);
     },
   };
 }
