@@ -9,7 +9,10 @@ bootstrap() {
     local command=$1 node= src args=()
     shift
     die() { printf 'virt-aa-hook %s: error: %s\n' "$command" "$*" >&2; exit 1; }
-    src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+    # Builtins only until node is found: no PATH needed to get this far.
+    src=${BASH_SOURCE[0]%/*}
+    [ "$src" != "${BASH_SOURCE[0]}" ] || src=.
+    src=$(cd "$src/.." && pwd -P)
     while [ $# -gt 0 ]; do
         case $1 in
             --node) [ $# -ge 2 ] || die "--node needs a path"; node=$2; shift 2 ;;

@@ -11,5 +11,7 @@
 # Usage: install.sh [--root DIR] [--dry-run] [--reload] [--adopt-all] [--node PATH]
 #                   [--libvirt-version X.Y.Z] [--source DIR]      (--help: what each does)
 set -eu
-. "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+here=${BASH_SOURCE[0]%/*}
+[ "$here" != "${BASH_SOURCE[0]}" ] || here=.
+. "$here/bootstrap.sh"
 bootstrap install "$@"

@@ -9,5 +9,7 @@
 #
 # Usage: uninstall.sh [--root DIR] [--dry-run] [--reload] [--force] [--node PATH]
 set -eu
-. "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+here=${BASH_SOURCE[0]%/*}
+[ "$here" != "${BASH_SOURCE[0]}" ] || here=.
+. "$here/bootstrap.sh"
 bootstrap uninstall "$@"
