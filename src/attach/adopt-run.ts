@@ -1,21 +1,22 @@
 /**
  * `virt-aa-hook adopt`: switch defined domains to the configured attach mode through virsh.
  * Runs as an admin command, never inside the hook (calling libvirt from a hook deadlocks), so
- * it may use virsh; always by absolute path, with the XML passed as a file, never a shell.
+ * it may use virsh; always by absolute path, with the XML passed as a file, never a shell. virsh
+ * runs through execa (install/probes.ts), like the installer's and doctor's programs.
  */
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { runProgram } from "../install/probes.js";
 import { AttachError, adoptXml, undoXml, type AttachMode, type AttachPaths } from "./index.js";
 
 export interface Virsh {
   /** Names of every defined domain. */
-  list(): string[];
+  list(): Promise<string[]>;
   /** `virsh dumpxml --inactive --security-info NAME` */
-  dumpxml(name: string): string;
+  dumpxml(name: string): Promise<string>;
   /** `virsh define FILE` */
-  define(xml: string): void;
+  define(xml: string): Promise<void>;
 }
 
 /** Loads (or replaces) the guest's profile before the domain that names it is defined. */
@@ -35,26 +36,26 @@ export class VirshError extends Error {
 export function virshAt(virshPath: string, uri?: string, tmpDir?: string): Virsh {
   const base = uri ? ["-c", uri] : [];
   if (!virshPath.startsWith("/")) throw new VirshError(`cannot run ${virshPath}: not an absolute path`);
-  const run = (args: string[]): string => {
-    const r = spawnSync(virshPath, [...base, ...args], { encoding: "utf8", env: { LC_ALL: "C", PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
-    if (r.error) throw new VirshError(`cannot run ${virshPath}: ${r.error.message}`);
-    if (r.status !== 0) {
-      const why = (r.stderr || r.stdout).trim().split("\n").filter(Boolean).join(" ") || `exit ${r.status}`;
+  const run = async (args: string[]): Promise<string> => {
+    const r = await runProgram(virshPath, [...base, ...args]);
+    if (r.failure !== undefined) throw new VirshError(`cannot run ${virshPath}: ${r.failure}`);
+    if (r.exitCode !== 0) {
+      const why = (r.stderr || r.stdout).trim().split("\n").filter(Boolean).join(" ") || `exit ${r.exitCode}`;
       throw new VirshError(`virsh ${args.join(" ")}: ${why}`);
     }
     return r.stdout;
   };
   return {
-    list: () => run(["list", "--all", "--name"]).split("\n").map((s) => s.trim()).filter(Boolean),
+    list: async () => (await run(["list", "--all", "--name"])).split("\n").map((s) => s.trim()).filter(Boolean),
     dumpxml: (name) => run(["dumpxml", "--inactive", "--security-info", name]),
-    define: (xml) => {
+    define: async (xml) => {
       const parent = tmpDir ?? os.tmpdir();
       fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
       const dir = fs.mkdtempSync(path.join(parent, "virt-aa-hook-adopt-"));
       try {
         const file = path.join(dir, "domain.xml");
         fs.writeFileSync(file, xml, { mode: 0o600 });
-        run(["define", file]);
+        await run(["define", file]);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
@@ -83,13 +84,13 @@ export interface AdoptOutcome {
 }
 
 /** Adopt (or undo) each domain; one failure does not stop the others. */
-export function adopt(req: AdoptRequest): AdoptOutcome {
-  const names = req.all ? req.virsh.list() : req.names;
+export async function adopt(req: AdoptRequest): Promise<AdoptOutcome> {
+  const names = req.all ? await req.virsh.list() : req.names;
   const outcome: AdoptOutcome = { changed: [], unchanged: [], failed: [] };
   const verb = req.undo ? "undo" : `adopt (attach = ${req.mode})`;
   for (const name of names) {
     try {
-      const before = req.virsh.dumpxml(name);
+      const before = await req.virsh.dumpxml(name);
       const after = req.undo ? undoXml(before, req.paths) : adoptXml(before, req.mode, req.paths);
       if (after === before) {
         req.out(`${name}: already ${req.undo ? "not adopted" : `adopted (attach = ${req.mode})`}`);
@@ -105,7 +106,7 @@ export function adopt(req: AdoptRequest): AdoptOutcome {
       }
       // libvirt refuses to define a static AppArmor label whose profile is not loaded.
       if (!req.undo && req.mode === "seclabel") req.loadProfile(name, after);
-      req.virsh.define(after);
+      await req.virsh.define(after);
       req.out(`${name}: ${req.undo ? "undone" : `adopted (attach = ${req.mode})`}`);
       outcome.changed.push(name);
     } catch (err) {

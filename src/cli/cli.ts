@@ -6,7 +6,7 @@ import { statusCommand } from "./commands/status.js";
 import { adoptCommand } from "./commands/adopt.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { loadAdoptedCommand } from "./commands/load-adopted.js";
-import { installFilesCommand, installSummaryCommand } from "./commands/install.js";
+import { installCommand, installSummaryCommand, uninstallCommand } from "./commands/install.js";
 
 /**
  * The admin-facing CLI. Each command lives in its own module under commands/. A command that ends
@@ -40,7 +40,8 @@ async function parse(argv: string[]): Promise<void> {
     .command(adoptCommand())
     .command(doctorCommand())
     .command(loadAdoptedCommand())
-    .command(installFilesCommand())
+    .command(installCommand())
+    .command(uninstallCommand())
     .command(installSummaryCommand())
     .demandCommand(1, "name a command (see --help)")
     .strict()

@@ -2,17 +2,36 @@
  * `virt-aa-hook doctor`: is this host set up so that guests really get confined? Each check looks
  * at one thing, says what it found, and when it is wrong, what to do about it. Every host file is
  * read through the layout (so `--root DIR` checks an installation under DIR); programs (the parser,
- * libvirtd) are this machine's.
+ * libvirtd) are this machine's. The paths, the libvirt version rule and the compile check are the
+ * installer's own (src/install/), so the two never disagree about what an installation is.
  */
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { definedWithOurLabel, isActive } from "../adopted/defined.js";
-import { adoptionProblem, attachFacts, DEFAULT_WRAPPER_DIR } from "../attach/index.js";
-import { DERIVED_TEMPLATE, loadConfig, type Config } from "../config.js";
-import { deriveAbstraction, deriveTemplate, LIBVIRT_ABSTRACTION, LIBVIRT_TEMPLATE, OUR_ABSTRACTION } from "../install/derive.js";
-import { readSecurityDriver, securityDrivers } from "../install/host.js";
-import { LIBVIRTD_DROPIN } from "../install/summary.js";
+import { adoptionProblem, attachFacts } from "../attach/index.js";
+import { DEFAULT_CONFIG, DERIVED_TEMPLATE, loadConfig, type Config } from "../config.js";
+import { compileFeatures, compileProfiles } from "../install/compile.js";
+import { deriveAbstraction, deriveTemplate } from "../install/derive.js";
+import { hasHookDirs, readSecurityDriver, securityDrivers } from "../install/host.js";
+import {
+  BUNDLE,
+  COMMAND,
+  DOMAINS_DIR,
+  HOOK_D_LINK,
+  HOOK_MAIN,
+  HOOK_PROFILE,
+  LAUNCHER,
+  LIBVIRT_ABSTRACTION,
+  LIBVIRT_TEMPLATE,
+  LIBVIRTD_DROPIN,
+  LIBVIRTD_LOCAL,
+  LIBVIRTD_PROFILE,
+  OUR_ABSTRACTION,
+  QEMU_CONF,
+  SYSTEMD_DIR,
+  WRAPPER,
+  WRAPPER_BIN,
+} from "../install/paths.js";
 import type { Layout } from "../layout.js";
 import { listStates } from "../store/state.js";
 import { runningGuests } from "./confinement.js";
@@ -32,36 +51,11 @@ export interface Check {
 
 export interface DoctorEnv {
   layout: Layout;
-  /** `libvirtd --version` → "9.0.0"; undefined when there is no libvirt. */
-  libvirtVersion: () => string | undefined;
+  /** `libvirtd --version` → "9.0.0"; undefined when there is no libvirt (install/probes.ts). */
+  libvirtVersion: () => Promise<string | undefined> | string | undefined;
 }
 
-export const LAUNCHER = "/usr/lib/virt-aa-hook/qemu-hook";
-export const BUNDLE = "/usr/lib/virt-aa-hook/virt-aa-hook.cjs";
-export const WRAPPER = "/usr/lib/virt-aa-hook/qemu-wrapper";
-export const HOOK_PROFILE = "/etc/apparmor.d/usr.lib.virt-aa-hook.qemu-hook";
-export const LIBVIRTD_PROFILE = "/etc/apparmor.d/usr.sbin.libvirtd";
-export const LIBVIRTD_LOCAL = "/etc/apparmor.d/local/usr.sbin.libvirtd";
-export const QEMU_CONF = "/etc/libvirt/qemu.conf";
-export const COMMAND = "/usr/sbin/virt-aa-hook";
-export const DOMAINS_DIR = "/etc/libvirt/qemu";
-const DEFAULT_FEATURES = "/usr/share/apparmor-features/features";
-
-export function libvirtdVersion(): string | undefined {
-  for (const daemon of ["/usr/sbin/libvirtd", "/usr/sbin/virtqemud"]) {
-    const r = spawnSync(daemon, ["--version"], { encoding: "utf8", env: { LC_ALL: "C" } });
-    const m = r.status === 0 ? /(\d+\.\d+\.\d+)/.exec(r.stdout) : null;
-    if (m) return m[1];
-  }
-  return undefined;
-}
-
-function atLeast(version: string, major: number, minor: number): boolean {
-  const [a = 0, b = 0] = version.split(".").map(Number);
-  return a > major || (a === major && b >= minor);
-}
-
-export function runDoctor(env: DoctorEnv): Check[] {
+export async function runDoctor(env: DoctorEnv): Promise<Check[]> {
   const { layout } = env;
   const host = (p: string) => layout.host(p);
   const exists = (p: string) => fs.existsSync(host(p));
@@ -88,7 +82,7 @@ export function runDoctor(env: DoctorEnv): Check[] {
         },
   );
 
-  const parser = config?.parser ?? "/usr/sbin/apparmor_parser";
+  const parser = config?.parser ?? DEFAULT_CONFIG.parser;
   let parserOk = false;
   try {
     fs.accessSync(parser, fs.constants.X_OK);
@@ -98,8 +92,8 @@ export function runDoctor(env: DoctorEnv): Check[] {
     add({ name: "apparmor_parser", status: "fail", detail: `${parser}: not found or not executable`, fix: "apt install apparmor" });
   }
 
-  const version = env.libvirtVersion();
-  const hookDirs = version !== undefined && atLeast(version, 6, 5);
+  const version = await env.libvirtVersion();
+  const hookDirs = version !== undefined && hasHookDirs(version);
   add(
     version
       ? { name: "libvirt", status: "ok", detail: `libvirt ${version}${hookDirs ? " (runs hooks in qemu.d/)" : " (one qemu hook only)"}` }
@@ -124,7 +118,7 @@ export function runDoctor(env: DoctorEnv): Check[] {
   }
 
   // The hook: where this libvirt looks, pointing at our launcher, launcher and bundle present.
-  const hookPath = hookDirs ? "/etc/libvirt/hooks/qemu.d/virt-aa-hook" : "/etc/libvirt/hooks/qemu";
+  const hookPath = hookDirs ? HOOK_D_LINK : HOOK_MAIN;
   const problems: string[] = [];
   const hookLink = fs.lstatSync(host(hookPath), { throwIfNoEntry: false });
   if (!hookLink) problems.push(`${hookPath} missing`);
@@ -163,17 +157,17 @@ export function runDoctor(env: DoctorEnv): Check[] {
   );
 
   if (config?.attach === "wrapper") {
-    const bin = host(DEFAULT_WRAPPER_DIR);
+    const bin = host(WRAPPER_BIN);
     const links = fs.existsSync(bin) ? fs.readdirSync(bin).sort() : [];
     const wrapperOk = exists(WRAPPER) && /^ALLOW_ENV_OVERRIDES=no$/m.test(fs.readFileSync(host(WRAPPER), "utf8"));
     add(
       wrapperOk && links.length > 0
-        ? { name: "emulator wrapper", status: "ok", detail: `${DEFAULT_WRAPPER_DIR}/{${links.join(",")}}` }
-        : { name: "emulator wrapper", status: "fail", detail: wrapperOk ? `no links in ${DEFAULT_WRAPPER_DIR}` : `${WRAPPER} missing or not the installed copy`, fix: "run install.sh (after installing QEMU)" },
+        ? { name: "emulator wrapper", status: "ok", detail: `${WRAPPER_BIN}/{${links.join(",")}}` }
+        : { name: "emulator wrapper", status: "fail", detail: wrapperOk ? `no links in ${WRAPPER_BIN}` : `${WRAPPER} missing or not the installed copy`, fix: "run install.sh (after installing QEMU)" },
     );
   }
 
-  if (parserOk) checks.push(compileCheck(env, parser, config?.featuresFile ?? "", kernelAa));
+  if (parserOk) checks.push(await compileCheck(env, parser, config ?? DEFAULT_CONFIG));
 
   if (config) {
     checks.push(attachCheck(env, config));
@@ -303,13 +297,14 @@ function bootCheck(env: DoctorEnv): Check {
   if (fs.existsSync(env.layout.host(LIBVIRTD_DROPIN))) {
     return { name: "loaded at boot", status: "ok", detail: `${LIBVIRTD_DROPIN} runs virt-aa-hook load-adopted before libvirtd` };
   }
-  if (fs.existsSync(env.layout.host("/etc/systemd/system"))) {
+  if (fs.existsSync(env.layout.host(SYSTEMD_DIR))) {
     return { name: "loaded at boot", status: "fail", detail: `${LIBVIRTD_DROPIN} missing: after a reboot libvirtd drops adopted domains`, fix: "run install.sh again" };
   }
   return { name: "loaded at boot", status: "warn", detail: "no systemd: run virt-aa-hook load-adopted at boot before libvirtd starts, or libvirtd drops adopted domains" };
 }
 
-function compileCheck(env: DoctorEnv, parser: string, featuresFile: string, kernelAa: boolean): Check {
+/** The hook's profile, libvirtd's and every per-guest profile compile, as the installer checks them. */
+async function compileCheck(env: DoctorEnv, parser: string, config: Config): Promise<Check> {
   const aa = env.layout.host(env.layout.apparmorDir);
   const libvirtDir = path.join(aa, "libvirt");
   const profiles = [HOOK_PROFILE, LIBVIRTD_PROFILE]
@@ -320,15 +315,10 @@ function compileCheck(env: DoctorEnv, parser: string, featuresFile: string, kern
       if (/^libvirt-[0-9a-f-]{36}$/.test(f)) profiles.push(`libvirt/${f}`);
     }
   }
-  const features = featuresFile || (!kernelAa || !env.layout.isRealRoot ? DEFAULT_FEATURES : "");
-  const failed: string[] = [];
-  for (const prof of profiles) {
-    const r = spawnSync(parser, ["-QK", ...(features ? ["-M", features] : []), "-I", aa, "--base", aa, prof], { cwd: aa, encoding: "utf8" });
-    if (r.status !== 0) failed.push(`${prof}: ${(r.stderr || `exit ${r.status}`).trim().split("\n")[0]}`);
-  }
+  const failed = await compileProfiles(parser, aa, profiles, compileFeatures(env.layout));
   return failed.length === 0
     ? { name: "profiles compile", status: "ok", detail: `${profiles.length} profile(s): ${profiles.join(", ")}` }
-    : { name: "profiles compile", status: "fail", detail: failed.join("; "), fix: "fix the named files (per-guest profiles are yours to edit; .files are regenerated at the next start)" };
+    : { name: "profiles compile", status: "fail", detail: failed.map((f) => `${f.profile}: ${f.message}`).join("; "), fix: "fix the named files (per-guest profiles are yours to edit; .files are regenerated at the next start)" };
 }
 
 function domainsCheck(env: DoctorEnv, config: Config): Check {

@@ -11,13 +11,8 @@
  *   driver keeps using them for the guests it labels itself).
  * - virt-aa-hook.conf: the shipped commented config with the attach mode chosen for this host.
  */
-import { DERIVED_TEMPLATE } from "../config.js";
 import type { AttachChoice } from "./host.js";
-
-export const LIBVIRT_ABSTRACTION = "/etc/apparmor.d/abstractions/libvirt-qemu";
-export const LIBVIRT_TEMPLATE = "/etc/apparmor.d/libvirt/TEMPLATE.qemu";
-export const OUR_ABSTRACTION = "/etc/apparmor.d/abstractions/virt-aa-hook-qemu";
-export const OUR_TEMPLATE = DERIVED_TEMPLATE;
+import { OUR_TEMPLATE } from "./paths.js";
 
 /** A rule line granting something in libvirt's shared NVRAM directory (any qualifiers, any perms). */
 const NVRAM_RULE = /^\s*(?:audit\s+)?(?:owner\s+)?"?\/var\/lib\/libvirt\/qemu\/nvram\/[^\s"]*"?\s+[a-zA-Z]+\s*,\s*(?:#.*)?$/;

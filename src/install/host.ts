@@ -6,8 +6,7 @@
 import fs from "node:fs";
 import type { AttachMode } from "../attach/index.js";
 import type { Layout } from "../layout.js";
-
-export const QEMU_CONF = "/etc/libvirt/qemu.conf";
+import { QEMU_CONF } from "./paths.js";
 
 /** `security_driver` from qemu.conf: the listed drivers, or undefined when not set (last assignment wins). */
 export function securityDrivers(text: string): string[] | undefined {
@@ -96,4 +95,10 @@ export function chooseAttach(driver: SecurityDriverFacts): AttachChoice {
         reason: `${driver.describe} is neither "apparmor" nor "none" → attach = "none" (virt-aa-hook cannot attach QEMU next to that driver)`,
       };
   }
+}
+
+/** libvirt runs every hook in /etc/libvirt/hooks/qemu.d/ since 6.5; older ones run only hooks/qemu. */
+export function hasHookDirs(libvirtVersion: string): boolean {
+  const [major = 0, minor = 0] = libvirtVersion.split(".").map(Number);
+  return major > 6 || (major === 6 && minor >= 5);
 }

@@ -10,8 +10,7 @@ import { runningGuests } from "../doctor/confinement.js";
 import { displayName, shellQuote } from "../doctor/display.js";
 import type { Layout } from "../layout.js";
 import { chooseAttach, readSecurityDriver } from "./host.js";
-
-export const LIBVIRTD_DROPIN = "/etc/systemd/system/libvirtd.service.d/virt-aa-hook.conf";
+import { LIBVIRTD_DROPIN } from "./paths.js";
 
 export function summaryLines(layout: Layout, config: Config, opts: { configWritten: boolean }): string[] {
   const lines: string[] = [];

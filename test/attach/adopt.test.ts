@@ -44,8 +44,8 @@ const calls = () => fs.readFileSync(path.join(dir, "calls"), "utf8");
 const domain = (n: string) => fs.readFileSync(path.join(dir, "domains", n), "utf8");
 
 describe("adopt through virsh", () => {
-  it("--all in wrapper mode: defines what changed, reports what cannot be adopted, never loads a profile", () => {
-    const out = adopt(request({ all: true }));
+  it("--all in wrapper mode: defines what changed, reports what cannot be adopted, never loads a profile", async () => {
+    const out = await adopt(request({ all: true }));
     expect(out).toEqual({ changed: ["a"], unchanged: [], failed: ["b"] });
     expect(domain("a")).toBe(xml("a", U1, "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64"));
     expect(domain("b")).toBe(xml("b", U2, "/opt/qemu/qemu-system-x86_64"));
@@ -62,37 +62,37 @@ describe("adopt through virsh", () => {
     );
   });
 
-  it("seclabel mode loads the profile before define, then undo restores the original XML", () => {
+  it("seclabel mode loads the profile before define, then undo restores the original XML", async () => {
     const original = domain("a");
     const order: string[] = [];
-    const out = adopt(request({ names: ["a"], mode: "seclabel", loadProfile: (n) => void order.push(`load ${n} ${calls().split("\n").length}`) }));
+    const out = await adopt(request({ names: ["a"], mode: "seclabel", loadProfile: (n) => void order.push(`load ${n} ${calls().split("\n").length}`) }));
     expect(out.changed).toEqual(["a"]);
     // Loaded when exactly one virsh call (dumpxml) had been made: before define.
     expect(order).toEqual(["load a 2"]);
     expect(domain("a")).toContain(`<seclabel type='static' model='apparmor' relabel='no'>\n    <label>libvirt-${U1}</label>\n  </seclabel>\n</domain>`);
-    expect(adopt(request({ names: ["a"], mode: "seclabel" }))).toEqual({ changed: [], unchanged: ["a"], failed: [] });
-    expect(adopt(request({ names: ["a"], undo: true }))).toEqual({ changed: ["a"], unchanged: [], failed: [] });
+    expect(await adopt(request({ names: ["a"], mode: "seclabel" }))).toEqual({ changed: [], unchanged: ["a"], failed: [] });
+    expect(await adopt(request({ names: ["a"], undo: true }))).toEqual({ changed: ["a"], unchanged: [], failed: [] });
     expect(domain("a")).toBe(original);
     expect(lines).toEqual(["a: adopted (attach = seclabel)", "a: already adopted (attach = seclabel)", "a: undone"]);
   });
 
-  it("does not define when loading the profile fails", () => {
-    const out = adopt(request({ names: ["a"], mode: "seclabel", loadProfile: () => { throw new Error("cannot load the profile first: parser said no"); } }));
+  it("does not define when loading the profile fails", async () => {
+    const out = await adopt(request({ names: ["a"], mode: "seclabel", loadProfile: () => { throw new Error("cannot load the profile first: parser said no"); } }));
     expect(out.failed).toEqual(["a"]);
     expect(lines).toEqual(["a: cannot adopt (attach = seclabel): cannot load the profile first: parser said no"]);
     expect(calls()).not.toContain("define");
   });
 
-  it("refuses when the wrapper link for this emulator is missing", () => {
-    const out = adopt(request({ names: ["a"], wrapperExists: () => false }));
+  it("refuses when the wrapper link for this emulator is missing", async () => {
+    const out = await adopt(request({ names: ["a"], wrapperExists: () => false }));
     expect(out.failed).toEqual(["a"]);
     expect(lines).toEqual([
       "a: cannot adopt (attach = wrapper): /usr/lib/virt-aa-hook/bin/qemu-system-x86_64: wrapper link missing: run install.sh again after installing this QEMU",
     ]);
   });
 
-  it("quotes virsh's error for an unknown domain", () => {
-    const out = adopt(request({ names: ["nope"] }));
+  it("quotes virsh's error for an unknown domain", async () => {
+    const out = await adopt(request({ names: ["nope"] }));
     expect(out.failed).toEqual(["nope"]);
     expect(lines).toEqual(["nope: cannot adopt (attach = wrapper): virsh dumpxml --inactive --security-info nope: error: failed to get domain 'nope'"]);
   });

@@ -2,7 +2,8 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { formatReport, libvirtdVersion, runDoctor, securityDrivers, type Check } from "../../src/doctor/checks.js";
+import { formatReport, runDoctor, securityDrivers, type Check } from "../../src/doctor/checks.js";
+import { libvirtVersion } from "../../src/install/probes.js";
 import { Layout } from "../../src/layout.js";
 import { hostRoot, runScript, sourceTree, write } from "../install/helpers.js";
 
@@ -40,8 +41,8 @@ const byName = (checks: Check[]) => Object.fromEntries(checks.map((c) => [c.name
 const c0 = (checks: Check[], name: string) => checks.find((c) => c.name === name)!;
 
 describe("doctor", () => {
-  it("passes every check on a correctly set-up host, and says so", () => {
-    const checks = doctor();
+  it("passes every check on a correctly set-up host, and says so", async () => {
+    const checks = (await doctor());
     expect(checks.map((c) => [c.name, c.status])).toEqual([
       ["config", "ok"],
       ["kernel AppArmor", "ok"],
@@ -71,9 +72,9 @@ describe("doctor", () => {
     expect(formatReport(checks)).toMatch(/\nvirt-aa-hook doctor: all good\n$/);
   });
 
-  it("names a domain that is not adopted and the command that fixes it", () => {
+  it("names a domain that is not adopted and the command that fixes it", async () => {
     write(path.join(root, "etc/libvirt/qemu/db.xml"), domain("db", "/usr/bin/qemu-system-x86_64"));
-    const c = byName(doctor())["domains adopted"]!;
+    const c = byName((await doctor()))["domains adopted"]!;
     expect(c).toEqual({
       name: "domains adopted",
       status: "fail",
@@ -82,16 +83,16 @@ describe("doctor", () => {
     });
   });
 
-  it("reports a per-guest profile that does not compile, quoting the parser", () => {
+  it("reports a per-guest profile that does not compile, quoting the parser", async () => {
     fs.appendFileSync(path.join(root, `etc/apparmor.d/libvirt/libvirt-${UUID}`), "bogus\n");
-    const c = byName(doctor())["profiles compile"]!;
+    const c = byName((await doctor()))["profiles compile"]!;
     expect(c.status).toBe("fail");
     expect(c.detail).toMatch(new RegExp(`^libvirt/libvirt-${UUID}: AppArmor parser error`));
   });
 
-  it("catches the wrong security driver for the attach mode", () => {
+  it("catches the wrong security driver for the attach mode", async () => {
     write(path.join(root, "etc/libvirt/qemu.conf"), 'security_driver = [ "apparmor", "dac" ]\n');
-    expect(byName(doctor())["security driver"]).toEqual({
+    expect(byName((await doctor()))["security driver"]).toEqual({
       name: "security driver",
       status: "fail",
       detail: `/etc/libvirt/qemu.conf: security_driver = ["apparmor","dac"] → apparmor, dac: libvirt's own AppArmor driver would confine QEMU before the wrapper runs`,
@@ -100,32 +101,32 @@ describe("doctor", () => {
     write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "seclabel"\n');
     write(path.join(root, "etc/libvirt/qemu.conf"), "");
     fs.rmSync(path.join(root, "sys"), { recursive: true });
-    const checks = byName(doctor());
+    const checks = byName((await doctor()));
     expect(checks["security driver"]!.status).toBe("fail");
     expect(checks["security driver"]!.detail).toBe("/etc/libvirt/qemu.conf: security_driver = unset → none (auto-detected)");
     expect(checks["kernel AppArmor"]!.status).toBe("fail");
   });
 
-  it("finds a missing hook link and a missing local override block", () => {
+  it("finds a missing hook link and a missing local override block", async () => {
     fs.rmSync(path.join(root, "etc/libvirt/hooks/qemu.d/virt-aa-hook"));
     fs.writeFileSync(path.join(root, "etc/apparmor.d/local/usr.sbin.libvirtd"), "");
-    const c = byName(doctor());
+    const c = byName((await doctor()));
     expect(c["hook"]).toEqual({ name: "hook", status: "fail", detail: "/etc/libvirt/hooks/qemu.d/virt-aa-hook missing", fix: "run install.sh, then reload libvirtd" });
     expect(c["hook profile"]!.detail).toBe(
       "/etc/apparmor.d/local/usr.sbin.libvirtd lacks the virt-aa-hook block (the hook would run inside libvirtd's profile)",
     );
   });
 
-  it("reports a config error instead of guessing", () => {
+  it("reports a config error instead of guessing", async () => {
     write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "wraper"\n');
-    const c = byName(doctor())["config"]!;
+    const c = byName((await doctor()))["config"]!;
     expect(c.status).toBe("fail");
     expect(c.detail).toContain("attach");
-    expect(formatReport(doctor())).toMatch(/virt-aa-hook doctor: \d+ problem\(s\) to fix\n$/);
+    expect(formatReport((await doctor()))).toMatch(/virt-aa-hook doctor: \d+ problem\(s\) to fix\n$/);
   });
 
-  it("reads libvirt's version and qemu.conf's security_driver", () => {
-    expect(libvirtdVersion()).toBe("9.0.0");
+  it("reads libvirt's version and qemu.conf's security_driver", async () => {
+    expect(await libvirtVersion()).toBe("9.0.0");
     expect(securityDrivers('#security_driver = "selinux"\n')).toBeUndefined();
     expect(securityDrivers('security_driver = "none"\n')).toEqual(["none"]);
     expect(securityDrivers('security_driver="a"\nsecurity_driver = [ "apparmor" ]\n')).toEqual(["apparmor"]);
@@ -142,9 +143,9 @@ const BUNDLE = path.resolve("dist/virt-aa-hook.cjs");
 const doctorCli = () => spawnSync(process.execPath, [BUNDLE, "--root", root, "doctor"], { encoding: "utf8" });
 
 describe("doctor tells the truth about confinement", () => {
-  it("fails (exit 1) when a running guest's QEMU is unconfined, naming it and the fix; passes once it is confined", () => {
+  it("fails (exit 1) when a running guest's QEMU is unconfined, naming it and the fix; passes once it is confined", async () => {
     runningQemu("web", 4242, UUID, "unconfined");
-    expect(byName(doctor())["running guests"]).toEqual({
+    expect(byName((await doctor()))["running guests"]).toEqual({
       name: "running guests",
       status: "fail",
       detail: "not confined: web (unconfined: unconfined)",
@@ -155,19 +156,19 @@ describe("doctor tells the truth about confinement", () => {
     expect(r.stdout).toContain("FAIL  running guests: not confined: web (unconfined: unconfined)\n");
     // Negative control: the same guest in its own profile.
     write(path.join(root, "proc/4242/attr/apparmor/current"), `libvirt-${UUID} (enforce)\n`);
-    expect(byName(doctor())["running guests"]).toEqual({ name: "running guests", status: "ok", detail: "web (by libvirt: " + `libvirt-${UUID} (enforce))` });
+    expect(byName((await doctor()))["running guests"]).toEqual({ name: "running guests", status: "ok", detail: "web (by libvirt: " + `libvirt-${UUID} (enforce))` });
   });
 
-  it("fails when attach = none leaves guests to nobody, warns when libvirt's AppArmor driver labels them", () => {
+  it("fails when attach = none leaves guests to nobody, warns when libvirt's AppArmor driver labels them", async () => {
     write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "none"\n');
-    expect(byName(doctor())["attach mode"]).toEqual({
+    expect(byName((await doctor()))["attach mode"]).toEqual({
       name: "attach mode",
       status: "fail",
       detail: 'attach = "none" and /etc/libvirt/qemu.conf: security_driver = "none": nothing puts any guest\'s QEMU into a profile',
       fix: 'set attach = "wrapper" and started_check = "enforce" in /etc/libvirt/virt-aa-hook.conf, then virt-aa-hook adopt --all',
     });
     write(path.join(root, "etc/libvirt/qemu.conf"), 'security_driver = "apparmor"\n');
-    const checks = doctor();
+    const checks = (await doctor());
     expect(byName(checks)["attach mode"]).toEqual({
       name: "attach mode",
       status: "warn",
@@ -176,9 +177,9 @@ describe("doctor tells the truth about confinement", () => {
     expect(formatReport(checks)).toContain("warn  attach mode: ");
   });
 
-  it("quotes names in copy-paste fix lines and escapes invisible characters in what it shows", () => {
+  it("quotes names in copy-paste fix lines and escapes invisible characters in what it shows", async () => {
     write(path.join(root, "etc/libvirt/qemu/evil.xml"), domain("it's\u202E; rm -rf ~", "/usr/bin/qemu-system-x86_64"));
-    const c = byName(doctor())["domains adopted"]!;
+    const c = byName((await doctor()))["domains adopted"]!;
     expect(c.detail).toBe(
       "not adopted: it's\\u{202e}; rm -rf ~ (<emulator> /usr/bin/qemu-system-x86_64 is not the virt-aa-hook wrapper (/usr/lib/virt-aa-hook/bin/<emulator name>))",
     );
@@ -187,34 +188,34 @@ describe("doctor tells the truth about confinement", () => {
     expect(echoed.stdout).toBe("it's\u202E; rm -rf ~");
   });
 
-  it("detects NVRAM drift: an abstraction that no longer matches the host's, a template that is not ours, old profiles", () => {
+  it("detects NVRAM drift: an abstraction that no longer matches the host's, a template that is not ours, old profiles", async () => {
     const ours = path.join(root, "etc/apparmor.d/abstractions/virt-aa-hook-qemu");
     fs.appendFileSync(ours, "  /srv/** rw,\n");
-    expect(byName(doctor())["NVRAM isolation"]).toEqual({
+    expect(byName((await doctor()))["NVRAM isolation"]).toEqual({
       name: "NVRAM isolation",
       status: "fail",
       detail: "/etc/apparmor.d/abstractions/virt-aa-hook-qemu is not what /etc/apparmor.d/abstractions/libvirt-qemu gives now (libvirt upgraded, or edited)",
       fix: "run install.sh again (it derives both from the host's files)",
     });
     expect(runScript("install.sh", src, ["--root", root, "--node", "/usr/bin/node", "--libvirt-version", "9.0.0"]).status).toBe(0);
-    expect(byName(doctor())["NVRAM isolation"]!.status).toBe("ok");
+    expect(byName((await doctor()))["NVRAM isolation"]!.status).toBe("ok");
 
     write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "wrapper"\ntemplate = "/etc/apparmor.d/libvirt/TEMPLATE.qemu"\n');
-    expect(byName(doctor())["NVRAM isolation"]!.detail).toBe(
+    expect(byName((await doctor()))["NVRAM isolation"]!.detail).toBe(
       "template = /etc/apparmor.d/libvirt/TEMPLATE.qemu, not /etc/apparmor.d/libvirt/TEMPLATE.virt-aa-hook-qemu: guests created from it may open each other's NVRAM in /var/lib/libvirt/qemu/nvram",
     );
 
     write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "wrapper"\n');
     write(path.join(root, `var/lib/virt-aa-hook/${UUID}.json`), JSON.stringify({ version: 1, uuid: UUID, name: "web", profileName: `libvirt-${UUID}`, updated: "x" }));
-    expect(byName(doctor())["NVRAM isolation"]!.detail).toBe(
+    expect(byName((await doctor()))["NVRAM isolation"]!.detail).toBe(
       `per-guest profiles including <abstractions/libvirt-qemu> (made before, or by libvirt): libvirt-${UUID} (web)`,
     );
   });
 
-  it("warns about kept profiles of domains no longer defined (load-adopted releases them); not a failure", () => {
+  it("warns about kept profiles of domains no longer defined (load-adopted releases them); not a failure", async () => {
     const other = "9e8d7c6b-5a49-4838-9271-605f4e3d2c1b";
     write(path.join(root, `var/lib/virt-aa-hook/${other}.json`), JSON.stringify({ version: 1, uuid: other, name: "gone", profileName: `libvirt-${other}`, updated: "x" }));
-    const checks = doctor();
+    const checks = (await doctor());
     expect(byName(checks)["kept profiles"]).toEqual({
       name: "kept profiles",
       status: "warn",
@@ -224,21 +225,21 @@ describe("doctor tells the truth about confinement", () => {
     expect(formatReport(checks)).toMatch(/\nvirt-aa-hook doctor: all good \(1 warning\(s\)\)\n$/);
   });
 
-  it("seclabel: fails without the boot drop-in where systemd is, warns where it is not", () => {
+  it("seclabel: fails without the boot drop-in where systemd is, warns where it is not", async () => {
     write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "seclabel"\n');
     write(path.join(root, "etc/libvirt/qemu.conf"), 'security_driver = "apparmor"\n');
-    expect(byName(doctor())["loaded at boot"]!.status).toBe("warn");
+    expect(byName((await doctor()))["loaded at boot"]!.status).toBe("warn");
     fs.mkdirSync(path.join(root, "etc/systemd/system"), { recursive: true });
-    expect(byName(doctor())["loaded at boot"]).toEqual({
+    expect(byName((await doctor()))["loaded at boot"]).toEqual({
       name: "loaded at boot",
       status: "fail",
       detail: "/etc/systemd/system/libvirtd.service.d/virt-aa-hook.conf missing: after a reboot libvirtd drops adopted domains",
       fix: "run install.sh again",
     });
     expect(runScript("install.sh", src, ["--root", root, "--node", "/usr/bin/node", "--libvirt-version", "9.0.0"]).status).toBe(0);
-    expect(byName(doctor())["loaded at boot"]!.status).toBe("ok");
+    expect(byName((await doctor()))["loaded at boot"]!.status).toBe("ok");
     // An unadopted domain next to libvirt's AppArmor driver is libvirt's: a warning, not a failure.
     write(path.join(root, "etc/libvirt/qemu/db.xml"), domain("db", "/usr/bin/qemu-system-x86_64"));
-    expect(byName(doctor())["domains adopted"]!.status).toBe("warn");
+    expect(byName((await doctor()))["domains adopted"]!.status).toBe("warn");
   });
 });

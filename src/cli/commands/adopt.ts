@@ -47,7 +47,7 @@ export function adoptCommand(): CommandModule<{ root: string }, AdoptArgs> {
         .option("virsh", { type: "string", hidden: true, describe: "virsh by absolute path (under --root with --root; default: the layout's)" })
         .example("$0 adopt web1", "confine guest web1 from its next start")
         .example("$0 adopt --all --undo", "before uninstalling"),
-    handler: (args) => {
+    handler: async (args) => {
       const names = args.name ?? [];
       if (args.all === names.length > 0) {
         throw new ExitError(2, formatLine("error", "adopt", "name one or more domains, or pass --all (not both)"));
@@ -57,7 +57,7 @@ export function adoptCommand(): CommandModule<{ root: string }, AdoptArgs> {
         throw new ExitError(1, formatLine("error", "adopt", `${layout.configPath} has attach = "none": set attach = "wrapper" or "seclabel" first`));
       }
       const virsh = args.virsh ?? layout.virsh;
-      const outcome = adopt({
+      const outcome = await adopt({
         names,
         all: args.all,
         undo: args.undo,

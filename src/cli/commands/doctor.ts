@@ -1,5 +1,5 @@
 import type { CommandModule } from "yargs";
-import { formatReport, libvirtdVersion, runDoctor } from "../../doctor/checks.js";
+import { formatReport, runDoctor } from "../../doctor/checks.js";
 import { ExitError } from "../../errors.js";
 import { Layout } from "../../layout.js";
 
@@ -8,8 +8,9 @@ export function doctorCommand(): CommandModule<{ root: string }, { root: string 
   return {
     command: "doctor",
     describe: "Check the installation and the host, and print what to fix",
-    handler: (args) => {
-      const checks = runDoctor({ layout: new Layout(args.root), libvirtVersion: libvirtdVersion });
+    handler: async (args) => {
+      const { libvirtVersion } = await import("../../install/probes.js");
+      const checks = await runDoctor({ layout: new Layout(args.root), libvirtVersion });
       process.stdout.write(formatReport(checks));
       if (checks.some((c) => c.status === "fail")) throw new ExitError(1);
     },

@@ -1,57 +1,69 @@
 /**
- * Commands install.sh runs with the bundle it is installing: the logic that reads the host lives
- * here, in TypeScript, rather than in the shell script.
+ * `virt-aa-hook install` / `uninstall` (what install/install.sh and uninstall.sh run with the
+ * bundle of the source tree), and `install-summary` (what is confined on this host and what is
+ * not). The work is in src/install/; a refusal ends the command with an ExitError.
  */
-import fs from "node:fs";
 import path from "node:path";
 import type { CommandModule } from "yargs";
-import { ExitError, formatLine } from "../../errors.js";
 import { loadForCommand } from "../config.js";
-import { Layout } from "../../layout.js";
 
-interface FilesArgs {
+interface InstallArgs {
   root: string;
-  out: string;
-  "shipped-config": string;
-  "fallback-abstraction": string;
-  "fallback-template": string;
+  "dry-run": boolean;
+  reload: boolean;
+  "adopt-all": boolean;
+  node: string;
+  "libvirt-version"?: string;
+  source: string;
 }
 
-/**
- * `virt-aa-hook install-files --out DIR ...`: writes into DIR what install.sh installs from this
- * host's state: `virt-aa-hook.conf` (the shipped config with the attach mode chosen from qemu.conf
- * and the kernel; install.sh uses it only where no config exists), `virt-aa-hook-qemu` (the
- * abstraction) and `TEMPLATE.virt-aa-hook-qemu`, derived from the host's libvirt files, or from
- * the fallbacks install.sh would install when the host has none.
- */
-export function installFilesCommand(): CommandModule<{ root: string }, FilesArgs> {
+const out = (text: string) => process.stdout.write(text);
+
+/** `virt-aa-hook install [--root DIR] [--dry-run] [--reload] [--adopt-all] [--node PATH] [--libvirt-version X.Y.Z] [--source DIR]` */
+export function installCommand(): CommandModule<{ root: string }, InstallArgs> {
   return {
-    command: "install-files",
-    describe: "(used by install.sh) write the config, abstraction and template derived from this host into --out",
+    command: "install",
+    describe: "Install (or upgrade) virt-aa-hook on this host from a source tree (install/install.sh runs it)",
     builder: (y) =>
       y
-        .option("out", { type: "string", demandOption: true })
-        .option("shipped-config", { type: "string", demandOption: true })
-        .option("fallback-abstraction", { type: "string", demandOption: true })
-        .option("fallback-template", { type: "string", demandOption: true }) as never,
+        .option("dry-run", { type: "boolean", default: false, describe: "print what would be done, change nothing" })
+        .option("reload", { type: "boolean", default: false, describe: "send SIGHUP to libvirtd (its pidfile) so it finds the hook now" })
+        .option("adopt-all", { type: "boolean", default: false, describe: "then switch every defined domain to the configured attach mode (virt-aa-hook adopt --all)" })
+        .option("node", { type: "string", default: process.execPath, describe: "node binary the hook runs (Node >= 20.19)" })
+        .option("libvirt-version", { type: "string", describe: "skip detecting the libvirt version with `libvirtd --version`" })
+        // The bundle of a source tree is its dist/virt-aa-hook.cjs.
+        .option("source", { type: "string", default: path.resolve(path.dirname(process.argv[1] ?? "."), ".."), describe: "source tree holding dist/, hooks/ and install/" }) as never,
     handler: async (args) => {
-      const { chooseAttach, readSecurityDriver } = await import("../../install/host.js");
-      const d = await import("../../install/derive.js");
-      const layout = new Layout(args.root);
-      const hostOr = (hostPath: string, fallback: string): [string, string] => {
-        const p = layout.host(hostPath);
-        return fs.existsSync(p) ? [fs.readFileSync(p, "utf8"), hostPath] : [fs.readFileSync(fallback, "utf8"), hostPath];
-      };
-      try {
-        const choice = chooseAttach(readSecurityDriver(layout));
-        const [abstraction, aFrom] = hostOr(d.LIBVIRT_ABSTRACTION, args["fallback-abstraction"]);
-        const [template, tFrom] = hostOr(d.LIBVIRT_TEMPLATE, args["fallback-template"]);
-        fs.writeFileSync(path.join(args.out, "virt-aa-hook.conf"), d.installedConfig(fs.readFileSync(args["shipped-config"], "utf8"), choice));
-        fs.writeFileSync(path.join(args.out, "virt-aa-hook-qemu"), d.deriveAbstraction(abstraction, aFrom).text);
-        fs.writeFileSync(path.join(args.out, "TEMPLATE.virt-aa-hook-qemu"), d.deriveTemplate(template, tFrom));
-      } catch (err) {
-        throw new ExitError(1, formatLine("error", "install-files", (err as Error).message));
-      }
+      const { runInstall } = await import("../../install/run.js");
+      await runInstall(
+        {
+          root: args.root,
+          dryRun: args["dry-run"],
+          reload: args.reload,
+          adoptAll: args["adopt-all"],
+          node: args.node,
+          ...(args["libvirt-version"] !== undefined ? { libvirtVersion: args["libvirt-version"] } : {}),
+          source: args.source,
+        },
+        out,
+      );
+    },
+  };
+}
+
+/** `virt-aa-hook uninstall [--root DIR] [--dry-run] [--reload] [--force]` */
+export function uninstallCommand(): CommandModule<{ root: string }, { root: string; "dry-run": boolean; reload: boolean; force: boolean }> {
+  return {
+    command: "uninstall",
+    describe: "Remove virt-aa-hook and put back exactly what install found (install/uninstall.sh runs it)",
+    builder: (y) =>
+      y
+        .option("dry-run", { type: "boolean", default: false, describe: "print what would be done, change nothing" })
+        .option("reload", { type: "boolean", default: false, describe: "send SIGHUP to libvirtd so it forgets the hook" })
+        .option("force", { type: "boolean", default: false, describe: "even while guests still use the wrapper or our static label" }) as never,
+    handler: async (args) => {
+      const { runUninstall } = await import("../../install/run.js");
+      await runUninstall({ root: args.root, dryRun: args["dry-run"], reload: args.reload, force: args.force }, out);
     },
   };
 }
@@ -60,7 +72,7 @@ export function installFilesCommand(): CommandModule<{ root: string }, FilesArgs
 export function installSummaryCommand(): CommandModule<{ root: string }, { root: string; "config-written": boolean }> {
   return {
     command: "install-summary",
-    describe: "(used by install.sh) print what is confined on this host and what is not",
+    describe: "(printed by install) what is confined on this host and what is not",
     builder: (y) => y.option("config-written", { type: "boolean", default: false }) as never,
     handler: async (args) => {
       const { layout, config } = loadForCommand(args.root);

@@ -1,0 +1,196 @@
+/**
+ * What install writes, made from the source tree (bundle, hooks/, install/) and this host (its
+ * libvirt files, qemu.conf, the kernel, the emulator directory): the `Wanted` the planner compares
+ * with the host. Reads only.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Config } from "../config.js";
+import type { Layout } from "../layout.js";
+import { deriveAbstraction, deriveTemplate, installedConfig } from "./derive.js";
+import { chooseAttach, readSecurityDriver } from "./host.js";
+import * as P from "./paths.js";
+import { Refusal, withoutOurBlock, type Put, type Wanted } from "./plan.js";
+
+/** The files of a source tree install reads (relative to --source). */
+export const SOURCE_FILES = {
+  bundle: "dist/virt-aa-hook.cjs",
+  launcher: "hooks/qemu",
+  wrapper: "hooks/qemu-wrapper",
+  config: "install/virt-aa-hook.conf",
+  hookProfile: "install/apparmor/usr.lib.virt-aa-hook.qemu-hook",
+  libvirtdLocal: "install/apparmor/usr.sbin.libvirtd.local",
+  template: "install/apparmor/libvirt/TEMPLATE.qemu",
+  abstraction: "install/apparmor/abstractions/libvirt-qemu",
+} as const;
+
+export interface Source {
+  dir: string;
+  read(file: keyof typeof SOURCE_FILES): Buffer;
+  /**
+   * What `npm run build` put beside the bundle, installed beside it: the V8 code caches
+   * (`virt-aa-hook.cjs.*.v8cache`) and files the bundle loads at run time (`virt-aa-hook-*.cjs`).
+   */
+  companions: string[];
+}
+
+export function openSource(dir: string): Source {
+  for (const rel of Object.values(SOURCE_FILES)) {
+    if (!fs.statSync(path.join(dir, rel), { throwIfNoEntry: false })?.isFile()) {
+      throw new Refusal(`${dir}/${rel}: missing from the source tree (run 'npm run build' for dist/)`);
+    }
+  }
+  const dist = path.join(dir, "dist");
+  return {
+    dir,
+    read: (file) => fs.readFileSync(path.join(dir, SOURCE_FILES[file])),
+    companions: fs
+      .readdirSync(dist)
+      .filter((f) => /^virt-aa-hook(\.cjs\..*\.v8cache|-[a-z0-9-]+\.cjs)$/.test(f) && fs.statSync(path.join(dist, f)).isFile())
+      .sort(),
+  };
+}
+
+/** `text` with the one line `line` matches replaced, or a refusal naming how many there were. */
+function rewriteOne(text: string, line: RegExp, by: string, what: string, file: string): string {
+  const n = text.match(new RegExp(line.source, "gm"))?.length ?? 0;
+  if (n !== 1) throw new Refusal(`${file}: expected exactly one ${what}, found ${n}`);
+  return text.replace(new RegExp(line.source, "m"), () => by);
+}
+
+export interface Host {
+  layout: Layout;
+  /** The config in effect (the existing one, or the defaults). */
+  config: Config;
+  /** The node the hook runs, as given, and its real path (what the hook's profile names). */
+  node: string;
+  nodeReal: string;
+  libvirtVersion: string;
+  hookDirs: boolean;
+}
+
+export function wantedFiles(src: Source, host: Host): Wanted {
+  const { layout } = host;
+  const text = (f: keyof typeof SOURCE_FILES) => src.read(f).toString("utf8");
+  const file = (f: keyof typeof SOURCE_FILES) => `${src.dir}/${SOURCE_FILES[f]}`;
+  const put = (p: string, content: string | Buffer, mode = 0o644): Put => ({ path: p, content: Buffer.from(content), mode });
+  const hostText = (p: string) => {
+    const real = layout.host(p);
+    return fs.existsSync(real) ? fs.readFileSync(real, "utf8") : undefined;
+  };
+
+  let launcher = rewriteOne(text("launcher"), /^NODE=.*$/, `NODE=${host.node}`, "NODE= line to rewrite", file("launcher"));
+  launcher = rewriteOne(launcher, /^BUNDLE=.*$/, `BUNDLE=${P.BUNDLE}`, "BUNDLE= line to rewrite", file("launcher"));
+  const wrapper = rewriteOne(text("wrapper"), /^ALLOW_ENV_OVERRIDES=yes$/, "ALLOW_ENV_OVERRIDES=no", "ALLOW_ENV_OVERRIDES=yes line", file("wrapper"));
+  const profileText = text("hookProfile");
+  if (!/^@\{virt_aa_hook_node\}=.*$/m.test(profileText)) throw new Refusal(`${file("hookProfile")}: no @{virt_aa_hook_node}= line to rewrite`);
+  const hookProfile = profileText.replace(/^@\{virt_aa_hook_node\}=.*$/gm, () => `@{virt_aa_hook_node}=${host.nodeReal}`);
+
+  // The command admins run, on PATH: node and the bundle by absolute path, like the hook launcher.
+  const command =
+    "#!/bin/sh\n# virt-aa-hook command (installed by virt-aa-hook install.sh; uninstall.sh removes it).\n" + `exec ${host.node} ${P.BUNDLE} "$@"\n`;
+  // libvirtd (systemd): load the profiles adopted domains' static labels name before libvirtd
+  // reads their definitions, or it drops them (src/adopted/load.ts). "-": a failure must not stop libvirtd.
+  const dropin =
+    "# Installed by virt-aa-hook install.sh (uninstall.sh removes it). libvirt refuses a domain whose\n" +
+    "# static AppArmor label names a profile that is not loaded: load them before libvirtd starts.\n" +
+    `[Unit]\nAfter=apparmor.service\n\n[Service]\nExecStartPre=-${P.COMMAND} load-adopted\n`;
+
+  // Config (used only where none exists), abstraction and template derived from this host, or
+  // from the fallbacks installed where the host has none.
+  const choice = chooseAttach(readSecurityDriver(layout));
+  const config = installedConfig(text("config"), choice);
+  const abstraction = deriveAbstraction(hostText(P.LIBVIRT_ABSTRACTION) ?? text("abstraction"), P.LIBVIRT_ABSTRACTION).text;
+  let template: string;
+  try {
+    template = deriveTemplate(hostText(P.LIBVIRT_TEMPLATE) ?? text("template"), P.LIBVIRT_TEMPLATE);
+  } catch (err) {
+    throw new Refusal(`cannot derive the config, abstraction and template for this host: ${(err as Error).message}`);
+  }
+
+  // local/usr.sbin.libvirtd with our block replaced (or appended), everything else as it was.
+  const localNow = layout.host(P.LIBVIRTD_LOCAL);
+  const localStat = fs.statSync(localNow, { throwIfNoEntry: false });
+  const localOld = localStat?.isFile() ? withoutOurBlock(fs.readFileSync(localNow, "utf8")) : "";
+  const local = put(P.LIBVIRTD_LOCAL, localOld + text("libvirtdLocal"), localStat?.isFile() ? localStat.mode & 0o7777 : 0o644);
+
+  const emulatorDir = host.config.emulatorDir;
+  return {
+    stateDir: layout.stateDir,
+    manifest: `${layout.stateDir}/${P.MANIFEST}`,
+    backupDir: `${layout.stateDir}/${P.BACKUP}`,
+    pristineDir: `${layout.stateDir}/${P.PRISTINE}`,
+    lib: [
+      put(P.BUNDLE, src.read("bundle")),
+      // The V8 code caches made for this bundle (docs/performance.md; optional: without them, or
+      // with a different node, the hook compiles the bundle as usual), and what it loads beside it.
+      ...src.companions.map((c) => put(`${P.LIB_DIR}/${c}`, fs.readFileSync(path.join(src.dir, "dist", c)))),
+      put(P.LAUNCHER, launcher, 0o755),
+      put(P.WRAPPER, wrapper, 0o755),
+    ],
+    wrapperBin: P.WRAPPER_BIN,
+    emulators: emulatorsIn(layout.host(emulatorDir)),
+    emulatorDir,
+    config: put(layout.configPath, config),
+    libvirtFallbacks: [put(P.LIBVIRT_TEMPLATE, src.read("template")), put(P.LIBVIRT_ABSTRACTION, src.read("abstraction"))],
+    derived: [put(P.OUR_ABSTRACTION, abstraction), put(P.OUR_TEMPLATE, template), put(P.COMMAND, command, 0o755)],
+    ...(fs.statSync(layout.host(P.SYSTEMD_DIR), { throwIfNoEntry: false })?.isDirectory() ? { dropin: put(P.LIBVIRTD_DROPIN, dropin) } : {}),
+    apparmor: [put(P.HOOK_PROFILE, hookProfile), local],
+    hook: {
+      dirs: host.hookDirs,
+      libvirtVersion: host.libvirtVersion,
+      launcher: P.LAUNCHER,
+      dLink: P.HOOK_D_LINK,
+      main: P.HOOK_MAIN,
+      chained: P.CHAINED,
+      chain: Buffer.from(chainScript()),
+    },
+    command: { path: P.COMMAND, mark: /^# virt-aa-hook command/m },
+  };
+}
+
+/** QEMU binaries the wrapper stands in for: qemu-system-*, qemu-kvm, kvm (executable files). */
+function emulatorsIn(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const isEmulator = (n: string) => {
+    try {
+      fs.accessSync(path.join(dir, n), fs.constants.X_OK);
+      return fs.statSync(path.join(dir, n)).isFile();
+    } catch {
+      return false;
+    }
+  };
+  // The order a shell glob gives (C locale), then the two fixed names.
+  const systems = names.filter((n) => n.startsWith("qemu-system-")).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return [...systems, ...["qemu-kvm", "kvm"].filter((n) => names.includes(n))].filter(isEmulator);
+}
+
+/** libvirt < 6.5 runs one qemu hook only: a foreign one is kept running through this chain. */
+function chainScript(): string {
+  return `#!/bin/sh
+# virt-aa-hook chain (written by virt-aa-hook install.sh; uninstall.sh restores the original hook).
+# This libvirt runs only /etc/libvirt/hooks/qemu, so this runs the hook that was here before
+# (${P.CHAINED}) and then virt-aa-hook, with the same arguments and the same XML on stdin. For
+# migrate and restore, XML printed by the first is what the second gets, and the last XML printed
+# is what libvirt gets.
+set -eu
+tmp=$(/bin/mktemp)
+trap '/bin/rm -f "$tmp" "$tmp.out"' EXIT
+/bin/cat > "$tmp"
+${P.CHAINED} "$@" < "$tmp" > "$tmp.out"
+case \${2:-} in
+    migrate|restore)
+        if [ -s "$tmp.out" ]; then /bin/cat "$tmp.out" > "$tmp"; fi
+        ${P.LAUNCHER} "$@" < "$tmp" > "$tmp.out.2" || { rc=$?; /bin/rm -f "$tmp.out.2"; exit "$rc"; }
+        if [ -s "$tmp.out.2" ]; then /bin/cat "$tmp.out.2"; else /bin/cat "$tmp.out"; fi
+        /bin/rm -f "$tmp.out.2"
+        ;;
+    *) ${P.LAUNCHER} "$@" < "$tmp" ;;
+esac
+`;
+}
