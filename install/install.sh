@@ -378,6 +378,11 @@ if [ "$DRY_RUN" = 0 ] && [ ! -f "$(p "$MANIFEST")" ]; then
 fi
 
 put_file "$SRC/dist/virt-aa-hook.cjs" "$BUNDLE" 0644
+# The loader hooks/qemu runs the bundle through, beside it (its LOADER= line follows BUNDLE=);
+# optional like the caches: without it the hook runs the bundle directly.
+if [ -f "$SRC/dist/loader.cjs" ]; then
+    put_file "$SRC/dist/loader.cjs" "$LIB/loader.cjs" 0644
+fi
 # The V8 code caches `npm run build` made for this bundle (docs/performance.md); optional: without
 # them, or with a different node, the hook compiles the bundle as usual.
 for cache in "$SRC"/dist/virt-aa-hook.cjs.*.v8cache; do
