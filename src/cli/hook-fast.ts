@@ -9,7 +9,8 @@ export async function runHookCommand(args: string[]): Promise<number> {
     inv = parseHookArgs(args);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`virt-aa-hook: error: -: -: ${err.message}\n${HOOK_USAGE}\n`);
+    const { formatLine } = await import("../errors.js");
+    process.stderr.write(`${formatLine("error", "-", "-", err.message)}\n${HOOK_USAGE}\n`);
     return 2;
   }
   const { runHook } = await import("../hook/run.js");
