@@ -1,11 +1,14 @@
-// Builds the single-file bundle that the hook and the CLI run: dist/virt-aa-hook.cjs.
-// CommonJS because the installed hook has no package.json beside it (DESIGN §8).
+// Builds the single-file bundle that the hook and the CLI run, dist/virt-aa-hook.cjs, and the
+// hook's loader beside it, dist/loader.cjs (src/cli/loader.ts). CommonJS because the installed hook
+// has no package.json beside it: node would read a `.js` under a `"type": "module"` package as ESM
+// (docs/architecture.md).
 //
-// Then it makes the V8 code caches hooks/qemu compiles the bundle with (docs/performance.md):
+// Then it makes the V8 code caches the loader compiles the bundle with (docs/performance.md):
 // it runs the real launcher once per kind of operation in a throwaway root, with
-// VIRT_AA_HOOK_WRITE_CODE_CACHE=1, so each cache holds the code that kind of call runs. They are
-// only valid for this exact bundle and this node (version and arch are in their names); a missing
-// or mismatched cache only means a normal compile. Failing to make them is a warning, not an error.
+// VIRT_AA_HOOK_WRITE_CODE_CACHE=1, so each cache holds the code that kind of call runs. The kinds
+// and the calls come from the operation table, src/hook/operations.ts. The caches are only valid
+// for this exact bundle and this node (version and arch are in their names); a missing or
+// mismatched cache only means a normal compile. Failing to make them is a warning, not an error.
 import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -14,6 +17,12 @@ import path from "node:path";
 import { build, transform } from "esbuild";
 
 const BUNDLE = "dist/virt-aa-hook.cjs";
+const LOADER = "dist/loader.cjs";
+
+// The operation table, loaded from its TypeScript source (it imports nothing).
+const { CODE_CACHE_KINDS, OPERATIONS } = await import(
+  `data:text/javascript,${encodeURIComponent((await transform(fs.readFileSync("src/hook/operations.ts", "utf8"), { loader: "ts", format: "esm" })).code)}`
+);
 
 const built = await build({
   entryPoints: ["src/cli/main.ts"],
@@ -42,13 +51,34 @@ const body = await asciiOnly(built.outputFiles[0].text);
 // caches by it (with node's version and arch), so no hook call hashes the bundle.
 const buildId = crypto.createHash("sha256").update(body).digest("hex");
 const bundle = `${body}//# virt-aa-hook-build ${buildId}\n`;
-// Written in one rename, and only when it changed: tests and hooks may be reading it right now.
 fs.mkdirSync("dist", { recursive: true });
-if (!fs.existsSync(BUNDLE) || fs.readFileSync(BUNDLE, "utf8") !== bundle) {
-  fs.writeFileSync(`${BUNDLE}.${process.pid}.tmp`, bundle);
-  fs.renameSync(`${BUNDLE}.${process.pid}.tmp`, BUNDLE);
-}
+writeIfChanged(BUNDLE, bundle);
+
+// The loader runs before the bundle on every hook call: node builtins and the operation table only.
+const loader = await build({
+  entryPoints: ["src/cli/loader.ts"],
+  outfile: LOADER,
+  write: false,
+  bundle: true,
+  platform: "node",
+  // The installed hook may run on an older node than the build's.
+  target: "node18",
+  format: "cjs",
+  sourcemap: false,
+  legalComments: "none",
+  charset: "ascii",
+  logLevel: "warning",
+  banner: { js: "// virt-aa-hook's loader, written by build.mjs from src/cli/loader.ts: hooks/qemu runs it." },
+});
+writeIfChanged(LOADER, loader.outputFiles[0].text);
 makeCodeCaches();
+
+/** Written in one rename, and only when it changed: tests and hooks may be reading it right now. */
+function writeIfChanged(file, text) {
+  if (fs.existsSync(file) && fs.readFileSync(file, "utf8") === text) return;
+  fs.writeFileSync(`${file}.${process.pid}.tmp`, text);
+  fs.renameSync(`${file}.${process.pid}.tmp`, file);
+}
 
 /**
  * proper-lockfile loads graceful-fs, which patches node's fs on load (a few ms of every hook call
@@ -126,7 +156,11 @@ async function asciiOnly(text) {
 
 function makeCodeCaches() {
   const prefix = `virt-aa-hook.cjs.${buildId.slice(0, 24)}-${process.version}-${process.arch}.`;
-  const kinds = ["sync", "started", "release", "other"];
+  // One call per cache kind: the first operation of that kind in the table (lifecycle order).
+  // ("other" is also every operation the table does not name.)
+  const calls = Object.entries(OPERATIONS)
+    .filter(([, o], i, all) => all.findIndex(([, first]) => first.codeCache === o.codeCache) === i)
+    .map(([op, o]) => [op, o.subOperation]);
   // Caches of other builds are dead weight (never opened). This build's are made again (the
   // launcher may have changed) and replaced by rename, so a hook running now reads a whole one.
   for (const f of fs.readdirSync("dist")) {
@@ -141,6 +175,7 @@ function makeCodeCaches() {
     fs.copyFileSync("hooks/qemu", at("/etc/libvirt/hooks/qemu"));
     fs.chmodSync(at("/etc/libvirt/hooks/qemu"), 0o755);
     fs.symlinkSync(path.resolve(BUNDLE), at("/etc/libvirt/dist/virt-aa-hook.cjs"));
+    fs.symlinkSync(path.resolve(LOADER), at("/etc/libvirt/dist/loader.cjs"));
     fs.copyFileSync("install/apparmor/libvirt/TEMPLATE.qemu", at("/etc/apparmor.d/libvirt/TEMPLATE.qemu"));
     fs.writeFileSync(at("/fs/.replace"), "");
     fs.writeFileSync(at("/fs/.remove"), "");
@@ -151,8 +186,7 @@ function makeCodeCaches() {
     const uuid = /<uuid>([^<]+)<\/uuid>/.exec(xml)[1];
     fs.writeFileSync(at("/run/libvirt/qemu/web01.pid"), "4242\n");
     fs.writeFileSync(at("/proc/4242/attr/apparmor/current"), `libvirt-${uuid} (enforce)\n`);
-    // One call per cache kind (see LOADER in hooks/qemu), in lifecycle order.
-    for (const op of [["prepare", "begin"], ["started", "begin"], ["stopped", "end"], ["release", "end"]]) {
+    for (const op of calls) {
       const r = spawnSync(at("/etc/libvirt/hooks/qemu"), ["web01", ...op, "-"], {
         input: xml,
         env: { LC_ALL: "C", VIRT_AA_HOOK_WRITE_CODE_CACHE: "1" },
@@ -160,7 +194,7 @@ function makeCodeCaches() {
       });
       if (r.status !== 0) console.warn(`build: warning: no code cache for ${op[0]}: exit ${r.status ?? r.signal}: ${String(r.stderr).trim()}`);
     }
-    const missing = kinds.filter((k) => !fs.existsSync(`dist/${prefix}${k}.v8cache`));
+    const missing = CODE_CACHE_KINDS.filter((k) => !fs.existsSync(`dist/${prefix}${k}.v8cache`));
     if (missing.length > 0) console.warn(`build: warning: no code cache for ${missing.join(", ")}`);
   } catch (err) {
     console.warn(`build: warning: no code caches: ${err instanceof Error ? err.message : String(err)}`);

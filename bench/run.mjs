@@ -92,6 +92,7 @@ function makeRoot(name, config = {}) {
   fs.chmodSync(at("/etc/libvirt/hooks/qemu"), 0o755);
   fs.mkdirSync(at("/etc/libvirt/dist"), { recursive: true });
   fs.symlinkSync(BUNDLE, at("/etc/libvirt/dist/virt-aa-hook.cjs"));
+  fs.symlinkSync(path.join(path.dirname(BUNDLE), "loader.cjs"), at("/etc/libvirt/dist/loader.cjs"));
   return { root, at, hook: at("/etc/libvirt/hooks/qemu") };
 }
 

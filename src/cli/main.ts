@@ -1,5 +1,6 @@
 /**
- * Entry point of the bundle (dist/virt-aa-hook.cjs), for the hook and for admins.
+ * Entry point of the bundle (dist/virt-aa-hook.cjs), for the hook and for admins. The hook reaches
+ * it through hooks/qemu and the loader (src/cli/loader.ts, docs/architecture.md "The launch chain").
  * `hook` takes a fast path that loads neither yargs nor anything its operation does not need:
  * libvirt waits for it on every guest start.
  */

@@ -4,6 +4,7 @@ import { Layout } from "../layout.js";
 import type { HookInvocation } from "./args.js";
 import type { HookContext, Outcome } from "./context.js";
 import { HookLog } from "./log.js";
+import { operationOf } from "./operations.js";
 import { readStdin } from "./stdin.js";
 
 /** Input beyond this is not a domain XML (the domain parser's own limit is 16 MiB). */
@@ -20,19 +21,9 @@ export const EXIT_FAIL = 1;
 type Kind = "prepare" | "start" | "started" | "stopped" | "release" | "reconnect" | "passthrough";
 
 function kindOf(op: string): Kind {
-  switch (op) {
-    case "prepare":
-    case "start":
-    case "started":
-    case "stopped":
-    case "release":
-    case "reconnect":
-      return op;
-    default:
-      // migrate and restore: stdout would replace the XML, so print nothing; the profile is made
-      // by the prepare that follows. attach (obsolete) and operations newer than us: nothing to do.
-      return "passthrough";
-  }
+  // Not in the table: migrate and restore (stdout would replace the XML, so print nothing; the
+  // profile is made by the prepare that follows), attach (obsolete), operations newer than us.
+  return operationOf(op) ?? "passthrough";
 }
 
 /** Operations whose failure must not make things worse: log and exit 0. */

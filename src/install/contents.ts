@@ -28,7 +28,8 @@ export interface Source {
   dir: string;
   read(file: keyof typeof SOURCE_FILES): Buffer;
   /**
-   * What `npm run build` put beside the bundle, installed beside it: the V8 code caches
+   * What `npm run build` put beside the bundle, installed beside it: the loader hooks/qemu runs
+   * the bundle with (`loader.cjs`), the V8 code caches it compiles the bundle with
    * (`virt-aa-hook.cjs.*.v8cache`) and files the bundle loads at run time (`virt-aa-hook-*.cjs`).
    */
   companions: string[];
@@ -46,7 +47,7 @@ export function openSource(dir: string): Source {
     read: (file) => fs.readFileSync(path.join(dir, SOURCE_FILES[file])),
     companions: fs
       .readdirSync(dist)
-      .filter((f) => /^virt-aa-hook(\.cjs\..*\.v8cache|-[a-z0-9-]+\.cjs)$/.test(f) && fs.statSync(path.join(dist, f)).isFile())
+      .filter((f) => /^(?:loader\.cjs|virt-aa-hook(?:\.cjs\..*\.v8cache|-[a-z0-9-]+\.cjs))$/.test(f) && fs.statSync(path.join(dist, f)).isFile())
       .sort(),
   };
 }

@@ -227,6 +227,7 @@ describe("the V8 code caches hooks/qemu compiles the bundle with", () => {
     const qemu = path.join(dir, "hooks/qemu");
     const bundle = path.join(dir, "dist/virt-aa-hook.cjs");
     fs.copyFileSync(BUNDLE, bundle);
+    fs.copyFileSync(path.join(path.dirname(BUNDLE), "loader.cjs"), path.join(dir, "dist/loader.cjs"));
     const cache = `${bundle}.${buildId()!.slice(0, 24)}-${process.version}-${process.arch}.other.v8cache`;
     const run = () =>
       spawnSync(qemu, ["vm1", "migrate", "begin", "-"], { input: domainXml(), env: { LC_ALL: "C" }, cwd: "/" });

@@ -27,6 +27,7 @@ export function installHook(t: TestRoot): string {
   fs.chmodSync(hook, 0o755);
   fs.mkdirSync(t.at("/etc/libvirt/dist"), { recursive: true });
   fs.symlinkSync(BUNDLE, t.at("/etc/libvirt/dist/virt-aa-hook.cjs"));
+  fs.symlinkSync(path.join(path.dirname(BUNDLE), "loader.cjs"), t.at("/etc/libvirt/dist/loader.cjs"));
   return hook;
 }
 

@@ -180,7 +180,7 @@ describe("qemu-wrapper", () => {
     write(path.join(dir, "conf"), `mode = "enforcing"\nemulator_dir = "${dir}/qemu"\n`);
     const r = run([]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe(`virt-aa-hook wrapper: error: ${dir}/conf: mode = "enforcing" is not enforce, complain or off\n`);
+    expect(r.stderr).toBe(`virt-aa-hook wrapper: error: cannot read config ${dir}/conf: line 1: mode: must be one of enforce, complain, off, not "enforcing"\n`);
   });
 
   it("is valid POSIX sh for dash", () => {
