@@ -18,6 +18,8 @@ import { build, transform } from "esbuild";
 
 const BUNDLE = "dist/virt-aa-hook.cjs";
 const LOADER = "dist/loader.cjs";
+/** execa, for admin-side programs only, in a file of its own: the hook never reads it. */
+const EXECA = "dist/virt-aa-hook-execa.cjs";
 
 // The operation table, loaded from its TypeScript source (it imports nothing).
 const { CODE_CACHE_KINDS, OPERATIONS } = await import(
@@ -43,7 +45,7 @@ const built = await build({
   banner: { js: 'const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
   // Strings, regexps and names are escaped to ASCII; see asciiOnly for the comments.
   charset: "ascii",
-  plugins: [plainFs(), plainAssert(), builtinDefaults()],
+  plugins: [plainFs(), plainAssert(), builtinDefaults(), execaApart()],
 });
 
 const body = await asciiOnly(built.outputFiles[0].text);
@@ -71,7 +73,36 @@ const loader = await build({
   banner: { js: "// virt-aa-hook's loader, written by build.mjs from src/cli/loader.ts: hooks/qemu runs it." },
 });
 writeIfChanged(LOADER, loader.outputFiles[0].text);
+
+// Bundled into the main file, execa made it 514 -> 769 KiB and every code cache ~80 KB larger:
+// every hook call read and decoded it though only admin commands load it (1.07-1.21x the CPU time
+// of a hook call, measured; docs/performance.md). The bundle requires this file instead.
+const execa = await build({
+  stdin: { contents: 'export * from "execa";', resolveDir: ".", loader: "js" },
+  outfile: EXECA,
+  write: false,
+  bundle: true,
+  platform: "node",
+  target: "node18",
+  format: "cjs",
+  minifyWhitespace: true,
+  legalComments: "none",
+  logLevel: "warning",
+  define: { "import.meta.url": "__bundleUrl" },
+  banner: { js: 'const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+});
+writeIfChanged(EXECA, execa.outputFiles[0].text);
 makeCodeCaches();
+
+/** `import("execa")` in the bundle becomes a require of EXECA beside it. */
+function execaApart() {
+  return {
+    name: "execa-apart",
+    setup(b) {
+      b.onResolve({ filter: /^execa$/ }, () => ({ path: `./${path.basename(EXECA)}`, external: true }));
+    },
+  };
+}
 
 /** Written in one rename, and only when it changed: tests and hooks may be reading it right now. */
 function writeIfChanged(file, text) {
