@@ -8,7 +8,7 @@ export interface RuleContext {
   domain: Domain;
   fs: HostFs;
   layout: Layout;
-  /** Backing-chain depth limit for image header walks (DESIGN §2). */
+  /** Backing-chain depth limit for image header walks: a deeper chain is refused, never cut short. */
   maxBackingDepth: number;
   /** What the disk rules ask of later stages and earlier hook calls (supplied by the pipeline). */
   images: ImageChecks;
