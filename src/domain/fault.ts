@@ -1,17 +1,9 @@
 /**
- * A rejection found while reading the XML, before the caller knows (or while it still attaches)
- * the guest's name. `parseDomain` turns it into a GuestError. Internal to src/domain.
+ * What src/domain throws while reading the XML is a PathError (src/errors.ts) naming the element at
+ * fault ("<uuid>", "devices/disk[2]/source") or "XML" for the whole document; `parseDomain` adds
+ * the guest's name (GuestError). The value readers throw InvalidValue, which the element reading the
+ * value turns into that PathError.
  */
-export class XmlFault extends Error {
-  constructor(
-    /** The element at fault ("<uuid>", "devices/disk[2]/source") or "XML" for the whole document. */
-    public readonly where: string,
-    public readonly reason: string,
-  ) {
-    super(`${where}: ${reason}`);
-    this.name = "XmlFault";
-  }
-}
 
 /** A value that failed its syntax check; the element reading it adds where it was. */
 export class InvalidValue extends Error {

@@ -1,6 +1,6 @@
 /** Who the guest is: name, UUID, runtime id and virtualisation type, checked strictly. */
 import type { XmlElement } from "./tree.js";
-import { XmlFault } from "./fault.js";
+import { PathError } from "../errors.js";
 import { MAX_NAME_CHARS } from "./limits.js";
 import { checkToken, codePoint, parseDecimal, parseUuid } from "./values.js";
 import { InvalidValue } from "./fault.js";
@@ -24,7 +24,7 @@ export function readUuid(domain: XmlElement): string {
   try {
     return parseUuid(raw);
   } catch (err) {
-    if (err instanceof InvalidValue) throw new XmlFault(el.where, err.reason);
+    if (err instanceof InvalidValue) throw new PathError(el.where, err.reason);
     throw err;
   }
 }

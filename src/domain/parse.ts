@@ -3,11 +3,10 @@
  * domain writes it): it is screened before parsing, parsed once, and every value is checked as
  * it is read. Any rejection is a GuestError naming the guest (once known) and the element.
  */
-import { GuestError } from "../errors.js";
+import { GuestError, PathError } from "../errors.js";
 import type { Chardev, Devices, Domain, Hostdev, Rng } from "./model.js";
 import { readChardevs } from "./chardevs.js";
 import { readFilesystem, readGraphics, readInput, readInterface, readMemoryDevice, readRng, readShmem, readTpm, readVideo, readVsock } from "./devices.js";
-import { XmlFault } from "./fault.js";
 import { defined, textPath, token } from "./fields.js";
 import { readHostdev, readInterfaceHostdev } from "./hostdevs.js";
 import { readId, readName, readType, readUuid } from "./identity.js";
@@ -24,7 +23,7 @@ export function parseDomain(xml: string | Buffer): Domain {
     guest = readName(root);
     return readDomain(root, guest);
   } catch (err) {
-    if (err instanceof XmlFault) throw new GuestError(guest, err.where, err.reason);
+    if (err instanceof PathError) throw new GuestError(guest, err.path, err.reason);
     throw err;
   }
 }

@@ -3,7 +3,7 @@
  * linear pass (or cheaper) and the size check comes first, so even a 50 MB attack is turned
  * away in microseconds.
  */
-import { XmlFault } from "./fault.js";
+import { PathError } from "../errors.js";
 import { MAX_DEPTH, MAX_MARKUP_ITEMS, MAX_XML_BYTES } from "./limits.js";
 import { firstIllegalChar } from "../xml/chars.js";
 
@@ -17,12 +17,12 @@ const DECLARED_ENCODING = /^<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']/;
 /**
  * Decodes and checks the raw hook input; returns the text to parse, with the BOM removed and line
  * ends normalised to LF as XML 1.0 §2.11 requires (so values match what libvirt's libxml2 sees).
- * Throws XmlFault("XML", ...) on anything a well-formed libvirt document cannot contain.
+ * Throws PathError("XML", ...) on anything a well-formed libvirt document cannot contain.
  */
 export function screenXml(input: string | Buffer): string {
   const size = typeof input === "string" ? input.length : input.byteLength;
   if (size > MAX_XML_BYTES) {
-    throw new XmlFault(DOCUMENT, `document is ${size} bytes, more than the limit of ${MAX_XML_BYTES}`);
+    throw new PathError(DOCUMENT, `document is ${size} bytes, more than the limit of ${MAX_XML_BYTES}`);
   }
   let text = typeof input === "string" ? input : decodeUtf8(input);
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -30,15 +30,15 @@ export function screenXml(input: string | Buffer): string {
 
   const illegal = firstIllegalChar(text);
   if (illegal) {
-    throw new XmlFault(DOCUMENT, `character ${illegal.codePoint} is not allowed in XML (${position(text, illegal.index)})`);
+    throw new PathError(DOCUMENT, `character ${illegal.codePoint} is not allowed in XML (${position(text, illegal.index)})`);
   }
   const dtd = DTD.exec(text);
   if (dtd) {
-    throw new XmlFault(DOCUMENT, `<!${dtd[1]}> declarations are not allowed (${position(text, dtd.index)})`);
+    throw new PathError(DOCUMENT, `<!${dtd[1]}> declarations are not allowed (${position(text, dtd.index)})`);
   }
   const encoding = DECLARED_ENCODING.exec(text)?.[1];
   if (encoding !== undefined && !/^utf-?8$/i.test(encoding)) {
-    throw new XmlFault(DOCUMENT, `encoding "${encoding}" is not supported (expected UTF-8)`);
+    throw new PathError(DOCUMENT, `encoding "${encoding}" is not supported (expected UTF-8)`);
   }
   checkStructure(text);
   return text;
@@ -48,7 +48,7 @@ function decodeUtf8(input: Buffer): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(input);
   } catch {
-    throw new XmlFault(DOCUMENT, "document is not valid UTF-8");
+    throw new PathError(DOCUMENT, "document is not valid UTF-8");
   }
 }
 
@@ -63,7 +63,7 @@ function checkStructure(text: string): void {
   let items = 0;
   let i = 0;
   const fail = (at: number, reason: string): never => {
-    throw new XmlFault(DOCUMENT, `${reason} (${position(text, at)})`);
+    throw new PathError(DOCUMENT, `${reason} (${position(text, at)})`);
   };
   while ((i = text.indexOf("<", i)) !== -1) {
     const next = text.charCodeAt(i + 1);

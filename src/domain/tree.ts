@@ -4,22 +4,23 @@
  * enforces the value rules every reader needs: entity decoding, length limits, at-most-one for
  * single elements.
  */
-import { InvalidValue, XmlFault } from "./fault.js";
+import { PathError } from "../errors.js";
+import { InvalidValue } from "./fault.js";
 import { MAX_VALUE_CHARS } from "./limits.js";
 import { decodeAttribute, decodeText, XmlError, type XmlDocument, type XmlNode } from "../xml/reader.js";
 import { readWellFormedXml } from "../xml/well-formed.js";
 
-/** Parses screened text (see screen.ts) into the root element; malformed XML becomes an XmlFault. */
+/** Parses screened text (see screen.ts) into the root element; malformed XML becomes a PathError. */
 export function parseTree(text: string): XmlElement {
   let doc: XmlDocument;
   try {
     doc = readWellFormedXml(text);
   } catch (err) {
-    if (err instanceof XmlError) throw new XmlFault("XML", err.reason);
+    if (err instanceof XmlError) throw new PathError("XML", err.reason);
     throw err;
   }
   refuseReservedNames(doc);
-  if (doc.roots.length !== 1) throw new XmlFault("XML", `expected one root element, found ${doc.roots.length}`);
+  if (doc.roots.length !== 1) throw new PathError("XML", `expected one root element, found ${doc.roots.length}`);
   return new XmlElement(doc.roots[0]!, undefined, 0, 1);
 }
 
@@ -33,7 +34,7 @@ const RESERVED_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 function refuseReservedNames(doc: XmlDocument): void {
   for (const node of doc.elements) {
     if (RESERVED_NAMES.has(node.name) && !inRootMetadata(node)) {
-      throw new XmlFault("XML", `malformed XML: [SECURITY] Invalid name: "${node.name}" is a reserved JavaScript keyword that could cause prototype pollution`);
+      throw new PathError("XML", `malformed XML: [SECURITY] Invalid name: "${node.name}" is a reserved JavaScript keyword that could cause prototype pollution`);
     }
   }
 }
@@ -63,7 +64,7 @@ export class XmlElement {
   }
 
   fail(reason: string): never {
-    throw new XmlFault(this.where, reason);
+    throw new PathError(this.where, reason);
   }
 
   children(tag: string): XmlElement[] {
@@ -138,7 +139,7 @@ export class XmlElement {
   }
 
   private childFail(tag: string, reason: string): never {
-    throw new XmlFault(describe([...this.steps(), tag], tag), reason);
+    throw new PathError(describe([...this.steps(), tag], tag), reason);
   }
 
   /** Path below the root element, outermost first. */
