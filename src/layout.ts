@@ -73,6 +73,7 @@ export class Layout {
     this.template = own.template;
     this.apparmorDir = own.apparmorDir;
     this.profilesDir = `${own.apparmorDir}/libvirt`;
+    this.baseLibvirtAbstraction = `${own.apparmorDir}/abstractions/libvirt-qemu`;
     this.subdomainfs = own.subdomainfs;
     this.logFile = own.logFile;
     this.emulatorDir = own.emulatorDir;
@@ -108,14 +109,12 @@ export class Layout {
   readonly cacheDir: string;
   /** TEMPLATE the per-guest profile is created from. */
   readonly template: string;
-  /** @deprecated the old name of `template`, until doctor/ reads `template`. */
-  get templatePath(): string {
-    return this.template;
-  }
   /** The parser's `--base`: tunables/, abstractions/, libvirt/. */
   readonly apparmorDir: string;
   /** The per-guest profiles and `.files` (`apparmorDir`/libvirt). */
   readonly profilesDir: string;
+  /** libvirt's abstraction as the parser's `--base` finds it for a template's `<abstractions/libvirt-qemu>`. */
+  readonly baseLibvirtAbstraction: string;
   /** Load into this directory instead of the kernel; "" = the kernel. */
   readonly subdomainfs: string;
   /** One line per hook call; "" = no log. */
@@ -157,6 +156,8 @@ export class Layout {
   // ---- What the installer installs (install/, doctor/) -------------------------------------------
 
   readonly installDir = INSTALL_DIR;
+  /** The system's AppArmor directory: the installer's files and libvirt's, whatever `apparmor_dir` says. */
+  readonly systemApparmorDir = SYSTEM_APPARMOR_DIR;
   /** The hook libvirt runs (hooks/qemu). */
   readonly launcher = `${INSTALL_DIR}/qemu-hook`;
   readonly bundle = `${INSTALL_DIR}/virt-aa-hook.cjs`;
@@ -177,6 +178,15 @@ export class Layout {
   /** systemd unit directory and our libvirtd drop-in. */
   readonly systemdUnitDir = "/etc/systemd/system";
   readonly libvirtdDropIn = `${this.systemdUnitDir}/libvirtd.service.d/virt-aa-hook.conf`;
+  /** systemd is running (this machine's, never mapped), and where its systemctl may be. */
+  readonly systemdRunDir = "/run/systemd/system";
+  readonly systemctls: readonly string[] = ["/usr/bin/systemctl", "/bin/systemctl"];
+  /** What uninstall works from, under the state directory: the manifest, backups, pristine copies. */
+  readonly installManifest = `${this.stateDir}/install-manifest`;
+  readonly installBackupDir = `${this.stateDir}/backup`;
+  readonly installPristineDir = `${this.stateDir}/pristine`;
+  /** What the hook makes at run time at its default places (not where a config moves them): removed by uninstall. */
+  readonly runtimeDirs: readonly string[] = [LOCATION_DEFAULTS.cacheDir, this.runDir];
 
   // ---- libvirt ---------------------------------------------------------------------------------
 
@@ -187,12 +197,18 @@ export class Layout {
   /** Where the installer puts the hook: the one `qemu` script, or ours in `qemu.d/` (libvirt ≥ 6.5). */
   readonly libvirtHookScript = `${this.libvirtHooksDir}/qemu`;
   readonly libvirtHookDropIn = `${this.libvirtHooksDir}/qemu.d/virt-aa-hook`;
+  /** libvirt < 6.5: a foreign `qemu` hook is moved here and run by our chain script. */
+  readonly libvirtChainedHook = `${this.libvirtHooksDir}/qemu.virt-aa-hook-chained`;
   /** Persistent domain definitions (`<name>.xml`). */
   readonly libvirtDomainsDir = `${this.libvirtConfigDir}/qemu`;
   /** Persistent storage pool definitions (`<pool>.xml`), read to resolve `<disk type='volume'>`. */
   readonly libvirtStorageDir = `${this.libvirtConfigDir}/storage`;
   /** The daemons that run the hook (monolithic and modular). */
   readonly libvirtDaemons: readonly string[] = ["/usr/sbin/libvirtd", "/usr/sbin/virtqemud"];
+  /** The daemons' pid files, first found wins (install --reload); /var/run is /run's old name. */
+  readonly libvirtdPidFile = "/run/libvirtd.pid";
+  readonly virtqemudPidFile = "/run/virtqemud.pid";
+  readonly libvirtdPidFiles: readonly string[] = [this.libvirtdPidFile, "/var/run/libvirtd.pid", this.virtqemudPidFile];
   /** virsh, for `adopt`. */
   readonly virsh = "/usr/bin/virsh";
   /** Live state: `<name>.xml` and `<name>.pid` of running guests, helper sockets below. */
@@ -201,6 +217,8 @@ export class Layout {
   readonly libvirtLogDir = "/var/log/libvirt/qemu";
   /** qemu.conf channel_target_dir: per-guest dirs for auto-named unix channel sockets. */
   readonly libvirtChannelTargetDir = `${this.libvirtLibDir}/channel/target`;
+  /** libvirt's shared NVRAM directory (every guest's `*_VARS.fd`). */
+  readonly libvirtNvramDir = `${this.libvirtLibDir}/nvram`;
   /** qemu.conf memory_backing_dir: per-guest dirs for file-backed guest RAM. */
   readonly libvirtMemoryBackingDir = `${this.libvirtLibDir}/ram`;
   /** qemu.conf swtpm_storage_dir, swtpm state dir, swtpm_log_dir (libvirt 9.0 defaults). */

@@ -126,7 +126,7 @@ describe("doctor", () => {
   });
 
   it("reads libvirt's version and qemu.conf's security_driver", async () => {
-    expect(await libvirtVersion()).toBe("9.0.0");
+    expect(await libvirtVersion(new Layout("/").libvirtDaemons)).toBe("9.0.0");
     expect(securityDrivers('#security_driver = "selinux"\n')).toBeUndefined();
     expect(securityDrivers('security_driver = "none"\n')).toEqual(["none"]);
     expect(securityDrivers('security_driver="a"\nsecurity_driver = [ "apparmor" ]\n')).toEqual(["apparmor"]);
