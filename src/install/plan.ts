@@ -295,7 +295,7 @@ export interface UninstallPaths {
   libvirtdLocal: string;
   dropin: string;
   /** The hook's run-time directories (parser cache, locks): never in the manifest. */
-  runtimeDirs: string[];
+  runtimeDirs: readonly string[];
 }
 
 export interface UninstallPlan {

@@ -281,7 +281,7 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
       pristineDir: base.installPristineDir,
       libvirtdLocal: base.libvirtdLocalProfile,
       dropin: base.libvirtdDropIn,
-      runtimeDirs: [...base.runtimeDirs],
+      runtimeDirs: base.runtimeDirs,
     }),
   );
   const pid = opts.reload ? libvirtdPid(base, die) : undefined;
