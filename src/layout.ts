@@ -11,12 +11,14 @@ import type { Config } from "./config.js";
  *
  * Which paths are spelled here (and nowhere else in src/):
  * - Ours: the config file, state, locks, log, parser cache, the AppArmor directory our profiles
- *   live in, the template, the installed files. Those the config can move (`LOCATION_DEFAULTS`)
+ *   live in, the template, the installed files and what the installer keeps to undo them
+ *   (manifest, backups). Those the config can move (`LOCATION_DEFAULTS`)
  *   come from the config (`Layout.from(root, config)`); `config.ts` takes its defaults from here.
  *   The config file itself cannot come from the config: it is a fact of the root alone.
  * - Host facts the hook reads, lists or must agree on in more than one module: libvirt's files
  *   and per-guest directories, /proc and sysfs files, the device directories both a rule family
- *   and the policy name (/dev/shm, /dev/vfio).
+ *   and the policy name (/dev/shm, /dev/vfio); and those the installer and doctor act on (the
+ *   daemons' pid files, systemd).
  * Not here: paths that only one rule family names in a profile and never reads (a device node
  * such as /dev/vhost-net, a default such as /dev/random), which stay with that family as what
  * the device needs; and the restricted-location list (policy/restricted.ts), which is policy
