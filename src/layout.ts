@@ -11,12 +11,14 @@ import type { Config } from "./config.js";
  *
  * Which paths are spelled here (and nowhere else in src/):
  * - Ours: the config file, state, locks, log, parser cache, the AppArmor directory our profiles
- *   live in, the template, the installed files. Those the config can move (`LOCATION_DEFAULTS`)
+ *   live in, the template, the installed files and what the installer keeps to undo them
+ *   (manifest, backups). Those the config can move (`LOCATION_DEFAULTS`)
  *   come from the config (`Layout.from(root, config)`); `config.ts` takes its defaults from here.
  *   The config file itself cannot come from the config: it is a fact of the root alone.
  * - Host facts the hook reads, lists or must agree on in more than one module: libvirt's files
  *   and per-guest directories, /proc and sysfs files, the device directories both a rule family
- *   and the policy name (/dev/shm, /dev/vfio).
+ *   and the policy name (/dev/shm, /dev/vfio); and those the installer and doctor act on (the
+ *   daemons' pid files, systemd).
  * Not here: paths that only one rule family names in a profile and never reads (a device node
  * such as /dev/vhost-net, a default such as /dev/random), which stay with that family as what
  * the device needs; and the restricted-location list (policy/restricted.ts), which is policy
@@ -73,6 +75,7 @@ export class Layout {
     this.template = own.template;
     this.apparmorDir = own.apparmorDir;
     this.profilesDir = `${own.apparmorDir}/libvirt`;
+    this.baseLibvirtAbstraction = `${own.apparmorDir}/abstractions/libvirt-qemu`;
     this.subdomainfs = own.subdomainfs;
     this.logFile = own.logFile;
     this.emulatorDir = own.emulatorDir;
@@ -108,14 +111,12 @@ export class Layout {
   readonly cacheDir: string;
   /** TEMPLATE the per-guest profile is created from. */
   readonly template: string;
-  /** @deprecated the old name of `template`, until doctor/ reads `template`. */
-  get templatePath(): string {
-    return this.template;
-  }
   /** The parser's `--base`: tunables/, abstractions/, libvirt/. */
   readonly apparmorDir: string;
   /** The per-guest profiles and `.files` (`apparmorDir`/libvirt). */
   readonly profilesDir: string;
+  /** libvirt's abstraction as the parser's `--base` finds it for a template's `<abstractions/libvirt-qemu>`. */
+  readonly baseLibvirtAbstraction: string;
   /** Load into this directory instead of the kernel; "" = the kernel. */
   readonly subdomainfs: string;
   /** One line per hook call; "" = no log. */
@@ -157,6 +158,8 @@ export class Layout {
   // ---- What the installer installs (install/, doctor/) -------------------------------------------
 
   readonly installDir = INSTALL_DIR;
+  /** The system's AppArmor directory: the installer's files and libvirt's, whatever `apparmor_dir` says. */
+  readonly systemApparmorDir = SYSTEM_APPARMOR_DIR;
   /** The hook libvirt runs (hooks/qemu). */
   readonly launcher = `${INSTALL_DIR}/qemu-hook`;
   readonly bundle = `${INSTALL_DIR}/virt-aa-hook.cjs`;
@@ -177,6 +180,15 @@ export class Layout {
   /** systemd unit directory and our libvirtd drop-in. */
   readonly systemdUnitDir = "/etc/systemd/system";
   readonly libvirtdDropIn = `${this.systemdUnitDir}/libvirtd.service.d/virt-aa-hook.conf`;
+  /** systemd is running (this machine's, never mapped), and where its systemctl may be. */
+  readonly systemdRunDir = "/run/systemd/system";
+  readonly systemctls: readonly string[] = ["/usr/bin/systemctl", "/bin/systemctl"];
+  /** What uninstall works from, under the state directory: the manifest, backups, pristine copies. */
+  readonly installManifest = `${this.stateDir}/install-manifest`;
+  readonly installBackupDir = `${this.stateDir}/backup`;
+  readonly installPristineDir = `${this.stateDir}/pristine`;
+  /** What the hook makes at run time at its default places (not where a config moves them): removed by uninstall. */
+  readonly runtimeDirs: readonly string[] = [LOCATION_DEFAULTS.cacheDir, this.runDir];
 
   // ---- libvirt ---------------------------------------------------------------------------------
 
@@ -187,12 +199,18 @@ export class Layout {
   /** Where the installer puts the hook: the one `qemu` script, or ours in `qemu.d/` (libvirt ≥ 6.5). */
   readonly libvirtHookScript = `${this.libvirtHooksDir}/qemu`;
   readonly libvirtHookDropIn = `${this.libvirtHooksDir}/qemu.d/virt-aa-hook`;
+  /** libvirt < 6.5: a foreign `qemu` hook is moved here and run by our chain script. */
+  readonly libvirtChainedHook = `${this.libvirtHooksDir}/qemu.virt-aa-hook-chained`;
   /** Persistent domain definitions (`<name>.xml`). */
   readonly libvirtDomainsDir = `${this.libvirtConfigDir}/qemu`;
   /** Persistent storage pool definitions (`<pool>.xml`), read to resolve `<disk type='volume'>`. */
   readonly libvirtStorageDir = `${this.libvirtConfigDir}/storage`;
   /** The daemons that run the hook (monolithic and modular). */
   readonly libvirtDaemons: readonly string[] = ["/usr/sbin/libvirtd", "/usr/sbin/virtqemud"];
+  /** The daemons' pid files, first found wins (install --reload); /var/run is /run's old name. */
+  readonly libvirtdPidFile = "/run/libvirtd.pid";
+  readonly virtqemudPidFile = "/run/virtqemud.pid";
+  readonly libvirtdPidFiles: readonly string[] = [this.libvirtdPidFile, "/var/run/libvirtd.pid", this.virtqemudPidFile];
   /** virsh, for `adopt`. */
   readonly virsh = "/usr/bin/virsh";
   /** Live state: `<name>.xml` and `<name>.pid` of running guests, helper sockets below. */
@@ -201,6 +219,8 @@ export class Layout {
   readonly libvirtLogDir = "/var/log/libvirt/qemu";
   /** qemu.conf channel_target_dir: per-guest dirs for auto-named unix channel sockets. */
   readonly libvirtChannelTargetDir = `${this.libvirtLibDir}/channel/target`;
+  /** libvirt's shared NVRAM directory (every guest's `*_VARS.fd`). */
+  readonly libvirtNvramDir = `${this.libvirtLibDir}/nvram`;
   /** qemu.conf memory_backing_dir: per-guest dirs for file-backed guest RAM. */
   readonly libvirtMemoryBackingDir = `${this.libvirtLibDir}/ram`;
   /** qemu.conf swtpm_storage_dir, swtpm state dir, swtpm_log_dir (libvirt 9.0 defaults). */

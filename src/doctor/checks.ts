@@ -2,37 +2,21 @@
  * `virt-aa-hook doctor`: is this host set up so that guests really get confined? Each check looks
  * at one thing, says what it found, and when it is wrong, what to do about it. Every host file is
  * read through the layout (so `--root DIR` checks an installation under DIR); programs (the parser,
- * libvirtd) are this machine's. The paths, the libvirt version rule and the compile check are the
- * installer's own (src/install/), so the two never disagree about what an installation is.
+ * libvirtd) are this machine's. Every path comes from the layout the config makes (Layout.from;
+ * the default layout when the config cannot be read); the libvirt version rule and the compile
+ * check are the installer's own (src/install/), so the two never disagree about what an
+ * installation is.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { definedWithOurLabel, isActive } from "../adopted/defined.js";
 import { adoptionProblem, attachFacts } from "../attach/index.js";
-import { DEFAULT_CONFIG, DERIVED_TEMPLATE, loadConfig, type Config } from "../config.js";
+import { loadConfig, type Config } from "../config.js";
 import { compileFeatures, compileProfiles } from "../install/compile.js";
 import { deriveAbstraction, deriveTemplate } from "../install/derive.js";
 import { hasHookDirs, readSecurityDriver, securityDrivers } from "../install/host.js";
-import {
-  BUNDLE,
-  COMMAND,
-  DOMAINS_DIR,
-  HOOK_D_LINK,
-  HOOK_MAIN,
-  HOOK_PROFILE,
-  LAUNCHER,
-  LIBVIRT_ABSTRACTION,
-  LIBVIRT_TEMPLATE,
-  LIBVIRTD_DROPIN,
-  LIBVIRTD_LOCAL,
-  LIBVIRTD_PROFILE,
-  OUR_ABSTRACTION,
-  QEMU_CONF,
-  SYSTEMD_DIR,
-  WRAPPER,
-  WRAPPER_BIN,
-} from "../install/paths.js";
-import type { Layout } from "../layout.js";
+import { BEGIN_MARK } from "../install/plan.js";
+import { Layout } from "../layout.js";
 import { listStates } from "../store/state.js";
 import { runningGuests } from "./confinement.js";
 import { displayName, shellQuote } from "./display.js";
@@ -50,25 +34,29 @@ export interface Check {
 }
 
 export interface DoctorEnv {
+  /** The root's layout: runDoctor reads the config through it and checks with the layout the config makes. */
   layout: Layout;
   /** `libvirtd --version` → "9.0.0"; undefined when there is no libvirt (install/probes.ts). */
   libvirtVersion: () => Promise<string | undefined> | string | undefined;
 }
 
-export async function runDoctor(env: DoctorEnv): Promise<Check[]> {
-  const { layout } = env;
-  const host = (p: string) => layout.host(p);
-  const exists = (p: string) => fs.existsSync(host(p));
+export async function runDoctor(rootEnv: DoctorEnv): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (c: Check) => checks.push(c);
 
+  const base = rootEnv.layout;
   let config: Config | undefined;
   try {
-    config = loadConfig(layout);
-    add({ name: "config", status: "ok", detail: `${layout.configPath}: attach = ${config.attach}, mode = ${config.mode}` });
+    config = loadConfig(base);
+    add({ name: "config", status: "ok", detail: `${base.configPath}: attach = ${config.attach}, mode = ${config.mode}` });
   } catch (err) {
-    add({ name: "config", status: "fail", detail: (err as Error).message, fix: `correct ${layout.configPath}` });
+    add({ name: "config", status: "fail", detail: (err as Error).message, fix: `correct ${base.configPath}` });
   }
+  // Every check from here on: with the locations the config sets, or the defaults without one.
+  const layout = config ? Layout.from(base.root, config) : base;
+  const env: DoctorEnv = { ...rootEnv, layout };
+  const host = (p: string) => layout.host(p);
+  const exists = (p: string) => fs.existsSync(host(p));
 
   const kernelAa = exists(`${layout.securityfsDir}/profiles`);
   add(
@@ -82,7 +70,7 @@ export async function runDoctor(env: DoctorEnv): Promise<Check[]> {
         },
   );
 
-  const parser = config?.parser ?? DEFAULT_CONFIG.parser;
+  const parser = layout.parser;
   let parserOk = false;
   try {
     fs.accessSync(parser, fs.constants.X_OK);
@@ -97,34 +85,36 @@ export async function runDoctor(env: DoctorEnv): Promise<Check[]> {
   add(
     version
       ? { name: "libvirt", status: "ok", detail: `libvirt ${version}${hookDirs ? " (runs hooks in qemu.d/)" : " (one qemu hook only)"}` }
-      : { name: "libvirt", status: "fail", detail: "no /usr/sbin/libvirtd or /usr/sbin/virtqemud answers --version", fix: "apt install libvirt-daemon-system" },
+      : { name: "libvirt", status: "fail", detail: `no ${layout.libvirtDaemons.join(" or ")} answers --version`, fix: "apt install libvirt-daemon-system" },
   );
 
   // security_driver must match the attach mode: libvirt's own AppArmor driver and the wrapper
   // would both claim libvirt-<uuid>; a static seclabel needs that driver.
   if (config) {
-    const conf = exists(QEMU_CONF) ? fs.readFileSync(host(QEMU_CONF), "utf8") : "";
+    const qemuConf = layout.qemuConf;
+    const conf = exists(qemuConf) ? fs.readFileSync(host(qemuConf), "utf8") : "";
     const drivers = securityDrivers(conf);
     const effective = drivers ?? (kernelAa ? ["apparmor (auto-detected)"] : ["none (auto-detected)"]);
     const apparmor = effective.some((d) => d.startsWith("apparmor"));
-    const detail = `${QEMU_CONF}: security_driver = ${drivers ? JSON.stringify(drivers.length === 1 ? drivers[0] : drivers) : "unset"} → ${effective.join(", ")}`;
+    const detail = `${qemuConf}: security_driver = ${drivers ? JSON.stringify(drivers.length === 1 ? drivers[0] : drivers) : "unset"} → ${effective.join(", ")}`;
     if (config.attach === "seclabel" && !apparmor) {
-      add({ name: "security driver", status: "fail", detail, fix: `set security_driver = "apparmor" in ${QEMU_CONF}, or attach = "wrapper"` });
+      add({ name: "security driver", status: "fail", detail, fix: `set security_driver = "apparmor" in ${qemuConf}, or attach = "wrapper"` });
     } else if (config.attach === "wrapper" && apparmor) {
-      add({ name: "security driver", status: "fail", detail: `${detail}: libvirt's own AppArmor driver would confine QEMU before the wrapper runs`, fix: `set security_driver = "none" in ${QEMU_CONF}, or attach = "seclabel"` });
+      add({ name: "security driver", status: "fail", detail: `${detail}: libvirt's own AppArmor driver would confine QEMU before the wrapper runs`, fix: `set security_driver = "none" in ${qemuConf}, or attach = "seclabel"` });
     } else {
       add({ name: "security driver", status: "ok", detail });
     }
   }
 
   // The hook: where this libvirt looks, pointing at our launcher, launcher and bundle present.
-  const hookPath = hookDirs ? HOOK_D_LINK : HOOK_MAIN;
+  const hookPath = hookDirs ? layout.libvirtHookDropIn : layout.libvirtHookScript;
+  const launcher = layout.launcher;
   const problems: string[] = [];
   const hookLink = fs.lstatSync(host(hookPath), { throwIfNoEntry: false });
   if (!hookLink) problems.push(`${hookPath} missing`);
-  else if (hookLink.isSymbolicLink() && fs.readlinkSync(host(hookPath)) !== LAUNCHER) problems.push(`${hookPath} does not point at ${LAUNCHER}`);
-  else if (!hookLink.isSymbolicLink() && !fs.readFileSync(host(hookPath), "utf8").includes(LAUNCHER)) problems.push(`${hookPath} is not virt-aa-hook's`);
-  for (const [p, mode] of [[LAUNCHER, fs.constants.X_OK], [BUNDLE, fs.constants.R_OK], [COMMAND, fs.constants.X_OK]] as const) {
+  else if (hookLink.isSymbolicLink() && fs.readlinkSync(host(hookPath)) !== launcher) problems.push(`${hookPath} does not point at ${launcher}`);
+  else if (!hookLink.isSymbolicLink() && !fs.readFileSync(host(hookPath), "utf8").includes(launcher)) problems.push(`${hookPath} is not virt-aa-hook's`);
+  for (const [p, mode] of [[launcher, fs.constants.X_OK], [layout.bundle, fs.constants.R_OK], [layout.command, fs.constants.X_OK]] as const) {
     try {
       fs.accessSync(host(p), mode);
     } catch {
@@ -133,22 +123,23 @@ export async function runDoctor(env: DoctorEnv): Promise<Check[]> {
   }
   add(
     problems.length === 0
-      ? { name: "hook", status: "ok", detail: `${hookPath} → ${LAUNCHER}` }
+      ? { name: "hook", status: "ok", detail: `${hookPath} → ${launcher}` }
       : { name: "hook", status: "fail", detail: problems.join("; "), fix: "run install.sh, then reload libvirtd" },
   );
 
-  const localText = exists(LIBVIRTD_LOCAL) ? fs.readFileSync(host(LIBVIRTD_LOCAL), "utf8") : "";
+  const local = layout.libvirtdLocalProfile;
+  const localText = exists(local) ? fs.readFileSync(host(local), "utf8") : "";
   const aaProblems: string[] = [];
-  if (!exists(HOOK_PROFILE)) aaProblems.push(`${HOOK_PROFILE} missing`);
-  if (!localText.includes("# BEGIN virt-aa-hook")) aaProblems.push(`${LIBVIRTD_LOCAL} lacks the virt-aa-hook block (the hook would run inside libvirtd's profile)`);
+  if (!exists(layout.hookProfile)) aaProblems.push(`${layout.hookProfile} missing`);
+  if (!localText.includes(BEGIN_MARK)) aaProblems.push(`${local} lacks the virt-aa-hook block (the hook would run inside libvirtd's profile)`);
   add(
     aaProblems.length === 0
-      ? { name: "hook profile", status: "ok", detail: `${HOOK_PROFILE}, transition in ${LIBVIRTD_LOCAL}` }
+      ? { name: "hook profile", status: "ok", detail: `${layout.hookProfile}, transition in ${local}` }
       : { name: "hook profile", status: "fail", detail: aaProblems.join("; "), fix: "run install.sh" },
   );
 
-  const template = config?.template ?? layout.templatePath;
-  const abstraction = `${layout.apparmorDir}/abstractions/libvirt-qemu`;
+  const template = layout.template;
+  const abstraction = layout.baseLibvirtAbstraction;
   const missing = [template, abstraction].filter((p) => !exists(p));
   add(
     missing.length === 0
@@ -157,17 +148,18 @@ export async function runDoctor(env: DoctorEnv): Promise<Check[]> {
   );
 
   if (config?.attach === "wrapper") {
-    const bin = host(WRAPPER_BIN);
+    const { wrapper, wrapperDir } = layout;
+    const bin = host(wrapperDir);
     const links = fs.existsSync(bin) ? fs.readdirSync(bin).sort() : [];
-    const wrapperOk = exists(WRAPPER) && /^ALLOW_ENV_OVERRIDES=no$/m.test(fs.readFileSync(host(WRAPPER), "utf8"));
+    const wrapperOk = exists(wrapper) && /^ALLOW_ENV_OVERRIDES=no$/m.test(fs.readFileSync(host(wrapper), "utf8"));
     add(
       wrapperOk && links.length > 0
-        ? { name: "emulator wrapper", status: "ok", detail: `${WRAPPER_BIN}/{${links.join(",")}}` }
-        : { name: "emulator wrapper", status: "fail", detail: wrapperOk ? `no links in ${WRAPPER_BIN}` : `${WRAPPER} missing or not the installed copy`, fix: "run install.sh (after installing QEMU)" },
+        ? { name: "emulator wrapper", status: "ok", detail: `${wrapperDir}/{${links.join(",")}}` }
+        : { name: "emulator wrapper", status: "fail", detail: wrapperOk ? `no links in ${wrapperDir}` : `${wrapper} missing or not the installed copy`, fix: "run install.sh (after installing QEMU)" },
     );
   }
 
-  if (parserOk) checks.push(await compileCheck(env, parser, config ?? DEFAULT_CONFIG));
+  if (parserOk) checks.push(await compileCheck(env));
 
   if (config) {
     checks.push(attachCheck(env, config));
@@ -226,34 +218,35 @@ function nvramCheck(env: DoctorEnv, config: Config): Check {
       return undefined;
     }
   };
-  if (config.template !== DERIVED_TEMPLATE) {
+  const { derivedTemplate, libvirtAbstraction, libvirtTemplate, ourAbstraction } = layout;
+  if (layout.template !== derivedTemplate) {
     return {
       name,
       status: "fail",
-      detail: `template = ${config.template}, not ${DERIVED_TEMPLATE}: guests created from it may open each other's NVRAM in /var/lib/libvirt/qemu/nvram`,
-      fix: `run install.sh (it derives ${DERIVED_TEMPLATE}), and remove template = from ${layout.configPath}`,
+      detail: `template = ${layout.template}, not ${derivedTemplate}: guests created from it may open each other's NVRAM in ${layout.libvirtNvramDir}`,
+      fix: `run install.sh (it derives ${derivedTemplate}), and remove template = from ${layout.configPath}`,
     };
   }
   const problems: string[] = [];
-  const hostAbstraction = read(LIBVIRT_ABSTRACTION);
-  const hostTemplate = read(LIBVIRT_TEMPLATE);
-  if (hostAbstraction !== undefined && read(OUR_ABSTRACTION) !== deriveAbstraction(hostAbstraction, LIBVIRT_ABSTRACTION).text) {
-    problems.push(`${OUR_ABSTRACTION} is not what ${LIBVIRT_ABSTRACTION} gives now (libvirt upgraded, or edited)`);
+  const hostAbstraction = read(libvirtAbstraction);
+  const hostTemplate = read(libvirtTemplate);
+  if (hostAbstraction !== undefined && read(ourAbstraction) !== deriveAbstraction(hostAbstraction, libvirtAbstraction).text) {
+    problems.push(`${ourAbstraction} is not what ${libvirtAbstraction} gives now (libvirt upgraded, or edited)`);
   }
   if (hostTemplate !== undefined) {
     let want: string | undefined;
     try {
-      want = deriveTemplate(hostTemplate, LIBVIRT_TEMPLATE);
+      want = deriveTemplate(hostTemplate, libvirtTemplate);
     } catch (err) {
       problems.push((err as Error).message);
     }
-    if (want !== undefined && read(DERIVED_TEMPLATE) !== want) problems.push(`${DERIVED_TEMPLATE} is not what ${LIBVIRT_TEMPLATE} gives now`);
+    if (want !== undefined && read(derivedTemplate) !== want) problems.push(`${derivedTemplate} is not what ${libvirtTemplate} gives now`);
   }
   const shared = sharedNvramProfiles(layout);
   if (shared.length > 0) {
     problems.push(`per-guest profiles including <abstractions/libvirt-qemu> (made before, or by libvirt): ${shared.join(", ")}`);
   }
-  if (problems.length === 0) return { name, status: "ok", detail: `${DERIVED_TEMPLATE} includes ${OUR_ABSTRACTION}, in step with ${LIBVIRT_ABSTRACTION}` };
+  if (problems.length === 0) return { name, status: "ok", detail: `${derivedTemplate} includes ${ourAbstraction}, in step with ${libvirtAbstraction}` };
   return {
     name,
     status: "fail",
@@ -294,28 +287,39 @@ function keptCheck(env: DoctorEnv): Check {
 
 /** seclabel: the profiles must be loaded at boot before libvirtd reads the domains. */
 function bootCheck(env: DoctorEnv): Check {
-  if (fs.existsSync(env.layout.host(LIBVIRTD_DROPIN))) {
-    return { name: "loaded at boot", status: "ok", detail: `${LIBVIRTD_DROPIN} runs virt-aa-hook load-adopted before libvirtd` };
+  const { libvirtdDropIn, systemdUnitDir } = env.layout;
+  if (fs.existsSync(env.layout.host(libvirtdDropIn))) {
+    return { name: "loaded at boot", status: "ok", detail: `${libvirtdDropIn} runs virt-aa-hook load-adopted before libvirtd` };
   }
-  if (fs.existsSync(env.layout.host(SYSTEMD_DIR))) {
-    return { name: "loaded at boot", status: "fail", detail: `${LIBVIRTD_DROPIN} missing: after a reboot libvirtd drops adopted domains`, fix: "run install.sh again" };
+  if (fs.existsSync(env.layout.host(systemdUnitDir))) {
+    return { name: "loaded at boot", status: "fail", detail: `${libvirtdDropIn} missing: after a reboot libvirtd drops adopted domains`, fix: "run install.sh again" };
   }
   return { name: "loaded at boot", status: "warn", detail: "no systemd: run virt-aa-hook load-adopted at boot before libvirtd starts, or libvirtd drops adopted domains" };
 }
 
-/** The hook's profile, libvirtd's and every per-guest profile compile, as the installer checks them. */
-async function compileCheck(env: DoctorEnv, parser: string, config: Config): Promise<Check> {
-  const aa = env.layout.host(env.layout.apparmorDir);
-  const libvirtDir = path.join(aa, "libvirt");
-  const profiles = [HOOK_PROFILE, LIBVIRTD_PROFILE]
-    .filter((p) => fs.existsSync(env.layout.host(p)))
-    .map((p) => p.slice(env.layout.apparmorDir.length + 1));
-  if (fs.existsSync(libvirtDir)) {
-    for (const f of fs.readdirSync(libvirtDir).sort()) {
-      if (/^libvirt-[0-9a-f-]{36}$/.test(f)) profiles.push(`libvirt/${f}`);
+/**
+ * The hook's profile, libvirtd's and every per-guest profile compile, as the installer checks them:
+ * the first two with includes from the system's AppArmor directory (where they are installed), the
+ * per-guest ones from the configured `apparmor_dir`, as the hook compiles them.
+ */
+async function compileCheck(env: DoctorEnv): Promise<Check> {
+  const { layout } = env;
+  const features = compileFeatures(layout);
+  const system = [layout.hookProfile, layout.libvirtdProfile]
+    .filter((p) => fs.existsSync(layout.host(p)))
+    .map((p) => path.posix.relative(layout.systemApparmorDir, p));
+  const guests: string[] = [];
+  const profilesDir = layout.host(layout.profilesDir);
+  if (fs.existsSync(profilesDir)) {
+    for (const f of fs.readdirSync(profilesDir).sort()) {
+      if (/^libvirt-[0-9a-f-]{36}$/.test(f)) guests.push(path.posix.relative(layout.apparmorDir, `${layout.profilesDir}/${f}`));
     }
   }
-  const failed = await compileProfiles(parser, aa, profiles, compileFeatures(env.layout));
+  const failed = [
+    ...(await compileProfiles(layout.parser, layout.host(layout.systemApparmorDir), system, features)),
+    ...(await compileProfiles(layout.parser, layout.host(layout.apparmorDir), guests, features)),
+  ];
+  const profiles = [...system, ...guests];
   return failed.length === 0
     ? { name: "profiles compile", status: "ok", detail: `${profiles.length} profile(s): ${profiles.join(", ")}` }
     : { name: "profiles compile", status: "fail", detail: failed.map((f) => `${f.profile}: ${f.message}`).join("; "), fix: "fix the named files (per-guest profiles are yours to edit; .files are regenerated at the next start)" };
@@ -323,7 +327,7 @@ async function compileCheck(env: DoctorEnv, parser: string, config: Config): Pro
 
 function domainsCheck(env: DoctorEnv, config: Config): Check {
   if (config.attach === "none") return { name: "domains adopted", status: "skip", detail: 'attach = "none": no domain is adopted' };
-  const dir = env.layout.host(DOMAINS_DIR);
+  const dir = env.layout.host(env.layout.libvirtDomainsDir);
   const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".xml")).sort() : [];
   const bad: { name: string; why: string }[] = [];
   for (const f of files) {

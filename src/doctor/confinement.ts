@@ -31,7 +31,7 @@ export interface RunningGuest {
 
 /** The label of a process, or undefined when neither attr file can be read. */
 export function processLabel(layout: Layout, pid: number): string | undefined {
-  for (const attr of [`/proc/${pid}/attr/apparmor/current`, `/proc/${pid}/attr/current`]) {
+  for (const attr of layout.apparmorLabelFiles(pid)) {
     try {
       return fs.readFileSync(layout.host(attr), "utf8").replace(/\0/g, "").trim();
     } catch {
@@ -58,7 +58,7 @@ export function judge(label: string | undefined, uuid: string | undefined, manag
 export function runningGuests(layout: Layout): RunningGuest[] {
   let entries: string[];
   try {
-    entries = fs.readdirSync(layout.host("/run/libvirt/qemu"));
+    entries = fs.readdirSync(layout.host(layout.libvirtRunDir));
   } catch {
     return [];
   }

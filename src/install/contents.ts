@@ -5,11 +5,9 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { Config } from "../config.js";
 import type { Layout } from "../layout.js";
 import { deriveAbstraction, deriveTemplate, installedConfig } from "./derive.js";
 import { chooseAttach, readSecurityDriver } from "./host.js";
-import * as P from "./paths.js";
 import { Refusal, withoutOurBlock, type Put, type Wanted } from "./plan.js";
 
 /** The files of a source tree install reads (relative to --source). */
@@ -60,9 +58,8 @@ function rewriteOne(text: string, line: RegExp, by: string, what: string, file: 
 }
 
 export interface Host {
+  /** The layout the config in effect makes (the existing config, or the defaults): Layout.from. */
   layout: Layout;
-  /** The config in effect (the existing one, or the defaults). */
-  config: Config;
   /** The node the hook runs, as given, and its real path (what the hook's profile names). */
   node: string;
   nodeReal: string;
@@ -81,7 +78,7 @@ export function wantedFiles(src: Source, host: Host): Wanted {
   };
 
   let launcher = rewriteOne(text("launcher"), /^NODE=.*$/, `NODE=${host.node}`, "NODE= line to rewrite", file("launcher"));
-  launcher = rewriteOne(launcher, /^BUNDLE=.*$/, `BUNDLE=${P.BUNDLE}`, "BUNDLE= line to rewrite", file("launcher"));
+  launcher = rewriteOne(launcher, /^BUNDLE=.*$/, `BUNDLE=${layout.bundle}`, "BUNDLE= line to rewrite", file("launcher"));
   const wrapper = rewriteOne(text("wrapper"), /^ALLOW_ENV_OVERRIDES=yes$/, "ALLOW_ENV_OVERRIDES=no", "ALLOW_ENV_OVERRIDES=yes line", file("wrapper"));
   const profileText = text("hookProfile");
   if (!/^@\{virt_aa_hook_node\}=.*$/m.test(profileText)) throw new Refusal(`${file("hookProfile")}: no @{virt_aa_hook_node}= line to rewrite`);
@@ -89,64 +86,64 @@ export function wantedFiles(src: Source, host: Host): Wanted {
 
   // The command admins run, on PATH: node and the bundle by absolute path, like the hook launcher.
   const command =
-    "#!/bin/sh\n# virt-aa-hook command (installed by virt-aa-hook install.sh; uninstall.sh removes it).\n" + `exec ${host.node} ${P.BUNDLE} "$@"\n`;
+    "#!/bin/sh\n# virt-aa-hook command (installed by virt-aa-hook install.sh; uninstall.sh removes it).\n" + `exec ${host.node} ${layout.bundle} "$@"\n`;
   // libvirtd (systemd): load the profiles adopted domains' static labels name before libvirtd
   // reads their definitions, or it drops them (src/adopted/load.ts). "-": a failure must not stop libvirtd.
   const dropin =
     "# Installed by virt-aa-hook install.sh (uninstall.sh removes it). libvirt refuses a domain whose\n" +
     "# static AppArmor label names a profile that is not loaded: load them before libvirtd starts.\n" +
-    `[Unit]\nAfter=apparmor.service\n\n[Service]\nExecStartPre=-${P.COMMAND} load-adopted\n`;
+    `[Unit]\nAfter=apparmor.service\n\n[Service]\nExecStartPre=-${layout.command} load-adopted\n`;
 
   // Config (used only where none exists), abstraction and template derived from this host, or
   // from the fallbacks installed where the host has none.
   const choice = chooseAttach(readSecurityDriver(layout));
   const config = installedConfig(text("config"), choice);
-  const abstraction = deriveAbstraction(hostText(P.LIBVIRT_ABSTRACTION) ?? text("abstraction"), P.LIBVIRT_ABSTRACTION).text;
+  const abstraction = deriveAbstraction(hostText(layout.libvirtAbstraction) ?? text("abstraction"), layout.libvirtAbstraction).text;
   let template: string;
   try {
-    template = deriveTemplate(hostText(P.LIBVIRT_TEMPLATE) ?? text("template"), P.LIBVIRT_TEMPLATE);
+    template = deriveTemplate(hostText(layout.libvirtTemplate) ?? text("template"), layout.libvirtTemplate);
   } catch (err) {
     throw new Refusal(`cannot derive the config, abstraction and template for this host: ${(err as Error).message}`);
   }
 
   // local/usr.sbin.libvirtd with our block replaced (or appended), everything else as it was.
-  const localNow = layout.host(P.LIBVIRTD_LOCAL);
+  const localNow = layout.host(layout.libvirtdLocalProfile);
   const localStat = fs.statSync(localNow, { throwIfNoEntry: false });
   const localOld = localStat?.isFile() ? withoutOurBlock(fs.readFileSync(localNow, "utf8")) : "";
-  const local = put(P.LIBVIRTD_LOCAL, localOld + text("libvirtdLocal"), localStat?.isFile() ? localStat.mode & 0o7777 : 0o644);
+  const local = put(layout.libvirtdLocalProfile, localOld + text("libvirtdLocal"), localStat?.isFile() ? localStat.mode & 0o7777 : 0o644);
 
-  const emulatorDir = host.config.emulatorDir;
+  const emulatorDir = layout.emulatorDir;
   return {
     stateDir: layout.stateDir,
-    manifest: `${layout.stateDir}/${P.MANIFEST}`,
-    backupDir: `${layout.stateDir}/${P.BACKUP}`,
-    pristineDir: `${layout.stateDir}/${P.PRISTINE}`,
+    manifest: layout.installManifest,
+    backupDir: layout.installBackupDir,
+    pristineDir: layout.installPristineDir,
     lib: [
-      put(P.BUNDLE, src.read("bundle")),
+      put(layout.bundle, src.read("bundle")),
       // The V8 code caches made for this bundle (docs/performance.md; optional: without them, or
       // with a different node, the hook compiles the bundle as usual), and what it loads beside it.
-      ...src.companions.map((c) => put(`${P.LIB_DIR}/${c}`, fs.readFileSync(path.join(src.dir, "dist", c)))),
-      put(P.LAUNCHER, launcher, 0o755),
-      put(P.WRAPPER, wrapper, 0o755),
+      ...src.companions.map((c) => put(`${layout.installDir}/${c}`, fs.readFileSync(path.join(src.dir, "dist", c)))),
+      put(layout.launcher, launcher, 0o755),
+      put(layout.wrapper, wrapper, 0o755),
     ],
-    wrapperBin: P.WRAPPER_BIN,
+    wrapperBin: layout.wrapperDir,
     emulators: emulatorsIn(layout.host(emulatorDir)),
     emulatorDir,
     config: put(layout.configPath, config),
-    libvirtFallbacks: [put(P.LIBVIRT_TEMPLATE, src.read("template")), put(P.LIBVIRT_ABSTRACTION, src.read("abstraction"))],
-    derived: [put(P.OUR_ABSTRACTION, abstraction), put(P.OUR_TEMPLATE, template), put(P.COMMAND, command, 0o755)],
-    ...(fs.statSync(layout.host(P.SYSTEMD_DIR), { throwIfNoEntry: false })?.isDirectory() ? { dropin: put(P.LIBVIRTD_DROPIN, dropin) } : {}),
-    apparmor: [put(P.HOOK_PROFILE, hookProfile), local],
+    libvirtFallbacks: [put(layout.libvirtTemplate, src.read("template")), put(layout.libvirtAbstraction, src.read("abstraction"))],
+    derived: [put(layout.ourAbstraction, abstraction), put(layout.derivedTemplate, template), put(layout.command, command, 0o755)],
+    ...(fs.statSync(layout.host(layout.systemdUnitDir), { throwIfNoEntry: false })?.isDirectory() ? { dropin: put(layout.libvirtdDropIn, dropin) } : {}),
+    apparmor: [put(layout.hookProfile, hookProfile), local],
     hook: {
       dirs: host.hookDirs,
       libvirtVersion: host.libvirtVersion,
-      launcher: P.LAUNCHER,
-      dLink: P.HOOK_D_LINK,
-      main: P.HOOK_MAIN,
-      chained: P.CHAINED,
-      chain: Buffer.from(chainScript()),
+      launcher: layout.launcher,
+      dLink: layout.libvirtHookDropIn,
+      main: layout.libvirtHookScript,
+      chained: layout.libvirtChainedHook,
+      chain: Buffer.from(chainScript(layout)),
     },
-    command: { path: P.COMMAND, mark: /^# virt-aa-hook command/m },
+    command: { path: layout.command, mark: /^# virt-aa-hook command/m },
   };
 }
 
@@ -172,26 +169,26 @@ function emulatorsIn(dir: string): string[] {
 }
 
 /** libvirt < 6.5 runs one qemu hook only: a foreign one is kept running through this chain. */
-function chainScript(): string {
+function chainScript(layout: Layout): string {
   return `#!/bin/sh
 # virt-aa-hook chain (written by virt-aa-hook install.sh; uninstall.sh restores the original hook).
-# This libvirt runs only /etc/libvirt/hooks/qemu, so this runs the hook that was here before
-# (${P.CHAINED}) and then virt-aa-hook, with the same arguments and the same XML on stdin. For
+# This libvirt runs only ${layout.libvirtHookScript}, so this runs the hook that was here before
+# (${layout.libvirtChainedHook}) and then virt-aa-hook, with the same arguments and the same XML on stdin. For
 # migrate and restore, XML printed by the first is what the second gets, and the last XML printed
 # is what libvirt gets.
 set -eu
 tmp=$(/bin/mktemp)
 trap '/bin/rm -f "$tmp" "$tmp.out"' EXIT
 /bin/cat > "$tmp"
-${P.CHAINED} "$@" < "$tmp" > "$tmp.out"
+${layout.libvirtChainedHook} "$@" < "$tmp" > "$tmp.out"
 case \${2:-} in
     migrate|restore)
         if [ -s "$tmp.out" ]; then /bin/cat "$tmp.out" > "$tmp"; fi
-        ${P.LAUNCHER} "$@" < "$tmp" > "$tmp.out.2" || { rc=$?; /bin/rm -f "$tmp.out.2"; exit "$rc"; }
+        ${layout.launcher} "$@" < "$tmp" > "$tmp.out.2" || { rc=$?; /bin/rm -f "$tmp.out.2"; exit "$rc"; }
         if [ -s "$tmp.out.2" ]; then /bin/cat "$tmp.out.2"; else /bin/cat "$tmp.out"; fi
         /bin/rm -f "$tmp.out.2"
         ;;
-    *) ${P.LAUNCHER} "$@" < "$tmp" ;;
+    *) ${layout.launcher} "$@" < "$tmp" ;;
 esac
 `;
 }

@@ -6,7 +6,6 @@
 import fs from "node:fs";
 import type { AttachMode } from "../attach/index.js";
 import type { Layout } from "../layout.js";
-import { QEMU_CONF } from "./paths.js";
 
 /** `security_driver` from qemu.conf: the listed drivers, or undefined when not set (last assignment wins). */
 export function securityDrivers(text: string): string[] | undefined {
@@ -37,7 +36,7 @@ export interface SecurityDriverFacts {
 export function readSecurityDriver(layout: Layout): SecurityDriverFacts {
   let conf = "";
   try {
-    conf = fs.readFileSync(layout.host(QEMU_CONF), "utf8");
+    conf = fs.readFileSync(layout.host(layout.qemuConf), "utf8");
   } catch {
     // No qemu.conf: libvirt's defaults, i.e. unset.
   }
@@ -47,12 +46,12 @@ export function readSecurityDriver(layout: Layout): SecurityDriverFacts {
   let describe: string;
   if (configured === undefined) {
     effective = kernelAppArmor ? "apparmor" : "none";
-    describe = `${QEMU_CONF}: security_driver unset, kernel AppArmor ${kernelAppArmor ? "on" : "off"} → ${effective}`;
+    describe = `${layout.qemuConf}: security_driver unset, kernel AppArmor ${kernelAppArmor ? "on" : "off"} → ${effective}`;
   } else {
     if (configured.includes("apparmor")) effective = "apparmor";
     else if (configured.every((d) => d === "none")) effective = "none";
     else effective = "other";
-    describe = `${QEMU_CONF}: security_driver = ${JSON.stringify(configured.length === 1 ? configured[0] : configured)}`;
+    describe = `${layout.qemuConf}: security_driver = ${JSON.stringify(configured.length === 1 ? configured[0] : configured)}`;
   }
   return { configured, kernelAppArmor, effective, describe };
 }

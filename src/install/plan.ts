@@ -11,7 +11,10 @@
  *   moved A B       a foreign hook moved aside (moved back)
  */
 import path from "node:path";
-import { BEGIN_MARK, END_MARK } from "./paths.js";
+
+/** The marks around our block in libvirtd's local override. */
+export const BEGIN_MARK = "# BEGIN virt-aa-hook";
+export const END_MARK = "# END virt-aa-hook";
 
 /** What is at a host path, as lstat sees it; undefined when nothing is there. */
 export interface HostNode {
@@ -292,7 +295,7 @@ export interface UninstallPaths {
   libvirtdLocal: string;
   dropin: string;
   /** The hook's run-time directories (parser cache, locks): never in the manifest. */
-  runtimeDirs: string[];
+  runtimeDirs: readonly string[];
 }
 
 export interface UninstallPlan {

@@ -6,8 +6,6 @@
  * initialisers touch `process.stdin`, which turns a piped stdin non-blocking, and a command that
  * then reads its stdin (`explain -`) gets EAGAIN.
  */
-import { LIBVIRT_DAEMONS } from "./paths.js";
-
 /** The environment admin-side programs get: nothing inherited but a fixed PATH and C locale. */
 export const PROGRAM_ENV = { LC_ALL: "C", PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
 
@@ -40,9 +38,9 @@ export async function runProgram(program: string, args: readonly string[], opts:
   };
 }
 
-/** libvirt's version from `libvirtd --version` (or virtqemud's), e.g. "9.0.0"; undefined when neither answers. */
-export async function libvirtVersion(): Promise<string | undefined> {
-  for (const daemon of LIBVIRT_DAEMONS) {
+/** libvirt's version from `libvirtd --version` (or virtqemud's: Layout.libvirtDaemons), e.g. "9.0.0"; undefined when none answers. */
+export async function libvirtVersion(daemons: readonly string[]): Promise<string | undefined> {
+  for (const daemon of daemons) {
     const r = await runProgram(daemon, ["--version"], { timeoutMs: 30_000 });
     const m = r.exitCode === 0 ? /(\d+\.\d+\.\d+)/.exec(r.stdout) : null;
     if (m) return m[1];

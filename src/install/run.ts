@@ -9,14 +9,13 @@ import os from "node:os";
 import path from "node:path";
 import { detectEnvironment } from "../apparmor/environment.js";
 import { runParser, parserFailed, parserMessage } from "../apparmor/runner.js";
-import { ConfigError, DEFAULT_CONFIG, loadConfig, type Config } from "../config.js";
+import { ConfigError, loadConfig, type Config } from "../config.js";
 import { ExitError } from "../errors.js";
 import { Layout } from "../layout.js";
 import { applySteps, hostView } from "./apply.js";
 import { compileFeatures, compileProfiles } from "./compile.js";
 import { openSource, wantedFiles, type Source } from "./contents.js";
 import { hasHookDirs } from "./host.js";
-import * as P from "./paths.js";
 import { planInstall, planUninstall, Refusal, type Wanted } from "./plan.js";
 import { libvirtVersion, runProgram } from "./probes.js";
 
@@ -50,7 +49,7 @@ function voice(prog: string, write: (text: string) => void) {
   };
 }
 
-/** The root as a real directory path (a layout over it). */
+/** The root as a real directory path (its layout before the config is read: every location at its default). */
 function rootLayout(root: string, die: (why: string) => never): Layout {
   if (!root.startsWith("/")) die(`--root ${root}: must be an absolute path`);
   if (!fs.statSync(root, { throwIfNoEntry: false })?.isDirectory()) die(`--root ${root}: not a directory`);
@@ -67,9 +66,10 @@ function refusing<T>(die: (why: string) => never, decide: () => T): T {
   }
 }
 
-function configOf(layout: Layout, die: (why: string) => never): Config {
+/** The layout the root's config makes (Layout.from): every location where the config puts it. */
+function configuredLayout(base: Layout, die: (why: string) => never): Layout {
   try {
-    return loadConfig(layout);
+    return Layout.from(base.root, loadConfig(base));
   } catch (err) {
     if (err instanceof ConfigError) die(err.message);
     throw err;
@@ -77,26 +77,27 @@ function configOf(layout: Layout, die: (why: string) => never): Config {
 }
 
 /** This host's kernel has AppArmor and the parser is there: profiles can be (un)loaded. */
-function canLoad(layout: Layout, config: Config): boolean {
+function canLoad(layout: Layout): boolean {
   const env = detectEnvironment(layout);
   return layout.isRealRoot && env.kernelEnabled && env.parserPresent;
 }
 
 /** libvirtd's pid from its pid file under the root, for --reload; refused before anything changes. */
 function libvirtdPid(layout: Layout, die: (why: string) => never): number {
-  for (const pf of P.LIBVIRTD_PIDFILES) {
+  for (const pf of layout.libvirtdPidFiles) {
     const real = layout.host(pf);
     if (!fs.statSync(real, { throwIfNoEntry: false })?.isFile()) continue;
     const first = fs.readFileSync(real, "utf8").split("\n")[0] ?? "";
     if (/^[0-9]+$/.test(first)) return Number(first);
     break;
   }
-  return die("cannot reload libvirtd: no usable pidfile (/run/libvirtd.pid, /run/virtqemud.pid)");
+  return die(`cannot reload libvirtd: no usable pidfile (${layout.libvirtdPidFile}, ${layout.virtqemudPidFile})`);
 }
 
-async function daemonReload(say: Out, warning: string): Promise<void> {
-  if (!fs.existsSync("/run/systemd/system")) return;
-  for (const systemctl of ["/usr/bin/systemctl", "/bin/systemctl"]) {
+/** systemd on this machine (only ever called for the real root). */
+async function daemonReload(layout: Layout, say: Out, warning: string): Promise<void> {
+  if (!fs.existsSync(layout.systemdRunDir)) return;
+  for (const systemctl of layout.systemctls) {
     const r = await runProgram(systemctl, ["daemon-reload"]);
     if (r.exitCode === 0) return;
     if (r.failure === undefined) break; // it ran and failed
@@ -105,12 +106,15 @@ async function daemonReload(say: Out, warning: string): Promise<void> {
 }
 
 /**
- * Compile, in a copy of the root's AppArmor directory with the new files in it, every AppArmor
- * file install would put in place: the hook's profile, libvirtd's (with our local override), a
- * guest profile from libvirt's template and one from ours. Nothing on the host is touched.
+ * Compile, in a copy of the root's system AppArmor directory (where install puts its files, and
+ * libvirt has its own) with the new files in it, every AppArmor file install would put in place:
+ * the hook's profile, libvirtd's (with our local override), a guest profile from libvirt's
+ * template and one from ours. Nothing on the host is touched. The parser and the feature set are
+ * the configured ones.
  */
-async function compileStaged(layout: Layout, config: Config, wanted: Wanted, src: Source): Promise<string | undefined> {
-  const aa = layout.host(layout.apparmorDir);
+async function compileStaged(layout: Layout, wanted: Wanted, src: Source): Promise<string | undefined> {
+  const dir = layout.systemApparmorDir;
+  const aa = layout.host(dir);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "virt-aa-hook-install."));
   try {
     const stage = path.join(work, "apparmor.d");
@@ -118,29 +122,32 @@ async function compileStaged(layout: Layout, config: Config, wanted: Wanted, src
     else fs.mkdirSync(stage);
     // A root without the base policy (a bare packaging root) borrows this host's to compile.
     for (const d of ["tunables", "abstractions", "abi"]) {
-      const hostDir = path.join(layout.apparmorDir, d);
+      const hostDir = path.join(dir, d);
       if (!fs.existsSync(path.join(stage, d)) && fs.statSync(hostDir, { throwIfNoEntry: false })?.isDirectory()) {
         fs.cpSync(hostDir, path.join(stage, d), { recursive: true, verbatimSymlinks: true });
       }
     }
-    const at = (hostPath: string) => path.join(stage, path.relative(layout.apparmorDir, hostPath));
+    const rel = (hostPath: string) => path.relative(dir, hostPath);
+    const at = (hostPath: string) => path.join(stage, rel(hostPath));
     for (const d of ["libvirt", "abstractions", "local"]) fs.mkdirSync(path.join(stage, d), { recursive: true });
     const put = (hostPath: string, content: string | Buffer, onlyIfAbsent = false) => {
       if (!(onlyIfAbsent && fs.existsSync(at(hostPath)))) fs.writeFileSync(at(hostPath), content);
     };
-    put(P.LIBVIRT_TEMPLATE, src.read("template"), true);
-    put(P.LIBVIRT_ABSTRACTION, src.read("abstraction"), true);
-    for (const f of [...wanted.derived, ...wanted.apparmor]) if (f.path.startsWith(`${layout.apparmorDir}/`)) put(f.path, f.content);
+    put(layout.libvirtTemplate, src.read("template"), true);
+    put(layout.libvirtAbstraction, src.read("abstraction"), true);
+    for (const f of [...wanted.derived, ...wanted.apparmor]) if (f.path.startsWith(`${dir}/`)) put(f.path, f.content);
     const guest = (template: string, uuid: string) => fs.readFileSync(at(template), "utf8").replace("LIBVIRT_TEMPLATE", `libvirt-${uuid}`);
-    put(`${layout.profilesDir}/virt-aa-hook-install-check`, guest(P.LIBVIRT_TEMPLATE, "00000000-0000-4000-8000-000000000000"));
-    put(`${layout.profilesDir}/virt-aa-hook-install-check-ours`, guest(P.OUR_TEMPLATE, "00000000-0000-4000-8000-000000000001"));
-    const rel = (hostPath: string) => path.relative(layout.apparmorDir, hostPath);
-    const profiles = [rel(P.HOOK_PROFILE), "libvirt/virt-aa-hook-install-check", "libvirt/virt-aa-hook-install-check-ours"];
-    if (fs.existsSync(at(P.LIBVIRTD_PROFILE))) profiles.push(rel(P.LIBVIRTD_PROFILE));
-    const failed = await compileProfiles(config.parser, stage, profiles, compileFeatures(layout));
+    const guestChecks = {
+      "libvirt/virt-aa-hook-install-check": guest(layout.libvirtTemplate, "00000000-0000-4000-8000-000000000000"),
+      "libvirt/virt-aa-hook-install-check-ours": guest(layout.derivedTemplate, "00000000-0000-4000-8000-000000000001"),
+    };
+    for (const [name, text] of Object.entries(guestChecks)) fs.writeFileSync(path.join(stage, name), text);
+    const profiles = [rel(layout.hookProfile), ...Object.keys(guestChecks)];
+    if (fs.existsSync(at(layout.libvirtdProfile))) profiles.push(rel(layout.libvirtdProfile));
+    const failed = await compileProfiles(layout.parser, stage, profiles, compileFeatures(layout));
     const first = failed[0];
     // Name the files the admin knows, not the staging directory.
-    return first && `AppArmor policy would not compile (${first.profile}): ${first.message.split(stage).join(layout.apparmorDir)}`;
+    return first && `AppArmor policy would not compile (${first.profile}): ${first.message.split(stage).join(dir)}`;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -148,9 +155,9 @@ async function compileStaged(layout: Layout, config: Config, wanted: Wanted, src
 
 export async function runInstall(opts: InstallOptions, write: (text: string) => void): Promise<void> {
   const { say, die } = voice("virt-aa-hook install", write);
-  const layout = rootLayout(opts.root, die);
+  const base = rootLayout(opts.root, die);
   // adopt talks to the running libvirtd (virsh): it has no meaning for a root other than this host's.
-  if (opts.adoptAll && !layout.isRealRoot) die("--adopt-all adopts this host's domains through virsh: not with --root");
+  if (opts.adoptAll && !base.isRealRoot) die("--adopt-all adopts this host's domains through virsh: not with --root");
   const src = refusing(die, () => openSource(opts.source));
   // Node: an absolute path without characters that need quoting in sh or AppArmor.
   if (!opts.node.startsWith("/")) die(`--node ${opts.node}: must be an absolute path`);
@@ -158,29 +165,33 @@ export async function runInstall(opts: InstallOptions, write: (text: string) => 
   const nodeReal = fs.realpathSync(opts.node);
   if (/[^A-Za-z0-9/._+-]/.test(nodeReal)) die(`${nodeReal} (real path of ${opts.node}): has characters AppArmor rules cannot carry`);
 
-  const version = opts.libvirtVersion ?? (await libvirtVersion()) ?? die("cannot detect the libvirt version (no /usr/sbin/libvirtd or virtqemud): pass --libvirt-version");
+  const [daemon, otherDaemon] = base.libvirtDaemons;
+  const version =
+    opts.libvirtVersion ??
+    (await libvirtVersion(base.libvirtDaemons)) ??
+    die(`cannot detect the libvirt version (no ${daemon} or ${path.basename(otherDaemon!)}): pass --libvirt-version`);
   if (!/^[0-9]+\.[0-9]+/.test(version)) die(`--libvirt-version ${version}: expected X.Y or X.Y.Z`);
-  const config = configOf(layout, die);
+  const layout = configuredLayout(base, die);
 
-  const wanted = refusing(die, () => wantedFiles(src, { layout, config, node: opts.node, nodeReal, libvirtVersion: version, hookDirs: hasHookDirs(version) }));
+  const wanted = refusing(die, () => wantedFiles(src, { layout, node: opts.node, nodeReal, libvirtVersion: version, hookDirs: hasHookDirs(version) }));
   const plan = refusing(die, () => planInstall(hostView(layout), wanted));
   const pid = opts.reload ? libvirtdPid(layout, die) : undefined;
 
   // Compile before touching anything.
   if (detectEnvironment(layout).parserPresent) {
-    const failure = await compileStaged(layout, config, wanted, src);
+    const failure = await compileStaged(layout, wanted, src);
     if (failure) die(failure);
   } else {
-    say(`warning: ${config.parser} not found: AppArmor files installed without a compile check`);
+    say(`warning: ${layout.parser} not found: AppArmor files installed without a compile check`);
   }
 
   applySteps(layout, plan.steps, { dryRun: opts.dryRun, manifest: wanted.manifest, out: say });
 
   const real = layout.isRealRoot && !opts.dryRun;
   if (real && plan.changed) {
-    if (canLoad(layout, config)) {
-      for (const profile of [P.HOOK_PROFILE, ...(fs.existsSync(P.LIBVIRTD_PROFILE) ? [P.LIBVIRTD_PROFILE] : [])]) {
-        const r = await runParser(config.parser, ["-r", profile]);
+    if (canLoad(layout)) {
+      for (const profile of [layout.hookProfile, ...(fs.existsSync(layout.libvirtdProfile) ? [layout.libvirtdProfile] : [])]) {
+        const r = await runParser(layout.parser, ["-r", profile]);
         if (parserFailed(r)) die(`cannot load ${profile}: ${parserMessage(r)}`);
       }
       say("loaded the virt-aa-hook profile and reloaded libvirtd's");
@@ -189,7 +200,7 @@ export async function runInstall(opts: InstallOptions, write: (text: string) => 
     }
   }
   if (real && plan.dropinChanged) {
-    await daemonReload(say, `warning: systemctl daemon-reload failed: libvirtd.service reads ${P.LIBVIRTD_DROPIN} at its next reload`);
+    await daemonReload(layout, say, `warning: systemctl daemon-reload failed: libvirtd.service reads ${layout.libvirtdDropIn} at its next reload`);
   }
   if (pid !== undefined) {
     if (opts.dryRun) say(`would send SIGHUP to libvirtd (pid ${pid})`);
@@ -198,13 +209,13 @@ export async function runInstall(opts: InstallOptions, write: (text: string) => 
       say(`sent SIGHUP to libvirtd (pid ${pid}): it now runs the hook`);
     }
   } else if (plan.changed) {
-    say("reload libvirtd so it finds the hook: systemctl reload libvirtd, or kill -HUP $(cat /run/libvirtd.pid)");
+    say(`reload libvirtd so it finds the hook: systemctl reload libvirtd, or kill -HUP $(cat ${layout.libvirtdPidFile})`);
   }
   if (opts.adoptAll) {
-    if (opts.dryRun) say(`would run: ${P.COMMAND} adopt --all`);
+    if (opts.dryRun) say(`would run: ${layout.command} adopt --all`);
     else {
-      say(`running: ${P.COMMAND} adopt --all`);
-      const r = await runProgram(P.COMMAND, ["adopt", "--all"], { inherit: true });
+      say(`running: ${layout.command} adopt --all`);
+      const r = await runProgram(layout.command, ["adopt", "--all"], { inherit: true });
       if (r.exitCode !== 0) die("virt-aa-hook adopt --all failed for the domains named above (the others are adopted)");
     }
   }
@@ -215,7 +226,9 @@ export async function runInstall(opts: InstallOptions, write: (text: string) => 
   }
   try {
     const { summaryLines } = await import("./summary.js");
-    for (const line of summaryLines(layout, loadConfig(layout), { configWritten: plan.configWritten })) say(line);
+    // The config as installed (install may have just written it), and the layout it makes.
+    const installed = loadConfig(base);
+    for (const line of summaryLines(Layout.from(base.root, installed), installed, { configWritten: plan.configWritten })) say(line);
   } catch {
     say("warning: cannot tell what is confined: run virt-aa-hook doctor");
   }
@@ -232,7 +245,7 @@ function signalHup(pid: number, die: (why: string) => never): void {
 
 /** Domain definitions whose text contains `needle`, by name (file name without .xml). */
 function domainsWith(layout: Layout, needle: string): string[] {
-  const dir = layout.host(P.DOMAINS_DIR);
+  const dir = layout.host(layout.libvirtDomainsDir);
   let files: string[];
   try {
     files = fs.readdirSync(dir).filter((f) => f.endsWith(".xml")).sort();
@@ -244,42 +257,45 @@ function domainsWith(layout: Layout, needle: string): string[] {
 
 export async function runUninstall(opts: UninstallOptions, write: (text: string) => void): Promise<void> {
   const { say, die } = voice("virt-aa-hook uninstall", write);
-  const layout = rootLayout(opts.root, die);
-  const manifest = `${layout.stateDir}/${P.MANIFEST}`;
-  if (!fs.existsSync(layout.host(manifest))) die(`${manifest}: not found: virt-aa-hook was not installed by install.sh here`);
+  const base = rootLayout(opts.root, die);
+  const manifest = base.installManifest;
+  if (!fs.existsSync(base.host(manifest))) die(`${manifest}: not found: virt-aa-hook was not installed by install.sh here`);
 
   if (!opts.force) {
     // A guest whose <emulator> is the wrapper would no longer start.
-    const wrapped = domainsWith(layout, `<emulator>${P.WRAPPER_BIN}/`);
+    const wrapped = domainsWith(base, `<emulator>${base.wrapperDir}/`);
     if (wrapped.length > 0) {
       die(`guests still use the emulator wrapper (${wrapped.map((n) => `${n} `).join("")}): run 'virt-aa-hook adopt --all --undo' first, or pass --force`);
     }
     // A guest with our static label: libvirt refuses it once nothing loads its profile at boot.
-    const labelled = domainsWith(layout, "<seclabel type='static' model='apparmor' relabel='no'>");
+    const labelled = domainsWith(base, "<seclabel type='static' model='apparmor' relabel='no'>");
     if (labelled.length > 0) {
       die(`guests still carry virt-aa-hook's static AppArmor label (${labelled.map((n) => `${n} `).join("")}): run 'virt-aa-hook adopt --all --undo' first, or pass --force`);
     }
   }
   const plan = refusing(die, () =>
-    planUninstall(hostView(layout), {
-      stateDir: layout.stateDir,
+    planUninstall(hostView(base), {
+      stateDir: base.stateDir,
       manifest,
-      backupDir: `${layout.stateDir}/${P.BACKUP}`,
-      pristineDir: `${layout.stateDir}/${P.PRISTINE}`,
-      libvirtdLocal: P.LIBVIRTD_LOCAL,
-      dropin: P.LIBVIRTD_DROPIN,
-      runtimeDirs: [layout.cacheDir, path.dirname(layout.lockDir)],
+      backupDir: base.installBackupDir,
+      pristineDir: base.installPristineDir,
+      libvirtdLocal: base.libvirtdLocalProfile,
+      dropin: base.libvirtdDropIn,
+      runtimeDirs: base.runtimeDirs,
     }),
   );
-  const pid = opts.reload ? libvirtdPid(layout, die) : undefined;
+  const pid = opts.reload ? libvirtdPid(base, die) : undefined;
 
+  // The configured layout; without a readable config, the defaults (load-adopted says so below).
   let config: Config | undefined;
+  let layout = base;
   try {
-    config = loadConfig(layout);
+    config = loadConfig(base);
+    layout = Layout.from(base.root, config);
   } catch {
-    // load-adopted says so below; (un)loading uses the default parser
+    // keep the default layout
   }
-  if (!opts.dryRun && fs.existsSync(layout.host(P.BUNDLE))) {
+  if (!opts.dryRun && fs.existsSync(layout.host(layout.bundle))) {
     // Profiles release kept loaded for adopted domains: released now that no domain is adopted
     // (as load-adopted does for domains no longer defined with our label). Running guests keep theirs.
     try {
@@ -288,23 +304,22 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
       const r = await loadAdopted(layout, config, say, { releaseOnly: true });
       if (r.failed.length > 0) throw new Error("failed");
     } catch {
-      say("warning: virt-aa-hook load-adopted failed: kept profiles may be left in /etc/apparmor.d/libvirt");
+      say(`warning: virt-aa-hook load-adopted failed: kept profiles may be left in ${layout.profilesDir}`);
     }
   }
   // Unload our profile while its file is still there (only on this host, only with AppArmor).
   const real = layout.isRealRoot && !opts.dryRun;
-  const parser = (config ?? DEFAULT_CONFIG).parser;
-  const loading = real && canLoad(layout, config ?? DEFAULT_CONFIG);
-  if (loading && fs.existsSync(P.HOOK_PROFILE)) {
-    if (parserFailed(await runParser(parser, ["-R", P.HOOK_PROFILE]))) say(`warning: cannot unload ${P.HOOK_PROFILE}`);
+  const loading = real && canLoad(layout);
+  if (loading && fs.existsSync(layout.hookProfile)) {
+    if (parserFailed(await runParser(layout.parser, ["-R", layout.hookProfile]))) say(`warning: cannot unload ${layout.hookProfile}`);
   }
 
   applySteps(layout, plan.steps, { dryRun: opts.dryRun, manifest, out: say });
 
-  if (loading && fs.existsSync(P.LIBVIRTD_PROFILE)) {
-    if (parserFailed(await runParser(parser, ["-r", P.LIBVIRTD_PROFILE]))) say("warning: cannot reload libvirtd's profile");
+  if (loading && fs.existsSync(layout.libvirtdProfile)) {
+    if (parserFailed(await runParser(layout.parser, ["-r", layout.libvirtdProfile]))) say("warning: cannot reload libvirtd's profile");
   }
-  if (real && plan.dropinRemoved) await daemonReload(say, "warning: systemctl daemon-reload failed");
+  if (real && plan.dropinRemoved) await daemonReload(layout, say, "warning: systemctl daemon-reload failed");
   if (pid !== undefined) {
     if (opts.dryRun) say(`would send SIGHUP to libvirtd (pid ${pid})`);
     else {
@@ -312,8 +327,8 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
       say(`sent SIGHUP to libvirtd (pid ${pid})`);
     }
   } else {
-    say("reload libvirtd so it forgets the hook: systemctl reload libvirtd, or kill -HUP $(cat /run/libvirtd.pid)");
+    say(`reload libvirtd so it forgets the hook: systemctl reload libvirtd, or kill -HUP $(cat ${layout.libvirtdPidFile})`);
   }
-  say("per-guest profiles in /etc/apparmor.d/libvirt/ were left in place");
+  say(`per-guest profiles in ${layout.profilesDir}/ were left in place`);
   say(opts.dryRun ? "dry run: nothing was changed" : "done");
 }

@@ -5,13 +5,13 @@
 import fs from "node:fs";
 import { listDefined } from "../adopted/defined.js";
 import { adoptionProblem, attachFacts } from "../attach/index.js";
-import { DERIVED_TEMPLATE, type Config } from "../config.js";
+import type { Config } from "../config.js";
 import { runningGuests } from "../doctor/confinement.js";
 import { displayName, shellQuote } from "../doctor/display.js";
 import type { Layout } from "../layout.js";
 import { chooseAttach, readSecurityDriver } from "./host.js";
-import { LIBVIRTD_DROPIN } from "./paths.js";
 
+/** `layout`: the one `config` makes (Layout.from). */
 export function summaryLines(layout: Layout, config: Config, opts: { configWritten: boolean }): string[] {
   const lines: string[] = [];
   const driver = readSecurityDriver(layout);
@@ -22,7 +22,7 @@ export function summaryLines(layout: Layout, config: Config, opts: { configWritt
   else lines.push(`${conf} (kept as it was)`);
 
   if (!driver.kernelAppArmor) {
-    lines.push("NOT confined: this kernel has no AppArmor (/sys/module/apparmor/parameters/enabled): no guest is confined until the host boots with AppArmor");
+    lines.push(`NOT confined: this kernel has no AppArmor (${layout.apparmorEnabledFile}): no guest is confined until the host boots with AppArmor`);
   }
   if (config.attach === "none") {
     lines.push(
@@ -62,14 +62,14 @@ export function summaryLines(layout: Layout, config: Config, opts: { configWritt
   }
 
   lines.push(
-    config.template === DERIVED_TEMPLATE
-      ? `NVRAM: profiles created from ${DERIVED_TEMPLATE} let each guest open only its own NVRAM`
-      : `NVRAM: template = ${config.template} (not ${DERIVED_TEMPLATE}): guests may open each other's NVRAM in /var/lib/libvirt/qemu/nvram`,
+    layout.template === layout.derivedTemplate
+      ? `NVRAM: profiles created from ${layout.derivedTemplate} let each guest open only its own NVRAM`
+      : `NVRAM: template = ${layout.template} (not ${layout.derivedTemplate}): guests may open each other's NVRAM in ${layout.libvirtNvramDir}`,
   );
   if (config.attach === "seclabel") {
     lines.push(
-      fs.existsSync(layout.host(LIBVIRTD_DROPIN))
-        ? `at boot: libvirtd.service runs virt-aa-hook load-adopted first (${LIBVIRTD_DROPIN})`
+      fs.existsSync(layout.host(layout.libvirtdDropIn))
+        ? `at boot: libvirtd.service runs virt-aa-hook load-adopted first (${layout.libvirtdDropIn})`
         : "at boot: no systemd drop-in: run virt-aa-hook load-adopted before libvirtd starts, or libvirt drops adopted domains",
     );
   }

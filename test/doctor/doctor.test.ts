@@ -90,6 +90,55 @@ describe("doctor", () => {
     expect(c.detail).toMatch(new RegExp(`^libvirt/libvirt-${UUID}: AppArmor parser error`));
   });
 
+  it("checks where the config puts apparmor_dir: the template's abstraction and the per-guest profiles there, ours where installed", async () => {
+    write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'mode = "enforce"\nattach = "wrapper"\napparmor_dir = "/srv/aa"\n');
+    let c = byName(await doctor());
+    expect(c["template and abstraction"]).toEqual({
+      name: "template and abstraction",
+      status: "fail",
+      detail: "/srv/aa/abstractions/libvirt-qemu missing",
+      fix: "run install.sh (it provides them where the host has none)",
+    });
+    // The hook's and libvirtd's profiles stay where install put them; no per-guest profile in /srv/aa yet.
+    expect(c["profiles compile"]!.detail).toBe("2 profile(s): usr.lib.virt-aa-hook.qemu-hook, usr.sbin.libvirtd");
+
+    fs.cpSync(path.join(root, "etc/apparmor.d"), path.join(root, "srv/aa"), { recursive: true, verbatimSymlinks: true });
+    fs.appendFileSync(path.join(root, `etc/apparmor.d/libvirt/libvirt-${UUID}`), "bogus\n"); // not the configured one: not checked
+    c = byName(await doctor());
+    expect(c["template and abstraction"]!.status).toBe("ok");
+    expect(c["profiles compile"]).toEqual({
+      name: "profiles compile",
+      status: "ok",
+      detail: `3 profile(s): usr.lib.virt-aa-hook.qemu-hook, usr.sbin.libvirtd, libvirt/libvirt-${UUID}`,
+    });
+
+    fs.appendFileSync(path.join(root, `srv/aa/libvirt/libvirt-${UUID}`), "bogus\n");
+    c = byName(await doctor());
+    expect(c["profiles compile"]!.status).toBe("fail");
+    expect(c["profiles compile"]!.detail).toMatch(new RegExp(`^libvirt/libvirt-${UUID}: AppArmor parser error`));
+  });
+
+  it("runs the parser the config names, and says when it is not there", async () => {
+    const calls = path.join(root, "parser-calls");
+    const parser = path.join(src, "apparmor_parser");
+    write(parser, `#!/bin/sh\necho "$@" >> ${calls}\nexec /usr/sbin/apparmor_parser "$@"\n`, 0o755);
+    write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), `mode = "enforce"\nattach = "wrapper"\nparser = "${parser}"\n`);
+    const c = byName(await doctor());
+    expect(c["apparmor_parser"]).toEqual({ name: "apparmor_parser", status: "ok", detail: parser });
+    expect(c["profiles compile"]!.status).toBe("ok");
+    expect(fs.readFileSync(calls, "utf8").split("\n").filter((l) => l.startsWith("-QK")).length).toBe(3);
+
+    write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'mode = "enforce"\nattach = "wrapper"\nparser = "/nonexistent/apparmor_parser"\n');
+    const missing = await doctor();
+    expect(c0(missing, "apparmor_parser")).toEqual({
+      name: "apparmor_parser",
+      status: "fail",
+      detail: "/nonexistent/apparmor_parser: not found or not executable",
+      fix: "apt install apparmor",
+    });
+    expect(missing.some((x) => x.name === "profiles compile")).toBe(false);
+  });
+
   it("catches the wrong security driver for the attach mode", async () => {
     write(path.join(root, "etc/libvirt/qemu.conf"), 'security_driver = [ "apparmor", "dac" ]\n');
     expect(byName((await doctor()))["security driver"]).toEqual({
@@ -126,7 +175,7 @@ describe("doctor", () => {
   });
 
   it("reads libvirt's version and qemu.conf's security_driver", async () => {
-    expect(await libvirtVersion()).toBe("9.0.0");
+    expect(await libvirtVersion(new Layout("/").libvirtDaemons)).toBe("9.0.0");
     expect(securityDrivers('#security_driver = "selinux"\n')).toBeUndefined();
     expect(securityDrivers('security_driver = "none"\n')).toEqual(["none"]);
     expect(securityDrivers('security_driver="a"\nsecurity_driver = [ "apparmor" ]\n')).toEqual(["apparmor"]);

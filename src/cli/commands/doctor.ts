@@ -10,7 +10,8 @@ export function doctorCommand(): CommandModule<{ root: string }, { root: string 
     describe: "Check the installation and the host, and print what to fix",
     handler: async (args) => {
       const { libvirtVersion } = await import("../../install/probes.js");
-      const checks = await runDoctor({ layout: new Layout(args.root), libvirtVersion });
+      const layout = new Layout(args.root);
+      const checks = await runDoctor({ layout, libvirtVersion: () => libvirtVersion(layout.libvirtDaemons) });
       process.stdout.write(formatReport(checks));
       if (checks.some((c) => c.status === "fail")) throw new ExitError(1);
     },
