@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { DERIVED_TEMPLATE, LOCATION_DEFAULTS, Layout } from "./layout.js";
+import { LOCATION_DEFAULTS, Layout } from "./layout.js";
 import { HostError } from "./errors.js";
 
 /**
@@ -171,10 +171,8 @@ export function parseConfig(text: string, file: string): Config {
   return cfg;
 }
 
-export { DERIVED_TEMPLATE };
-
 /**
- * The template the installer derives (layout.ts: DERIVED_TEMPLATE), when it exists and the config
+ * The template the installer derives (`layout.derivedTemplate`), when it exists and the config
  * names no `template`, is the default: an installed host confines NVRAM per guest without a
  * config edit.
  */

@@ -5,7 +5,7 @@
  * pid file naming a live process).
  */
 import fs from "node:fs";
-import { adoptionProblem, attachFacts } from "../attach/index.js";
+import { attachFacts, hasOurStaticLabel } from "../attach/index.js";
 import { isFileNameComponent } from "../names.js";
 import type { Layout } from "../layout.js";
 
@@ -36,7 +36,7 @@ function readSmall(file: string): string | undefined {
 export function carriesOurLabel(xml: string): { uuid: string; name: string } | undefined {
   try {
     const facts = attachFacts(xml);
-    return adoptionProblem(facts, { attach: "seclabel" }) === undefined ? { uuid: facts.uuid, name: facts.name } : undefined;
+    return hasOurStaticLabel(facts) ? { uuid: facts.uuid, name: facts.name } : undefined;
   } catch {
     return undefined;
   }
@@ -54,7 +54,7 @@ export function definedDomain(layout: Layout, name: string): DefinedDomain | und
   } catch {
     return undefined;
   }
-  const ourLabel = adoptionProblem(facts, { attach: "seclabel" }) === undefined;
+  const ourLabel = hasOurStaticLabel(facts);
   return { name: facts.name, uuid: facts.uuid, file, xml, ourLabel };
 }
 

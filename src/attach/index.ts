@@ -25,13 +25,6 @@ export interface AttachPaths {
   emulatorDir: string;
 }
 
-export interface AttachConfig extends Partial<AttachPaths> {
-  attach: AttachMode;
-}
-
-export const DEFAULT_WRAPPER_DIR = "/usr/lib/virt-aa-hook/bin";
-export const DEFAULT_EMULATOR_DIR = "/usr/bin";
-
 /** Names the wrapper agrees to stand in for (same rule as hooks/qemu-wrapper). */
 export const EMULATOR_NAME = /^(qemu-system-[a-z0-9][a-z0-9_.-]*|qemu-kvm|kvm)$/;
 
@@ -41,13 +34,6 @@ export class AttachError extends Error {
     super(message);
     this.name = "AttachError";
   }
-}
-
-function pathsOf(config: AttachConfig): AttachPaths {
-  return {
-    wrapperDir: config.wrapperDir ?? DEFAULT_WRAPPER_DIR,
-    emulatorDir: config.emulatorDir ?? DEFAULT_EMULATOR_DIR,
-  };
 }
 
 export function profileLabel(uuid: string): string {
@@ -286,10 +272,12 @@ export function undoXml(xml: string, paths: AttachPaths): string {
   return applyEdits(xml, undoEdits(p, paths));
 }
 
-/** Why the parsed domain is not adopted for the configured mode; undefined when it is. */
-export function adoptionProblem(domain: Pick<Domain, "uuid" | "emulator" | "seclabels">, config: AttachConfig): string | undefined {
-  const paths = pathsOf(config);
-  switch (config.attach) {
+/**
+ * Why the parsed domain is not adopted for `attach`; undefined when it is. `paths`: where the
+ * wrapper is (Layout has both members).
+ */
+export function adoptionProblem(domain: Pick<Domain, "uuid" | "emulator" | "seclabels">, attach: AttachMode, paths: AttachPaths): string | undefined {
+  switch (attach) {
     case "none":
       return undefined;
     case "wrapper": {
@@ -300,14 +288,15 @@ export function adoptionProblem(domain: Pick<Domain, "uuid" | "emulator" | "secl
       }
       return undefined;
     }
-    case "seclabel": {
-      const label = profileLabel(domain.uuid);
-      const ok = domain.seclabels.some(
-        (s) => s.type === "static" && s.model === "apparmor" && s.relabel === false && s.label === label,
-      );
-      return ok ? undefined : `no <seclabel type='static' model='apparmor' relabel='no'><label>${label}</label>`;
-    }
+    case "seclabel":
+      return hasOurStaticLabel(domain) ? undefined : `no <seclabel type='static' model='apparmor' relabel='no'><label>${profileLabel(domain.uuid)}</label>`;
   }
+}
+
+/** The domain carries our static label for its own UUID (adopted with attach = "seclabel"). */
+export function hasOurStaticLabel(domain: Pick<Domain, "uuid" | "seclabels">): boolean {
+  const label = profileLabel(domain.uuid);
+  return domain.seclabels.some((s) => s.type === "static" && s.model === "apparmor" && s.relabel === false && s.label === label);
 }
 
 /** What adoption depends on, read straight from domain XML (for doctor, without the full model). */

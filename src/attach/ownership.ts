@@ -11,7 +11,7 @@
 import type { Config } from "../config.js";
 import { readSecurityDriver } from "../install/host.js";
 import type { Layout } from "../layout.js";
-import { adoptionProblem, attachFacts } from "./index.js";
+import { attachFacts, hasOurStaticLabel } from "./index.js";
 
 export type ProfileOwner = { owner: "hook" } | { owner: "libvirt"; reason: string };
 
@@ -29,7 +29,7 @@ export function profileOwner(layout: Layout, config: Pick<Config, "attach" | "re
     // Not readable as a domain: the hook's own path rejects it with a located error.
     return { owner: "hook" };
   }
-  if (adoptionProblem(facts, { attach: "seclabel" }) === undefined) return { owner: "hook" };
+  if (hasOurStaticLabel(facts)) return { owner: "hook" };
   return {
     owner: "libvirt",
     reason: `left to libvirt's AppArmor driver (${driver.describe}): not adopted, no static label libvirt-${facts.uuid}`,

@@ -333,7 +333,7 @@ function domainsCheck(env: DoctorEnv, config: Config): Check {
   for (const f of files) {
     try {
       const facts = attachFacts(fs.readFileSync(path.join(dir, f), "utf8"));
-      const problem = adoptionProblem(facts, config);
+      const problem = adoptionProblem(facts, config.attach, env.layout);
       if (problem) bad.push({ name: facts.name, why: problem });
     } catch (err) {
       bad.push({ name: f.slice(0, -4), why: (err as Error).message });

@@ -1,4 +1,4 @@
-import { adoptionProblem } from "../attach/index.js";
+import { adoptionProblem, type AttachPaths } from "../attach/index.js";
 import type { Config } from "../config.js";
 import type { Domain } from "../domain/model.js";
 import { GuestError } from "../errors.js";
@@ -8,7 +8,7 @@ import { GuestError } from "../errors.js";
  * attach method would run its QEMU outside `libvirt-<uuid>` (unconfined), so it is refused, with
  * the command that fixes it. `attach = "none"` has nothing to require.
  */
-export function checkAttach(config: Pick<Config, "attach" | "requireAttach" | "emulatorDir">, domain: Domain): void {
+export function checkAttach(config: Pick<Config, "attach" | "requireAttach">, layout: AttachPaths, domain: Domain): void {
   if (!config.requireAttach || config.attach === "none") return;
   const fix = `run: virt-aa-hook adopt ${shellWord(domain.name)}`;
   if (config.attach === "seclabel") {
@@ -17,7 +17,7 @@ export function checkAttach(config: Pick<Config, "attach" | "requireAttach" | "e
     const off = domain.seclabels.find((s) => s.type === "none" && (s.model === undefined || s.model === "apparmor"));
     if (off) throw new GuestError(domain.name, "<seclabel>", `type='none' turns AppArmor off for this guest and require_attach is yes; ${fix}`);
   }
-  const problem = adoptionProblem(domain, { attach: config.attach, emulatorDir: config.emulatorDir });
+  const problem = adoptionProblem(domain, config.attach, layout);
   if (problem === undefined) return;
   const where = config.attach === "wrapper" ? "<emulator>" : "<seclabel>";
   throw new GuestError(domain.name, where, `${problem} (attach = "${config.attach}", require_attach = "yes"); ${fix}`);

@@ -38,7 +38,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
   const built = buildProfile(xml, { layout, ...(previousFiles ? { previousFiles } : {}) });
   const { uuid, name } = built.domain;
   // require_attach: a guest that would run outside its profile is refused before anything is written.
-  if (policy !== "if-not-loaded") checkAttach(config, built.domain);
+  if (policy !== "if-not-loaded") checkAttach(config, layout, built.domain);
   const paths = guestPaths(layout, uuid);
   const env = detectEnvironment(layout);
 

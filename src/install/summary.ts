@@ -39,8 +39,8 @@ export function summaryLines(layout: Layout, config: Config, opts: { configWritt
   const defined = listDefined(layout);
   const running = runningGuests(layout);
   if (config.attach !== "none") {
-    const adopted = defined.filter((d) => adoptionProblem(attachFacts(d.xml), config) === undefined).map((d) => displayName(d.name));
-    const not = defined.filter((d) => adoptionProblem(attachFacts(d.xml), config) !== undefined);
+    const adopted = defined.filter((d) => adoptionProblem(attachFacts(d.xml), config.attach, layout) === undefined).map((d) => displayName(d.name));
+    const not = defined.filter((d) => adoptionProblem(attachFacts(d.xml), config.attach, layout) !== undefined);
     if (adopted.length > 0) lines.push(`adopted (confined by virt-aa-hook from their next start): ${adopted.join(", ")}`);
     if (not.length > 0) {
       const names = not.map((d) => displayName(d.name)).join(", ");

@@ -199,29 +199,29 @@ describe("hostile or broken XML", () => {
 describe("adoptionProblem", () => {
   const base = { uuid: UUID, emulator: "/usr/bin/qemu-system-x86_64", seclabels: [] };
   it("wrapper mode looks at the emulator path", () => {
-    expect(adoptionProblem(base, { attach: "wrapper" })).toBe(
+    expect(adoptionProblem(base, "wrapper", PATHS)).toBe(
       "<emulator> /usr/bin/qemu-system-x86_64 is not the virt-aa-hook wrapper (/usr/lib/virt-aa-hook/bin/<emulator name>)",
     );
-    expect(adoptionProblem({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64" }, { attach: "wrapper" })).toBeUndefined();
-    expect(adoptionProblem({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/sh" }, { attach: "wrapper" })).toBe(
+    expect(adoptionProblem({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64" }, "wrapper", PATHS)).toBeUndefined();
+    expect(adoptionProblem({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/sh" }, "wrapper", PATHS)).toBe(
       "<emulator> /usr/lib/virt-aa-hook/bin/sh is not the virt-aa-hook wrapper (/usr/lib/virt-aa-hook/bin/<emulator name>)",
     );
-    expect(adoptionProblem({ ...base, emulator: "/w/qemu-kvm" }, { attach: "wrapper", wrapperDir: "/w" })).toBeUndefined();
-    expect(adoptionProblem({ ...base, emulator: undefined }, { attach: "wrapper" })).toBe("no <emulator>: it must be a wrapper in /usr/lib/virt-aa-hook/bin");
+    expect(adoptionProblem({ ...base, emulator: "/w/qemu-kvm" }, "wrapper", { ...PATHS, wrapperDir: "/w" })).toBeUndefined();
+    expect(adoptionProblem({ ...base, emulator: undefined }, "wrapper", PATHS)).toBe("no <emulator>: it must be a wrapper in /usr/lib/virt-aa-hook/bin");
   });
 
   it("seclabel mode needs exactly the static, non-relabelling label for this UUID", () => {
     const ours = { type: "static", model: "apparmor", relabel: false, label: `libvirt-${UUID}` };
     const missing = `no <seclabel type='static' model='apparmor' relabel='no'><label>libvirt-${UUID}</label>`;
-    expect(adoptionProblem({ ...base, seclabels: [ours] }, { attach: "seclabel" })).toBeUndefined();
-    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, relabel: true }] }, { attach: "seclabel" })).toBe(missing);
-    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, type: "dynamic" }] }, { attach: "seclabel" })).toBe(missing);
-    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, label: "libvirt-other" }] }, { attach: "seclabel" })).toBe(missing);
-    expect(adoptionProblem(base, { attach: "seclabel" })).toBe(missing);
+    expect(adoptionProblem({ ...base, seclabels: [ours] }, "seclabel", PATHS)).toBeUndefined();
+    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, relabel: true }] }, "seclabel", PATHS)).toBe(missing);
+    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, type: "dynamic" }] }, "seclabel", PATHS)).toBe(missing);
+    expect(adoptionProblem({ ...base, seclabels: [{ ...ours, label: "libvirt-other" }] }, "seclabel", PATHS)).toBe(missing);
+    expect(adoptionProblem(base, "seclabel", PATHS)).toBe(missing);
   });
 
   it("mode none is always adopted", () => {
-    expect(adoptionProblem(base, { attach: "none" })).toBeUndefined();
+    expect(adoptionProblem(base, "none", PATHS)).toBeUndefined();
   });
 });
 
