@@ -6,7 +6,7 @@
  */
 import fs from "node:fs";
 import { attachFacts, hasOurStaticLabel } from "../attach/index.js";
-import { isFileNameComponent } from "../names.js";
+import { canonicalUuid, isFileNameComponent } from "../names.js";
 import type { Layout } from "../layout.js";
 
 /** libvirt's own limit for a domain XML is far below this; a bigger file is not a domain. */
@@ -96,8 +96,10 @@ export function runningPid(layout: Layout, name: string): number | undefined {
 export function statusUuid(layout: Layout, name: string): string | undefined {
   if (!isFileNameComponent(name)) return undefined;
   const xml = readSmall(layout.host(layout.libvirtStatusXml(name)));
-  const m = xml === undefined ? null : /<domain[\s>][\s\S]*?<uuid>\s*([0-9a-fA-F-]{36})\s*<\/uuid>/.exec(xml);
-  return m ? m[1]!.toLowerCase() : undefined;
+  // A regex, not the XML reader: only the first <uuid> inside <domain> is wanted from a file libvirt
+  // wrote; anything that is not a UUID libvirt accepts counts as none.
+  const m = xml === undefined ? null : /<domain[\s>][\s\S]*?<uuid>\s*([^<\s]{1,64})\s*<\/uuid>/.exec(xml);
+  return m ? canonicalUuid(m[1]!) : undefined;
 }
 
 /** Is the domain `name` with this UUID active, as far as libvirt's run directory says? */

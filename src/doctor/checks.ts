@@ -20,6 +20,7 @@ import { Layout } from "../layout.js";
 import { listStates } from "../store/state.js";
 import { runningGuests } from "./confinement.js";
 import { displayName, shellQuote } from "./display.js";
+import { isProfileName } from "../names.js";
 
 export { securityDrivers };
 
@@ -312,7 +313,7 @@ async function compileCheck(env: DoctorEnv): Promise<Check> {
   const profilesDir = layout.host(layout.profilesDir);
   if (fs.existsSync(profilesDir)) {
     for (const f of fs.readdirSync(profilesDir).sort()) {
-      if (/^libvirt-[0-9a-f-]{36}$/.test(f)) guests.push(path.posix.relative(layout.apparmorDir, `${layout.profilesDir}/${f}`));
+      if (isProfileName(f)) guests.push(path.posix.relative(layout.apparmorDir, `${layout.profilesDir}/${f}`));
     }
   }
   const failed = [

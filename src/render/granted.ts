@@ -1,5 +1,6 @@
 import type { HostFs } from "../hostfs.js";
 import { escapeLiteral } from "./escape.js";
+import { isProfileName } from "../names.js";
 
 /**
  * Reading back what a `.files` we rendered grants, for the checks that compare against earlier
@@ -56,7 +57,7 @@ export function otherGuestsGrants(fs: HostFs, profilesDir: string, ownUuid: stri
       return cached;
     }
     for (const n of names.sort()) {
-      if (!/^libvirt-[0-9a-f-]{36}\.files$/i.test(n) || n === `libvirt-${ownUuid}.files`) continue;
+      if (!n.endsWith(".files") || !isProfileName(n.slice(0, -".files".length)) || n === `libvirt-${ownUuid}.files`) continue;
       try {
         const st = fs.stat(`${profilesDir}/${n}`);
         if (!st?.isFile() || st.size > MAX_FILES_BYTES) continue;
