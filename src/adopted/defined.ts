@@ -6,6 +6,7 @@
  */
 import fs from "node:fs";
 import { attachFacts, hasOurStaticLabel } from "../attach/index.js";
+import { runningPid } from "../host/qemu-process.js";
 import { canonicalUuid, isFileNameComponent } from "../names.js";
 import type { Layout } from "../layout.js";
 
@@ -77,19 +78,6 @@ export function listDefined(layout: Layout): DefinedDomain[] {
 export function definedWithOurLabel(layout: Layout, name: string, uuid: string): boolean {
   const d = definedDomain(layout, name);
   return d !== undefined && d.uuid === uuid && d.ourLabel;
-}
-
-/** The pid in libvirt's pid file for `name`, when it names a live process. */
-export function runningPid(layout: Layout, name: string): number | undefined {
-  if (!isFileNameComponent(name)) return undefined;
-  let text: string;
-  try {
-    text = fs.readFileSync(layout.host(layout.libvirtPidFile(name)), "utf8").trim();
-  } catch {
-    return undefined;
-  }
-  if (!/^[1-9][0-9]{0,9}$/.test(text)) return undefined;
-  return fs.existsSync(layout.host(layout.procPidDir(text))) ? Number(text) : undefined;
 }
 
 /** libvirt's status XML for an active domain: `<domstatus>` around the live `<domain>`. */

@@ -5,7 +5,8 @@
  * status shows and doctor judges.
  */
 import fs from "node:fs";
-import { runningPid, statusUuid } from "../adopted/defined.js";
+import { statusUuid } from "../adopted/defined.js";
+import { readProcessLabel, runningPid } from "../host/qemu-process.js";
 import type { Layout } from "../layout.js";
 import { listStates } from "../store/state.js";
 import { isProfileName } from "../names.js";
@@ -27,18 +28,6 @@ export interface RunningGuest {
   /** The label as the kernel gives it, e.g. "libvirt-<uuid> (enforce)". */
   label?: string;
   confinement: Confinement;
-}
-
-/** The label of a process, or undefined when neither attr file can be read. */
-export function processLabel(layout: Layout, pid: number): string | undefined {
-  for (const attr of layout.apparmorLabelFiles(pid)) {
-    try {
-      return fs.readFileSync(layout.host(attr), "utf8").replace(/\0/g, "").trim();
-    } catch {
-      // try the next
-    }
-  }
-  return undefined;
 }
 
 export function judge(label: string | undefined, uuid: string | undefined, managed: boolean): Confinement {
@@ -72,7 +61,7 @@ export function runningGuests(layout: Layout): RunningGuest[] {
     const byName = states.filter((s) => s.name === name);
     const uuid = statusUuid(layout, name) ?? (byName.length === 1 ? byName[0]!.uuid : undefined);
     const managed = uuid !== undefined && states.some((s) => s.uuid === uuid);
-    const label = processLabel(layout, pid);
+    const label = readProcessLabel(layout, pid)?.label;
     out.push({ name, pid, ...(uuid ? { uuid } : {}), ...(label !== undefined ? { label } : {}), confinement: judge(label, uuid, managed) });
   }
   return out;

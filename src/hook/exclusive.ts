@@ -4,7 +4,7 @@ import { GuestError } from "../errors.js";
 import type { Layout } from "../layout.js";
 import type { Rule } from "../ir.js";
 import { listStates, type GuestState, type HeldPath } from "../store/state.js";
-import { isFileNameComponent } from "../names.js";
+import { runningPid } from "../host/qemu-process.js";
 
 /**
  * Exclusive write access across guests: the nearest AppArmor gets to sVirt's per-guest categories.
@@ -61,14 +61,8 @@ export type HolderStatus = "running" | "starting" | "stale";
 
 /** Whether another guest's record still holds its paths (see PREPARE_GRACE_MS). */
 export function holderStatus(layout: Layout, s: GuestState, now: number): HolderStatus {
-  if (isFileNameComponent(s.name)) {
-    try {
-      const pid = fs.readFileSync(layout.host(`${layout.libvirtRunDir}/${s.name}.pid`), "utf8").trim();
-      if (/^[1-9][0-9]{0,9}$/.test(pid) && fs.existsSync(layout.host(layout.procPidDir(pid)))) return "running";
-    } catch {
-      // no pid file: QEMU has not started yet, or is gone
-    }
-  }
+  // No live pid: QEMU has not started yet, or is gone.
+  if (runningPid(layout, s.name) !== undefined) return "running";
   const prepared = s.prepared === undefined ? NaN : Date.parse(s.prepared);
   // A time in the future (clock set back) counts as just prepared, still bounded by the grace.
   if (Number.isFinite(prepared) && now - prepared < PREPARE_GRACE_MS && prepared - now < PREPARE_GRACE_MS) return "starting";

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import { detectEnvironment } from "../apparmor/index.js";
 import type { HookContext, Outcome } from "./context.js";
 import { PathError } from "../errors.js";
+import { parsePid, readProcessLabel } from "../host/qemu-process.js";
 import { isFileNameComponent } from "../names.js";
 import { identifyGuest } from "./identify.js";
 
@@ -32,29 +33,21 @@ export function checkStarted(ctx: HookContext, xml: Buffer): Outcome {
 function findProblem(ctx: HookContext, wanted: string): { path: string; reason: string } | undefined {
   const { layout } = ctx;
   if (!isFileNameComponent(ctx.guest)) return { path: "-", reason: "cannot find QEMU's pid file: the guest name is not a file name" };
-  const pidFile = `${layout.libvirtRunDir}/${ctx.guest}.pid`;
+  const pidFile = layout.libvirtPidFile(ctx.guest);
   let pidText: string;
   try {
     pidText = fs.readFileSync(layout.host(pidFile), "utf8").trim();
   } catch (err) {
     return { path: pidFile, reason: `cannot read QEMU's pid file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
   }
-  if (!/^[1-9][0-9]{0,9}$/.test(pidText)) return { path: pidFile, reason: `cannot read QEMU's pid file: not a pid: ${JSON.stringify(pidText.slice(0, 32))}` };
+  const pid = parsePid(pidText);
+  if (pid === undefined) return { path: pidFile, reason: `cannot read QEMU's pid file: not a pid: ${JSON.stringify(pidText.slice(0, 32))}` };
 
-  const candidates = layout.apparmorLabelFiles(pidText);
-  for (const attr of candidates) {
-    let label: string;
-    try {
-      label = fs.readFileSync(layout.host(attr), "utf8");
-    } catch {
-      continue;
-    }
-    // "libvirt-<uuid> (enforce)\n"; anything else is not confined as configured: "unconfined",
-    // "libvirt-<uuid> (complain)" under mode = "enforce" (denials only logged), "(unconfined)"
-    // (a profile loaded with flags=(unconfined)), another profile.
-    const current = label.replace(/\0/g, "").trim();
-    if (current === wanted) return undefined;
-    return { path: attr, reason: `QEMU (pid ${pidText}) runs as ${JSON.stringify(current)}, not in its profile ${wanted}` };
-  }
-  return { path: candidates[1]!, reason: `cannot read the AppArmor label of QEMU (pid ${pidText})` };
+  const read = readProcessLabel(layout, pid);
+  if (read === undefined) return { path: layout.apparmorLabelFiles(pid)[1]!, reason: `cannot read the AppArmor label of QEMU (pid ${pid})` };
+  // "libvirt-<uuid> (enforce)"; anything else is not confined as configured: "unconfined",
+  // "libvirt-<uuid> (complain)" under mode = "enforce" (denials only logged), "(unconfined)"
+  // (a profile loaded with flags=(unconfined)), another profile.
+  if (read.label === wanted) return undefined;
+  return { path: read.file, reason: `QEMU (pid ${pid}) runs as ${JSON.stringify(read.label)}, not in its profile ${wanted}` };
 }
