@@ -169,7 +169,9 @@ beforeAll(() => {
 afterAll(() => t.remove());
 
 describe.skipIf(!canMknod)("property: random element kinds × random paths never yield a grant outside the policy", () => {
-  for (const run of seedRuns(200, 80)) {
+  // 200 random domains, not 80: about 19% are accepted, so with 80 the "> 10% accepted" bound
+  // below failed on ~3% of random seeds (seed 1874144391: exactly 8); with 200 it is ~3 sd away.
+  for (const run of seedRuns(200, 200)) {
     it(`${run.label}: ${run.numRuns} domains`, async () => {
       const layout = new Layout(t.root);
       const accepted: Array<{ xml: string; kinds: string[]; built: ProfileBuild }> = [];
