@@ -77,6 +77,8 @@ export const ORIGIN_KINDS = [
   "hostdev-misc",
   /** Per-guest paths libvirt computes from the guest's name, id and UUID (rules/runtime.ts). */
   "runtime",
+  /** `<metadata><vah:guest><vah:allow>`: paths the admin pre-authorises in the domain (rules/metadata.ts). */
+  "metadata",
 ] as const;
 export type OriginKind = (typeof ORIGIN_KINDS)[number];
 
