@@ -42,7 +42,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
   const paths = guestPaths(layout, uuid);
   const env = detectEnvironment(layout);
 
-  const target = planTarget(config, { canLoad: env.target !== undefined });
+  const target = planTarget(config, { canLoad: env.target !== undefined }, built.domain.settings?.mode);
   if (target.kind === "refuse") {
     throw new PathError(
       layout.apparmorEnabledFile,
@@ -76,7 +76,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
         ...(onDisk.profile === undefined ? { newProfile: createProfileText(ctx, paths) } : {}),
       },
       onDisk,
-      { policy, as: target.as },
+      { policy, as: target.as, modeFrom: target.modeFrom },
       { now, loadedMode: policy === "if-not-loaded" ? parser.loadedMode(paths.profileName) : undefined },
     );
     const checkClaim = () => {

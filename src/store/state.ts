@@ -21,6 +21,8 @@ export interface GuestState {
   filesSha256?: string;
   /** How the profile was last loaded: "enforce"/"complain", or "compile-only" when no load happened. */
   loadedAs?: "enforce" | "complain" | "compile-only";
+  /** Where loadedAs came from: the config's `mode`, or the domain's `<vah:mode>` (store/plan.ts effectiveMode). */
+  modeFrom?: "config" | "metadata";
   /**
    * The literal paths this guest's profile grants (hook/exclusive.ts): what the guest holds while
    * it runs. Absent in records written before this field existed (such a guest holds nothing
@@ -44,6 +46,11 @@ export interface HeldPath {
   source: string;
   /** The same file under another name: "file:<dev>:<ino>" or "block:<rdev>"; absent if missing. */
   id?: string;
+  /**
+   * A recursive grant (`{,/**}`, `/**`, `/*`): the directory `path` and everything below it. It
+   * clashes with what another guest holds at or below `path` (and a path below another's tree).
+   */
+  tree?: true;
 }
 
 /** Room for a guest's held paths at the per-guest literal budget (hook/limits.ts) plus JSON overhead. */
@@ -78,6 +85,7 @@ export function readState(file: string): GuestState | undefined {
   // which profile is ours, and losing that would make release keep a profile we created.
   if (v.holds !== undefined && !(Array.isArray(v.holds) && v.holds.every(isHeldPath))) delete v.holds;
   if (v.prepared !== undefined && typeof v.prepared !== "string") delete v.prepared;
+  if (v.modeFrom !== undefined && v.modeFrom !== "config" && v.modeFrom !== "metadata") delete v.modeFrom;
   return v as GuestState;
 }
 
@@ -89,7 +97,8 @@ function isHeldPath(h: unknown): h is HeldPath {
     typeof o.write === "boolean" &&
     typeof o.shareable === "boolean" &&
     typeof o.source === "string" &&
-    (o.id === undefined || typeof o.id === "string")
+    (o.id === undefined || typeof o.id === "string") &&
+    (o.tree === undefined || o.tree === true)
   );
 }
 

@@ -69,22 +69,52 @@ function onDisk(over: Partial<OnDisk> = {}): OnDisk {
 
 describe("planTarget: where the profile goes", () => {
   const rows: Array<[canLoad: boolean, noApparmor: TargetConfig["noApparmor"], mode: TargetConfig["mode"], target: Target]> = [
-    [true, "fail", "complain", { kind: "profile", as: "complain" }],
-    [true, "skip", "complain", { kind: "profile", as: "complain" }],
-    [true, "compile-only", "complain", { kind: "profile", as: "complain" }],
-    [true, "fail", "enforce", { kind: "profile", as: "enforce" }],
-    [true, "skip", "enforce", { kind: "profile", as: "enforce" }],
-    [true, "compile-only", "enforce", { kind: "profile", as: "enforce" }],
-    [true, "fail", "off", { kind: "profile", as: "enforce" }],
+    [true, "fail", "complain", { kind: "profile", as: "complain", modeFrom: "config" }],
+    [true, "skip", "complain", { kind: "profile", as: "complain", modeFrom: "config" }],
+    [true, "compile-only", "complain", { kind: "profile", as: "complain", modeFrom: "config" }],
+    [true, "fail", "enforce", { kind: "profile", as: "enforce", modeFrom: "config" }],
+    [true, "skip", "enforce", { kind: "profile", as: "enforce", modeFrom: "config" }],
+    [true, "compile-only", "enforce", { kind: "profile", as: "enforce", modeFrom: "config" }],
+    [true, "fail", "off", { kind: "profile", as: "enforce", modeFrom: "config" }],
     [false, "fail", "enforce", { kind: "refuse" }],
     [false, "fail", "complain", { kind: "refuse" }],
     [false, "skip", "enforce", { kind: "skip" }],
     [false, "skip", "complain", { kind: "skip" }],
-    [false, "compile-only", "enforce", { kind: "profile", as: "compile-only" }],
-    [false, "compile-only", "complain", { kind: "profile", as: "compile-only" }],
+    [false, "compile-only", "enforce", { kind: "profile", as: "compile-only", modeFrom: "config" }],
+    [false, "compile-only", "complain", { kind: "profile", as: "compile-only", modeFrom: "config" }],
   ];
   it.each(rows)("load target %s, no_apparmor %s, mode %s", (canLoad, noApparmor, mode, target) => {
     expect(planTarget({ mode, noApparmor }, { canLoad })).toEqual(target);
+  });
+
+  // The domain's <vah:mode> (docs/metadata.md): [config mode, require_attach, guest mode, target].
+  const guestRows: Array<[TargetConfig["mode"], boolean, "enforce" | "complain" | undefined, Target]> = [
+    ["enforce", false, "complain", { kind: "profile", as: "complain", modeFrom: "metadata" }],
+    ["enforce", false, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["enforce", false, undefined, { kind: "profile", as: "enforce", modeFrom: "config" }],
+    ["complain", false, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["complain", true, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["complain", true, "complain", { kind: "profile", as: "complain", modeFrom: "metadata" }],
+    ["enforce", true, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    // mode = "off" wins: the hook does nothing (run.ts), so nothing the domain says counts.
+    ["off", false, "complain", { kind: "profile", as: "enforce", modeFrom: "config" }],
+  ];
+  it.each(guestRows)("config mode %s, require_attach %s, the domain's <mode> %s", (mode, requireAttach, guestMode, target) => {
+    expect(planTarget({ mode, noApparmor: "fail", requireAttach }, { canLoad: true }, guestMode)).toEqual(target);
+  });
+
+  it("refuses the domain's complain under mode = enforce with require_attach = yes, even without AppArmor", () => {
+    for (const canLoad of [true, false]) {
+      expect(() => planTarget({ mode: "enforce", noApparmor: "compile-only", requireAttach: true }, { canLoad }, "complain")).toThrow(
+          'metadata/guest/mode: the domain asks for complain mode, but require_attach = "yes" requires every guest confined; remove <mode> from the domain\'s metadata (virsh metadata) or set require_attach = "no"',
+      );
+    }
+    // Negative control: the same config without the domain's complain.
+    expect(planTarget({ mode: "enforce", noApparmor: "compile-only", requireAttach: true }, { canLoad: true }, undefined)).toEqual({
+      kind: "profile",
+      as: "enforce",
+      modeFrom: "config",
+    });
   });
 });
 

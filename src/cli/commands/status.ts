@@ -43,7 +43,8 @@ export function formatStatusRows(rows: StatusRow[]): string {
     r.qemu,
     r.profile ?? "-",
     r.loaded ?? "-",
-    r.loadedAs ?? "-",
+    // The mode we loaded it in, and what set it: "complain (metadata)", "enforce (config)".
+    r.loadedAs === undefined ? "-" : r.modeFrom === undefined ? r.loadedAs : `${r.loadedAs} (${r.modeFrom})`,
     r.profileOrigin ?? "-",
     r.profile === undefined ? "-" : r.filesExists ? (r.filesModified ? "modified" : "ok") : "missing",
   ]);
