@@ -44,7 +44,7 @@ describe.skipIf(!canMknod)("<vah:allow> through the bundle (a planted host)", ()
     return run(t, ["explain", file]);
   };
 
-  it("explain: each entry is a rule with its source, after the devices' rules; the mode line says where the mode comes from", () => {
+  it("explain: each entry is a rule with its source, after the devices' rules; --json says the mode and where it comes from", () => {
     const xml = guestXml(
       "",
       metadata(
@@ -58,7 +58,6 @@ describe.skipIf(!canMknod)("<vah:allow> through the bundle (a planted host)", ()
     const r = explain(xml);
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
     const lines = r.stdout.split("\n");
-    expect(lines[0]).toBe("# Mode: complain (set by <vah:mode> in the domain's <metadata>)");
     expect(lines.filter((l) => l.includes("# metadata"))).toEqual([
       '  "/var/lib/libvirt/images/vm1-snapshots{,/**}" rwk,  # metadata allow 1',
       '  "/srv/iso/installer.iso" rk,  # metadata allow 2',
@@ -79,13 +78,16 @@ describe.skipIf(!canMknod)("<vah:allow> through the bundle (a planted host)", ()
     ]);
   });
 
-  it("explain without settings: the config's mode, and the rest of the output is the .files the hook writes", () => {
-    const xml = guestXml("");
-    const r = explain(xml);
-    expect(r.stdout.split("\n")[0]).toBe("# Mode: enforce (set by mode in /etc/libvirt/virt-aa-hook.conf)");
-    expect(callHook(t, ["vm1", "prepare", "begin", "-"], xml).status).toBe(0);
-    expect(r.stdout).toBe(`# Mode: enforce (set by mode in /etc/libvirt/virt-aa-hook.conf)\n${t.read(FILES)}`);
-    callHook(t, ["vm1", "release", "end", "-"], xml);
+  it("explain prints exactly the .files the hook writes, settings or not; --json without settings: the config's mode", () => {
+    for (const xml of [guestXml(""), guestXml("", metadata("<vah:mode>complain</vah:mode>" + allow("/srv/hotplug", "rw", true)))]) {
+      const r = explain(xml);
+      expect(callHook(t, ["vm1", "prepare", "begin", "-"], xml).status).toBe(0);
+      expect(r).toEqual({ status: 0, stdout: t.read(FILES), stderr: "" });
+      callHook(t, ["vm1", "release", "end", "-"], xml);
+    }
+    explain(guestXml(""));
+    const json = JSON.parse(run(t, ["explain", "--json", path.join(t.root, "tmp-domain.xml")]).stdout) as { mode: string; modeFrom: string };
+    expect([json.mode, json.modeFrom]).toEqual(["enforce", "config"]);
   });
 
   const IMAGES = "recursive access would include /var/lib/libvirt/images, where libvirt keeps every guest's images; name a directory of this guest's own below it";
@@ -228,6 +230,7 @@ describe("<vah:mode>: prepare loads in it, started expects it, status shows it",
     expect(result(callHook(t, op("A", "prepare"), xml("complain")))).toEqual({ status: 1, stderr: line });
     expect(t.exists(`/etc/apparmor.d/libvirt/libvirt-${UUID_A}.files`)).toBe(false);
     expect(run(t, ["explain", "-"], xml("complain"))).toEqual({ status: 1, stdout: "", stderr: line });
+    expect(run(t, ["explain", "--json", "-"], xml("complain"))).toEqual({ status: 1, stdout: "", stderr: line });
     expect(result(callHook(t, op("A", "prepare"), xml("enforce")))).toEqual({ status: 0, stderr: "" });
   });
 

@@ -1,10 +1,9 @@
 import type { CommandModule } from "yargs";
 import { ExitError, formatLine, GuestError, PathError } from "../../errors.js";
-import type { Layout } from "../../layout.js";
 import { buildProfile } from "../../pipeline.js";
 import { loadForCommand } from "../config.js";
 import { readInput } from "../input.js";
-import { effectiveMode, type ModeSource, type TargetConfig } from "../../store/plan.js";
+import { effectiveMode } from "../../store/plan.js";
 
 interface ExplainArgs {
   file: string;
@@ -46,7 +45,8 @@ export function explainCommand(): CommandModule<{ root: string }, ExplainArgs> {
           const { uuid, name } = built.domain;
           process.stdout.write(JSON.stringify({ uuid, name, profile: built.profileName, mode: mode.mode, modeFrom: mode.from, rules: built.rules }, null, 2) + "\n");
         } else {
-          process.stdout.write(modeLine(mode.mode, mode.from, layout) + built.filesText);
+          // Exactly the .files the hook writes (the lab compares them byte for byte); the mode is in --json and status.
+          process.stdout.write(built.filesText);
         }
       } catch (err) {
         if (!(err instanceof GuestError)) throw err;
@@ -56,9 +56,3 @@ export function explainCommand(): CommandModule<{ root: string }, ExplainArgs> {
   };
 }
 
-/** The first line of `explain`'s text: a comment, so the output stays a valid `.files`. */
-export function modeLine(mode: TargetConfig["mode"], from: ModeSource, layout: Pick<Layout, "configPath">): string {
-  const source = from === "metadata" ? "set by <vah:mode> in the domain's <metadata>" : `set by mode in ${layout.configPath}`;
-  const what = mode === "off" ? ": the hook writes and loads nothing" : "";
-  return `# Mode: ${mode} (${source})${what}\n`;
-}
