@@ -164,6 +164,16 @@ describe("trees and other guests' held paths (exclusive access, hook/exclusive.t
     expect(result(callHook(t, op("B", "prepare"), B([{ path: `${IMG}/b-own/b.img`, readonly: true }])))).toEqual(OK);
   });
 
+  it("a 9p share is a tree too: over a file another running guest writes it is refused; a share of its own is granted", () => {
+    const share = (dir: string) => `<filesystem type='mount' accessmode='passthrough'><source dir='${dir}'/><target dir='t'/></filesystem></devices>`;
+    expect(result(callHook(t, op("A", "prepare"), A([`${IMG}/a-snap/a.qcow2`])))).toEqual(OK);
+    expect(result(callHook(t, op("B", "prepare"), B([`${IMG}/b-own/b.img`]).replace("</devices>", share(`${IMG}/a-snap`))))).toEqual({
+      status: 1,
+      stderr: `virt-aa-hook: error: B: ${IMG}/a-snap: filesystem t: the tree holds ${IMG}/a-snap/a.qcow2, written by running guest A (${UUID_A}) (disk vda); a tree is exclusive like a disk: name a directory of this guest's own\n`,
+    });
+    expect(result(callHook(t, op("B", "prepare"), B([`${IMG}/iso.img`]).replace("</devices>", share(`${IMG}/b-own`))))).toEqual(OK);
+  });
+
   it("released, the tree holds nothing (negative control)", () => {
     expect(result(callHook(t, op("A", "prepare"), A([`${IMG}/a-snap/a.qcow2`], metadata(allow(`${IMG}/b-own`, "rw", true)))))).toEqual(OK);
     expect(result(callHook(t, op("A", "release"), A([`${IMG}/a-snap/a.qcow2`], metadata(allow(`${IMG}/b-own`, "rw", true)))))).toEqual(OK);

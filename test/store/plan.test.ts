@@ -225,6 +225,9 @@ describe("planSync: the claim on the guest's paths", () => {
     ["prepare, record prepared in the future (clock set back)", { policy: "always", state: record({ prepared: iso(NOW + 61_000) }), holds: [DISK_A], claim: claimOf([DISK_A], iso(NOW), record({ prepared: iso(NOW + 61_000) })) }],
     ["prepare, record never prepared", { policy: "always", state: record({ prepared: undefined }), holds: [DISK_A], claim: claimOf([DISK_A], iso(NOW), record({ prepared: undefined })) }],
     ["start, record older than a minute: no refresh", { policy: "if-changed", state: record({ prepared: iso(NOW - 61_000) }), holds: [DISK_A], claim: undefined }],
+    // A tree (hook/exclusive.ts) and a path of the same name are two holds.
+    ["a tree where the same path was held: claimed (both)", { policy: "if-changed", state: record(), holds: [{ ...DISK_A, tree: true }], claim: claimOf([DISK_A, { ...DISK_A, tree: true }], PREPARED) }],
+    ["the same tree again: checked only", { policy: "if-changed", state: record({ holds: [{ ...DISK_A, tree: true }] }), holds: [{ ...DISK_A, tree: true }], claim: undefined }],
     ["no record yet: claimed", { policy: "always", state: undefined, holds: [DISK_A], claim: { record: { version: 1, uuid: UUID, name: "vm1", profileName: NAME, holds: [DISK_A], prepared: iso(NOW), updated: iso(NOW) }, restore: undefined } }],
   ];
   it.each(rows)("%s", (_, row) => {
@@ -284,6 +287,23 @@ describe("planSync: the next record", () => {
   it("compile-only is recorded even when nothing was compiled", () => {
     const p = planSync(built(), onDisk({ state: record({ loadedAs: undefined }) }), { policy: "if-changed", as: "compile-only" }, { now: NOW, loadedMode: undefined });
     expect(p.next).toEqual(next({ loadedAs: "compile-only" }));
+  });
+});
+
+describe("planSync: where the mode came from (the domain's <vah:mode> or the config)", () => {
+  const plan = (policy: LoadPolicy, state: GuestState, as: LoadedAs, modeFrom: "config" | "metadata") =>
+    planSync(built(), onDisk({ state }), { policy, as, modeFrom }, { now: NOW, loadedMode: "enforce" });
+  it("a load records it", () => {
+    expect(plan("always", record(), "complain", "metadata").next?.modeFrom).toBe("metadata");
+    expect(plan("always", record({ modeFrom: "metadata" }), "enforce", "config").next?.modeFrom).toBe("config");
+  });
+  it("a mode that changed its source but not its value reloads nothing at start, and the record keeps what was loaded", () => {
+    const p = plan("if-changed", record({ modeFrom: "config" }), "enforce", "metadata");
+    expect([p.parser, p.next]).toEqual(["none", undefined]);
+  });
+  it("a changed mode at start reloads, recorded with its source", () => {
+    const p = plan("if-changed", record({ modeFrom: "config" }), "complain", "metadata");
+    expect([p.parser, p.summary, p.complain, p.next?.loadedAs, p.next?.modeFrom]).toEqual(["load", "reloaded as complain", true, "complain", "metadata"]);
   });
 });
 
