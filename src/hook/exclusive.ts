@@ -19,9 +19,9 @@ import { isUnder, RECURSIVE_SUFFIXES } from "../policy/restricted.js";
  * What is compared: rules on one literal path (no glob suffix) that do not name a character
  * device, socket, FIFO or directory: the shared multiplexers (/dev/kvm, /dev/net/tun,
  * /dev/vfio/vfio, a render node) are meant for every guest; recursive directory grants are
- * compared as trees (below). A file that exists is
- * also compared by identity (device and inode; a block device by its device number), so a hard
- * link or a second device node for the same disk is the same path.
+ * compared as trees (heldPaths). A file that exists is also compared by identity (device and
+ * inode; a block device by its device number), so a hard link or a second device node for the
+ * same disk is the same path.
  */
 
 /**
@@ -33,14 +33,14 @@ import { isUnder, RECURSIVE_SUFFIXES } from "../policy/restricted.js";
 export const PREPARE_GRACE_MS = 5 * 60 * 1000;
 
 /**
+ * The paths these final rules grant that another running guest must not also hold.
+ *
  * Recursive grants (a `<vah:allow tree="yes">`, a 9p share, a `dir` disk; not the guest's own
  * runtime directories in libvirt's managed roots, which no other guest may name) are held as
  * trees: a tree clashes with every path another guest holds at or below it, and a path with every
  * tree of another guest above it, by the same rule as two paths (one of them written, not both
  * shareable). Compared by path only: a hard link into a tree from outside it is not recognised.
  */
-
-/** The paths these final rules grant that another running guest must not also hold. */
 export function heldPaths(layout: Layout, domain: Domain, rules: readonly Rule[]): HeldPath[] {
   const shareable = domain.devices.disks.flatMap((d, i) => (d.shareable ? [`disk ${d.target ?? i}`] : []));
   const fromShareableDisk = (source: string) => shareable.some((d) => source === d || source.startsWith(`${d} `));
