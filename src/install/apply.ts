@@ -95,7 +95,7 @@ export function applySteps(layout: Layout, steps: readonly Step[], opts: { dryRu
         break;
       case "divert":
         dpkgDivert(layout, ["--package", step.package, "--rename", "--divert", step.to, "--add", step.path]);
-        record(`diverted ${step.path} ${step.to}`);
+        if (step.record) record(`diverted ${step.path} ${step.to}`);
         break;
       case "undivert":
         dpkgDivert(layout, ["--package", step.package, "--rename", "--divert", step.to, "--remove", step.path]);

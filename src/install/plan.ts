@@ -54,8 +54,8 @@ export type Step =
   | { do: "remove-tree"; paths: string[]; said: string }
   | { do: "restore"; path: string; from: string }
   | { do: "unblock"; path: string; content: Buffer; mode: number }
-  /** dpkg-divert --package PKG --rename --divert TO --add PATH (recorded after it succeeded). */
-  | { do: "divert"; path: string; to: string; package: string }
+  /** dpkg-divert --package PKG --rename --divert TO --add PATH (recorded after it succeeded, unless the manifest has it already). */
+  | { do: "divert"; path: string; to: string; package: string; record: boolean }
   /** dpkg-divert --package PKG --rename --divert TO --remove PATH. */
   | { do: "undivert"; path: string; to: string; package: string };
 
@@ -344,7 +344,7 @@ export function planInstall(view: HostView, wanted: Wanted): InstallPlan {
           throw new Refusal(`${v.path} is ${now === undefined ? "missing" : "not a file"}: attach = "helper" needs libvirt's virt-aa-helper to divert (install libvirt-daemon-system, or set attach = "seclabel")`);
         }
         if (sim.exists(v.to)) throw new Refusal(`${v.to} already exists: cannot divert ${v.path} there`);
-        act({ do: "divert", path: v.path, to: v.to, package: v.package });
+        act({ do: "divert", path: v.path, to: v.to, package: v.package, record: !recorded });
         entries.add(`diverted ${v.path} ${v.to}`);
         sim.set(v.to, now);
         sim.set(v.path, undefined);
