@@ -475,3 +475,39 @@ describe("the launcher", () => {
     expect(t.exists(FILES)).toBe(false);
   });
 });
+
+describe('mode = "off": libvirt\'s own helper does the work', () => {
+  // A stand-in for /usr/lib/libvirt/virt-aa-helper.real: the real one writes the machine's own
+  // /etc/apparmor.d (its paths are compiled in) and loads into the kernel, which a test must not.
+  // It records its arguments, environment and stdin, and exits with the code it is told.
+  function fakeReal(exit: number): void {
+    fs.writeFileSync(
+      t.at("/usr/lib/libvirt/virt-aa-helper.real"),
+      `#!/bin/sh\nprintf '%s\\n' "$@" > "${t.at("/real.argv")}"\nenv > "${t.at("/real.env")}"\ncat > "${t.at("/real.stdin")}"\nexit ${exit}\n`,
+    );
+    fs.chmodSync(t.at("/usr/lib/libvirt/virt-aa-helper.real"), 0o755);
+    fs.appendFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), 'mode = "off"\n');
+  }
+
+  it("each call goes unchanged to virt-aa-helper.real, and its exit is ours; nothing of ours is written", () => {
+    fakeReal(0);
+    const xml = liveXml([VDA]);
+    ok(callHelper(t, ["-r", "-u", P, "-F", `${IMG}/data.qcow2`], xml));
+    expect(t.read("/real.argv")).toBe(`-r\n-u\n${P}\n-F\n${IMG}/data.qcow2\n`);
+    expect(t.read("/real.stdin")).toBe(xml);
+    expect(t.exists(FILES) || t.exists(PROFILE) || t.exists(STATE)).toBe(false);
+  });
+
+  it("its failure is exit 1 with one line", () => {
+    fakeReal(3);
+    refused(callHelper(t, ["-c", "-u", P], liveXml([VDA])), `virt-aa-hook: error: ${P}: -: mode = "off": libvirt's own virt-aa-helper failed (exit 3)`);
+  });
+
+  it("missing: exit 1", () => {
+    fs.appendFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), 'mode = "off"\n');
+    refused(
+      callHelper(t, ["-D", "-u", P]),
+      `virt-aa-hook: error: ${P}: /usr/lib/libvirt/virt-aa-helper.real: mode = "off" hands this call to libvirt's own virt-aa-helper, which is missing`,
+    );
+  });
+});
