@@ -511,3 +511,23 @@ describe('mode = "off": libvirt\'s own helper does the work', () => {
     );
   });
 });
+
+describe("hostile -F paths", () => {
+  it("glob and quote characters are granted as the one literal file they name (the parser compiles it)", () => {
+    const xml = start();
+    const odd = `${IMG}/a*b[1]{x,y}"q.qcow2`;
+    const r = append(xml, odd);
+    ok(r);
+    expect(grants()).toEqual([libvirtGrant(odd)]);
+    expect(t.read(FILES)).toBe(expected(xml, [libvirtGrant(odd)]));
+    expect(t.read(FILES)).toContain(`  "${IMG}/a\\*b\\[1\\]\\{x\\,y\\}\\042q.qcow2" rwk,  # ${SOURCE}\n`);
+  });
+
+  it("a path with a newline (to end the rule and start another) is refused, nothing written", () => {
+    const xml = start();
+    const sneaky = `${IMG}/x" rwk,\n  /** rwk, #`;
+    const before = t.read(FILES);
+    refused(append(xml, sneaky), /^virt-aa-hook: error: vm1: \/var\/lib\/libvirt\/images\/x" rwk,\\x0a  \/\*\* rwk, #: control character in path$/);
+    expect(t.read(FILES)).toBe(before);
+  });
+});
