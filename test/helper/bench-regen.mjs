@@ -2,7 +2,8 @@
 // node test/helper/bench-regen.mjs [ROUNDS]: the cost of libvirt's first virt-aa-helper -r after the hook's
 // prepare (docs/helper.md "Cost"). Real launchers, loader and bundle (npm run build first) in a
 // throwaway root with the real apparmor_parser loading into a stand-in securityfs; per round:
-// hook prepare, helper -r, hook start, hook stopped (the floor), same XML. CPU=1 reports the
+// hook prepare, helper -r, hook start, hook stopped (the floor), same XML; then up to 10 rounds of
+// a -F that adds a grant and the -r that drops it. CPU=1 reports the
 // CPU time (user + sys, /usr/bin/time) instead of wall time; NO_LOADER=1 runs the helper without
 // the loader. Not a test: prints numbers.
 import { spawnSync } from "node:child_process";
@@ -62,8 +63,16 @@ for (let i = 0; i < N; i++) {
   start.push(run(hook, ["vm1", "start", "begin", "-"]));
   floor.push(run(hook, ["vm1", "stopped", "end", "-"]));
 }
+// A -F that changes the profile (recompile + load), then the regeneration that drops it again.
+const grant = [], drop = [];
+for (let i = 0; i < Math.min(N, 10); i++) {
+  grant.push(run(helper, ["-r", "-u", `libvirt-${UUID}`, "-F", "/var/lib/libvirt/images/hotplug.qcow2"]));
+  drop.push(run(helper, ["-r", "-u", `libvirt-${UUID}`]));
+}
 console.log(`hook prepare (unchanged, parser cache hit): ${stats(prep)}`);
 console.log(`helper -r (unchanged XML):                 ${stats(regen)}`);
 console.log(`hook start (unchanged):                    ${stats(start)}`);
+console.log(`helper -r -F (new grant: compile + load):  ${stats(grant)}`);
+console.log(`helper -r (drops it: compile + load):      ${stats(drop)}`);
 console.log(`hook stopped (does nothing: the floor):   ${stats(floor)}`);
 fs.rmSync(root, { recursive: true, force: true });
