@@ -531,3 +531,14 @@ describe("hostile -F paths", () => {
     expect(t.read(FILES)).toBe(before);
   });
 });
+
+describe("descriptors libvirt labels at start (SetTapFDLabel)", () => {
+  it("-F /dev/net/tun and a macvtap /dev/tapN are granted; the next regeneration drops them", () => {
+    const xml = start();
+    ok(append(xml, "/dev/net/tun"));
+    ok(append(xml, "/dev/tap7"));
+    expect(t.read(FILES)).toBe(expected(xml) + grantLine("/dev/net/tun") + grantLine("/dev/tap7"));
+    ok(regen(xml));
+    expect(t.read(FILES)).toBe(expected(xml));
+  });
+});
