@@ -249,13 +249,30 @@ describe("hotplug and removal", () => {
     expect(t.read(FILES)).not.toContain(CD1);
   });
 
-  it("-F for the top of a read-only disk already in the XML is granted read-only", () => {
+  it("-F for a path the XML already grants (a read-only disk's top, the writable top) adds nothing and reloads nothing", () => {
     const CD1 = `${IMG}/cd1.iso`;
     const xml = start([VDA, { path: CD1, dev: "sda", device: "cdrom", readonly: true }]);
+    const before = t.read(FILES);
+    clearLoaded();
     ok(append(xml, CD1));
-    expect(grants()).toEqual([libvirtGrant(CD1, false)]);
-    expect(t.read(FILES)).toBe(expected(xml, [libvirtGrant(CD1, false)]));
-    expect(t.read(FILES)).not.toMatch(new RegExp(`"${CD1}" rw`));
+    ok(append(xml, TOP));
+    expect(grants()).toBeUndefined();
+    expect(t.read(FILES)).toBe(before);
+    expect(t.read(FILES)).toContain(`  "${CD1}" rk,  # disk sda\n`);
+    expect(loadedCount()).toBe(0);
+    expect(t.read(LOG)).toContain(`result="${CD1}: libvirt-${UUID}: ${CD1} is already granted rk by the domain XML: unchanged"`);
+  });
+
+  it("what libvirt sends at every start (private and channel trees, the master key) adds nothing", () => {
+    const xml = start();
+    const before = t.read(FILES);
+    clearLoaded();
+    ok(append(xml, "/var/lib/libvirt/qemu/domain-7-vm1/{,**}"));
+    ok(append(xml, "/var/lib/libvirt/qemu/channel/target/domain-7-vm1/{,**}"));
+    ok(append(xml, "/var/lib/libvirt/qemu/domain-7-vm1/master-key.aes"));
+    expect(grants()).toBeUndefined();
+    expect(t.read(FILES)).toBe(before);
+    expect(loadedCount()).toBe(0);
   });
 });
 
