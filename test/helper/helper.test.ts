@@ -559,3 +559,23 @@ describe("descriptors libvirt labels at start (SetTapFDLabel)", () => {
     expect(t.read(FILES)).toBe(expected(xml));
   });
 });
+
+describe("-d (dry run)", () => {
+  it("prints the .files the call would write, on stderr, and changes nothing", () => {
+    const xml = start();
+    const before = t.read(FILES);
+    const state = t.read(STATE);
+    clearLoaded();
+    const DATA = `${IMG}/data.qcow2`;
+    const r = callHelper(t, ["-r", "-d", "-u", P, "-F", DATA], xml);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`virt-aa-helper (dry run): ${FILES}:\n${expected(xml, [libvirtGrant(DATA)])}`);
+    const d = callHelper(t, ["-D", "-d", "-u", P]);
+    expect(d.stderr).toBe(`virt-aa-helper (dry run): would unload ${P}, remove ${FILES} and the record\n`);
+    expect(t.read(FILES)).toBe(before);
+    expect(t.read(STATE)).toBe(state);
+    expect(loadedCount()).toBe(0);
+    expect(fs.readFileSync(t.at(REMOVE)).length).toBe(0);
+  });
+});
