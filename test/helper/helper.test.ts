@@ -579,3 +579,27 @@ describe("-d (dry run)", () => {
     expect(fs.readFileSync(t.at(REMOVE)).length).toBe(0);
   });
 });
+
+describe("exit codes are 0 and 1 only", () => {
+  it("an invalid config fails the call with exit 1 and one line", () => {
+    const xml = start();
+    fs.appendFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), 'no_such_key = "1"\n');
+    refused(regen(xml), /^virt-aa-hook: error: libvirt-6a1e3c2b-9d84-4f0a-b1c2-d3e4f5a6b7c8: .*no_such_key/);
+    refused(callHelper(t, ["-D", "-u", P]), /^virt-aa-hook: error: libvirt-6a1e3c2b-9d84-4f0a-b1c2-d3e4f5a6b7c8: .*no_such_key/);
+  });
+
+  it("a lock held by another call (lock_timeout) is exit 1, nothing written", () => {
+    const xml = start();
+    fs.appendFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), 'lock_timeout = "1"\n');
+    // Another call's live lock: proper-lockfile's lock directory, just made (stale only after 5 s).
+    const lock = t.at(`/run/virt-aa-hook/locks/${UUID}.lock`);
+    fs.mkdirSync(lock, { recursive: true });
+    const before = t.read(FILES);
+    const r = append(xml, `${IMG}/data.qcow2`);
+    expect(r.status).toBe(1);
+    expect(r.stderr.split("\n")).toHaveLength(2);
+    expect(r.stderr).toMatch(/^virt-aa-hook: error: vm1: /);
+    expect(t.read(FILES)).toBe(before);
+    expect(grants()).toBeUndefined();
+  });
+});
