@@ -1,0 +1,178 @@
+/**
+ * What each virt-aa-helper call does with virt-aa-hook's generator and policy (docs/helper.md has
+ * the table). Every write goes through hook/sync.ts syncProfile (or hook/release.ts), so the
+ * guarantees are the hook's: one transaction under the guest's lock, the `.files` staged,
+ * compiled and loaded before it replaces the old one, the per-guest profile created from our
+ * template only when absent and never overwritten, the record's runtime grants changed only there.
+ */
+import { detectEnvironment, Parser } from "../apparmor/index.js";
+import { parseDomain } from "../domain/index.js";
+import type { Domain } from "../domain/model.js";
+import { GuestError, PathError } from "../errors.js";
+import type { HookContext, Outcome } from "../hook/context.js";
+import { HostFs } from "../hostfs.js";
+import type { RuntimeGrant } from "../ir.js";
+import { canonicalise } from "../policy/canonical.js";
+import { readIfExists } from "../store/atomic.js";
+import { guestPaths } from "../store/guest-files.js";
+import { withGuestLock } from "../store/lock.js";
+import { readState } from "../store/state.js";
+import { accessFor } from "./access.js";
+import type { HelperArgs } from "./args.js";
+import { mirrorPaths } from "./mirror.js";
+
+/** What libvirt's `-F` grants are called in comments, `explain` and the record. */
+export const LIBVIRT_GRANT_SOURCE = "libvirt virt-aa-helper -F";
+
+/** SetPathLabel with allowSubtree sends `<dir>/{,**}`: the directory and everything under it. */
+const TREE_SUFFIX = "/{,**}";
+
+/** The model of the XML on stdin, after libvirt's helper's own check that it is the guest `-u` names. */
+export function domainFor(args: HelperArgs, xml: Buffer): Domain {
+  if (xml.length === 0) throw new PathError("XML", "no domain XML on stdin (-c and -r read the domain's definition)");
+  const domain = parseDomain(xml);
+  if (domain.uuid !== args.uuid) {
+    throw new GuestError(domain.name, "<uuid>", `given uuid does not match XML uuid (-u ${args.profileName})`);
+  }
+  return domain;
+}
+
+/**
+ * `-c`/`-r` without a file (and `-f`): regenerate from the live XML. Drops every grant libvirt gave
+ * with `-F` (the XML now says what the guest needs), except those whose path the XML still names
+ * as a block job's `<mirror>` (mirror.ts). Grants by an admin or the network hook stay.
+ * `-f PATH` then adds PATH as `-F` would (libvirt never sends `-f`).
+ */
+export async function regenerate(ctx: HookContext, args: HelperArgs, xml: Buffer): Promise<Outcome> {
+  const domain = domainFor(args, xml);
+  ctx.guest = domain.name;
+  const mirrors = mirrorSet(ctx, xml);
+  const drop = (g: RuntimeGrant) => g.by === "libvirt" && !mirrors.has(canonicalOrSelf(ctx, g.path));
+  let add: RuntimeGrant[] = [];
+  let extra = "";
+  if (args.file !== undefined) {
+    const grant = await fileGrant(ctx, domain, args.file.path);
+    if (grant.kind === "skip") return { summary: grant.summary, warnings: ctx.warnings };
+    if (grant.kind === "grant") {
+      add = [grant.grant];
+      extra = `; granted ${grant.grant.path} ${grant.grant.write ? "rwk" : "rk"} (${grant.why})`;
+    }
+  }
+  const { syncProfile } = await import("../hook/sync.js");
+  const r = await syncProfile(ctx, xml, "if-changed", { drop, add });
+  return { summary: `${r.profileName}: regenerated: ${r.summary}${extra}`, warnings: ctx.warnings };
+}
+
+/**
+ * `-r -F PATH`: libvirt is about to hand PATH to QEMU. Add it as a runtime grant `by: "libvirt"`
+ * (read or write: access.ts), judged by the policy with the rest of the profile, and reload.
+ * The XML on stdin is parsed and checked as for a regeneration (a bad XML fails the call, as in
+ * libvirt's helper), and the profile is brought in line with it, but no grant is dropped.
+ */
+export async function appendFile(ctx: HookContext, args: HelperArgs, xml: Buffer, file: string): Promise<Outcome> {
+  const domain = domainFor(args, xml);
+  ctx.guest = domain.name;
+  const grant = await fileGrant(ctx, domain, file);
+  if (grant.kind === "skip") return { summary: grant.summary, warnings: ctx.warnings };
+  const { syncProfile } = await import("../hook/sync.js");
+  const r = await syncProfile(ctx, xml, "if-changed", grant.kind === "grant" ? { add: [grant.grant] } : {});
+  const what = grant.kind === "grant" ? `granted ${file} ${grant.grant.write ? "rwk" : "rk"} (${grant.why})` : grant.summary;
+  return { summary: `${r.profileName}: ${what}: ${r.summary}`, warnings: ctx.warnings };
+}
+
+type FileGrant =
+  | { kind: "grant"; grant: RuntimeGrant; why: string }
+  /** Nothing to add, but the profile is still synced with the XML. */
+  | { kind: "covered"; summary: string }
+  /** Nothing to do at all (exit 0). */
+  | { kind: "skip"; summary: string };
+
+async function fileGrant(ctx: HookContext, domain: Domain, file: string): Promise<FileGrant> {
+  // A pipe's `pipe:[123]` from a descriptor, or any relative name: libvirt's helper skips it too.
+  if (!file.startsWith("/")) {
+    const summary = `skipped ${JSON.stringify(file)}: not an absolute path`;
+    ctx.warnings.push({ path: "-", reason: summary, level: "info" });
+    return { kind: "skip", summary };
+  }
+  if (file.endsWith(TREE_SUFFIX)) return treeRequest(ctx, domain, file.slice(0, -TREE_SUFFIX.length) || "/");
+  const access = accessFor(new HostFs(ctx.layout), domain, file);
+  return { kind: "grant", grant: { path: file, write: access.write, by: "libvirt", source: LIBVIRT_GRANT_SOURCE }, why: access.why };
+}
+
+/**
+ * `-F <dir>/{,**}` (libvirt's SetPathLabel with allowSubtree: hugepage and memory-backing
+ * directories). A runtime grant is one path, never a tree: the request is met when the XML's own
+ * rules already grant that tree read-write (rules/runtime.ts does for those directories), and
+ * refused otherwise (a tree comes only from the domain XML, e.g. a metadata allow with tree="yes").
+ */
+async function treeRequest(ctx: HookContext, domain: Domain, dir: string): Promise<FileGrant> {
+  const target = canonicalise(new HostFs(ctx.layout), dir);
+  // The rules the XML alone gives (policy applied): what is already granted.
+  const { buildProfile } = await import("../pipeline.js");
+  const rules = buildProfile(domain, { layout: ctx.layout }).rules;
+  const covered = rules.some(
+    (r) =>
+      r.perms.includes("w") &&
+      ((r.path === target && r.suffix === "{,/**}") || ((r.suffix === "{,/**}" || r.suffix === "/**") && isUnder(target, r.path) && target !== r.path)),
+  );
+  if (covered) return { kind: "covered", summary: `${dir}${TREE_SUFFIX} is already granted by the domain XML` };
+  throw new PathError(
+    `${dir}${TREE_SUFFIX}`,
+    "libvirt asks for a whole directory tree, which virt-aa-hook grants only from the domain XML (for example a metadata allow with tree='yes')",
+  );
+}
+
+function mirrorSet(ctx: HookContext, xml: Buffer): Set<string> {
+  return new Set(mirrorPaths(xml).map((p) => canonicalOrSelf(ctx, p)));
+}
+
+function canonicalOrSelf(ctx: HookContext, p: string): string {
+  try {
+    return canonicalise(new HostFs(ctx.layout), p);
+  } catch {
+    return p;
+  }
+}
+
+function isUnder(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir === "/" ? "/" : `${dir}/`);
+}
+
+/**
+ * `-D`: the guest stopped. Unload, remove the `.files`, our record (and so every runtime grant),
+ * the parser cache entries and the per-guest profile if it is still byte-identical to what we
+ * created: the hook's `release` (hook/release.ts), which runs again after this and finds nothing.
+ */
+export async function deleteProfile(ctx: HookContext, args: HelperArgs): Promise<Outcome> {
+  const state = readState(guestPaths(ctx.layout, args.uuid).state);
+  if (state !== undefined) ctx.guest = state.name;
+  const { releaseByUuid } = await import("../hook/release.js");
+  return releaseByUuid(ctx, args.uuid);
+}
+
+/** `-R`: unload only (files and record stay). Not loaded is not an error. */
+export async function removeProfile(ctx: HookContext, args: HelperArgs): Promise<Outcome> {
+  const paths = guestPaths(ctx.layout, args.uuid);
+  const state = readState(paths.state);
+  if (state !== undefined) ctx.guest = state.name;
+  const env = detectEnvironment(ctx.layout);
+  if (!env.target) return { summary: "nothing to unload: AppArmor is not enabled", warnings: ctx.warnings };
+  const parser = new Parser(ctx.layout.parser, env, ctx.config.parserTimeout * 1000);
+  const r = await withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: ctx.config.lockTimeout * 1000 }, () => parser.unload(paths.profileName));
+  return { summary: r === "removed" ? `unloaded ${paths.profileName}` : `${paths.profileName} was not loaded`, warnings: ctx.warnings };
+}
+
+/** `-a`: load the guest's profile as it is on disk (libvirt 9.x never sends it). */
+export async function loadProfile(ctx: HookContext, args: HelperArgs): Promise<Outcome> {
+  const paths = guestPaths(ctx.layout, args.uuid);
+  const state = readState(paths.state);
+  if (state !== undefined) ctx.guest = state.name;
+  if (readIfExists(paths.profile) === undefined) throw new PathError(paths.hostProfile, "profile does not exist");
+  const env = detectEnvironment(ctx.layout);
+  if (!env.target) throw new PathError(ctx.layout.apparmorEnabledFile, `cannot load ${paths.profileName}: AppArmor is not enabled in this kernel`);
+  const parser = new Parser(ctx.layout.parser, env, ctx.config.parserTimeout * 1000);
+  await withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: ctx.config.lockTimeout * 1000 }, () =>
+    parser.load(paths.profile, paths.profileName, { skipReadCache: false, complain: state?.loadedAs === "complain" }),
+  );
+  return { summary: `loaded ${paths.profileName}`, warnings: ctx.warnings };
+}
