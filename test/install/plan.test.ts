@@ -265,6 +265,8 @@ describe("planUninstall", () => {
     libvirtdLocal: LOCAL,
     dropin: "/etc/systemd/system/libvirtd.service.d/vah.conf",
     runtimeDirs: ["/run/vah"],
+    diversions: "/var/lib/dpkg/diversions",
+    divertPackage: "virt-aa-hook",
   };
 
   it("undoes an install exactly, last entry first", () => {
