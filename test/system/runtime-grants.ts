@@ -30,7 +30,7 @@ export const ADMIN_SOURCE = "admin grant";
 /** Hand-written call sequences (this directory), with the expected `.files` after each call. */
 const HAND_FIXTURES = path.resolve(new URL("./helper-calls", import.meta.url).pathname);
 /** What a `-F` grant's rule says it comes from (src/helper). */
-export const LIBVIRT_SOURCE = "libvirt -F";
+export const LIBVIRT_SOURCE = "libvirt virt-aa-helper -F";
 
 export interface SuiteContext {
   lab: () => Lab;
@@ -308,7 +308,8 @@ export function registerRuntimeGrantTests(ctx: SuiteContext): void {
     expect(fs.existsSync(HELPER_LAUNCHER)).toBe(true);
     const fixtures = fs.readdirSync(HAND_FIXTURES).filter((f) => f.endsWith(".json")).sort();
     expect(fixtures.length).toBeGreaterThan(0);
-    for (const f of fixtures) replayFixture(lab, path.join(HAND_FIXTURES, f), img);
+    const target: ReplayTarget = { at: (p) => p, launcher: HELPER_LAUNCHER, claim: (u) => void lab.uuids.push(u), qemuImg: (a) => lab.qemuImg(a) };
+    fixtures.forEach((f, i) => replayFixture(target, path.join(HAND_FIXTURES, f), g(`x${i}`), String(90 + i), img(`helper-${i}`)));
     lab.writeConfig();
   });
 }
@@ -323,19 +324,30 @@ export function registerRuntimeGrantTests(ctx: SuiteContext): void {
 export interface HelperFixture {
   description?: string;
   setup?: { path: string; format: "qcow2" | "raw"; backing?: string; empty?: boolean }[];
-  calls: { note?: string; argv: string[]; stdin: string; status?: number; files?: string[] | null; grants?: Grant[] }[];
+  calls: { note?: string; argv: string[]; stdin: string; status?: number; stderr?: string; files?: string[] | null; grants?: Grant[] }[];
 }
 
-function replayFixture(lab: Lab, file: string, img: (...p: string[]) => string): void {
+/** Where a replay runs: the machine itself (the suite), or a temp root (a check of the fixtures). */
+export interface ReplayTarget {
+  /** Host path → the real path to read or create it at. */
+  at: (hostPath: string) => string;
+  /** The launcher to run (libvirt's name for it, or ours). */
+  launcher: string;
+  /** Called with each UUID the replay uses, before anything is written for it. */
+  claim: (uuid: string) => void;
+  /** A qemu-img run. */
+  qemuImg: (args: string[]) => void;
+}
+
+/** Replays one fixture file: guest `name`, fresh UUID, images in `dir` (a host path). */
+export function replayFixture(target: ReplayTarget, file: string, name: string, id: string, dir: string): void {
   const raw = JSON.parse(read(file)) as HelperFixture | HelperFixture["calls"];
   const fx: HelperFixture = Array.isArray(raw) ? { calls: raw } : raw;
   const base = path.basename(file, ".json");
   const uuid = randomUuid();
-  lab.uuids.push(uuid);
-  const name = `${PREFIX}${lab.id}-x${lab.uuids.length}`;
-  const id = "9" + String(lab.uuids.length);
-  const dir = img(`helper-${base}`);
-  fs.mkdirSync(dir);
+  target.claim(uuid);
+  const { at } = target;
+  fs.mkdirSync(at(dir), { recursive: true });
   const sub = (s: string) =>
     s
       .replaceAll("@UUID@", uuid)
@@ -345,22 +357,29 @@ function replayFixture(lab: Lab, file: string, img: (...p: string[]) => string):
       .replaceAll("@DIR@", dir)
       .replaceAll("@F@", LIBVIRT_SOURCE);
   for (const s of fx.setup ?? []) {
-    const p = sub(s.path);
+    const p = at(sub(s.path));
     if (s.format === "raw" || s.empty) fs.writeFileSync(p, s.empty ? "" : Buffer.alloc(1 << 20));
-    else lab.qemuImg(["create", "-q", "-f", "qcow2", ...(s.backing ? ["-b", sub(s.backing), "-F", "qcow2"] : []), p, ...(s.backing ? [] : ["16M"])]);
+    // -u: the backing file is named by its host path, which in a temp root is not where it lies.
+    else target.qemuImg(["create", "-q", "-f", "qcow2", ...(s.backing ? ["-u", "-b", sub(s.backing), "-F", "qcow2"] : []), p, "16M"]);
   }
-  fx.calls.forEach((c, i) => {
-    const argv = c.argv.map(sub);
-    const args = argv[0]?.endsWith("virt-aa-helper") ? argv.slice(1) : argv;
-    const r = run(HELPER_LAUNCHER, args, { input: sub(c.stdin), env: { LIBVIRT_LOG_OUTPUTS: "1:stderr" } });
-    const what = `${base} call ${i} (virt-aa-helper ${args.join(" ")}${c.note ? `: ${c.note}` : ""})`;
-    expect({ status: r.status, stderr: c.status ? r.stderr !== "" : r.stderr }, what).toEqual({ status: c.status ?? 0, stderr: c.status ? true : "" });
-    if (c.files === null) expect(fs.existsSync(filesOf(uuid)), `${what}: no .files`).toBe(false);
-    else if (c.files !== undefined) expect(read(filesOf(uuid)), `${what}: .files`).toBe(filesText(name, uuid, c.files.map(sub)));
-    if (c.grants !== undefined) {
-      expect(recordGrants(uuid), `${what}: grants`).toEqual(c.grants.map((gr) => ({ ...gr, path: sub(gr.path), source: sub(gr.source) })));
-    }
-  });
-  // Whatever the sequence left: the profile (libvirt's -D keeps it), state record.
-  for (const p of [profileOf(uuid), filesOf(uuid), stateOf(uuid)]) fs.rmSync(p, { force: true });
+  try {
+    fx.calls.forEach((c, i) => {
+      const argv = c.argv.map(sub);
+      const args = argv[0]?.endsWith("virt-aa-helper") ? argv.slice(1) : argv;
+      // libvirt's environment: nothing but LIBVIRT_LOG_OUTPUTS (run() adds PATH and LC_ALL).
+      const r = run(target.launcher, args, { input: sub(c.stdin), env: { LIBVIRT_LOG_OUTPUTS: "3:stderr" }, cwd: "/" });
+      const what = `${base} call ${i} (virt-aa-helper ${args.join(" ")}${c.note ? `: ${c.note}` : ""})`;
+      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }, what).toEqual({ status: c.status ?? 0, stdout: "", stderr: sub(c.stderr ?? "") });
+      const files = at(filesOf(uuid));
+      if (c.files === null) expect(fs.existsSync(files), `${what}: no .files`).toBe(false);
+      else if (c.files !== undefined) expect(read(files), `${what}: .files`).toBe(filesText(name, uuid, c.files.map(sub)));
+      if (c.grants !== undefined) {
+        const st = fs.existsSync(at(stateOf(uuid))) ? ((JSON.parse(read(at(stateOf(uuid)))) as { grants?: Grant[] }).grants ?? []) : [];
+        expect(st, `${what}: grants`).toEqual(c.grants.map((gr) => ({ ...gr, path: sub(gr.path), source: sub(gr.source) })));
+      }
+    });
+  } finally {
+    // Whatever a failed sequence left (-D removes all of it).
+    for (const p of [profileOf(uuid), filesOf(uuid), stateOf(uuid)]) fs.rmSync(at(p), { force: true });
+  }
 }
