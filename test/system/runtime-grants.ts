@@ -94,12 +94,6 @@ export function vah(...args: string[]): Run {
   return run(ADMIN, args, { env: { PATH: "/usr/bin:/bin" } });
 }
 
-function vahOk(...args: string[]): string {
-  const r = vah(...args);
-  if (r.status !== 0 || r.stderr !== "") throw new Error(`virt-aa-hook ${args.join(" ")}: exit ${r.status}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
 export function registerRuntimeGrantTests(ctx: SuiteContext): void {
   const { test, g, img } = ctx;
 
@@ -147,142 +141,178 @@ export function registerRuntimeGrantTests(ctx: SuiteContext): void {
     const hot = img("h", "hot.qcow2");
     const iso = img("h", "cd.iso");
     const blk = img("h", "blk.raw");
-    const overlay = img("h", "overlay.qcow2");
+    const ov1 = img("h", "overlay1.qcow2");
+    const ov2 = img("h", "overlay2.qcow2");
     const copy = img("h", "copy.qcow2");
     const adopt = run(process.execPath, [INSTALLED_BUNDLE, "adopt", "-c", URI, h.name]);
-    expect({ status: adopt.status, stderr: adopt.stderr }).toEqual({ status: 0, stderr: "" });
+    expect({ status: adopt.status, stdout: adopt.stdout, stderr: adopt.stderr }).toEqual({ status: 0, stdout: `${h.name}: adopted (attach = wrapper)\n`, stderr: "" });
     virshOk("start", h.name);
-    let id = virshOk("domid", h.name).trim();
+    const id = virshOk("domid", h.name).trim();
+    const profile = `libvirt-${h.uuid}`;
     const files = () => read(filesOf(h.uuid));
-    /** The expected text: vda's rules, then the runtime rules, then the grants. */
-    const expected = (vda: string[], grants: string[] = [], runtimeId: string = id) =>
-      filesText(h.name, h.uuid, [...vda, ...runtimeLines(h.name, runtimeId), ...grants]);
-    const base = [line(disk, "rwk", "disk vda")];
-    expect(files()).toBe(expected(base));
-    expect(recordGrants(h.uuid)).toEqual([]);
+    /** The whole expected text: the disks' rules, the runtime rules, then the grants. */
+    const expected = (disks: string[], grants: string[] = [], runtimeId: string = id) =>
+      filesText(h.name, h.uuid, [...disks, ...runtimeLines(h.name, runtimeId), ...grants]);
+    // Each step is checked with soft assertions: one run reports every step that differs.
+    const step = (what: string, disks: string[], grants: string[], record: Grant[]) => {
+      expect.soft(files(), `${what}: .files`).toBe(expected(disks, grants));
+      expect.soft(recordGrants(h.uuid), `${what}: the record's grants`).toEqual(record);
+    };
+    const vda = line(disk, "rwk", "disk vda");
+    const start = [vda];
+    step("start", start, [], []);
 
-    /** An operation libvirt runs without calling the hook: the .files is exactly what it was. */
+    /** An operation libvirt runs without calling the hook: the .files keeps every byte. */
     const noHook = (what: string, f: () => void) => {
       const before = files();
       lab.mark();
       f();
-      expect(hookOps(h.name, lab.hookLogMark), `${what}: hook calls`).toEqual([]);
-      expect(files(), `${what}: .files`).toBe(before);
+      expect.soft(hookOps(h.name, lab.hookLogMark), `${what}: hook calls`).toEqual([]);
+      expect.soft(files(), `${what}: .files`).toBe(before);
     };
-    const grant = (p: string, ...flags: string[]) => vahOk("grant", h.name, p, ...flags);
-    const revoke = (p: string) => vahOk("revoke", h.name, p);
-    const sync = () => vahOk("sync", h.name);
+    /** An admin command: exit 0, exactly this one line on stdout, nothing on stderr. */
+    const admin = (stdout: string, ...args: string[]) => {
+      const r = vah(...args);
+      expect.soft({ status: r.status, stdout: r.stdout, stderr: r.stderr }, `virt-aa-hook ${args.join(" ")}`).toEqual({ status: 0, stdout: `${stdout}\n`, stderr: "" });
+    };
+    const loaded = `${profile}: loaded new rules`;
+    const grant = (p: string, ro = false) =>
+      admin(`granted ${p} ${ro ? "read-only" : "read-write"} to ${h.name}: ${loaded}`, "grant", h.name, p, ...(ro ? ["--read-only"] : []));
+    const revoke = (p: string) => admin(`revoked ${p} from ${h.name}: ${loaded}`, "revoke", h.name, p);
+    const sync = (result: string, dropped: string[] = [], kept: string[] = [], ...flags: string[]) => {
+      const parts = [
+        dropped.length ? `dropped ${dropped.length} admin grant${dropped.length === 1 ? "" : "s"} (${dropped.join(", ")})` : "",
+        kept.length ? `kept ${kept.length} admin grant${kept.length === 1 ? "" : "s"} the live XML does not name (${kept.join(", ")}; revoke when done)` : "",
+      ].filter(Boolean);
+      admin(`synced ${h.name} from its live XML${parts.length ? `, ${parts.join(", ")}` : ""}: ${result}`, "sync", h.name, ...flags);
+    };
 
     // Negative control first: a restricted path is refused with the one line, nothing changes.
     {
-      const before = files();
-      const record = read(stateOf(h.uuid));
-      const r = vah("grant", h.name, "/etc/shadow");
-      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
+      const before = [files(), read(stateOf(h.uuid))];
+      for (const ro of [[], ["--read-only"]]) {
+        const r = vah("grant", h.name, "/etc/shadow", ...ro);
+        expect.soft({ status: r.status, stdout: r.stdout, stderr: r.stderr }, `grant /etc/shadow ${ro.join(" ")}`).toEqual({
+          status: 1,
+          stdout: "",
+          stderr: `virt-aa-hook: error: cannot grant /etc/shadow to ${h.name}: ${ADMIN_SOURCE}: restricted location /etc is never granted to guests\n`,
+        });
+      }
+      // revoke of a path never granted: refused, nothing changes.
+      const r = vah("revoke", h.name, hot);
+      expect.soft({ status: r.status, stdout: r.stdout, stderr: r.stderr }, "revoke of a path never granted").toEqual({
         status: 1,
         stdout: "",
-        stderr: `virt-aa-hook: error: ${h.name}: /etc/shadow: ${ADMIN_SOURCE}: restricted location /etc is never granted to guests\n`,
+        stderr: `virt-aa-hook: error: cannot revoke ${hot} from ${h.name}: no admin grant of it (the guest has none)\n`,
       });
-      const ro = vah("grant", h.name, "/etc/shadow", "--read-only");
-      expect({ status: ro.status, stderr: ro.stderr }).toEqual({
-        status: 1,
-        stderr: `virt-aa-hook: error: ${h.name}: /etc/shadow: ${ADMIN_SOURCE}: restricted location /etc is never granted to guests\n`,
-      });
-      expect(files()).toBe(before);
-      expect(read(stateOf(h.uuid))).toBe(record);
+      expect.soft([files(), read(stateOf(h.uuid))], "refusals change nothing").toEqual(before);
     }
 
-    // 1. attach-disk --live (file): granted first, then attached; libvirt calls no hook.
+    // 1. attach-disk --live (file): granted first; libvirt calls nothing; sync: the live XML names
+    //    the disk itself now, so the grant is dropped and the XML's rule stays.
     grant(hot);
-    expect(files()).toBe(expected(base, [line(hot, "rwk", ADMIN_SOURCE)]));
-    expect(recordGrants(h.uuid)).toEqual([adminGrant(hot)]);
+    step("grant hot", start, [line(hot, "rwk", ADMIN_SOURCE)], [adminGrant(hot)]);
     noHook("attach-disk file", () => virshOk("attach-disk", h.name, hot, "sdb", "--targetbus", "scsi", "--driver", "qemu", "--subdriver", "qcow2", "--live"));
     expect(virshOk("domblklist", h.name)).toContain(hot);
-    // sync re-reads the live XML: the hotplugged disk is the XML's own now; the grant stays
-    // (one rule: the policy merges rules for one path, sources listed).
-    sync();
-    expect(files()).toBe(filesText(h.name, h.uuid, [...base, line(hot, "rwk", `disk sdb, ${ADMIN_SOURCE}`), ...runtimeLines(h.name, id)]));
-    expect(recordGrants(h.uuid)).toEqual([adminGrant(hot)]);
+    sync(loaded, [hot]);
+    step("attach-disk file + sync", [vda, line(hot, "rwk", "disk sdb")], [], []);
 
-    // 2. detach-disk, then revoke: back to exactly the start.
+    // 2. detach-disk, sync: back to exactly the start.
     noHook("detach-disk file", () => virshOk("detach-disk", h.name, "sdb", "--live"));
     expect(virshOk("domblklist", h.name)).not.toContain(hot);
-    revoke(hot);
-    expect(files()).toBe(expected(base));
-    expect(recordGrants(h.uuid)).toEqual([]);
+    sync(loaded);
+    step("detach-disk file + sync", start, [], []);
 
-    // 3. attach-disk --live of a block device (a loop device over a file), detach, revoke.
+    // 3. The same with a block device: a loop device over a file.
     const loop = lab.attachLoop(blk);
     grant(loop);
-    expect(files()).toBe(expected(base, [line(loop, "rwk", ADMIN_SOURCE)]));
-    expect(recordGrants(h.uuid)).toEqual([adminGrant(loop)]);
+    step("grant loop", start, [line(loop, "rwk", ADMIN_SOURCE)], [adminGrant(loop)]);
     noHook("attach-disk block", () =>
       virshOk("attach-disk", h.name, loop, "sdc", "--targetbus", "scsi", "--sourcetype", "block", "--driver", "qemu", "--subdriver", "raw", "--live"),
     );
+    sync(loaded, [loop]);
+    step("attach-disk block + sync", [vda, line(loop, "rwk", "disk sdc")], [], []);
     noHook("detach-disk block", () => virshOk("detach-disk", h.name, "sdc", "--live"));
-    revoke(loop);
-    expect(files()).toBe(expected(base));
-    expect(recordGrants(h.uuid)).toEqual([]);
+    sync(loaded);
+    step("detach-disk block + sync", start, [], []);
     lab.detachLoop(loop);
 
-    // 4. change-media: the medium read-only while inserted, gone after the eject.
-    grant(iso, "--read-only");
-    expect(files()).toBe(expected(base, [line(iso, "rk", ADMIN_SOURCE)]));
-    expect(recordGrants(h.uuid)).toEqual([adminGrant(iso, false)]);
+    // 4. change-media: the medium read-only; the live XML names it (read-only cdrom) after the
+    //    insert; gone after the eject.
+    grant(iso, true);
+    step("grant iso read-only", start, [line(iso, "rk", ADMIN_SOURCE)], [adminGrant(iso, false)]);
     noHook("change-media insert", () => virshOk("change-media", h.name, "hdc", iso, "--insert", "--live"));
+    sync(loaded, [iso]);
+    step("change-media insert + sync", [vda, line(iso, "rk", "disk hdc")], [], []);
     noHook("change-media eject", () => virshOk("change-media", h.name, "hdc", "--eject", "--live"));
-    revoke(iso);
-    expect(files()).toBe(expected(base));
-    expect(recordGrants(h.uuid)).toEqual([]);
+    sync(loaded);
+    step("change-media eject + sync", start, [], []);
 
-    // 5. snapshot-create-as --disk-only --no-metadata: the overlay is granted before libvirt
-    //    creates it; after sync the old top is a read-only backing layer.
-    grant(overlay);
-    expect(files()).toBe(expected(base, [line(overlay, "rwk", ADMIN_SOURCE)]));
-    noHook("snapshot-create-as", () =>
-      virshOk("snapshot-create-as", h.name, "--disk-only", "--no-metadata", "--diskspec", `vda,file=${overlay}`, "--diskspec", "hdc,snapshot=no"),
-    );
-    sync();
-    const snapped = [line(overlay, "rwk", `disk vda, ${ADMIN_SOURCE}`), line(disk, "rk", "disk vda backing 1")];
-    expect(files()).toBe(expected(snapped));
-    revoke(overlay);
-    expect(files()).toBe(expected([line(overlay, "rwk", "disk vda"), line(disk, "rk", "disk vda backing 1")]));
-    expect(recordGrants(h.uuid)).toEqual([]);
+    // 5. Two disk-only snapshots (overlay1, then overlay2 on top): each overlay granted before
+    //    libvirt creates it; after sync the old tops are read-only backing layers.
+    const snapshot = (ov: string) =>
+      noHook(`snapshot-create-as ${path.basename(ov)}`, () =>
+        virshOk("snapshot-create-as", h.name, "--disk-only", "--no-metadata", "--diskspec", `vda,file=${ov}`, "--diskspec", "hdc,snapshot=no"),
+      );
+    grant(ov1);
+    step("grant overlay1", start, [line(ov1, "rwk", ADMIN_SOURCE)], [adminGrant(ov1)]);
+    snapshot(ov1);
+    sync(loaded, [ov1]);
+    step("snapshot 1 + sync", [line(ov1, "rwk", "disk vda"), line(disk, "rk", "disk vda backing 1")], [], []);
+    grant(ov2);
+    snapshot(ov2);
+    sync(loaded, [ov2]);
+    const chain3 = [line(ov2, "rwk", "disk vda"), line(ov1, "rk", "disk vda backing 1"), line(disk, "rk", "disk vda backing 2")];
+    step("snapshot 2 + sync", chain3, [], []);
 
-    // 6. blockcommit --active --pivot: the base is writable only while the commit runs.
+    // 6. blockcommit (not active) of overlay1 into the base: the base is writable only while the
+    //    commit runs. sync keeps the grant (the XML names the base read-only); revoke ends it.
     grant(disk);
-    expect(files()).toBe(expected([line(overlay, "rwk", "disk vda"), line(disk, "rwk", `disk vda backing 1, ${ADMIN_SOURCE}`)]));
-    expect(recordGrants(h.uuid)).toEqual([adminGrant(disk)]);
-    noHook("blockcommit", () => virshOk("blockcommit", h.name, "vda", "--active", "--pivot"));
+    step("grant base", [chain3[0]!, chain3[1]!, line(disk, "rwk", `disk vda backing 2, ${ADMIN_SOURCE}`)], [], [adminGrant(disk)]);
+    noHook("blockcommit --top overlay1 --base disk", () => virshOk("blockcommit", h.name, "vda", "--top", ov1, "--base", disk, "--wait"));
+    sync(loaded, [], [disk]);
+    step("blockcommit + sync", [line(ov2, "rwk", "disk vda"), line(disk, "rwk", `disk vda backing 1, ${ADMIN_SOURCE}`)], [], [adminGrant(disk)]);
     revoke(disk);
-    sync();
-    expect(files()).toBe(expected(base));
-    expect(recordGrants(h.uuid)).toEqual([]);
+    step("blockcommit + revoke: the base read-only again", [line(ov2, "rwk", "disk vda"), line(disk, "rk", "disk vda backing 1")], [], []);
 
-    // 7. blockcopy --pivot: the destination granted first; after the pivot it is vda.
+    // 7. blockcommit --active --pivot: the base becomes the top (the XML's own rwk after the pivot).
+    grant(disk);
+    step("grant base (active)", [line(ov2, "rwk", "disk vda"), line(disk, "rwk", `disk vda backing 1, ${ADMIN_SOURCE}`)], [], [adminGrant(disk)]);
+    noHook("blockcommit --active --pivot", () => virshOk("blockcommit", h.name, "vda", "--active", "--pivot"));
+    sync(loaded, [disk]);
+    step("blockcommit --active --pivot + sync", start, [], []);
+
+    // 8. blockcopy --pivot: the destination granted first; after the pivot it is vda.
     grant(copy);
-    expect(files()).toBe(expected(base, [line(copy, "rwk", ADMIN_SOURCE)]));
-    noHook("blockcopy", () => virshOk("blockcopy", h.name, "vda", "--dest", copy, "--format", "qcow2", "--transient-job", "--pivot"));
-    revoke(copy);
-    sync();
+    step("grant copy", start, [line(copy, "rwk", ADMIN_SOURCE)], [adminGrant(copy)]);
+    noHook("blockcopy --pivot", () => virshOk("blockcopy", h.name, "vda", "--dest", copy, "--format", "qcow2", "--transient-job", "--pivot"));
+    sync(loaded, [copy]);
     const copied = [line(copy, "rwk", "disk vda")];
-    expect(files()).toBe(expected(copied));
-    expect(recordGrants(h.uuid)).toEqual([]);
+    step("blockcopy + sync", copied, [], []);
 
-    // 8. attach-interface / detach-interface on an isolated network (a tap on its bridge; TCG: no
-    //    vhost-net): QEMU gets the tap as a descriptor, so the .files does not change.
+    // 9. attach-interface / detach-interface on an isolated network (a tap on its bridge; TCG: no
+    //    vhost-net): QEMU gets the tap as a descriptor, the .files does not change.
     const net = `${PREFIX}${lab.id}`;
     lab.createNetwork(net, `vaah${lab.id}`);
     const mac = "52:54:00:aa:17:01";
     noHook("attach-interface", () => virshOk("attach-interface", h.name, "network", net, "--model", "usb-net", "--mac", mac, "--live"));
-    expect(files()).toBe(expected(copied));
+    expect(virshOk("domiflist", h.name)).toContain(mac);
+    step("attach-interface", copied, [], []);
     noHook("detach-interface", () => virshOk("detach-interface", h.name, "network", "--mac", mac, "--live"));
-    expect(files()).toBe(expected(copied));
+    expect(virshOk("domiflist", h.name)).not.toContain(mac);
+    step("detach-interface", copied, [], []);
 
-    // 9. save/restore: release at save drops the record with its grants; restore makes the
-    //    .files from the saved XML (with the new domain id).
+    // 10. A grant the live XML never names stays through sync; --revoke-all drops it.
     grant(hot);
-    expect(recordGrants(h.uuid)).toEqual([adminGrant(hot)]);
+    // Nothing changes; the fake securityfs lists no loaded profile, so it is loaded again (store/plan.ts).
+    sync(`${profile}: loaded unchanged rules`, [], [hot]);
+    step("grant + sync (kept)", copied, [line(hot, "rwk", ADMIN_SOURCE)], [adminGrant(hot)]);
+    sync(loaded, [hot], [], "--revoke-all");
+    step("sync --revoke-all", copied, [], []);
+
+    // 11. save/restore: release at save drops the record with its grants; restore makes the
+    //     .files from the saved XML (new domain id), with no grants.
+    grant(hot);
     const saved = img("h", "saved");
     lab.mark();
     virshOk("save", h.name, saved);
@@ -291,9 +321,9 @@ export function registerRuntimeGrantTests(ctx: SuiteContext): void {
     lab.mark();
     virshOk("restore", saved);
     expect(hookOps(h.name, lab.hookLogMark)).toEqual(["restore 0", "prepare 0", "start 0", "started 0"]);
-    id = virshOk("domid", h.name).trim();
-    expect(files()).toBe(expected(copied));
-    expect(recordGrants(h.uuid)).toEqual([]);
+    const id2 = virshOk("domid", h.name).trim();
+    expect.soft(files(), "restore: .files").toBe(expected(copied, [], id2));
+    expect.soft(recordGrants(h.uuid), "restore: grants").toEqual([]);
 
     virshOk("destroy", h.name);
     expect(fs.existsSync(filesOf(h.uuid))).toBe(false);
