@@ -29,6 +29,10 @@ export const ADMIN_SOURCE = "admin grant";
 
 /** Hand-written call sequences (this directory), with the expected `.files` after each call. */
 const HAND_FIXTURES = path.resolve(new URL("./helper-calls", import.meta.url).pathname);
+/** libvirt 9.0's calls to its helper, recorded by helper "lab" (test/lab/guest/record.sh). */
+const RECORDED_FIXTURES = path.resolve(new URL("../fixtures/libvirt-helper-calls", import.meta.url).pathname);
+/** What each recorded call must leave, in the order of one guest's life. */
+const RECORDED_EXPECT = path.join(HAND_FIXTURES, "recorded.expect.json");
 /** What a `-F` grant's rule says it comes from (src/helper). */
 export const LIBVIRT_SOURCE = "libvirt virt-aa-helper -F";
 
@@ -336,10 +340,18 @@ export function registerRuntimeGrantTests(ctx: SuiteContext): void {
     const lab = ctx.lab();
     lab.writeConfig({ attach: "helper" });
     expect(fs.existsSync(HELPER_LAUNCHER)).toBe(true);
-    const fixtures = fs.readdirSync(HAND_FIXTURES).filter((f) => f.endsWith(".json")).sort();
-    expect(fixtures.length).toBeGreaterThan(0);
     const target: ReplayTarget = { at: (p) => p, launcher: HELPER_LAUNCHER, claim: (u) => void lab.uuids.push(u), qemuImg: (a) => lab.qemuImg(a) };
-    fixtures.forEach((f, i) => replayFixture(target, path.join(HAND_FIXTURES, f), g(`x${i}`), String(90 + i), img(`helper-${i}`)));
+    // Hand-written sequences.
+    const hand = fs.readdirSync(HAND_FIXTURES).filter((f) => f.startsWith("hand-") && f.endsWith(".json")).sort();
+    expect(hand.length).toBeGreaterThan(0);
+    hand.forEach((f, i) => replayFixture(target, readFixture(path.join(HAND_FIXTURES, f)), f, g(`x${i}`), String(90 + i), img(`helper-${i}`)));
+    // libvirt's own calls, recorded by the lab. The name stays within libvirt's 20-character short
+    // name (domain-<id>-<name> in the recording's paths); the block device is a loop device here.
+    expect(fs.existsSync(RECORDED_FIXTURES), `${RECORDED_FIXTURES}: the lab's recordings (branch wt-lab)`).toBe(true);
+    fs.writeFileSync(img("rec-blk.raw"), Buffer.alloc(16 << 20));
+    const loop = lab.attachLoop(img("rec-blk.raw"));
+    replayFixture(target, recordedFixture(RECORDED_FIXTURES, RECORDED_EXPECT), "recorded", `${PREFIX}r${lab.id.slice(0, 6)}`, "0", img("recorded"), { "@LOOP@": loop });
+    lab.detachLoop(loop);
     lab.writeConfig();
   });
 }
@@ -369,11 +381,40 @@ export interface ReplayTarget {
   qemuImg: (args: string[]) => void;
 }
 
-/** Replays one fixture file: guest `name`, fresh UUID, images in `dir` (a host path). */
-export function replayFixture(target: ReplayTarget, file: string, name: string, id: string, dir: string): void {
-  const raw = JSON.parse(read(file)) as HelperFixture | HelperFixture["calls"];
-  const fx: HelperFixture = Array.isArray(raw) ? { calls: raw } : raw;
-  const base = path.basename(file, ".json");
+/** A hand-written fixture file (calls with their expectations). */
+export function readFixture(file: string): HelperFixture {
+  return JSON.parse(read(file)) as HelperFixture;
+}
+
+/** The recording's own names, and the placeholders they become (recorded.expect.json). */
+const RECORDED_NAMES: [RegExp, string][] = [
+  [/\/var\/lib\/libvirt\/images\//g, "@DIR@/"],
+  [/1ab00a11-0000-4000-8000-0000000000a1/g, "@UUID@"],
+  [/rec-a/g, "@NAME@"],
+  [/\/dev\/loop0(?![0-9])/g, "@LOOP@"],
+];
+
+/**
+ * libvirt's recorded calls (`dir`/<op>.json, each `[{argv, stdin}]`, recorded by the lab) in the
+ * order and with the expectations of `expectFile`: one guest's life as one fixture.
+ */
+export function recordedFixture(dir: string, expectFile: string): HelperFixture {
+  const ex = JSON.parse(read(expectFile)) as Omit<HelperFixture, "calls"> & { ops: { op: string; calls: Omit<HelperFixture["calls"][number], "argv" | "stdin">[] }[] };
+  const map = (s: string) => RECORDED_NAMES.reduce((acc, [re, to]) => acc.replace(re, to), s);
+  const calls: HelperFixture["calls"] = [];
+  for (const { op, calls: expected } of ex.ops) {
+    const recorded = JSON.parse(read(path.join(dir, `${op}.json`))) as { argv: string[]; stdin: string }[];
+    expect(recorded.length, `${op}: calls recorded vs expectations`).toBe(expected.length);
+    recorded.forEach((c, i) => calls.push({ ...expected[i], note: `${op}${expected[i]!.note ? `: ${expected[i]!.note}` : ""}`, argv: c.argv.map(map), stdin: map(c.stdin) }));
+  }
+  return { ...(ex.description ? { description: ex.description } : {}), ...(ex.setup ? { setup: ex.setup } : {}), calls };
+}
+
+/**
+ * Replays one fixture: guest `name`, a fresh UUID, images in `dir` (a host path); `extra`: more
+ * placeholders (e.g. @LOOP@).
+ */
+export function replayFixture(target: ReplayTarget, fx: HelperFixture, base: string, name: string, id: string, dir: string, extra: Record<string, string> = {}): void {
   const uuid = randomUuid();
   target.claim(uuid);
   const { at } = target;
@@ -385,7 +426,8 @@ export function replayFixture(target: ReplayTarget, file: string, name: string, 
       .replaceAll("@NAME@", name)
       .replaceAll("@ID@", id)
       .replaceAll("@DIR@", dir)
-      .replaceAll("@F@", LIBVIRT_SOURCE);
+      .replaceAll("@F@", LIBVIRT_SOURCE)
+      .replace(/@[A-Z]+@/g, (m) => extra[m] ?? m);
   for (const s of fx.setup ?? []) {
     const p = at(sub(s.path));
     if (s.format === "raw" || s.empty) fs.writeFileSync(p, s.empty ? "" : Buffer.alloc(1 << 20));
@@ -393,19 +435,20 @@ export function replayFixture(target: ReplayTarget, file: string, name: string, 
     else target.qemuImg(["create", "-q", "-f", "qcow2", ...(s.backing ? ["-u", "-b", sub(s.backing), "-F", "qcow2"] : []), p, "16M"]);
   }
   try {
+    expect(fx.calls.length, `${base}: calls`).toBeGreaterThan(0);
     fx.calls.forEach((c, i) => {
       const argv = c.argv.map(sub);
       const args = argv[0]?.endsWith("virt-aa-helper") ? argv.slice(1) : argv;
       // libvirt's environment: nothing but LIBVIRT_LOG_OUTPUTS (run() adds PATH and LC_ALL).
       const r = run(target.launcher, args, { input: sub(c.stdin), env: { LIBVIRT_LOG_OUTPUTS: "3:stderr" }, cwd: "/" });
       const what = `${base} call ${i} (virt-aa-helper ${args.join(" ")}${c.note ? `: ${c.note}` : ""})`;
-      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }, what).toEqual({ status: c.status ?? 0, stdout: "", stderr: sub(c.stderr ?? "") });
+      expect.soft({ status: r.status, stdout: r.stdout, stderr: r.stderr }, what).toEqual({ status: c.status ?? 0, stdout: "", stderr: sub(c.stderr ?? "") });
       const files = at(filesOf(uuid));
-      if (c.files === null) expect(fs.existsSync(files), `${what}: no .files`).toBe(false);
-      else if (c.files !== undefined) expect(read(files), `${what}: .files`).toBe(filesText(name, uuid, c.files.map(sub)));
+      if (c.files === null) expect.soft(fs.existsSync(files), `${what}: no .files`).toBe(false);
+      else if (c.files !== undefined) expect.soft(fs.existsSync(files) ? read(files) : "(no .files)", `${what}: .files`).toBe(filesText(name, uuid, c.files.map(sub)));
       if (c.grants !== undefined) {
         const st = fs.existsSync(at(stateOf(uuid))) ? ((JSON.parse(read(at(stateOf(uuid)))) as { grants?: Grant[] }).grants ?? []) : [];
-        expect(st, `${what}: grants`).toEqual(c.grants.map((gr) => ({ ...gr, path: sub(gr.path), source: sub(gr.source) })));
+        expect.soft(st, `${what}: grants`).toEqual(c.grants.map((gr) => ({ ...gr, path: sub(gr.path), source: sub(gr.source) })));
       }
     });
   } finally {
