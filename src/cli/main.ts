@@ -15,6 +15,10 @@ async function main(argv: string[]): Promise<number> {
     const { runHelperCommand } = await import("../helper/command.js");
     return runHelperCommand(argv.slice(1));
   }
+  if (argv[0] === "network-hook") {
+    const { runNetworkHookCommand } = await import("./network-fast.js");
+    return runNetworkHookCommand(argv.slice(1));
+  }
   const { runCli } = await import("./cli.js");
   return runCli(argv);
 }
@@ -24,7 +28,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
     // The hook has awaited all its work and written its output (stderr and files are synchronous
     // here): exiting now skips tearing down the heap, a few milliseconds of every guest start.
-    if (process.argv[2] === "hook" || process.argv[2] === "virt-aa-helper") process.exit(code);
+    if (process.argv[2] === "hook" || process.argv[2] === "virt-aa-helper" || process.argv[2] === "network-hook") process.exit(code);
   },
   (err: unknown) => {
     process.stderr.write(`virt-aa-hook: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
