@@ -475,3 +475,70 @@ describe("the launcher", () => {
     expect(t.exists(FILES)).toBe(false);
   });
 });
+
+describe('mode = "off": libvirt\'s own helper does the work', () => {
+  // A stand-in for /usr/lib/libvirt/virt-aa-helper.real: the real one writes the machine's own
+  // /etc/apparmor.d (its paths are compiled in) and loads into the kernel, which a test must not.
+  // It records its arguments, environment and stdin, and exits with the code it is told.
+  function fakeReal(exit: number): void {
+    fs.writeFileSync(
+      t.at("/usr/lib/libvirt/virt-aa-helper.real"),
+      `#!/bin/sh\nprintf '%s\\n' "$@" > "${t.at("/real.argv")}"\nenv > "${t.at("/real.env")}"\ncat > "${t.at("/real.stdin")}"\nexit ${exit}\n`,
+    );
+    fs.chmodSync(t.at("/usr/lib/libvirt/virt-aa-helper.real"), 0o755);
+    fs.appendFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), 'mode = "off"\n');
+  }
+
+  it("each call goes unchanged to virt-aa-helper.real, and its exit is ours; nothing of ours is written", () => {
+    fakeReal(0);
+    const xml = liveXml([VDA]);
+    ok(callHelper(t, ["-r", "-u", P, "-F", `${IMG}/data.qcow2`], xml));
+    expect(t.read("/real.argv")).toBe(`-r\n-u\n${P}\n-F\n${IMG}/data.qcow2\n`);
+    expect(t.read("/real.stdin")).toBe(xml);
+    expect(t.exists(FILES) || t.exists(PROFILE) || t.exists(STATE)).toBe(false);
+  });
+
+  it("its failure is exit 1 with one line", () => {
+    fakeReal(3);
+    refused(callHelper(t, ["-c", "-u", P], liveXml([VDA])), `virt-aa-hook: error: ${P}: -: mode = "off": libvirt's own virt-aa-helper failed (exit 3)`);
+  });
+
+  it("missing: exit 1", () => {
+    fs.appendFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), 'mode = "off"\n');
+    refused(
+      callHelper(t, ["-D", "-u", P]),
+      `virt-aa-hook: error: ${P}: /usr/lib/libvirt/virt-aa-helper.real: mode = "off" hands this call to libvirt's own virt-aa-helper, which is missing`,
+    );
+  });
+});
+
+describe("hostile -F paths", () => {
+  it("glob and quote characters are granted as the one literal file they name (the parser compiles it)", () => {
+    const xml = start();
+    const odd = `${IMG}/a*b[1]{x,y}"q.qcow2`;
+    const r = append(xml, odd);
+    ok(r);
+    expect(grants()).toEqual([libvirtGrant(odd)]);
+    expect(t.read(FILES)).toBe(expected(xml, [libvirtGrant(odd)]));
+    expect(t.read(FILES)).toContain(`  "${IMG}/a\\*b\\[1\\]\\{x\\,y\\}\\042q.qcow2" rwk,  # ${SOURCE}\n`);
+  });
+
+  it("a path with a newline (to end the rule and start another) is refused, nothing written", () => {
+    const xml = start();
+    const sneaky = `${IMG}/x" rwk,\n  /** rwk, #`;
+    const before = t.read(FILES);
+    refused(append(xml, sneaky), /^virt-aa-hook: error: vm1: \/var\/lib\/libvirt\/images\/x" rwk,\\x0a  \/\*\* rwk, #: control character in path$/);
+    expect(t.read(FILES)).toBe(before);
+  });
+});
+
+describe("descriptors libvirt labels at start (SetTapFDLabel)", () => {
+  it("-F /dev/net/tun and a macvtap /dev/tapN are granted; the next regeneration drops them", () => {
+    const xml = start();
+    ok(append(xml, "/dev/net/tun"));
+    ok(append(xml, "/dev/tap7"));
+    expect(t.read(FILES)).toBe(expected(xml) + grantLine("/dev/net/tun") + grantLine("/dev/tap7"));
+    ok(regen(xml));
+    expect(t.read(FILES)).toBe(expected(xml));
+  });
+});
