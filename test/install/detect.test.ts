@@ -70,7 +70,9 @@ describe("detection matrix (qemu.conf security_driver × kernel AppArmor)", () =
 });
 
 describe("install.sh on a host whose libvirt uses AppArmor", () => {
-  it("writes seclabel + enforce, installs the command and the libvirtd drop-in, says what is confined; uninstall restores the exact tree", () => {
+  // With libvirt's virt-aa-helper and dpkg the choice is helper (test/install/helper.test.ts); this
+  // root has neither, so seclabel, and the reason says why.
+  it("without a virt-aa-helper to divert: writes seclabel + enforce, installs the command and the libvirtd drop-in, says what is confined; uninstall restores the exact tree", () => {
     write(path.join(root, "etc/libvirt/qemu.conf"), 'security_driver = "apparmor"\n');
     fs.mkdirSync(path.join(root, "etc/systemd/system"), { recursive: true });
     write(path.join(root, "etc/libvirt/qemu/web.xml"), domain("web", true));
@@ -92,7 +94,7 @@ describe("install.sh on a host whose libvirt uses AppArmor", () => {
       `#!/bin/sh\n# virt-aa-hook command (installed by virt-aa-hook install.sh; uninstall.sh removes it).\nexec ${NODE} /usr/lib/virt-aa-hook/virt-aa-hook.cjs "$@"\n`,
     );
     expect(summary(r.stdout)).toEqual([
-      'virt-aa-hook install: /etc/libvirt/virt-aa-hook.conf: attach = "seclabel", started_check = "enforce" (chosen for this host: /etc/libvirt/qemu.conf: security_driver = "apparmor" → attach = "seclabel")',
+      'virt-aa-hook install: /etc/libvirt/virt-aa-hook.conf: attach = "seclabel", started_check = "enforce" (chosen for this host: /etc/libvirt/qemu.conf: security_driver = "apparmor", but /usr/lib/libvirt/virt-aa-helper is missing (no virt-aa-helper to divert) → attach = "seclabel")',
       "virt-aa-hook install: NOT confined: this kernel has no AppArmor (/sys/module/apparmor/parameters/enabled): no guest is confined until the host boots with AppArmor",
       "virt-aa-hook install: adopted (confined by virt-aa-hook from their next start): web",
       "virt-aa-hook install: not adopted (left to libvirt's own AppArmor driver): db; to confine them with virt-aa-hook: virt-aa-hook adopt db",

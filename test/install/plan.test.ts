@@ -315,6 +315,29 @@ describe("planUninstall", () => {
     expect(host.stat(LOCAL)?.mode).toBe(0o640);
   });
 
+  it("a diversion: removed with dpkg-divert after our link is gone; kept as it is when dpkg no longer records ours; refused while something else is in its place", () => {
+    const H = "/usr/lib/libvirt/virt-aa-helper";
+    const R = `${H}.real`;
+    const manifest = `created-dir /var/lib/vah\ndiverted ${H} ${R}\ncreated ${H}\n`;
+    const host = (diversions: string, atH: { link: string } | string) =>
+      new MemoryHost({ "/var/lib/vah/install-manifest": manifest, "/var/lib/dpkg/diversions": diversions, [R]: "libvirt's", [H]: atH });
+    const ours = `${H}\n${R}\nvirt-aa-hook\n`;
+    expect(said(planUninstall(host(ours, { link: "/usr/lib/vah/virt-aa-helper" }), paths).steps)).toEqual([
+      `remove ${H}`,
+      `remove the diversion of ${H}: ${R} back to ${H} (dpkg-divert --package virt-aa-hook --rename --remove)`,
+      "remove /var/lib/vah",
+    ]);
+    expect(said(planUninstall(host(`${H}\n${R}\n:\n`, { link: "/usr/lib/vah/virt-aa-helper" }), paths).steps)).toEqual([
+      `remove ${H}`,
+      `kept ${H} as it is: dpkg no longer records virt-aa-hook's diversion of it to ${R}`,
+      "remove /var/lib/vah",
+    ]);
+    // Our link was replaced by a file and the manifest's `created` is gone: that file is not ours to remove.
+    const h = host(ours, "someone's");
+    h.nodes.set("/var/lib/vah/install-manifest", { kind: "file", mode: 0o644, content: Buffer.from(`created-dir /var/lib/vah\ndiverted ${H} ${R}\n`) });
+    expect(() => planUninstall(h, paths)).toThrow(new Refusal(`${H}: exists, cannot move ${R} back there (remove it, then run uninstall again)`));
+  });
+
   it("refuses, before any step, when a backup is missing or a manifest entry is unknown", () => {
     const host = libvirtHost();
     const w = wanted();
