@@ -294,16 +294,26 @@ export function registerRuntimeGrantTests(ctx: SuiteContext): void {
     const copied = [line(copy, "rwk", "disk vda")];
     step("blockcopy + sync", copied, [], []);
 
-    // 9. attach-interface / detach-interface on an isolated network (a tap on its bridge; TCG: no
-    //    vhost-net): QEMU gets the tap as a descriptor, the .files does not change.
+    // 9. attach-interface / detach-interface on an isolated network (a tap on its bridge): no
+    //    qemu hook; libvirt's network hook (ours, installed in network.d) gets port-created and
+    //    grants /dev/vhost-net for the port (the .files lacks it: a TCG guest's XML asks for none;
+    //    the port cannot tell the NIC's model), and takes it back at port-deleted.
     const net = `${PREFIX}${lab.id}`;
     lab.createNetwork(net, `vaah${lab.id}`);
     const mac = "52:54:00:aa:17:01";
-    noHook("attach-interface", () => virshOk("attach-interface", h.name, "network", net, "--model", "usb-net", "--mac", mac, "--live"));
+    lab.mark();
+    virshOk("attach-interface", h.name, "network", net, "--model", "usb-net", "--mac", mac, "--live");
     expect(virshOk("domiflist", h.name)).toContain(mac);
-    step("attach-interface", copied, [], []);
-    noHook("detach-interface", () => virshOk("detach-interface", h.name, "network", "--mac", mac, "--live"));
+    expect.soft(hookOps(h.name, lab.hookLogMark), "attach-interface: hook calls").toEqual(["port-created 0"]);
+    const portid = /<interface type='network'>[\s\S]*?portid='([0-9a-f-]{36})'/.exec(virshOk("dumpxml", h.name))?.[1] ?? "(no portid)";
+    const vhostSource = `network port ${portid}`;
+    step("attach-interface", copied, [line("/dev/vhost-net", "rwk", vhostSource)], [
+      { path: "/dev/vhost-net", write: true, by: "network", source: vhostSource, port: portid },
+    ]);
+    lab.mark();
+    virshOk("detach-interface", h.name, "network", "--mac", mac, "--live");
     expect(virshOk("domiflist", h.name)).not.toContain(mac);
+    expect.soft(hookOps(h.name, lab.hookLogMark), "detach-interface: hook calls").toEqual(["port-deleted 0"]);
     step("detach-interface", copied, [], []);
 
     // 10. A grant the live XML never names stays through sync; --revoke-all drops it.
