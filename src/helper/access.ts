@@ -5,7 +5,8 @@
  * for a hotplug does not yet contain the new device):
  *
  * - read-only (`rk`) when the path is the top image of a `<readonly/>` disk in that XML, and no
- *   disk uses it writable or as a backing layer / data file;
+ *   disk uses it writable or as a backing layer / data file (then the XML's own rule covers it and
+ *   operations.ts adds no grant);
  * - read-write (`rwk`) otherwise. Paths the XML does not name are new to the guest (a hotplugged
  *   disk and its chain, a snapshot overlay, a copy destination, a new medium, a restore file, a
  *   tap device): libvirt is about to give them to QEMU, which opens disks read-write unless the

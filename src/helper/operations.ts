@@ -11,7 +11,7 @@ import type { Domain } from "../domain/model.js";
 import { GuestError, PathError } from "../errors.js";
 import type { HookContext, Outcome } from "../hook/context.js";
 import { HostFs } from "../hostfs.js";
-import type { RuntimeGrant } from "../ir.js";
+import type { Rule, RuntimeGrant } from "../ir.js";
 import { canonicalise } from "../policy/canonical.js";
 import { readIfExists } from "../store/atomic.js";
 import { guestPaths } from "../store/guest-files.js";
@@ -94,32 +94,53 @@ async function fileGrant(ctx: HookContext, domain: Domain, file: string): Promis
     ctx.warnings.push({ path: "-", reason: summary, level: "info" });
     return { kind: "skip", summary };
   }
-  if (file.endsWith(TREE_SUFFIX)) return treeRequest(ctx, domain, file.slice(0, -TREE_SUFFIX.length) || "/");
-  const access = accessFor(new HostFs(ctx.layout), domain, file);
+  const fs = new HostFs(ctx.layout);
+  if (file.endsWith(TREE_SUFFIX)) {
+    // libvirt's SetPathLabel with allowSubtree (the private and channel directories at every
+    // start, hugepage and memory-backing directories). A runtime grant is one path, never a tree:
+    // met when the XML's own rules grant that tree read-write, refused otherwise (a tree comes
+    // only from the domain XML, e.g. a metadata allow with tree="yes").
+    const dir = file.slice(0, -TREE_SUFFIX.length) || "/";
+    if (coveredByXml(await xmlRules(ctx, domain), canonicalise(fs, dir), "rw", true)) {
+      return { kind: "covered", summary: `${file} is already granted by the domain XML` };
+    }
+    throw new PathError(file, "libvirt asks for a whole directory tree, which virt-aa-hook grants only from the domain XML (for example a metadata allow with tree='yes')");
+  }
+  const access = accessFor(fs, domain, file);
+  const perms = access.write ? "rwk" : "rk";
+  // Already granted by the XML's own rules (the master key in the private directory at every
+  // start, a disk's own image): no grant, so no recompile; a regeneration would not keep it anyway.
+  if (coveredByXml(await xmlRules(ctx, domain), canonicalise(fs, file), perms, false)) {
+    return { kind: "covered", summary: `${file} is already granted ${perms} by the domain XML` };
+  }
   return { kind: "grant", grant: { path: file, write: access.write, by: "libvirt", source: LIBVIRT_GRANT_SOURCE }, why: access.why };
 }
 
-/**
- * `-F <dir>/{,**}` (libvirt's SetPathLabel with allowSubtree: hugepage and memory-backing
- * directories). A runtime grant is one path, never a tree: the request is met when the XML's own
- * rules already grant that tree read-write (rules/runtime.ts does for those directories), and
- * refused otherwise (a tree comes only from the domain XML, e.g. a metadata allow with tree="yes").
- */
-async function treeRequest(ctx: HookContext, domain: Domain, dir: string): Promise<FileGrant> {
-  const target = canonicalise(new HostFs(ctx.layout), dir);
-  // The rules the XML alone gives (policy applied): what is already granted.
+/** The rules the XML alone gives, policy applied: what the guest gets without any grant. */
+async function xmlRules(ctx: HookContext, domain: Domain): Promise<readonly Rule[]> {
   const { buildProfile } = await import("../pipeline.js");
-  const rules = buildProfile(domain, { layout: ctx.layout }).rules;
-  const covered = rules.some(
-    (r) =>
-      r.perms.includes("w") &&
-      ((r.path === target && r.suffix === "{,/**}") || ((r.suffix === "{,/**}" || r.suffix === "/**") && isUnder(target, r.path) && target !== r.path)),
-  );
-  if (covered) return { kind: "covered", summary: `${dir}${TREE_SUFFIX} is already granted by the domain XML` };
-  throw new PathError(
-    `${dir}${TREE_SUFFIX}`,
-    "libvirt asks for a whole directory tree, which virt-aa-hook grants only from the domain XML (for example a metadata allow with tree='yes')",
-  );
+  return buildProfile(domain, { layout: ctx.layout }).rules;
+}
+
+/**
+ * Whether `rules` give the canonical `target` every permission in `perms`: a rule on exactly that
+ * path, or a tree rule (`{,/**}` on it or an ancestor, `/**` on an ancestor). With `tree`, the
+ * whole tree below `target` must be granted: only tree rules count.
+ */
+export function coveredByXml(rules: readonly Rule[], target: string, perms: string, tree: boolean): boolean {
+  return rules.some((r) => {
+    if (![...perms].every((p) => r.perms.includes(p))) return false;
+    switch (r.suffix) {
+      case "":
+        return !tree && r.path === target;
+      case "{,/**}":
+        return isUnder(target, r.path);
+      case "/**":
+        return target !== r.path && isUnder(target, r.path);
+      default:
+        return false;
+    }
+  });
 }
 
 function mirrorSet(ctx: HookContext, xml: Buffer): Set<string> {

@@ -249,13 +249,30 @@ describe("hotplug and removal", () => {
     expect(t.read(FILES)).not.toContain(CD1);
   });
 
-  it("-F for the top of a read-only disk already in the XML is granted read-only", () => {
+  it("-F for a path the XML already grants (a read-only disk's top, the writable top) adds nothing and reloads nothing", () => {
     const CD1 = `${IMG}/cd1.iso`;
     const xml = start([VDA, { path: CD1, dev: "sda", device: "cdrom", readonly: true }]);
+    const before = t.read(FILES);
+    clearLoaded();
     ok(append(xml, CD1));
-    expect(grants()).toEqual([libvirtGrant(CD1, false)]);
-    expect(t.read(FILES)).toBe(expected(xml, [libvirtGrant(CD1, false)]));
-    expect(t.read(FILES)).not.toMatch(new RegExp(`"${CD1}" rw`));
+    ok(append(xml, TOP));
+    expect(grants()).toBeUndefined();
+    expect(t.read(FILES)).toBe(before);
+    expect(t.read(FILES)).toContain(`  "${CD1}" rk,  # disk sda\n`);
+    expect(loadedCount()).toBe(0);
+    expect(t.read(LOG)).toContain(`result="${CD1}: libvirt-${UUID}: ${CD1} is already granted rk by the domain XML: unchanged"`);
+  });
+
+  it("what libvirt sends at every start (private and channel trees, the master key) adds nothing", () => {
+    const xml = start();
+    const before = t.read(FILES);
+    clearLoaded();
+    ok(append(xml, "/var/lib/libvirt/qemu/domain-7-vm1/{,**}"));
+    ok(append(xml, "/var/lib/libvirt/qemu/channel/target/domain-7-vm1/{,**}"));
+    ok(append(xml, "/var/lib/libvirt/qemu/domain-7-vm1/master-key.aes"));
+    expect(grants()).toBeUndefined();
+    expect(t.read(FILES)).toBe(before);
+    expect(loadedCount()).toBe(0);
   });
 });
 
@@ -540,5 +557,49 @@ describe("descriptors libvirt labels at start (SetTapFDLabel)", () => {
     expect(t.read(FILES)).toBe(expected(xml) + grantLine("/dev/net/tun") + grantLine("/dev/tap7"));
     ok(regen(xml));
     expect(t.read(FILES)).toBe(expected(xml));
+  });
+});
+
+describe("-d (dry run)", () => {
+  it("prints the .files the call would write, on stderr, and changes nothing", () => {
+    const xml = start();
+    const before = t.read(FILES);
+    const state = t.read(STATE);
+    clearLoaded();
+    const DATA = `${IMG}/data.qcow2`;
+    const r = callHelper(t, ["-r", "-d", "-u", P, "-F", DATA], xml);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`virt-aa-helper (dry run): ${FILES}:\n${expected(xml, [libvirtGrant(DATA)])}`);
+    const d = callHelper(t, ["-D", "-d", "-u", P]);
+    expect(d.stderr).toBe(`virt-aa-helper (dry run): would unload ${P}, remove ${FILES} and the record\n`);
+    expect(t.read(FILES)).toBe(before);
+    expect(t.read(STATE)).toBe(state);
+    expect(loadedCount()).toBe(0);
+    expect(fs.readFileSync(t.at(REMOVE)).length).toBe(0);
+  });
+});
+
+describe("exit codes are 0 and 1 only", () => {
+  it("an invalid config fails the call with exit 1 and one line", () => {
+    const xml = start();
+    fs.appendFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), 'no_such_key = "1"\n');
+    refused(regen(xml), /^virt-aa-hook: error: libvirt-6a1e3c2b-9d84-4f0a-b1c2-d3e4f5a6b7c8: .*no_such_key/);
+    refused(callHelper(t, ["-D", "-u", P]), /^virt-aa-hook: error: libvirt-6a1e3c2b-9d84-4f0a-b1c2-d3e4f5a6b7c8: .*no_such_key/);
+  });
+
+  it("a lock held by another call (lock_timeout) is exit 1, nothing written", () => {
+    const xml = start();
+    fs.appendFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), 'lock_timeout = "1"\n');
+    // Another call's live lock: proper-lockfile's lock directory, just made (stale only after 5 s).
+    const lock = t.at(`/run/virt-aa-hook/locks/${UUID}.lock`);
+    fs.mkdirSync(lock, { recursive: true });
+    const before = t.read(FILES);
+    const r = append(xml, `${IMG}/data.qcow2`);
+    expect(r.status).toBe(1);
+    expect(r.stderr.split("\n")).toHaveLength(2);
+    expect(r.stderr).toMatch(/^virt-aa-hook: error: vm1: /);
+    expect(t.read(FILES)).toBe(before);
+    expect(grants()).toBeUndefined();
   });
 });

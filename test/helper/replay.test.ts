@@ -7,7 +7,8 @@
  * as it did with libvirt's helper, and after each call:
  * - a regeneration leaves exactly the XML's rules plus the grants still allowed to stay (only
  *   libvirt grants whose path the XML names as a `<mirror>`);
- * - `-F PATH` (absolute) leaves PATH among the guest's grants and in the `.files`;
+ * - `-F PATH` (absolute) leaves PATH among the guest's grants and in the `.files`, unless the
+ *   XML's own rules grant it already (then there is no grant);
  * - `-D` leaves no `.files`, profile or record.
  * Skipped while no recording exists.
  */
@@ -16,6 +17,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadLayout } from "../../src/config.js";
 import { mirrorPaths } from "../../src/helper/mirror.js";
+import { coveredByXml } from "../../src/helper/operations.js";
 import { buildProfile } from "../../src/pipeline.js";
 import { readState } from "../../src/store/state.js";
 import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
@@ -47,6 +49,8 @@ describe.skipIf(files.length === 0)("libvirt 9.0's recorded helper calls", () =>
       expect(r.status).toBe(0);
     }
     const { layout } = loadLayout(t.root);
+    /** Paths -F granted since the last regeneration. */
+    const granted = new Set<string>();
     for (const [i, call] of calls.entries()) {
       const args = call.argv.slice(1);
       const uuid = uuidOf(args)!;
@@ -60,12 +64,23 @@ describe.skipIf(files.length === 0)("libvirt 9.0's recorded helper calls", () =>
         expect(t.exists(filesPath)).toBe(false);
         expect(t.exists(`/var/lib/virt-aa-hook/${uuid}.json`)).toBe(false);
       } else if ((mode === "-r" || mode === "-c") && fIndex < 0) {
+        // Only a running job's destination keeps its -F grant, and it does keep it.
         const mirrors = mirrorPaths(Buffer.from(call.stdin));
         for (const g of grants.filter((g) => g.by === "libvirt")) expect(mirrors).toContain(g.path);
+        for (const m of mirrors.filter((m) => granted.has(m))) expect(grants.map((g) => g.path)).toContain(m);
+        granted.clear();
         expect(t.read(filesPath)).toBe(buildProfile(call.stdin, { layout, grants }).filesText);
-      } else if (fIndex >= 0 && args[fIndex + 1]!.startsWith("/") && !args[fIndex + 1]!.endsWith("/{,**}")) {
-        expect(grants.map((g) => g.path)).toContain(args[fIndex + 1]);
-        expect(t.read(filesPath)).toContain(`"${args[fIndex + 1]}" r`);
+      } else if (fIndex >= 0 && args[fIndex + 1]!.startsWith("/")) {
+        // Granted now: by a grant, or by the XML's own rules already (then no grant was added).
+        const file = args[fIndex + 1]!;
+        const tree = file.endsWith("/{,**}");
+        const target = tree ? file.slice(0, -"/{,**}".length) : file;
+        if (!tree && grants.some((g) => g.path === file)) {
+          expect(t.read(filesPath)).toContain(`"${file}" r`);
+          granted.add(file);
+        } else {
+          expect(coveredByXml(buildProfile(call.stdin, { layout }).rules, target, tree ? "rw" : "rk", tree)).toBe(true);
+        }
       }
     }
   });
