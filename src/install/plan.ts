@@ -379,6 +379,11 @@ export interface UninstallPaths {
   /** dpkg's diversions file (host path) and the package our diversion is recorded under. */
   diversions: string;
   divertPackage: string;
+  /**
+   * Links install makes in places others may take over (libvirt's hook paths, libvirt's
+   * virt-aa-helper), each with the launcher it points at: removed only while they still do.
+   */
+  ourLinks?: Readonly<Record<string, string>>;
 }
 
 export interface UninstallPlan {
@@ -421,8 +426,11 @@ export function planUninstall(view: HostView, p: UninstallPaths): UninstallPlan 
     switch (kind) {
       case "created": {
         const pristine = `${p.pristineDir}${rest}`;
+        const linkTarget = p.ourLinks?.[rest];
         if (view.stat(pristine)?.kind === "file" && view.stat(rest)?.kind === "file" && !view.read(pristine).equals(view.read(rest))) {
           steps.push({ do: "note", text: `kept ${rest}: edited since install` });
+        } else if (linkTarget !== undefined && exists(rest) && !(view.stat(rest)?.kind === "link" && view.readlink(rest) === linkTarget)) {
+          steps.push({ do: "note", text: `kept ${rest}: no longer virt-aa-hook's link to ${linkTarget}` });
         } else if (exists(rest)) {
           steps.push({ do: "remove", path: rest });
           removed.add(rest);

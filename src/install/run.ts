@@ -288,6 +288,11 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
       runtimeDirs: base.runtimeDirs,
       diversions: base.dpkgDiversions,
       divertPackage: base.divertPackage,
+      ourLinks: {
+        [base.libvirtHelper]: base.helperLauncher,
+        [base.libvirtNetworkHookDropIn]: base.networkLauncher,
+        [base.libvirtNetworkHookScript]: base.networkLauncher,
+      },
     }),
   );
   const pid = opts.reload ? libvirtdPid(base, die) : undefined;

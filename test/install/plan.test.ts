@@ -332,6 +332,18 @@ describe("planUninstall", () => {
       `kept ${H} as it is: dpkg no longer records virt-aa-hook's diversion of it to ${R}`,
       "remove /var/lib/vah",
     ]);
+    // Our link replaced by libvirt's helper (a reinstall without the diversion): kept, and the
+    // diversion is not removed over it.
+    const replacedByFile = host(ours, "libvirt's again");
+    const withLinks = { ...paths, ourLinks: { [H]: "/usr/lib/vah/virt-aa-helper" } };
+    expect(() => planUninstall(replacedByFile, withLinks)).toThrow(new Refusal(`${H}: exists, cannot move ${R} back there (remove it, then run uninstall again)`));
+    // An admin's network hook where ours was: kept; ours (still pointing at our launcher): removed.
+    const N = "/etc/libvirt/hooks/network.d/vah";
+    const net = (atN: { link: string } | string) => new MemoryHost({ "/var/lib/vah/install-manifest": `created-dir /var/lib/vah\ncreated ${N}\n`, [N]: atN });
+    const netPaths = { ...paths, ourLinks: { [N]: "/usr/lib/vah/network-hook" } };
+    expect(said(planUninstall(net("#!/bin/sh\n"), netPaths).steps)).toEqual([`kept ${N}: no longer virt-aa-hook's link to /usr/lib/vah/network-hook`, "remove /var/lib/vah"]);
+    expect(said(planUninstall(net({ link: "/opt/admin-hook" }), netPaths).steps)).toEqual([`kept ${N}: no longer virt-aa-hook's link to /usr/lib/vah/network-hook`, "remove /var/lib/vah"]);
+    expect(said(planUninstall(net({ link: "/usr/lib/vah/network-hook" }), netPaths).steps)).toEqual([`remove ${N}`, "remove /var/lib/vah"]);
     // Our link was replaced by a file and the manifest's `created` is gone: that file is not ours to remove.
     const h = host(ours, "someone's");
     h.nodes.set("/var/lib/vah/install-manifest", { kind: "file", mode: 0o644, content: Buffer.from(`created-dir /var/lib/vah\ndiverted ${H} ${R}\n`) });
