@@ -411,6 +411,13 @@ const RECORDED_NAMES: [RegExp, string][] = [
 export function recordedFixture(dir: string, expectFile: string): HelperFixture {
   const ex = JSON.parse(read(expectFile)) as Omit<HelperFixture, "calls"> & { ops: { op: string; calls: Omit<HelperFixture["calls"][number], "argv" | "stdin">[] }[] };
   const map = (s: string) => RECORDED_NAMES.reduce((acc, [re, to]) => acc.replace(re, to), s);
+  // Every recording with calls is replayed: a new one without expectations fails here.
+  const recordedOps = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".json") && (JSON.parse(read(path.join(dir, f))) as unknown[]).length > 0)
+    .map((f) => f.slice(0, -".json".length))
+    .sort();
+  expect(recordedOps, `${dir}: recordings with calls vs ${expectFile}`).toEqual(ex.ops.map((o) => o.op).sort());
   const calls: HelperFixture["calls"] = [];
   for (const { op, calls: expected } of ex.ops) {
     const recorded = JSON.parse(read(path.join(dir, `${op}.json`))) as { argv: string[]; stdin: string }[];
