@@ -20,6 +20,7 @@ import { helperProblems } from "../install/divert.js";
 import { Layout } from "../layout.js";
 import { listStates } from "../store/state.js";
 import { runningGuests } from "./confinement.js";
+import { parsePid, readProcessLabel } from "../host/qemu-process.js";
 import { displayName, shellQuote } from "./display.js";
 import { isProfileName } from "../names.js";
 
@@ -213,6 +214,12 @@ function attachCheck(env: DoctorEnv, config: Config): Check {
 function helperCheck(env: DoctorEnv): Check {
   const { layout } = env;
   const problems = helperProblems(layout);
+  // libvirt's AppArmor driver is on only while libvirtd itself is confined (security_apparmor.c,
+  // use_apparmor): an unconfined libvirtd never runs virt-aa-helper.
+  const daemon = runningDaemonLabel(layout);
+  if (daemon?.label === "unconfined") {
+    problems.push(`${daemon.daemon} (pid ${daemon.pid}) runs unconfined, so libvirt's AppArmor driver is off and runs no virt-aa-helper (load its profile: apparmor_parser -r ${layout.libvirtdProfile}, then restart it)`);
+  }
   if (problems.length === 0) {
     return {
       name: "virt-aa-helper",
@@ -226,6 +233,22 @@ function helperCheck(env: DoctorEnv): Check {
     detail: `${problems.join("; ")}: libvirt's driver does not run virt-aa-hook's generator`,
     fix: "run install.sh again (it diverts libvirt's virt-aa-helper and links ours in its place), then restart the guests started since",
   };
+}
+
+/** The AppArmor label of the running libvirt daemon (its pid file under the root), if one runs. */
+function runningDaemonLabel(layout: Layout): { daemon: string; pid: number; label: string } | undefined {
+  for (const pf of layout.libvirtdPidFiles) {
+    let pid: number | undefined;
+    try {
+      pid = parsePid(fs.readFileSync(layout.host(pf), "utf8").split("\n")[0] ?? "");
+    } catch {
+      continue;
+    }
+    if (pid === undefined) continue;
+    const label = readProcessLabel(layout, pid)?.label;
+    if (label !== undefined) return { daemon: path.posix.basename(pf, ".pid"), pid, label };
+  }
+  return undefined;
 }
 
 /** What each running guest's QEMU runs as, from the kernel. */

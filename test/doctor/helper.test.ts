@@ -95,6 +95,21 @@ describe("doctor, attach = helper", () => {
     );
   });
 
+  it("fails when libvirtd runs unconfined (libvirt's AppArmor driver is then off); negative control: libvirtd in its profile", async () => {
+    write(at("run/libvirtd.pid"), "77\n");
+    write(at("proc/77/attr/apparmor/current"), "unconfined\n");
+    expect(check(await doctor(), "virt-aa-helper")).toEqual({
+      name: "virt-aa-helper",
+      status: "fail",
+      detail:
+        "libvirtd (pid 77) runs unconfined, so libvirt's AppArmor driver is off and runs no virt-aa-helper (load its profile: apparmor_parser -r /etc/apparmor.d/usr.sbin.libvirtd, then restart it): " +
+        "libvirt's driver does not run virt-aa-hook's generator",
+      fix: FIX,
+    });
+    write(at("proc/77/attr/apparmor/current"), "/usr/sbin/libvirtd (enforce)\n");
+    expect(check(await doctor(), "virt-aa-helper")!.status).toBe("ok");
+  });
+
   it("fails when libvirt's driver is not AppArmor (nothing would run virt-aa-helper)", async () => {
     write(at("etc/libvirt/qemu.conf"), 'security_driver = "none"\n');
     expect(check(await doctor(), "security driver")).toEqual({
