@@ -7,9 +7,7 @@
 import { runProgram } from "../install/probes.js";
 import type { LiveXml } from "./admin.js";
 
-export const SYSTEM_URI = "qemu:///system";
-
-export function liveXmlFrom(virsh: string, uri: string = SYSTEM_URI): LiveXml {
+export function liveXmlFrom(virsh: string, uri: string): LiveXml {
   return async (name) => {
     if (!virsh.startsWith("/")) throw new Error(`cannot run ${virsh}: not an absolute path`);
     const args = ["--connect", uri, "dumpxml", "--security-info", "--", name];

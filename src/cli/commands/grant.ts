@@ -1,7 +1,6 @@
 import type { CommandModule } from "yargs";
 import { ExitError, formatLine } from "../../errors.js";
-import { AdminFailure, grantPath, type AdminContext, type AdminOutcome } from "../../grants/admin.js";
-import { liveXmlFrom, SYSTEM_URI } from "../../grants/virsh.js";
+import type { AdminContext, AdminOutcome } from "../../grants/admin.js";
 import { loadForCommand } from "../config.js";
 
 interface GrantArgs {
@@ -31,8 +30,14 @@ export const GRANT_WORKFLOW = [
   "Grant every file QEMU will open: each layer of a new image's backing chain, a new cdrom medium (--read-only), a snapshot overlay or blockcopy target before the job starts.",
 ].join("\n");
 
-/** What the three commands share: the context, the one summary line, the one error line. */
-export async function runAdmin(root: string, connect: string, fn: (ctx: AdminContext) => Promise<AdminOutcome>): Promise<void> {
+/**
+ * What the three commands share: the context, the one summary line, the one error line. The
+ * commands' code (the sync, the parser, execa) is loaded only when one of them runs, not by every
+ * other command's start.
+ */
+export async function runAdmin(root: string, connect: string, name: string, fn: (ctx: AdminContext) => Promise<AdminOutcome>): Promise<void> {
+  const { AdminFailure } = await import("../../grants/admin.js");
+  const { liveXmlFrom } = await import("../../grants/virsh.js");
   const { layout, config } = loadForCommand(root);
   // With --root DIR nothing of the real host is used: virsh is DIR's (a stand-in in the tests).
   const virsh = layout.isRealRoot ? layout.virsh : layout.host(layout.virsh);
@@ -43,9 +48,12 @@ export async function runAdmin(root: string, connect: string, fn: (ctx: AdminCon
     if (err instanceof AdminFailure) throw new ExitError(err.code, formatLine("error", err.what, err.reason));
     throw err;
   }
-  for (const w of outcome.warnings) process.stderr.write(`${formatLine("warning", w.path, w.reason)}\n`);
+  for (const w of outcome.warnings) process.stderr.write(`${formatLine("warning", name, w.path, w.reason)}\n`);
   process.stdout.write(`${outcome.summary}\n`);
 }
+
+/** libvirt's system instance, where QEMU guests run as root-managed domains. */
+export const SYSTEM_URI = "qemu:///system";
 
 export const connectOption = { alias: "c", type: "string", default: SYSTEM_URI, describe: "libvirt URI for virsh dumpxml" } as const;
 
@@ -63,6 +71,7 @@ export function grantCommand(): CommandModule<{ root: string }, GrantArgs> {
         .example("$0 grant web1 /var/lib/libvirt/images/data.qcow2", "before virsh attach-disk --live")
         .example("$0 grant web1 /srv/iso/debian.iso --read-only", "before virsh change-media")
         .epilogue(GRANT_WORKFLOW),
-    handler: (args) => runAdmin(args.root, args.connect, (ctx) => grantPath(ctx, args.name, args.path, { write: !args["read-only"] })),
+    handler: (args) =>
+      runAdmin(args.root, args.connect, args.name, async (ctx) => (await import("../../grants/admin.js")).grantPath(ctx, args.name, args.path, { write: !args["read-only"] })),
   };
 }

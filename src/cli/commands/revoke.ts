@@ -1,5 +1,4 @@
 import type { CommandModule } from "yargs";
-import { revokePath } from "../../grants/admin.js";
 import { connectOption, GRANT_WORKFLOW, runAdmin } from "./grant.js";
 
 interface RevokeArgs {
@@ -21,6 +20,6 @@ export function revokeCommand(): CommandModule<{ root: string }, RevokeArgs> {
         .option("connect", connectOption)
         .example("$0 revoke web1 /var/lib/libvirt/images/base.qcow2", "after a block commit ended: the base is read-only again")
         .epilogue(GRANT_WORKFLOW),
-    handler: (args) => runAdmin(args.root, args.connect, (ctx) => revokePath(ctx, args.name, args.path)),
+    handler: (args) => runAdmin(args.root, args.connect, args.name, async (ctx) => (await import("../../grants/admin.js")).revokePath(ctx, args.name, args.path)),
   };
 }

@@ -1,5 +1,4 @@
 import type { CommandModule } from "yargs";
-import { syncGuest } from "../../grants/admin.js";
 import { connectOption, GRANT_WORKFLOW, runAdmin } from "./grant.js";
 
 interface SyncArgs {
@@ -29,6 +28,7 @@ export function syncCommand(): CommandModule<{ root: string }, SyncArgs> {
 
 ${GRANT_WORKFLOW}`,
         ),
-    handler: (args) => runAdmin(args.root, args.connect, (ctx) => syncGuest(ctx, args.name, { revokeAll: args["revoke-all"] })),
+    handler: (args) =>
+      runAdmin(args.root, args.connect, args.name, async (ctx) => (await import("../../grants/admin.js")).syncGuest(ctx, args.name, { revokeAll: args["revoke-all"] })),
   };
 }
