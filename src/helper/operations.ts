@@ -52,14 +52,19 @@ export async function regenerate(ctx: HookContext, args: HelperArgs, xml: Buffer
   let extra = "";
   if (args.file !== undefined) {
     const grant = await fileGrant(ctx, domain, args.file.path);
-    if (grant.kind === "skip") return { summary: grant.summary, warnings: ctx.warnings };
     if (grant.kind === "grant") {
       add = [grant.grant];
       extra = `; granted ${grant.grant.path} ${grant.grant.write ? "rwk" : "rk"} (${grant.why})`;
+    } else {
+      extra = `; ${grant.summary}`;
     }
   }
   const { syncProfile } = await import("../hook/sync.js");
-  const r = await syncProfile(ctx, xml, "if-changed", { drop, add });
+  // -c: libvirt found no profile, so this is a creation: load whatever happens, and judge the
+  // XML's image chains on their own (the hook's prepare does the same). -r: write and reload only
+  // what changed; backing layers and data files must already be granted (libvirt sends -F for every
+  // file of a chain before the chain enters the live XML).
+  const r = await syncProfile(ctx, xml, args.mode === "c" ? "always" : "if-changed", { drop, add });
   return { summary: `${r.profileName}: regenerated: ${r.summary}${extra}`, warnings: ctx.warnings };
 }
 

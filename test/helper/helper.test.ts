@@ -603,3 +603,18 @@ describe("exit codes are 0 and 1 only", () => {
     expect(grants()).toBeUndefined();
   });
 });
+
+describe("a regeneration never adds an image file libvirt did not announce", () => {
+  it("-r with a backing layer that was never granted (no -F) is refused; -c (a creation) judges the chain on its own", () => {
+    const xml = start();
+    const SNEAKY = `${IMG}/b.qcow2`;
+    const widened = liveXml([{ path: TOP, dev: "vda", backing: [BASE, SNEAKY] }]);
+    const before = t.read(FILES);
+    refused(regen(widened), /^virt-aa-hook: error: vm1: \/var\/lib\/libvirt\/images\/b\.qcow2: disk vda backing 2: not granted at all when the guest was prepared/);
+    expect(t.read(FILES)).toBe(before);
+    // Once libvirt announced it (-F), the same regeneration is fine.
+    ok(append(xml, SNEAKY));
+    ok(regen(widened));
+    expect(t.read(FILES)).toBe(expected(widened));
+  });
+});
