@@ -217,9 +217,9 @@ function helperCheck(env: DoctorEnv): Check {
   // libvirt's AppArmor driver is on only while libvirtd itself is confined (security_apparmor.c,
   // use_apparmor): an unconfined libvirtd never runs virt-aa-helper.
   const daemon = runningDaemonLabel(layout);
-  if (daemon?.label === "unconfined") {
-    problems.push(`${daemon.daemon} (pid ${daemon.pid}) runs unconfined, so libvirt's AppArmor driver is off and runs no virt-aa-helper (load its profile: apparmor_parser -r ${layout.libvirtdProfile}, then restart it)`);
-  }
+  const daemonOff = daemon?.label === "unconfined";
+  const diverted = problems.length === 0;
+  if (daemonOff) problems.push(`${daemon.daemon} (pid ${daemon.pid}) runs unconfined, so libvirt's AppArmor driver is off and runs no virt-aa-helper`);
   if (problems.length === 0) {
     return {
       name: "virt-aa-helper",
@@ -231,7 +231,10 @@ function helperCheck(env: DoctorEnv): Check {
     name: "virt-aa-helper",
     status: "fail",
     detail: `${problems.join("; ")}: libvirt's driver does not run virt-aa-hook's generator`,
-    fix: "run install.sh again (it diverts libvirt's virt-aa-helper and links ours in its place), then restart the guests started since",
+    fix: [
+      ...(diverted ? [] : ["run install.sh again (it diverts libvirt's virt-aa-helper and links ours in its place)"]),
+      ...(daemonOff ? [`load libvirtd's profile (apparmor_parser -r ${layout.libvirtdProfile}) and restart ${daemon!.daemon}`] : []),
+    ].join("; ") + ", then restart the guests started since",
   };
 }
 

@@ -101,10 +101,8 @@ describe("doctor, attach = helper", () => {
     expect(check(await doctor(), "virt-aa-helper")).toEqual({
       name: "virt-aa-helper",
       status: "fail",
-      detail:
-        "libvirtd (pid 77) runs unconfined, so libvirt's AppArmor driver is off and runs no virt-aa-helper (load its profile: apparmor_parser -r /etc/apparmor.d/usr.sbin.libvirtd, then restart it): " +
-        "libvirt's driver does not run virt-aa-hook's generator",
-      fix: FIX,
+      detail: "libvirtd (pid 77) runs unconfined, so libvirt's AppArmor driver is off and runs no virt-aa-helper: libvirt's driver does not run virt-aa-hook's generator",
+      fix: "load libvirtd's profile (apparmor_parser -r /etc/apparmor.d/usr.sbin.libvirtd) and restart libvirtd, then restart the guests started since",
     });
     write(at("proc/77/attr/apparmor/current"), "/usr/sbin/libvirtd (enforce)\n");
     expect(check(await doctor(), "virt-aa-helper")!.status).toBe("ok");
