@@ -14,6 +14,10 @@
  *   is written by QEMU when a block commit targets it, and a commit's start (and its end) is the
  *   only time libvirt sends `-F` for a layer already in the chain.
  *
+ * A path the XML does not name that is an image naming further files (a hot-plugged disk's top) is
+ * walked first (hotplug.ts): its header-named layers are refused or granted read-only with it, and
+ * the `-F` calls for them that follow keep them read-only (operations.ts).
+ *
  * Either way the grant is judged by the policy like every rule: a restricted location, another
  * running guest's image (which a write would conflict with), or a device no element may use, is
  * refused. Every `-F` grant is dropped at libvirt's next regeneration (`-r` without a file), so a
@@ -27,6 +31,8 @@ export interface Access {
   write: boolean;
   /** Why, for the log: "new to the guest", "read-only disk sda", ... */
   why: string;
+  /** The live XML names the path (a disk's top, layer or data file); false: new to the guest. */
+  named: boolean;
 }
 
 export function accessFor(fs: HostFs, domain: Domain, path: string): Access {
@@ -35,14 +41,14 @@ export function accessFor(fs: HostFs, domain: Domain, path: string): Access {
   let readOnlyTop: string | undefined;
   for (const [i, disk] of domain.devices.disks.entries()) {
     const name = `disk ${disk.target ?? i}`;
-    if (layersOf(disk).some(same)) return { write: true, why: `a backing layer or data file of ${name} (a block commit target)` };
+    if (layersOf(disk).some(same)) return { write: true, named: true, why: `a backing layer or data file of ${name} (a block commit target)` };
     if (same(disk.path)) {
-      if (!disk.readonly) return { write: true, why: `the writable top of ${name}` };
+      if (!disk.readonly) return { write: true, named: true, why: `the writable top of ${name}` };
       readOnlyTop ??= name;
     }
   }
-  if (readOnlyTop !== undefined) return { write: false, why: `the top of read-only ${readOnlyTop}` };
-  return { write: true, why: "not in the domain XML yet (a device, medium, overlay, copy or file being added)" };
+  if (readOnlyTop !== undefined) return { write: false, named: true, why: `the top of read-only ${readOnlyTop}` };
+  return { write: true, named: false, why: "not in the domain XML yet (a device, medium, overlay, copy or file being added)" };
 }
 
 /** Every local path below a disk's top: its `<dataStore>`, backing layers and their data files. */

@@ -18,6 +18,7 @@ import { guestPaths } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
 import { readState } from "../store/state.js";
 import { accessFor } from "./access.js";
+import { HEADER_LAYER_SOURCE } from "./hotplug.js";
 import type { HelperArgs } from "./args.js";
 import { mirrorPaths } from "./mirror.js";
 
@@ -53,7 +54,7 @@ export async function regenerate(ctx: HookContext, args: HelperArgs, xml: Buffer
   if (args.file !== undefined) {
     const grant = await fileGrant(ctx, domain, args.file.path);
     if (grant.kind === "grant") {
-      add = [grant.grant];
+      add = [grant.grant, ...grant.layers];
       extra = `; granted ${grant.grant.path} ${grant.grant.write ? "rwk" : "rk"} (${grant.why})`;
     } else {
       extra = `; ${grant.summary}`;
@@ -64,8 +65,28 @@ export async function regenerate(ctx: HookContext, args: HelperArgs, xml: Buffer
   // XML's image chains on their own (the hook's prepare does the same). -r: write and reload only
   // what changed; backing layers and data files must already be granted (libvirt sends -F for every
   // file of a chain before the chain enters the live XML).
-  const r = await syncProfile(ctx, xml, args.mode === "c" ? "always" : "if-changed", { drop, add });
+  let r;
+  try {
+    r = await syncProfile(ctx, xml, args.mode === "c" ? "always" : "if-changed", { drop, add });
+  } catch (err) {
+    // A refused regeneration writes nothing, but libvirt ignores its failure after a detach: the
+    // -F grants it meant to end would stay loaded. Drop them anyway from the record and the
+    // current .files (their own lines, as the network hook drops a port's: src/network/apply.ts),
+    // reload, and still fail with the refusal.
+    if (err instanceof GuestError && args.mode === "r" && args.file === undefined) await dropAfterRefusal(ctx, domain.uuid, drop);
+    throw err;
+  }
   return { summary: `${r.profileName}: regenerated: ${r.summary}${extra}`, warnings: ctx.warnings };
+}
+
+async function dropAfterRefusal(ctx: HookContext, uuid: string, drop: (g: RuntimeGrant) => boolean): Promise<void> {
+  try {
+    const { changePortGrants } = await import("../network/apply.js");
+    const r = await changePortGrants(ctx, uuid, { drop });
+    if ("done" in r) ctx.warnings.push({ path: "-", reason: `regeneration refused; libvirt's -F grants dropped anyway: ${r.done}`, level: "info" });
+  } catch (e) {
+    ctx.warnings.push({ path: "-", reason: `regeneration refused, and libvirt's -F grants could not be dropped: ${e instanceof Error ? e.message : String(e)}` });
+  }
 }
 
 /**
@@ -80,13 +101,15 @@ export async function appendFile(ctx: HookContext, args: HelperArgs, xml: Buffer
   const grant = await fileGrant(ctx, domain, file);
   if (grant.kind === "skip") return { summary: grant.summary, warnings: ctx.warnings };
   const { syncProfile } = await import("../hook/sync.js");
-  const r = await syncProfile(ctx, xml, "if-changed", grant.kind === "grant" ? { add: [grant.grant] } : {});
-  const what = grant.kind === "grant" ? `granted ${file} ${grant.grant.write ? "rwk" : "rk"} (${grant.why})` : grant.summary;
+  const r = await syncProfile(ctx, xml, "if-changed", grant.kind === "grant" ? { add: [grant.grant, ...grant.layers] } : {});
+  const layers = grant.kind === "grant" && grant.layers.length > 0 ? `, and rk ${grant.layers.map((g) => g.path).join(", ")} (named by its header)` : "";
+  const what = grant.kind === "grant" ? `granted ${file} ${grant.grant.write ? "rwk" : "rk"} (${grant.why})${layers}` : grant.summary;
   return { summary: `${r.profileName}: ${what}: ${r.summary}`, warnings: ctx.warnings };
 }
 
 type FileGrant =
-  | { kind: "grant"; grant: RuntimeGrant; why: string }
+  /** `layers`: the read-only grants for the files its header chain names (hotplug.ts), added with it. */
+  | { kind: "grant"; grant: RuntimeGrant; why: string; layers: RuntimeGrant[] }
   /** Nothing to add, but the profile is still synced with the XML. */
   | { kind: "covered"; summary: string }
   /** Nothing to do at all (exit 0). */
@@ -118,7 +141,19 @@ async function fileGrant(ctx: HookContext, domain: Domain, file: string): Promis
   if (coveredByXml(await xmlRules(ctx, domain), canonicalise(fs, file), perms, false)) {
     return { kind: "covered", summary: `${file} is already granted ${perms} by the domain XML` };
   }
-  return { kind: "grant", grant: { path: file, write: access.write, by: "libvirt", source: LIBVIRT_GRANT_SOURCE }, why: access.why };
+  let layers: RuntimeGrant[] = [];
+  if (!access.named) {
+    // A layer an earlier -F (of its hot-plugged top) granted read-only because only that top's
+    // header names it: libvirt now sends -F for it too, meaning rwk. It stays read-only.
+    const target = canonicalise(fs, file);
+    const held = readState(guestPaths(ctx.layout, domain.uuid).state)?.grants?.find(
+      (g) => g.by === "libvirt" && g.source === HEADER_LAYER_SOURCE && canonicalOrSelf(ctx, g.path) === target,
+    );
+    if (held !== undefined) return { kind: "covered", summary: `${file} is already granted rk as a layer named by a hot-plugged image's header` };
+    const { hotplugLayers } = await import("./hotplug.js");
+    layers = (await hotplugLayers(ctx, domain, file)).filter((g) => g.path !== target);
+  }
+  return { kind: "grant", grant: { path: file, write: access.write, by: "libvirt", source: LIBVIRT_GRANT_SOURCE }, why: access.why, layers };
 }
 
 /** The rules the XML alone gives, policy applied: what the guest gets without any grant. */

@@ -44,7 +44,11 @@ function grantLine(ctx: HookContext, g: RuntimeGrant): string {
  * drop the grants of `dropPort`. Nothing happens for a guest without a record of ours or a
  * `.files`, or with mode off / AppArmor off and no_apparmor = skip or fail.
  */
-export async function changePortGrants(ctx: HookContext, uuid: string, change: { add?: RuntimeGrant[]; dropPort?: string }): Promise<PortOutcome> {
+export async function changePortGrants(
+  ctx: HookContext,
+  uuid: string,
+  change: { add?: RuntimeGrant[]; dropPort?: string; drop?: (g: RuntimeGrant) => boolean },
+): Promise<PortOutcome> {
   const { layout, config } = ctx;
   if (config.mode === "off") return { nothing: "mode off" };
   const paths = guestPaths(layout, uuid);
@@ -79,9 +83,10 @@ export async function changePortGrants(ctx: HookContext, uuid: string, change: {
       grantChange = { add };
     } else {
       const port = change.dropPort;
-      const mine = (g: RuntimeGrant) => g.by === "network" && g.port === port;
+      // `drop`: the helper's refused regeneration (src/helper/operations.ts) drops libvirt's grants this way.
+      const mine = change.drop ?? ((g: RuntimeGrant) => g.by === "network" && g.port === port);
       const gone = (state.grants ?? []).filter(mine);
-      if (gone.length === 0) return { nothing: "the port has no grants" };
+      if (gone.length === 0) return { nothing: change.drop ? "no such grants" : "the port has no grants" };
       for (const g of gone) {
         let line: string;
         try {

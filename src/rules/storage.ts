@@ -167,10 +167,13 @@ function headerNamedCheck(ctx: RuleContext, entry: ChainTouch, real: string, tre
     );
   }
   checkGrantedBefore(ctx, rule(real, "rk", source), real);
-  if (!trees.some((tree) => isUnder(real, tree))) {
+  // A file the domain XML itself names for one of this guest's disks (its top, a layer, a data
+  // file) is the guest's by the XML's word, wherever it lies: a snapshot overlay or copy
+  // destination made in another directory names the disk's current top in its header.
+  if (!trees.some((tree) => isUnder(real, tree)) && !xmlNamed(ctx).has(real)) {
     throw refuse(`outside ${trees.join(" and ")}, the directory tree of the disk image (name the layer in <backingStore> to grant it)`);
   }
-  if (isBlockDevice(ctx, real)) throw refuse("a block device is granted only when the domain XML names it");
+  if (isBlockDevice(ctx, real) && !xmlNamed(ctx).has(real)) throw refuse("a block device is granted only when the domain XML names it");
   const other = ctx.images.writableByOtherGuest(real);
   if (other !== undefined) throw refuse(`guest ${other} holds it writable`);
 }
@@ -190,6 +193,29 @@ function checkGrantedBefore(ctx: RuleContext, r: Rule, shownAs: string): void {
     shownAs,
     `${r.source}: not granted ${perms === undefined ? "at all" : `"${r.perms}" (only "${perms}")`} when the guest was prepared; start and reconnect never add an image file (restart the guest)`,
   );
+}
+
+/** The canonical paths of every local file the domain XML names for a disk (top, layers, data files). */
+function xmlNamed(ctx: RuleContext): Set<string> {
+  const out = new Set<string>();
+  const add = (p: string | undefined) => {
+    if (p === undefined || !p.startsWith("/")) return;
+    try {
+      out.add(ctx.images.canonical(p));
+    } catch {
+      // unresolvable: it names nothing the walk could have reached
+    }
+  };
+  for (const disk of ctx.domain.devices.disks) {
+    if (disk.type !== "file" && disk.type !== "block") continue;
+    add(disk.path);
+    add(disk.dataStore?.path);
+    for (const layer of disk.backingStore ?? []) {
+      add(layer.path);
+      add(layer.dataStore?.path);
+    }
+  }
+  return out;
 }
 
 /** Errors (ENOTDIR, EACCES...) are left to the walk's own type check, which names them. */

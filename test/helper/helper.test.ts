@@ -13,6 +13,7 @@ import type { RuntimeGrant } from "../../src/ir.js";
 import { buildProfile } from "../../src/pipeline.js";
 import { renderProfile } from "../../src/render/index.js";
 import { readState } from "../../src/store/state.js";
+import { qcow2Header } from "../images/helpers.js";
 import { FAKE_SECURITYFS, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { callHook } from "../lifecycle/harness.js";
 import { callHelper, installHelper, OUR_HELPER, type Run } from "./harness.js";
@@ -616,5 +617,148 @@ describe("a regeneration never adds an image file libvirt did not announce", () 
     ok(append(xml, SNEAKY));
     ok(regen(widened));
     expect(t.read(FILES)).toBe(expected(widened));
+  });
+});
+
+describe("disk hotplug: files named only by the new image's header (review finding #1)", () => {
+  const HOT = `${IMG}/hot.qcow2`;
+  const HOT_BASE = `${IMG}/hot-base.qcow2`;
+  const LAYER_SOURCE = "libvirt virt-aa-helper -F: backing layer named by a hot-plugged image's header";
+  const layerGrant = (path: string): RuntimeGrant => ({ path, write: false, by: "libvirt", source: LAYER_SOURCE });
+  /** A qcow2 header naming `backing` (qcow2): what a guest that owns an image can write into it. */
+  function image(hostPath: string, backing?: string): void {
+    fs.mkdirSync(t.at(hostPath.slice(0, hostPath.lastIndexOf("/"))), { recursive: true });
+    const extensions: Array<[number, Buffer]> = backing === undefined ? [] : [[0xe2792aca, Buffer.from("qcow2")]];
+    fs.writeFileSync(
+      t.at(hostPath),
+      qcow2Header({
+        ...(backing !== undefined ? { backingOffset: 512n, backingSize: Buffer.byteLength(backing), backingName: Buffer.from(backing) } : {}),
+        extensions,
+        length: 1024,
+      }),
+    );
+  }
+
+  it("a layer inside the top's tree: rk with the top's -F; the layer's own -F that follows adds nothing and cannot widen it", () => {
+    image(HOT_BASE);
+    image(HOT, "hot-base.qcow2");
+    const xml = start();
+    ok(append(xml, HOT));
+    expect(grants()).toEqual([libvirtGrant(HOT), layerGrant(HOT_BASE)]);
+    expect(t.read(FILES)).toBe(expected(xml, [libvirtGrant(HOT), layerGrant(HOT_BASE)]));
+    expect(t.read(FILES)).toContain(`  "${HOT_BASE}" rk,  # ${LAYER_SOURCE}\n`);
+    const before = t.read(FILES);
+    clearLoaded();
+    ok(append(xml, HOT_BASE)); // libvirt: -F for the next element of the chain (it means rwk)
+    expect(t.read(FILES)).toBe(before);
+    expect(t.read(FILES)).not.toMatch(new RegExp(`"${HOT_BASE}" rwk`));
+    expect(loadedCount()).toBe(0);
+    // The attach is done: the XML says what the disk needs, and every -F grant goes.
+    const withDisk = liveXml([VDA, { path: HOT, dev: "vdb", backing: [HOT_BASE] }]);
+    ok(regen(withDisk));
+    expect(t.read(FILES)).toBe(expected(withDisk));
+    expect(t.read(FILES)).toContain(`  "${HOT_BASE}" rk,  # disk vdb backing 1\n`);
+    expect(grants()).toBeUndefined();
+  });
+
+  it("a layer outside the top's directory tree (a stopped guest's disk): the top's -F is refused, nothing changed", () => {
+    const STOPPED = "/srv/vms/stopped.qcow2";
+    image(STOPPED);
+    image(HOT, STOPPED);
+    const xml = start();
+    const files = t.read(FILES);
+    const state = t.read(STATE);
+    clearLoaded();
+    refused(
+      append(xml, HOT),
+      `virt-aa-hook: error: vm1: ${STOPPED}: disk (hot-plugged) backing 1: named only by the header of ${HOT}: outside ${IMG}, the directory tree of the disk image (name the layer in <backingStore> to grant it)`,
+    );
+    expect(t.read(FILES)).toBe(files);
+    expect(t.read(STATE)).toBe(state);
+    expect(loadedCount()).toBe(0);
+    // And had libvirt gone on anyway, the layer's own -F is judged as before (it is not held read-only).
+    expect(grants()).toBeUndefined();
+  });
+
+  it("a layer in the top's tree that another running guest holds writable: refused", () => {
+    const B_DISK = `${IMG}/b.qcow2`;
+    const xmlB = liveXml([{ path: B_DISK, dev: "vda", backing: [] }], { uuid: UUID_B, name: "vmb", id: 8 });
+    ok(callHook(t, ["vmb", "prepare", "begin", "-"], xmlB));
+    image(HOT, "b.qcow2");
+    const xml = start();
+    const files = t.read(FILES);
+    refused(append(xml, HOT), `virt-aa-hook: error: vm1: ${B_DISK}: disk (hot-plugged) backing 1: named only by the header of ${HOT}: guest vmb holds it writable`);
+    expect(t.read(FILES)).toBe(files);
+    expect(grants()).toBeUndefined();
+  });
+
+  it("a snapshot overlay made in another directory, whose header names the disk's current top: granted (the XML names that top)", () => {
+    const OVERLAY = "/srv/snaps/vm1-snap.qcow2";
+    image(TOP, "base.qcow2");
+    image(BASE);
+    image(OVERLAY, TOP);
+    const xml = start();
+    ok(append(xml, OVERLAY));
+    expect(grants()).toEqual([libvirtGrant(OVERLAY)]);
+    expect(t.read(FILES)).toBe(expected(xml, [libvirtGrant(OVERLAY)]));
+    // The same header naming a file the XML does not name, in the same place: refused.
+    image(OVERLAY, `${IMG}/data-base.qcow2`);
+    image(`${IMG}/data-base.qcow2`);
+    refused(append(xml, OVERLAY), /^virt-aa-hook: error: vm1: \/var\/lib\/libvirt\/images\/data-base\.qcow2: disk \(hot-plugged\) backing 1: named only by the header of \/srv\/snaps\/vm1-snap\.qcow2: outside \/srv\/snaps,/);
+  });
+
+  it("negative controls: a raw file is not walked (rwk, no layer); a layer the live XML names (a commit base) stays writable", () => {
+    const xml = start();
+    // data.qcow2 is zeros: QEMU's probe says raw, so nothing is followed (the hotplug test above).
+    ok(append(xml, `${IMG}/data.qcow2`));
+    expect(grants()).toEqual([libvirtGrant(`${IMG}/data.qcow2`)]);
+    // BASE is vda's backing layer in the live XML: -F means a commit into it, which writes it.
+    image(BASE);
+    image(HOT, "base.qcow2");
+    ok(append(xml, HOT));
+    // The XML already grants BASE (rk, as vda's layer): no read-only layer grant is recorded for it.
+    expect(grants()).toEqual([libvirtGrant(`${IMG}/data.qcow2`), libvirtGrant(HOT)]);
+    ok(append(xml, BASE));
+    expect(grants()).toEqual([libvirtGrant(`${IMG}/data.qcow2`), libvirtGrant(HOT), libvirtGrant(BASE)]);
+    expect(t.read(FILES)).toMatch(new RegExp(`"${BASE}" rwk,`));
+  });
+});
+
+describe("a refused regeneration still ends libvirt's -F grants (review finding #7)", () => {
+  const DATA = `${IMG}/data.qcow2`;
+  /** The live XML after the detach, plus a disk the policy refuses (a restricted location). */
+  const REFUSED = () => liveXml([VDA, { path: "/etc/shadow", dev: "vdc", backing: [] }]);
+
+  it("detach, then a regeneration the policy refuses: exit 1 with the refusal, and the -F grant is gone from the record, .files and loaded profile", () => {
+    const xml = start();
+    ok(append(xml, DATA));
+    expect(t.read(FILES)).toContain(grantLine(DATA));
+    clearLoaded();
+    refused(regen(REFUSED()), /^virt-aa-hook: error: vm1: \/etc\/shadow: .*restricted location \/etc/);
+    expect(grants()).toBeUndefined();
+    expect(t.read(FILES)).toBe(expected(xml));
+    expect(loadedCount()).toBe(1); // the profile without the grant was loaded
+  });
+
+  it("negative control: with no -F grant, the refused regeneration writes and loads nothing", () => {
+    start();
+    const files = t.read(FILES);
+    const state = t.read(STATE);
+    clearLoaded();
+    refused(regen(REFUSED()), /^virt-aa-hook: error: vm1: \/etc\/shadow: /);
+    expect(t.read(FILES)).toBe(files);
+    expect(t.read(STATE)).toBe(state);
+    expect(loadedCount()).toBe(0);
+  });
+
+  it("negative control: a grant whose path the refused XML names as a <mirror> stays", () => {
+    const COPY = `${IMG}/copy.qcow2`;
+    const xml = start();
+    ok(append(xml, COPY));
+    const refusedWithMirror = liveXml([{ ...VDA, mirror: COPY }, { path: "/etc/shadow", dev: "vdc", backing: [] }]);
+    clearLoaded();
+    refused(regen(refusedWithMirror), /^virt-aa-hook: error: vm1: \/etc\/shadow: /);
+    expect(grants()).toEqual([libvirtGrant(COPY)]);
+    expect(t.read(FILES)).toContain(grantLine(COPY));
   });
 });
