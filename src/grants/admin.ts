@@ -85,20 +85,29 @@ export async function revokePath(ctx: AdminContext, name: string, path: string):
  * live XML now covers itself (same path, at least the same access) are dropped: the XML keeps
  * them from now on. Others stay (a blockcopy target, a commit base made writable: the XML does not
  * name them while the job runs) until revoked, or all of them with `revokeAll`.
+ *
+ * libvirt's own grants (helper mode, `-F`) that the XML covers are dropped the same way: libvirt
+ * 9.0 sends no regeneration after a disk-only snapshot and regenerates a copy's pivot from an XML
+ * that still names the old image (docs/helper.md), so `sync` is how an admin shrinks those at once.
+ * Uncovered libvirt grants stay: a job may still use them, and libvirt's next regeneration decides.
  */
 export async function syncGuest(ctx: AdminContext, name: string, opts: { revokeAll: boolean }): Promise<AdminOutcome> {
   const what = `cannot sync ${name}`;
   let dropped: string[] = [];
   let kept: string[] = [];
+  let libvirtDropped: string[] = [];
   const r = await syncRunning(ctx, what, name, "-", (state, xml) => {
     const admin = (state.grants ?? []).filter((g) => g.by === "admin");
     const covered = opts.revokeAll ? () => true : xmlCovers(ctx.layout, xml);
+    const xmlOnly = xmlCovers(ctx.layout, xml);
     dropped = admin.filter(covered).map((g) => g.path);
     kept = admin.filter((g) => !covered(g)).map((g) => g.path);
-    return { drop: (g) => g.by === "admin" && covered(g) };
+    libvirtDropped = (state.grants ?? []).filter((g) => g.by === "libvirt" && xmlOnly(g)).map((g) => g.path);
+    return { drop: (g) => (g.by === "admin" && covered(g)) || (g.by === "libvirt" && xmlOnly(g)) };
   });
   const parts = [
     dropped.length > 0 ? `dropped ${dropped.length} admin grant${dropped.length === 1 ? "" : "s"} (${dropped.join(", ")})` : "",
+    libvirtDropped.length > 0 ? `dropped ${libvirtDropped.length} libvirt grant${libvirtDropped.length === 1 ? "" : "s"} the live XML covers (${libvirtDropped.join(", ")})` : "",
     kept.length > 0 ? `kept ${kept.length} admin grant${kept.length === 1 ? "" : "s"} the live XML does not name (${kept.join(", ")}; revoke when done)` : "",
   ].filter(Boolean);
   return { summary: `synced ${name} from its live XML${parts.length > 0 ? `, ${parts.join(", ")}` : ""}: ${r.summary}`, warnings: r.warnings };

@@ -176,6 +176,19 @@ describe("sync", () => {
     expect(grants()).toBeUndefined();
   });
 
+  it("helper mode: libvirt's -F grants the live XML covers go (a snapshot's overlay, a copy after its pivot); others stay", () => {
+    prepare();
+    const helper = (...args: string[]) => spawnSync(process.execPath, [BUNDLE, "virt-aa-helper", "--root", t.root, "--", ...args], { input: domainXml(), encoding: "utf8", env: {}, timeout: 60_000 });
+    for (const p of [NEW, `${IMG}/other.img`]) expect(helper("-r", "-u", NAME, "-F", p).status).toBe(0);
+    expect(grants()?.map((g) => [g.by, g.path])).toEqual([["libvirt", NEW], ["libvirt", `${IMG}/other.img`]]);
+    // libvirt sent no regeneration; the live XML names the new image as a disk now
+    live(domainXml({ disks: [`${IMG}/vm1.img`, NEW] }));
+    expect(cli("sync", "vm1")).toEqual(ok(`synced vm1 from its live XML, dropped 1 libvirt grant the live XML covers (${NEW}): ${NAME}: loaded new rules`));
+    expect(grants()?.map((g) => [g.by, g.path])).toEqual([["libvirt", `${IMG}/other.img`]]);
+    expect(t.read(FILES)).toContain(`  "${NEW}" rwk,  # disk vdb\n`);
+    expect(t.read(FILES)).toContain(`  "${IMG}/other.img" rwk,  # libvirt virt-aa-helper -F\n`);
+  });
+
   it("a live XML the policy refuses changes nothing", () => {
     prepare();
     const before = [t.read(FILES), t.read(STATE)];
