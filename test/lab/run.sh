@@ -43,11 +43,12 @@ ok=1
 for mode in $MODES; do
   STATE=$OUT/$mode-state.img
   truncate -s 4G "$STATE"; mkfs.ext4 -q -F -E lazy_itable_init=1 "$STATE"
-  for boot in 1 2; do
+  boots="1 2"; [ "$mode" = record ] && boots=1   # record: one boot (guest/record.sh)
+  for boot in $boots; do
     dir=$OUT/$mode-boot$boot; mkdir -p "$dir"
     t0=$(t); rc=0
     bash "$HERE/boot.sh" "$KERNEL" "$INITRD" "$STATE" "$OUT" "$dir/serial.log" \
-      "lab.init=$PROJECT/test/lab/guest/init lab.project=$PROJECT lab.mode=$mode lab.boot=$boot lab.timeout=${LAB_GUEST_TIMEOUT:-900}" || rc=$?
+      "lab.init=$PROJECT/test/lab/guest/init lab.modules=$(dirname "$KERNEL")/lib/modules lab.project=$PROJECT lab.mode=$mode lab.boot=$boot lab.timeout=${LAB_GUEST_TIMEOUT:-900}" || rc=$?
     echo "$mode-boot$boot $(took "$t0") qemu-exit=$rc" >> "$OUT/timings"
     tr -d '\r' < "$dir/serial.log" | grep -E '^(LAB|INFO)' >&2 || true
     grep -q '^LAB-DONE' "$dir/serial.log" || { ok=0; echo "run.sh: $mode boot $boot did not reach LAB-DONE" >&2; }
