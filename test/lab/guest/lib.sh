@@ -184,6 +184,8 @@ lab_net_up() {
   local out
   [ "$(v net-info labnat 2>/dev/null | awk '/^Active:/{print $2}')" = yes ] && return 0
   mkdir -p /var/lib/libvirt/dnsmasq   # dnsmasq-base (not installed here) would have made it
+  # /dev/net/tun exists only once tun is loaded (no systemd-tmpfiles static nodes in the VM).
+  modprobe tun; modprobe bridge; modprobe vhost_net 2>/dev/null
   echo "<network><name>labnat</name><forward mode='nat'/><bridge name='virbr9' stp='off'/><dns enable='no'/><ip address='192.168.199.1' netmask='255.255.255.0'/></network>" > /tmp/labnat.xml
   v net-define /tmp/labnat.xml >/dev/null && out=$(v net-start labnat 2>&1) && { echo "NAT network labnat started"; return 0; }
   echo "NAT network failed: $out"

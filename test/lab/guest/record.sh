@@ -214,6 +214,7 @@ record_ops() {
   probe revalidate-reload apparmor_parser -r "/etc/apparmor.d/libvirt/$RPROF"
   probe revalidate-write-copy-without-rule qemu_write scsi0-0-0-0
   probe revalidate-read-copy-without-rule qemu_read scsi0-0-0-0
+  probe revalidate-open-copy-by-path-without-rule hmp "drive_add 0 if=none,id=p7,file=$RIMG/$RNAME.copy.qcow2,readonly=on,file.locking=off"
   cp /tmp/files.keep "/etc/apparmor.d/libvirt/$RPROF.files"
   probe revalidate-restore apparmor_parser -r "/etc/apparmor.d/libvirt/$RPROF"
   probe revalidate-write-copy-with-rule qemu_write scsi0-0-0-0
