@@ -31,11 +31,24 @@ for (const entry of readdirSync(opsDir).sort()) {
       return { argv: lines(read(`${base}.argv`)), stdin: read(`${base}.stdin`), rc: read(`${base}.rc`).trim() };
     });
   writeFileSync(path.join(DEST, `${op}.json`), JSON.stringify(calls.map(({ argv, stdin }) => ({ argv, stdin })), null, 2) + "\n");
+  // What reached /etc/libvirt/hooks/network during the operation (same shape), in network-hook/.
+  const hookDir = path.join(dir, "nethook");
+  const hooks = existsSync(hookDir)
+    ? readdirSync(hookDir).filter((f) => f.endsWith(".argv")).sort().map((f) => {
+        const base = path.join(hookDir, f.slice(0, -".argv".length));
+        return { argv: lines(read(`${base}.argv`)), stdin: read(`${base}.stdin`) };
+      })
+    : [];
+  if (hooks.length > 0) {
+    mkdirSync(path.join(DEST, "network-hook"), { recursive: true });
+    writeFileSync(path.join(DEST, "network-hook", `${op}.json`), JSON.stringify(hooks, null, 2) + "\n");
+  }
   table.push({
     op,
     command: read(path.join(dir, "command")).trim(),
     exit: read(path.join(dir, "exit")).trim(),
     calls: calls.map((c) => `\`${c.argv.slice(1).join(" ")}\` → ${c.rc || "?"}`),
+    hooks: hooks.map((h) => `\`${h.argv.slice(1).join(" ")}\``),
     denied: read(path.join(dir, "apparmor.log")).split("\n").filter((l) => l.includes('apparmor="DENIED"')).length,
   });
 }
@@ -48,9 +61,11 @@ const md = [
   "call and ran the real helper. One guest `rec-a` (UUID 1ab00a11-0000-4000-8000-0000000000a1), TCG.",
   "Each `<operation>.json` is `[{argv, stdin}]` in call order (argv[0] = the path libvirt executed).",
   "",
-  "| operation | command | virsh exit | helper calls (argv[1..] → helper exit) | DENIED lines |",
-  "|---|---|---|---|---|",
-  ...table.map((t) => `| ${t.op} | \`${t.command.replace(/\|/g, "\\|")}\` | ${t.exit} | ${t.calls.join("<br>") || "none"} | ${t.denied} |`),
+  "network-hook/<operation>.json: what reached the network hook (/etc/libvirt/hooks/network) meanwhile, same shape.",
+  "",
+  "| operation | command | virsh exit | helper calls (argv[1..] → helper exit) | network hook | DENIED lines |",
+  "|---|---|---|---|---|---|",
+  ...table.map((t) => `| ${t.op} | \`${t.command.replace(/\|/g, "\\|")}\` | ${t.exit} | ${t.calls.join("<br>") || "none"} | ${t.hooks.join("<br>") || "none"} | ${t.denied} |`),
   "",
 ];
 writeFileSync(path.join(DEST, "README.md"), md.join("\n"));

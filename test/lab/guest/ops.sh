@@ -122,7 +122,7 @@ nic_slot_o() {
 detach_nic_o() {
   local slot i; slot=$(nic_slot_o "$1")
   v detach-interface "$OG" network --mac "$1" --live || return 1
-  [ -n "$slot" ] && hmp_o "o /l 0xae08 $((1 << slot))" >/dev/null
+  [ -n "$slot" ] && hmp_o "o /w 0xae08 $((1 << slot))" >/dev/null
   for i in $(seq 1 60); do v domiflist "$OG" | grep -qF "$1" || { echo "removed (slot $slot ejected)"; return 0; }; sleep 0.5; done
   echo "$1 still there after the eject of slot $slot"; return 1
 }
@@ -132,10 +132,8 @@ ops_setup() {
   qemu-img create -q -f qcow2 "$OIMG/$OG.qcow2" 16M || return 1
   qemu-img create -q -f qcow2 "$OIMG/$OG-hot.qcow2" 16M || return 1
   qemu-img create -q -f qcow2 "$OIMG/$OG-nogrant.qcow2" 16M || return 1
-  truncate -s 1M "$OIMG/$OG-cd1.iso" "$OIMG/$OG-cd2.iso" && truncate -s 16M "$OIMG/$OG-blk.raw" || return 1
+  truncate -s 1M "$OIMG/$OG-cd1.iso" "$OIMG/$OG-cd2.iso" || return 1
   chmod 0644 "$OIMG/$OG"*
-  modprobe loop 2>/dev/null
-  OLOOP=$(losetup -f --show "$OIMG/$OG-blk.raw") || return 1
   ops_domain_xml > "/tmp/$OG.xml"
   v define "/tmp/$OG.xml" >/dev/null || return 1
   if [ "$LAB_ATTACH" != helper ]; then lab_adopt "$OG" >/dev/null || return 1; fi
@@ -143,6 +141,9 @@ ops_setup() {
   v start "$OG" || return 1
   echo "block device $OLOOP; lab-o started"
 }
+# (check runs its command in a subshell: the loop device is set up here, where OLOOP stays set.)
+truncate -s 16M "$OIMG/$OG-blk.raw"; modprobe loop 2>/dev/null
+OLOOP=$(losetup -f --show "$OIMG/$OG-blk.raw" 2>&1) || info "losetup: $OLOOP"
 
 # ---------------------------------------------------------------- the operations
 check ops-setup ops_setup

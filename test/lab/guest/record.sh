@@ -79,6 +79,7 @@ op() {
   d=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')
   printf '%s\n' "$*" > "$dir/command"; printf '%s\n' "$out" > "$dir/output"; echo $rc > "$dir/exit"
   mv "$REC"/calls/* "$dir/" 2>/dev/null
+  ls "$REC"/nethook/*.argv >/dev/null 2>&1 && { mkdir -p "$dir/nethook"; mv "$REC"/nethook/* "$dir/nethook/"; }
   dmesg | tail -n +$((mark + 1)) | grep 'apparmor=' > "$dir/apparmor.log"
   cp "/etc/apparmor.d/libvirt/$RPROF.files" "$dir/files-after" 2>/dev/null
   label_of > "$dir/label"
@@ -145,8 +146,8 @@ nic_slot() {
 }
 detach_nic() {
   local slot i; slot=$(nic_slot "$1")
-  v detach-interface "$RNAME" network --mac "$1" --live || return 1
-  [ -n "$slot" ] && hmp "o /l 0xae08 $((1 << slot))"
+  v detach-interface "$RNAME" "${2:-network}" --mac "$1" --live || return 1
+  [ -n "$slot" ] && hmp "o /w 0xae08 $((1 << slot))"
   for i in $(seq 1 60); do v domiflist "$RNAME" | grep -qF "$1" || { echo "removed (slot $slot ejected)"; return 0; }; sleep 0.5; done
   echo "still there after the eject of slot $slot"; return 1
 }
@@ -238,12 +239,23 @@ record_ops() {
   f=$(mac_of_model virtio)
   op detach-interface-network-virtio detach_nic "$f"
 
+  # macvtap (type='direct' on a dummy link): libvirt opens /dev/tapN itself and hands QEMU the fd.
+  modprobe dummy; modprobe macvtap
+  ip link add labdummy0 type dummy && ip link set labdummy0 up
+  op attach-interface-direct v attach-interface "$RNAME" direct labdummy0 --model virtio --live
+  probe attach-interface-direct-iflist v domiflist "$RNAME"
+  probe attach-interface-direct-qemu-fds qemu_fds
+  probe attach-interface-direct-files cat "/etc/apparmor.d/libvirt/$RPROF.files"
+  f=$(mac_of_model virtio)
+  op detach-interface-direct detach_nic "$f" direct
+  probe detach-interface-direct-files cat "/etc/apparmor.d/libvirt/$RPROF.files"
+
   mkdir -p /var/lib/libvirt/qemu/save
   op save v save "$RNAME" "/var/lib/libvirt/qemu/save/$RNAME.save"
   op restore v restore "/var/lib/libvirt/qemu/save/$RNAME.save"
   op destroy v destroy "$RNAME"
-  # The network hook's own record: which calls reached /etc/libvirt/hooks/network.
-  info "network hook calls: $(for f in "$REC"/nethook/*.argv; do [ -f "$f" ] && printf '[%s] ' "$(tail -n +2 "$f" | tr '\n' ' ')"; done)"
+  # The network hook's own record: which calls reached /etc/libvirt/hooks/network, per operation.
+  info "network hook calls: $(for f in "$REC"/nethook/*.argv "$REC"/ops/*/nethook/*.argv; do [ -f "$f" ] && printf '[%s: %s] ' "$(basename "$(dirname "$(dirname "$f")")")" "$(tail -n +2 "$f" | tr '\n' ' ')"; done)"
   cp -f "$LIBVIRTD_LOG" "$REC/" 2>/dev/null
   info "profile file kept after destroy: $(ls -l /etc/apparmor.d/libvirt/ 2>&1 | tr '\n' ' ')"
 }
