@@ -44,8 +44,17 @@ export interface Config {
   logLevel: "error" | "warn" | "info" | "debug";
   /** One line per hook call is appended here; "" disables the log. */
   logFile: string;
-  /** How QEMU gets into its profile (issue of the attach stage). */
-  attach: "wrapper" | "seclabel" | "none";
+  /**
+   * How QEMU gets into its profile (docs/attach-modes.md):
+   * - helper:   libvirt's own AppArmor driver stays on with dynamic labels (no adoption); its
+   *             `/usr/lib/libvirt/virt-aa-helper` is diverted (dpkg-divert) to ours, so every
+   *             profile it asks for (start, hotplug, media change, snapshot, block job, restore)
+   *             is written by virt-aa-hook's generator and policy;
+   * - seclabel: adopted domains carry a static label `libvirt-<uuid>` libvirt's driver transitions to;
+   * - wrapper:  adopted domains' `<emulator>` is our wrapper (libvirt's driver off);
+   * - none:     nothing of ours attaches QEMU.
+   */
+  attach: "wrapper" | "seclabel" | "helper" | "none";
   requireAttach: boolean;
   /** Where the real emulators live, for the emulator wrapper. */
   emulatorDir: string;
@@ -127,7 +136,7 @@ const SETTERS: Record<string, Setter> = {
   },
   log_level: oneOf("logLevel", ["error", "warn", "info", "debug"]),
   log_file: absolutePath("logFile", true),
-  attach: oneOf("attach", ["wrapper", "seclabel", "none"]),
+  attach: oneOf("attach", ["wrapper", "seclabel", "helper", "none"]),
   require_attach: (cfg, value) => {
     if (value !== "yes" && value !== "no") return `must be yes or no, not ${JSON.stringify(value)}`;
     cfg.requireAttach = value === "yes";

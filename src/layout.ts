@@ -187,6 +187,24 @@ export class Layout {
   readonly installManifest = `${this.stateDir}/install-manifest`;
   readonly installBackupDir = `${this.stateDir}/backup`;
   readonly installPristineDir = `${this.stateDir}/pristine`;
+  /**
+   * attach = "helper": libvirt's virt-aa-helper is diverted (dpkg-divert --rename) to
+   * `libvirtHelperReal` and replaced by a link to our launcher (hooks/virt-aa-helper).
+   */
+  readonly helperLauncher = `${INSTALL_DIR}/virt-aa-helper`;
+  readonly libvirtHelper = "/usr/lib/libvirt/virt-aa-helper";
+  readonly libvirtHelperReal = "/usr/lib/libvirt/virt-aa-helper.real";
+  /** dpkg's record of diversions (under the root) and dpkg-divert (this machine's program, never mapped). */
+  readonly dpkgAdminDir = "/var/lib/dpkg";
+  readonly dpkgDiversions = "/var/lib/dpkg/diversions";
+  readonly dpkgDivert = "/usr/bin/dpkg-divert";
+  /** The name our diversion is recorded under (`dpkg-divert --package`). */
+  readonly divertPackage = "virt-aa-hook";
+  /** The network hook launcher (hooks/network) and where libvirt finds it. */
+  readonly networkLauncher = `${INSTALL_DIR}/network-hook`;
+  /** this libvirt runs `network` and (>= 6.5) every program in `network.d/`. */
+  readonly libvirtNetworkHookScript = "/etc/libvirt/hooks/network";
+  readonly libvirtNetworkHookDropIn = "/etc/libvirt/hooks/network.d/virt-aa-hook";
   /** What the hook makes at run time at its default places (not where a config moves them): removed by uninstall. */
   readonly runtimeDirs: readonly string[] = [LOCATION_DEFAULTS.cacheDir, this.runDir];
 

@@ -6,6 +6,8 @@
  *              `emulator_dir` after requesting the transition;
  *  - seclabel: the domain carries a static AppArmor label, so libvirt makes the transition itself
  *              and never runs its own profile generator;
+ *  - helper:   the domain carries no AppArmor label but libvirt's dynamic one (nothing of ours in
+ *              its XML): libvirt's driver labels it and runs virt-aa-helper, diverted to ours;
  *  - none:     the admin attaches some other way; nothing to edit.
  *
  * Every edit replaces or inserts one element and leaves every other byte of the XML as it was, so
@@ -16,7 +18,7 @@ import { isCanonicalUuid } from "../names.js";
 import { firstIllegalChar } from "../xml/chars.js";
 import { escapeText, scanXml, XmlError, type XmlNode } from "../xml/reader.js";
 
-export type AttachMode = "wrapper" | "seclabel" | "none";
+export type AttachMode = "wrapper" | "seclabel" | "helper" | "none";
 
 export interface AttachPaths {
   /** Directory of the wrapper symlinks, one per emulator name. */
@@ -248,6 +250,27 @@ function seclabelEdits(p: Parsed, paths: AttachPaths): Edit[] {
 }
 
 /**
+ * Edits for helper mode: back to the real QEMU, and every AppArmor label that is not dynamic
+ * (static, ours or another; type='none') taken out, so libvirt's driver labels the domain
+ * dynamically and runs virt-aa-helper (ours) for it. `<seclabel type='none'/>` without a model
+ * turns every driver off: refused, as for seclabel.
+ */
+function helperEdits(p: Parsed, paths: AttachPaths): Edit[] {
+  const edits: Edit[] = [];
+  if (p.emulator && sameDir(dirname(p.emulator.path), paths.wrapperDir)) {
+    const edit = emulatorEdit(p, `${paths.emulatorDir.replace(/\/+$/, "")}/${basename(p.emulator.path)}`);
+    if (edit) edits.push(edit);
+  }
+  for (const s of p.seclabels) {
+    if (s.type === "none" && s.model === undefined) {
+      throw new AttachError(`${p.name}: <seclabel type='none'/> turns off every security driver: remove it, or use attach = "wrapper"`);
+    }
+    if (s.model === "apparmor" && s.type !== "dynamic") edits.push(removal(p.xml, s.node));
+  }
+  return edits;
+}
+
+/**
  * The domain XML switched to `mode`: emulator path (wrapper) or static label (seclabel), after
  * undoing the other mode. Returns the input unchanged when it is already adopted.
  * Throws AttachError when the domain cannot be adopted (message names the domain and the reason).
@@ -261,6 +284,8 @@ export function adoptXml(xml: string, mode: AttachMode, paths: AttachPaths): str
     }
     case "seclabel":
       return applyEdits(xml, seclabelEdits(p, paths));
+    case "helper":
+      return applyEdits(xml, helperEdits(p, paths));
     case "none":
       return applyEdits(xml, undoEdits(p, paths));
   }
@@ -290,7 +315,31 @@ export function adoptionProblem(domain: Pick<Domain, "uuid" | "emulator" | "secl
     }
     case "seclabel":
       return hasOurStaticLabel(domain) ? undefined : `no <seclabel type='static' model='apparmor' relabel='no'><label>${profileLabel(domain.uuid)}</label>`;
+    case "helper":
+      return helperProblem(domain, paths);
   }
+}
+
+/**
+ * helper mode: libvirt's AppArmor driver runs virt-aa-helper (ours) only for a domain it labels
+ * dynamically. Why this domain is not such a one; undefined when it is.
+ */
+function helperProblem(domain: Pick<Domain, "uuid" | "emulator" | "seclabels">, paths: AttachPaths): string | undefined {
+  if (domain.seclabels.some((s) => s.type === "none" && s.model === undefined)) {
+    return "<seclabel type='none'/> turns off every security driver: libvirt runs no virt-aa-helper for it and its QEMU runs unconfined";
+  }
+  if (hasOurStaticLabel(domain)) {
+    return `static label ${profileLabel(domain.uuid)} (adopted for attach = "seclabel"): libvirt runs no virt-aa-helper for it, so hotplug, media changes, snapshots and block jobs get no grant`;
+  }
+  const other = domain.seclabels.find((s) => s.model === "apparmor" && s.type !== "dynamic");
+  if (other) {
+    return `<seclabel type='${other.type ?? ""}' model='apparmor'>${other.label !== undefined ? ` (label ${other.label})` : ""}: libvirt runs no virt-aa-helper for it and its QEMU does not run in ${profileLabel(domain.uuid)}`;
+  }
+  const em = domain.emulator;
+  if (em !== undefined && sameDir(dirname(em), paths.wrapperDir)) {
+    return `<emulator> ${em} is the virt-aa-hook wrapper: attach = "helper" needs the real QEMU (libvirt's driver makes the transition)`;
+  }
+  return undefined;
 }
 
 /** The domain carries our static label for its own UUID (adopted with attach = "seclabel"). */

@@ -7,6 +7,13 @@
  * its own generator. Adopted domains (and every domain in wrapper mode, or when libvirt's driver
  * is not AppArmor) are the hook's. Refusing unadopted domains (`require_attach = "yes"`) happens
  * in the prepare path before this is asked.
+ *
+ * In helper mode (`attach = "helper"`) libvirt's driver labels domains dynamically but the
+ * generator it runs is ours (its virt-aa-helper diverted to virt-aa-hook's): every guest is the
+ * hook's, none is left to libvirt. A domain libvirt does not label dynamically (a static label,
+ * `<seclabel type='none'/>`) gets no virt-aa-helper call at all; the hook still writes and loads
+ * its profile at prepare, and `require_attach` / `started_check` decide what happens to it
+ * (hook/attach-check.ts).
  */
 import type { Config } from "../config.js";
 import { readSecurityDriver } from "../install/host.js";
@@ -20,6 +27,8 @@ export function profileOwner(layout: Layout, config: Pick<Config, "attach" | "re
   if (config.requireAttach) return { owner: "hook" };
   // Wrapper mode needs libvirt's driver off (doctor says so); the profile is always ours there.
   if (config.attach === "wrapper") return { owner: "hook" };
+  // Helper mode: libvirt's driver runs our virt-aa-helper, so what it labels is ours too.
+  if (config.attach === "helper") return { owner: "hook" };
   const driver = readSecurityDriver(layout);
   if (driver.effective !== "apparmor") return { owner: "hook" };
   let facts: ReturnType<typeof attachFacts>;

@@ -16,9 +16,11 @@ import { compileFeatures, compileProfiles } from "../install/compile.js";
 import { deriveAbstraction, deriveTemplate } from "../install/derive.js";
 import { hasHookDirs, readSecurityDriver, securityDrivers } from "../install/host.js";
 import { BEGIN_MARK } from "../install/plan.js";
+import { helperProblems } from "../install/divert.js";
 import { Layout } from "../layout.js";
 import { listStates } from "../store/state.js";
 import { runningGuests } from "./confinement.js";
+import { parsePid, readProcessLabel } from "../host/qemu-process.js";
 import { displayName, shellQuote } from "./display.js";
 import { isProfileName } from "../names.js";
 
@@ -100,6 +102,13 @@ export async function runDoctor(rootEnv: DoctorEnv): Promise<Check[]> {
     const detail = `${qemuConf}: security_driver = ${drivers ? JSON.stringify(drivers.length === 1 ? drivers[0] : drivers) : "unset"} → ${effective.join(", ")}`;
     if (config.attach === "seclabel" && !apparmor) {
       add({ name: "security driver", status: "fail", detail, fix: `set security_driver = "apparmor" in ${qemuConf}, or attach = "wrapper"` });
+    } else if (config.attach === "helper" && !apparmor) {
+      add({
+        name: "security driver",
+        status: "fail",
+        detail: `${detail}: attach = "helper" needs libvirt's AppArmor driver (it is what runs virt-aa-helper)`,
+        fix: `set security_driver = "apparmor" in ${qemuConf} (and boot with AppArmor), or attach = "wrapper" with security_driver = "none"`,
+      });
     } else if (config.attach === "wrapper" && apparmor) {
       add({ name: "security driver", status: "fail", detail: `${detail}: libvirt's own AppArmor driver would confine QEMU before the wrapper runs`, fix: `set security_driver = "none" in ${qemuConf}, or attach = "seclabel"` });
     } else {
@@ -133,6 +142,9 @@ export async function runDoctor(rootEnv: DoctorEnv): Promise<Check[]> {
   const aaProblems: string[] = [];
   if (!exists(layout.hookProfile)) aaProblems.push(`${layout.hookProfile} missing`);
   if (!localText.includes(BEGIN_MARK)) aaProblems.push(`${local} lacks the virt-aa-hook block (the hook would run inside libvirtd's profile)`);
+  else if (config?.attach === "helper" && !localText.includes(`${layout.helperLauncher} Px -> virt-aa-hook,`)) {
+    aaProblems.push(`${local} lacks the rule for ${layout.helperLauncher} (libvirtd could not run virt-aa-hook's virt-aa-helper)`);
+  }
   add(
     aaProblems.length === 0
       ? { name: "hook profile", status: "ok", detail: `${layout.hookProfile}, transition in ${local}` }
@@ -159,6 +171,8 @@ export async function runDoctor(rootEnv: DoctorEnv): Promise<Check[]> {
         : { name: "emulator wrapper", status: "fail", detail: wrapperOk ? `no links in ${wrapperDir}` : `${wrapper} missing or not the installed copy`, fix: "run install.sh (after installing QEMU)" },
     );
   }
+
+  if (config?.attach === "helper") checks.push(helperCheck(env));
 
   if (parserOk) checks.push(await compileCheck(env));
 
@@ -187,8 +201,57 @@ function attachCheck(env: DoctorEnv, config: Config): Check {
     fix:
       driver.effective === "none"
         ? `set attach = "wrapper" and started_check = "enforce" in ${env.layout.configPath}, then virt-aa-hook adopt --all`
-        : `pair libvirt's driver with an attach mode: security_driver = "none" with attach = "wrapper", or security_driver = "apparmor" with attach = "seclabel"; started_check = "enforce"; then virt-aa-hook adopt --all`,
+        : `pair libvirt's driver with an attach mode: security_driver = "none" with attach = "wrapper", or security_driver = "apparmor" with attach = "helper" (or "seclabel"); started_check = "enforce"; then run install.sh again (helper) or virt-aa-hook adopt --all`,
   };
+}
+
+/**
+ * attach = "helper": libvirt's virt-aa-helper diverted by us, a link to our launcher in its place.
+ * A libvirt package upgrade keeps the diversion (dpkg installs its helper as .real); an admin's
+ * `dpkg-divert --remove`, or a copy put back by hand, undoes it: then libvirt's own generator
+ * writes the profiles again.
+ */
+function helperCheck(env: DoctorEnv): Check {
+  const { layout } = env;
+  const problems = helperProblems(layout);
+  // libvirt's AppArmor driver is on only while libvirtd itself is confined (security_apparmor.c,
+  // use_apparmor): an unconfined libvirtd never runs virt-aa-helper.
+  const daemon = runningDaemonLabel(layout);
+  const daemonOff = daemon?.label === "unconfined";
+  const diverted = problems.length === 0;
+  if (daemonOff) problems.push(`${daemon.daemon} (pid ${daemon.pid}) runs unconfined, so libvirt's AppArmor driver is off and runs no virt-aa-helper`);
+  if (problems.length === 0) {
+    return {
+      name: "virt-aa-helper",
+      status: "ok",
+      detail: `${layout.libvirtHelper} -> ${layout.helperLauncher}; libvirt's own diverted to ${layout.libvirtHelperReal} (dpkg-divert, package ${layout.divertPackage})`,
+    };
+  }
+  return {
+    name: "virt-aa-helper",
+    status: "fail",
+    detail: `${problems.join("; ")}: libvirt's driver does not run virt-aa-hook's generator`,
+    fix: [
+      ...(diverted ? [] : ["run install.sh again (it diverts libvirt's virt-aa-helper and links ours in its place)"]),
+      ...(daemonOff ? [`load libvirtd's profile (apparmor_parser -r ${layout.libvirtdProfile}) and restart ${daemon!.daemon}`] : []),
+    ].join("; ") + ", then restart the guests started since",
+  };
+}
+
+/** The AppArmor label of the running libvirt daemon (its pid file under the root), if one runs. */
+function runningDaemonLabel(layout: Layout): { daemon: string; pid: number; label: string } | undefined {
+  for (const pf of layout.libvirtdPidFiles) {
+    let pid: number | undefined;
+    try {
+      pid = parsePid(fs.readFileSync(layout.host(pf), "utf8").split("\n")[0] ?? "");
+    } catch {
+      continue;
+    }
+    if (pid === undefined) continue;
+    const label = readProcessLabel(layout, pid)?.label;
+    if (label !== undefined) return { daemon: path.posix.basename(pf, ".pid"), pid, label };
+  }
+  return undefined;
 }
 
 /** What each running guest's QEMU runs as, from the kernel. */
@@ -347,6 +410,12 @@ function domainsCheck(env: DoctorEnv, config: Config): Check {
   // generator (attach/ownership.ts), unless require_attach refuses it.
   if (config.attach === "seclabel" && !config.requireAttach && readSecurityDriver(env.layout).effective === "apparmor") {
     return { name: "domains adopted", status: "warn", detail: `left to libvirt's own AppArmor driver: ${list}`, fix };
+  }
+  // helper: a domain with our static label is still confined (the hook loads its profile, libvirt
+  // makes the transition), only without the grants libvirt asks virt-aa-helper for after start.
+  if (config.attach === "helper") {
+    const confinedAnyway = bad.every((b) => b.why.startsWith("static label libvirt-"));
+    return { name: "domains adopted", status: confinedAnyway ? "warn" : "fail", detail: `not labelled dynamically (libvirt runs no virt-aa-helper for them): ${list}`, fix };
   }
   return { name: "domains adopted", status: "fail", detail: `not adopted: ${list}`, fix };
 }

@@ -20,6 +20,13 @@ export const MAX_MARKUP_ITEMS = 250_000;
 /** Any single attribute value or element text we read (PATH_MAX is 4096). */
 export const MAX_VALUE_CHARS = 4096;
 
+/**
+ * `<vah:allow>` entries in a domain's metadata (domain/metadata.ts). An admin pre-authorises a few
+ * overlay or hotplug directories per guest; 64 is far above that and keeps what the metadata
+ * alone adds to a profile small (the literal-path budget below still counts every path).
+ */
+export const MAX_METADATA_ALLOWS = 64;
+
 /** Domain names (libvirt has no limit of its own; this keeps error lines and paths sane). */
 export const MAX_NAME_CHARS = 1024;
 

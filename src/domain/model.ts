@@ -24,6 +24,29 @@ export interface Domain {
   /** `<launchSecurity type=...>`: "sev", "s390-pv", ... */
   launchSecurity?: string;
   devices: Devices;
+  /**
+   * Per-guest settings from `<metadata><vah:guest xmlns:vah="https://virt-aa-hook.org/xmlns/guest/1">`
+   * (domain/metadata.ts); absent when the domain has none.
+   */
+  settings?: GuestSettings;
+}
+
+/** The domain's own virt-aa-hook settings (docs/metadata.md). */
+export interface GuestSettings {
+  /** `<vah:mode>`: how this guest's profile is loaded; absent = the config's `mode`. */
+  mode?: "enforce" | "complain";
+  /** `<vah:allow>` entries, in document order (rule sources count them from 1). */
+  allow: AllowedPath[];
+}
+
+/** One `<vah:allow path=... access=... tree=.../>`: a path the admin pre-authorises for the guest. */
+export interface AllowedPath {
+  /** Absolute, as written (canonicalised by the policy like every path). */
+  path: string;
+  /** "r": read (and lock); "rw": read, write and lock. */
+  access: "r" | "rw";
+  /** tree="yes": the directory and everything below it. */
+  tree: boolean;
 }
 
 export interface OsConfig {

@@ -10,6 +10,7 @@ import { readFilesystem, readGraphics, readInput, readInterface, readMemoryDevic
 import { defined, textPath, token } from "./fields.js";
 import { readHostdev, readInterfaceHostdev } from "./hostdevs.js";
 import { readId, readName, readType, readUuid } from "./identity.js";
+import { readSettings } from "./metadata.js";
 import { readFwcfgFiles, readMemoryBacking, readOs, readSecLabels } from "./os.js";
 import { screenXml } from "./screen.js";
 import { readDisk } from "./storage.js";
@@ -43,6 +44,7 @@ function readDomain(root: XmlElement, name: string): Domain {
     seclabels: readSecLabels(root),
     launchSecurity: launchSecurity && (token(launchSecurity, "type") ?? launchSecurity.fail('missing attribute "type"')),
     devices: devices ? readDevices(devices) : emptyDevices(),
+    settings: readSettings(root),
   });
 }
 

@@ -87,6 +87,50 @@ export class XmlElement {
     return all[0]!;
   }
 
+  /** Every child element, whatever its name, in document order. */
+  elements(): XmlElement[] {
+    const counts = new Map<string, number>();
+    for (const child of this.node.children) counts.set(child.name, (counts.get(child.name) ?? 0) + 1);
+    const seen = new Map<string, number>();
+    return this.node.children.map((child) => {
+      const i = seen.get(child.name) ?? 0;
+      seen.set(child.name, i + 1);
+      return new XmlElement(child, this, i, counts.get(child.name)!);
+    });
+  }
+
+  /** The tag without its prefix ("allow" for "vah:allow"). */
+  get localName(): string {
+    const colon = this.tag.indexOf(":");
+    return colon < 0 ? this.tag : this.tag.slice(colon + 1);
+  }
+
+  /**
+   * The namespace URI of this element, as XML Namespaces resolves it: the prefix's (or, without a
+   * prefix, the default) declaration in scope, nearest first; undefined for no namespace (an
+   * undeclared prefix too: well-formed.ts does not check namespaces, and such an element is in no
+   * namespace we know). Matched by URI, never by prefix: libvirt may rewrite the prefix.
+   */
+  get namespace(): string | undefined {
+    const colon = this.tag.indexOf(":");
+    const declaration = colon < 0 ? "xmlns" : `xmlns:${this.tag.slice(0, colon)}`;
+    for (let n: XmlNode | undefined = this.node; n; n = n.parent) {
+      const raw = n.rawAttribute(declaration);
+      if (raw === undefined) continue;
+      const uri = this.decoded(decodeAttribute, raw);
+      return uri === "" ? undefined : uri;
+    }
+    return undefined;
+  }
+
+  /** Names of the attributes as written, namespace declarations (`xmlns`, `xmlns:*`) left out. */
+  attributeNames(): string[] {
+    const a = this.node.attributes;
+    const names: string[] = [];
+    for (let i = 0; i < a.length; i += 2) if (a[i] !== "xmlns" && !a[i]!.startsWith("xmlns:")) names.push(a[i]!);
+    return names;
+  }
+
   has(tag: string): boolean {
     return this.child(tag) !== undefined;
   }

@@ -1,4 +1,4 @@
-import { adoptionProblem, type AttachPaths } from "../attach/index.js";
+import { adoptionProblem, hasOurStaticLabel, type AttachPaths } from "../attach/index.js";
 import type { Config } from "../config.js";
 import type { Domain } from "../domain/model.js";
 import { GuestError } from "../errors.js";
@@ -7,6 +7,12 @@ import { GuestError } from "../errors.js";
  * `require_attach = "yes"`: at `prepare` and `start`, a domain that does not use the configured
  * attach method would run its QEMU outside `libvirt-<uuid>` (unconfined), so it is refused, with
  * the command that fixes it. `attach = "none"` has nothing to require.
+ *
+ * helper: a domain libvirt does not label dynamically gets no virt-aa-helper call. One with
+ * `<seclabel type='none'/>`, another static AppArmor label or our wrapper as `<emulator>` is
+ * refused; one with our static label (adopted for seclabel) is not: libvirt still makes the
+ * transition to libvirt-<uuid>, whose profile the hook writes and loads at prepare (only grants
+ * after start, such as hotplug, are missing: doctor warns).
  */
 export function checkAttach(config: Pick<Config, "attach" | "requireAttach">, layout: AttachPaths, domain: Domain): void {
   if (!config.requireAttach || config.attach === "none") return;
@@ -19,7 +25,8 @@ export function checkAttach(config: Pick<Config, "attach" | "requireAttach">, la
   }
   const problem = adoptionProblem(domain, config.attach, layout);
   if (problem === undefined) return;
-  const where = config.attach === "wrapper" ? "<emulator>" : "<seclabel>";
+  if (config.attach === "helper" && hasOurStaticLabel(domain)) return;
+  const where = config.attach === "wrapper" || (config.attach === "helper" && problem.startsWith("<emulator>")) ? "<emulator>" : "<seclabel>";
   throw new GuestError(domain.name, where, `${problem} (attach = "${config.attach}", require_attach = "yes"); ${fix}`);
 }
 

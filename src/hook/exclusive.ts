@@ -5,6 +5,7 @@ import type { Layout } from "../layout.js";
 import type { Rule } from "../ir.js";
 import { listStates, type GuestState, type HeldPath } from "../store/state.js";
 import { runningPid } from "../host/qemu-process.js";
+import { isUnder, RECURSIVE_SUFFIXES } from "../policy/restricted.js";
 
 /**
  * Exclusive write access across guests: the nearest AppArmor gets to sVirt's per-guest categories.
@@ -17,10 +18,10 @@ import { runningPid } from "../host/qemu-process.js";
  *
  * What is compared: rules on one literal path (no glob suffix) that do not name a character
  * device, socket, FIFO or directory: the shared multiplexers (/dev/kvm, /dev/net/tun,
- * /dev/vfio/vfio, a render node) are meant for every guest, and recursive directory grants
- * (9p/virtiofs shares, `dir` disks) are not compared (docs/threat-model.md). A file that exists is
- * also compared by identity (device and inode; a block device by its device number), so a hard
- * link or a second device node for the same disk is the same path.
+ * /dev/vfio/vfio, a render node) are meant for every guest; recursive directory grants are
+ * compared as trees (heldPaths). A file that exists is also compared by identity (device and
+ * inode; a block device by its device number), so a hard link or a second device node for the
+ * same disk is the same path.
  */
 
 /**
@@ -31,12 +32,28 @@ import { runningPid } from "../host/qemu-process.js";
  */
 export const PREPARE_GRACE_MS = 5 * 60 * 1000;
 
-/** The paths these final rules grant that another running guest must not also hold. */
+/**
+ * The paths these final rules grant that another running guest must not also hold.
+ *
+ * Recursive grants (a `<vah:allow tree="yes">`, a 9p share, a `dir` disk; not the guest's own
+ * runtime directories in libvirt's managed roots, which no other guest may name) are held as
+ * trees: a tree clashes with every path another guest holds at or below it, and a path with every
+ * tree of another guest above it, by the same rule as two paths (one of them written, not both
+ * shareable). Compared by path only: a hard link into a tree from outside it is not recognised.
+ */
 export function heldPaths(layout: Layout, domain: Domain, rules: readonly Rule[]): HeldPath[] {
   const shareable = domain.devices.disks.flatMap((d, i) => (d.shareable ? [`disk ${d.target ?? i}`] : []));
   const fromShareableDisk = (source: string) => shareable.some((d) => source === d || source.startsWith(`${d} `));
   const out: HeldPath[] = [];
+  const managed = layout.libvirtManagedRoots;
   for (const r of rules) {
+    if (RECURSIVE_SUFFIXES.has(r.suffix)) {
+      // The guest's own runtime directories below libvirt's managed roots: the policy already
+      // keeps every other guest out of them (policy/provenance.ts, class 4).
+      if (managed.some((root) => isUnder(r.path, root))) continue;
+      out.push({ path: r.path, write: r.perms.includes("w") || r.perms.includes("a"), shareable: r.source.split(", ").every(fromShareableDisk), source: r.source, tree: true });
+      continue;
+    }
     if (r.suffix !== "") continue;
     let st: fs.Stats | undefined;
     try {
@@ -78,6 +95,7 @@ export interface Conflict {
 function clash(a: HeldPath, b: HeldPath): boolean {
   if (!a.write && !b.write) return false;
   if (a.shareable && b.shareable) return false;
+  if (a.tree || b.tree) return (a.tree === true && isUnder(b.path, a.path)) || (b.tree === true && isUnder(a.path, b.path));
   return a.path === b.path || (a.id !== undefined && a.id === b.id);
 }
 
@@ -96,7 +114,9 @@ export function findConflict(
   if (mine.length === 0) return undefined;
   const byPath = new Map<string, HeldPath>();
   const byId = new Map<string, HeldPath>();
+  const myTrees = mine.filter((h) => h.tree);
   for (const h of mine) {
+    if (h.tree) continue;
     byPath.set(h.path, h);
     if (h.id !== undefined) byId.set(h.id, h);
   }
@@ -104,9 +124,11 @@ export function findConflict(
     if (other.uuid === uuid || !other.holds || other.holds.length === 0) continue;
     let status: HolderStatus | undefined;
     for (const theirs of other.holds) {
-      const samePath = byPath.get(theirs.path);
-      const sameFile = theirs.id !== undefined ? byId.get(theirs.id) : undefined;
-      for (const m of sameFile === samePath ? [samePath] : [samePath, sameFile]) {
+      const samePath = theirs.tree ? undefined : byPath.get(theirs.path);
+      const sameFile = theirs.id !== undefined && !theirs.tree ? byId.get(theirs.id) : undefined;
+      // A tree of theirs against every path of mine; a path of theirs against my trees.
+      const candidates = theirs.tree ? mine : sameFile === samePath ? [samePath, ...myTrees] : [samePath, sameFile, ...myTrees];
+      for (const m of candidates) {
         if (m === undefined || !clash(m, theirs)) continue;
         status ??= holderStatus(layout, other, now);
         if (status === "stale") {
@@ -123,10 +145,15 @@ export function findConflict(
 /** The one-line refusal for a conflict. */
 export function conflictError(guest: string, c: Conflict): GuestError {
   const how = c.theirs.write ? "written" : "read";
-  const alias = c.theirs.path === c.mine.path ? "" : ` as ${c.theirs.path}`;
-  return new GuestError(
-    guest,
-    c.mine.path,
-    `${c.mine.source}: ${how} by running guest ${c.other.name} (${c.other.uuid})${alias}; mark both disks <shareable/> to share it`,
-  );
+  const other = `running guest ${c.other.name} (${c.other.uuid})`;
+  let reason: string;
+  if (c.theirs.tree) {
+    reason = `inside ${c.theirs.path}, a directory tree ${c.theirs.write ? "written" : "read"} by ${other} (${c.theirs.source}); a tree is exclusive like a disk: name paths outside it`;
+  } else if (c.mine.tree) {
+    reason = `the tree holds ${c.theirs.path}, ${how} by ${other} (${c.theirs.source}); a tree is exclusive like a disk: name a directory of this guest's own`;
+  } else {
+    const alias = c.theirs.path === c.mine.path ? "" : ` as ${c.theirs.path}`;
+    reason = `${how} by ${other}${alias}; mark both disks <shareable/> to share it`;
+  }
+  return new GuestError(guest, c.mine.path, `${c.mine.source}: ${reason}`);
 }

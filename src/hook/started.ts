@@ -5,12 +5,19 @@ import { PathError } from "../errors.js";
 import { parsePid, readProcessLabel } from "../host/qemu-process.js";
 import { isFileNameComponent } from "../names.js";
 import { identifyGuest } from "./identify.js";
+import { parseDomain, type Domain } from "../domain/index.js";
+import { effectiveMode } from "../store/plan.js";
 
 /**
  * `started`: QEMU runs. Check that it runs in `libvirt-<uuid>`, reading its label from
  * /proc/<pid>/attr/apparmor/current (older kernels: /proc/<pid>/attr/current), pid from
  * /run/libvirt/qemu/<name>.pid. What a mismatch does is `started_check`: enforce fails the start
  * (libvirt then tears QEMU down), warn logs it, off skips the check.
+ *
+ * The expected mode is the one prepare loaded: the domain's own `<vah:mode>` (its metadata, in the
+ * XML libvirt passes on stdin) where it has one, else the config's `mode` (store/plan.ts
+ * effectiveMode). A domain whose complain the config forbids was refused at prepare; should it get
+ * here anyway, only enforce is accepted.
  */
 export function checkStarted(ctx: HookContext, xml: Buffer): Outcome {
   const { layout, config } = ctx;
@@ -18,11 +25,23 @@ export function checkStarted(ctx: HookContext, xml: Buffer): Outcome {
   if (config.startedCheck === "off") return done("check off");
   const env = detectEnvironment(layout);
   if (!env.target) return done("not checked: AppArmor is not enabled");
-  const id = identifyGuest(ctx, xml);
+  let domain: Domain | undefined;
+  try {
+    domain = parseDomain(xml);
+  } catch {
+    domain = undefined; // the records may still know the guest by name (identifyGuest)
+  }
+  const id = domain ?? identifyGuest(ctx, xml);
   if (!id) throw new PathError("-", "cannot check the confinement of QEMU: the domain XML names no valid guest");
   const expected = layout.profileName(id.uuid);
+  let mode: string;
+  try {
+    mode = effectiveMode(config, domain?.settings?.mode).mode;
+  } catch {
+    mode = "enforce";
+  }
 
-  const problem = findProblem(ctx, `${expected} (${config.mode === "complain" ? "complain" : "enforce"})`);
+  const problem = findProblem(ctx, `${expected} (${mode === "complain" ? "complain" : "enforce"})`);
   if (!problem) return done(`QEMU runs in ${expected}`);
   if (config.startedCheck === "enforce") throw new PathError(problem.path, problem.reason);
   ctx.warnings.push({ ...problem, stderr: true });

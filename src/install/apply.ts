@@ -3,11 +3,13 @@
  * (store/atomic.ts), every manifest entry appended right after (or, for a new file, right before)
  * what it records, so an interrupted run leaves a manifest uninstall can work from.
  */
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { Layout } from "../layout.js";
 import { fsyncDir, writeFileAtomic } from "../store/atomic.js";
-import { describeStep, type HostView, type HostNode, type Step } from "./plan.js";
+import { describeStep, Refusal, type HostView, type HostNode, type Step } from "./plan.js";
+import { PROGRAM_ENV } from "./probes.js";
 
 /** The host under the layout, as the planner sees it. */
 export function hostView(layout: Layout): HostView {
@@ -91,10 +93,31 @@ export function applySteps(layout: Layout, steps: readonly Step[], opts: { dryRu
       case "unblock":
         writeFileAtomic(real(step.path), step.content, { mode: step.mode });
         break;
+      case "divert":
+        dpkgDivert(layout, ["--package", step.package, "--rename", "--divert", step.to, "--add", step.path]);
+        if (step.record) record(`diverted ${step.path} ${step.to}`);
+        break;
+      case "undivert":
+        dpkgDivert(layout, ["--package", step.package, "--rename", "--divert", step.to, "--remove", step.path]);
+        break;
       case "note":
         break;
     }
   }
+}
+
+/**
+ * Run this machine's dpkg-divert (absolute path, no shell, the fixed environment) on the root's
+ * files and dpkg database: `--instdir` is the root, `--admindir` its /var/lib/dpkg (for the real
+ * root, dpkg's own defaults spelled out). A failure ends the run with dpkg-divert's words; what
+ * was done before it is in the manifest.
+ */
+function dpkgDivert(layout: Layout, args: string[]): void {
+  const full = ["--instdir", layout.root, "--admindir", layout.host(layout.dpkgAdminDir), ...args];
+  const r = spawnSync(layout.dpkgDivert, full, { env: PROGRAM_ENV, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
+  if (r.status === 0) return;
+  const why = r.error ? r.error.message : `exit ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim().split("\n")[0] ?? ""}`;
+  throw new Refusal(`${layout.dpkgDivert} ${args.join(" ")} failed (${why})`);
 }
 
 /** `cp -a` of one file or link: content, mode, owner and times (a link as a link). */

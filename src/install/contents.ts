@@ -5,8 +5,10 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import type { AttachMode } from "../attach/index.js";
 import type { Layout } from "../layout.js";
 import { deriveAbstraction, deriveTemplate, installedConfig } from "./derive.js";
+import { helperDivertable } from "./divert.js";
 import { chooseAttach, readSecurityDriver } from "./host.js";
 import { Refusal, withoutOurBlock, type Put, type Wanted } from "./plan.js";
 
@@ -22,9 +24,21 @@ export const SOURCE_FILES = {
   abstraction: "install/apparmor/abstractions/libvirt-qemu",
 } as const;
 
+/**
+ * Launchers installed when the source tree has them (built by other parts of the project): the
+ * virt-aa-helper entry point (attach = "helper") and the network hook. Each is shaped like
+ * hooks/qemu: its NODE= and BUNDLE= lines are rewritten.
+ */
+export const OPTIONAL_SOURCE_FILES = {
+  helperLauncher: "hooks/virt-aa-helper",
+  networkLauncher: "hooks/network",
+} as const;
+
 export interface Source {
   dir: string;
   read(file: keyof typeof SOURCE_FILES): Buffer;
+  /** An optional file, or undefined when the tree has none. */
+  optional(file: keyof typeof OPTIONAL_SOURCE_FILES): Buffer | undefined;
   /**
    * What `npm run build` put beside the bundle, installed beside it: the loader hooks/qemu runs
    * the bundle with (`loader.cjs`), the V8 code caches it compiles the bundle with
@@ -43,6 +57,10 @@ export function openSource(dir: string): Source {
   return {
     dir,
     read: (file) => fs.readFileSync(path.join(dir, SOURCE_FILES[file])),
+    optional: (file) => {
+      const p = path.join(dir, OPTIONAL_SOURCE_FILES[file]);
+      return fs.statSync(p, { throwIfNoEntry: false })?.isFile() ? fs.readFileSync(p) : undefined;
+    },
     companions: fs
       .readdirSync(dist)
       .filter((f) => /^(?:loader\.cjs|virt-aa-hook(?:\.cjs\..*\.v8cache|-[a-z0-9-]+\.cjs))$/.test(f) && fs.statSync(path.join(dist, f)).isFile())
@@ -65,6 +83,8 @@ export interface Host {
   nodeReal: string;
   libvirtVersion: string;
   hookDirs: boolean;
+  /** The attach mode of the config already there; undefined when there is none (install writes one). */
+  existingAttach?: AttachMode;
 }
 
 export function wantedFiles(src: Source, host: Host): Wanted {
@@ -77,8 +97,17 @@ export function wantedFiles(src: Source, host: Host): Wanted {
     return fs.existsSync(real) ? fs.readFileSync(real, "utf8") : undefined;
   };
 
-  let launcher = rewriteOne(text("launcher"), /^NODE=.*$/, `NODE=${host.node}`, "NODE= line to rewrite", file("launcher"));
-  launcher = rewriteOne(launcher, /^BUNDLE=.*$/, `BUNDLE=${layout.bundle}`, "BUNDLE= line to rewrite", file("launcher"));
+  const rewriteLauncher = (content: string, name: string) => {
+    const withNode = rewriteOne(content, /^NODE=.*$/, `NODE=${host.node}`, "NODE= line to rewrite", name);
+    return rewriteOne(withNode, /^BUNDLE=.*$/, `BUNDLE=${layout.bundle}`, "BUNDLE= line to rewrite", name);
+  };
+  const launcher = rewriteLauncher(text("launcher"), file("launcher"));
+  const optionalLauncher = (f: keyof typeof OPTIONAL_SOURCE_FILES, to: string): Put | undefined => {
+    const content = src.optional(f);
+    return content === undefined ? undefined : put(to, rewriteLauncher(content.toString("utf8"), `${src.dir}/${OPTIONAL_SOURCE_FILES[f]}`), 0o755);
+  };
+  const helperLauncher = optionalLauncher("helperLauncher", layout.helperLauncher);
+  const networkLauncher = optionalLauncher("networkLauncher", layout.networkLauncher);
   const wrapper = rewriteOne(text("wrapper"), /^ALLOW_ENV_OVERRIDES=yes$/, "ALLOW_ENV_OVERRIDES=no", "ALLOW_ENV_OVERRIDES=yes line", file("wrapper"));
   const profileText = text("hookProfile");
   if (!/^@\{virt_aa_hook_node\}=.*$/m.test(profileText)) throw new Refusal(`${file("hookProfile")}: no @{virt_aa_hook_node}= line to rewrite`);
@@ -96,8 +125,13 @@ export function wantedFiles(src: Source, host: Host): Wanted {
 
   // Config (used only where none exists), abstraction and template derived from this host, or
   // from the fallbacks installed where the host has none.
-  const choice = chooseAttach(readSecurityDriver(layout));
+  const choice = chooseAttach(readSecurityDriver(layout), helperDivertable(layout));
   const config = installedConfig(text("config"), choice);
+  // The mode the installed config will say: the existing config's, else the one chosen now.
+  const attach = host.existingAttach ?? choice.attach;
+  if (attach === "helper" && helperLauncher === undefined) {
+    throw new Refusal(`attach = "helper" needs ${src.dir}/${OPTIONAL_SOURCE_FILES.helperLauncher} (the virt-aa-helper launcher), missing from the source tree`);
+  }
   const abstraction = deriveAbstraction(hostText(layout.libvirtAbstraction) ?? text("abstraction"), layout.libvirtAbstraction).text;
   let template: string;
   try {
@@ -125,6 +159,8 @@ export function wantedFiles(src: Source, host: Host): Wanted {
       ...src.companions.map((c) => put(`${layout.installDir}/${c}`, fs.readFileSync(path.join(src.dir, "dist", c)))),
       put(layout.launcher, launcher, 0o755),
       put(layout.wrapper, wrapper, 0o755),
+      ...(helperLauncher ? [helperLauncher] : []),
+      ...(networkLauncher ? [networkLauncher] : []),
     ],
     wrapperBin: layout.wrapperDir,
     emulators: emulatorsIn(layout.host(emulatorDir)),
@@ -143,6 +179,19 @@ export function wantedFiles(src: Source, host: Host): Wanted {
       chained: layout.libvirtChainedHook,
       chain: Buffer.from(chainScript(layout)),
     },
+    helper: {
+      active: attach === "helper",
+      path: layout.libvirtHelper,
+      to: layout.libvirtHelperReal,
+      package: layout.divertPackage,
+      launcher: layout.helperLauncher,
+      diversions: layout.dpkgDiversions,
+      configPath: layout.configPath,
+      attach,
+    },
+    ...(networkLauncher
+      ? { network: { dirs: host.hookDirs, libvirtVersion: host.libvirtVersion, launcher: layout.networkLauncher, dLink: layout.libvirtNetworkHookDropIn, main: layout.libvirtNetworkHookScript } }
+      : {}),
     command: { path: layout.command, mark: /^# virt-aa-hook command/m },
   };
 }

@@ -73,18 +73,23 @@ export interface AttachChoice {
 
 /**
  * The attach mode that matches libvirt's security driver:
- * - apparmor → seclabel: libvirt's own driver makes the transition to the static label we give
- *   adopted domains, and never runs its generator for them;
+ * - apparmor → helper: libvirt's own driver keeps labelling every domain dynamically, and the
+ *   generator it runs for each start, hotplug, media change, snapshot, block job and restore
+ *   (/usr/lib/libvirt/virt-aa-helper) is diverted to ours; no domain needs adopting. Where that
+ *   helper cannot be diverted (`helper.ok` false: no such program, no dpkg) → seclabel: libvirt's
+ *   driver makes the transition to the static label we give adopted domains;
  * - none → wrapper: nothing in libvirt touches AppArmor; the emulator wrapper asks for the
  *   transition when it execs QEMU;
  * - anything else (selinux, ...) → none: virt-aa-hook cannot confine QEMU next to that driver;
  *   the installer says so and doctor fails until the admin decides.
  * started_check is enforce whenever a mode is configured: a QEMU outside its profile then never runs.
  */
-export function chooseAttach(driver: SecurityDriverFacts): AttachChoice {
+export function chooseAttach(driver: SecurityDriverFacts, helper: { ok: true } | { ok: false; why: string }): AttachChoice {
   switch (driver.effective) {
     case "apparmor":
-      return { attach: "seclabel", startedCheck: "enforce", reason: `${driver.describe} → attach = "seclabel"` };
+      return helper.ok
+        ? { attach: "helper", startedCheck: "enforce", reason: `${driver.describe} → attach = "helper"` }
+        : { attach: "seclabel", startedCheck: "enforce", reason: `${driver.describe}, but ${helper.why} (no virt-aa-helper to divert) → attach = "seclabel"` };
     case "none":
       return { attach: "wrapper", startedCheck: "enforce", reason: `${driver.describe} → attach = "wrapper"` };
     case "other":

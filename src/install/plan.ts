@@ -9,8 +9,11 @@
  *   created P       a file or link that was not there (removed, unless edited since: pristine/)
  *   modified P      a file that was there, backed up to backup/P first (restored from it)
  *   moved A B       a foreign hook moved aside (moved back)
+ *   diverted P D    P diverted to D with `dpkg-divert --package virt-aa-hook --rename` (attach =
+ *                   "helper"; removed with `dpkg-divert --rename --remove`, which moves D back to P)
  */
 import path from "node:path";
+import { diversionOf } from "./divert.js";
 
 /** The marks around our block in libvirtd's local override. */
 export const BEGIN_MARK = "# BEGIN virt-aa-hook";
@@ -50,7 +53,11 @@ export type Step =
   /** rm -rf of each path (said once). */
   | { do: "remove-tree"; paths: string[]; said: string }
   | { do: "restore"; path: string; from: string }
-  | { do: "unblock"; path: string; content: Buffer; mode: number };
+  | { do: "unblock"; path: string; content: Buffer; mode: number }
+  /** dpkg-divert --package PKG --rename --divert TO --add PATH (recorded after it succeeded, unless the manifest has it already). */
+  | { do: "divert"; path: string; to: string; package: string; record: boolean }
+  /** dpkg-divert --package PKG --rename --divert TO --remove PATH. */
+  | { do: "undivert"; path: string; to: string; package: string };
 
 /** The line a step prints (without the program prefix), or undefined for silent steps. */
 export function describeStep(step: Step, dryRun: boolean): string | undefined {
@@ -76,6 +83,10 @@ export function describeStep(step: Step, dryRun: boolean): string | undefined {
       return act(`restore ${step.path} from ${step.from}`);
     case "unblock":
       return act(`remove the virt-aa-hook block from ${step.path} (keeping lines added since install)`);
+    case "divert":
+      return act(`divert ${step.path} to ${step.to} (dpkg-divert --package ${step.package} --rename --add)`);
+    case "undivert":
+      return act(`remove the diversion of ${step.path}: ${step.to} back to ${step.path} (dpkg-divert --package ${step.package} --rename --remove)`);
     case "note":
       return step.text;
     case "manifest":
@@ -134,6 +145,14 @@ export interface Wanted {
   };
   /** Where a command of ours must be, and the line that marks it ours. */
   command: { path: string; mark: RegExp };
+  /**
+   * attach = "helper" (`active`): libvirt's virt-aa-helper `path` diverted to `to` and replaced
+   * by a link to our `launcher`. `diversions` is dpkg's record (host path). Present in every mode
+   * so a diversion made earlier is noticed when the config no longer says helper.
+   */
+  helper?: { active: boolean; path: string; to: string; package: string; launcher: string; diversions: string; configPath: string; attach: string };
+  /** The network hook, when the source tree has its launcher: linked from network.d/ (libvirt >= 6.5) or as `main`. */
+  network?: { dirs: boolean; libvirtVersion: string; launcher: string; dLink: string; main: string };
 }
 
 export interface InstallPlan {
@@ -283,6 +302,67 @@ export function planInstall(view: HostView, wanted: Wanted): InstallPlan {
   } else {
     putLink(h.launcher, h.main);
   }
+
+  // libvirt's network hook: ours in network.d/ (libvirt >= 6.5 runs every program there after
+  // `network`), else `network` itself when nothing is there. An admin's hook is never replaced.
+  const n = wanted.network;
+  if (n) {
+    const isOurs = (p: string) => sim.stat(p)?.kind === "link" && sim.readlink(p) === n.launcher;
+    const at = n.dirs ? n.dLink : n.main;
+    if (sim.exists(at) && !isOurs(at)) {
+      throw new Refusal(
+        n.dirs
+          ? `${at} exists and is not virt-aa-hook's: move it away and run again`
+          : `${at} exists and is not virt-aa-hook's: libvirt ${n.libvirtVersion} runs only this one network hook, and virt-aa-hook does not replace an admin's (move it away, or upgrade to libvirt >= 6.5, which also runs ${n.dLink})`,
+      );
+    }
+    putLink(n.launcher, at);
+  }
+
+  // attach = "helper": divert libvirt's virt-aa-helper to <path>.real and link ours in its place.
+  const v = wanted.helper;
+  if (v) {
+    const dpkgText = sim.stat(v.diversions)?.kind === "file" ? sim.read(v.diversions).toString("utf8") : undefined;
+    const diversion = dpkgText === undefined ? undefined : diversionOf(dpkgText, v.path);
+    const ourDiversion = diversion !== undefined && diversion.to === v.to && diversion.package === v.package;
+    const recorded = entries.has(`diverted ${v.path} ${v.to}`);
+    if (!v.active) {
+      if (recorded || ourDiversion) {
+        throw new Refusal(
+          `${v.configPath} says attach = "${v.attach}", but virt-aa-hook diverted ${v.path} for attach = "helper": run uninstall.sh (it puts libvirt's helper back), then install.sh`,
+        );
+      }
+    } else {
+      if (diversion !== undefined && !ourDiversion) {
+        const by = diversion.package === ":" ? "a local diversion" : diversion.package;
+        throw new Refusal(`${v.path} is already diverted to ${diversion.to} by ${by}: attach = "helper" cannot divert it to ${v.to}`);
+      }
+      if (!ourDiversion) {
+        if (dpkgText === undefined) throw new Refusal(`${v.diversions} missing: attach = "helper" diverts ${v.path} with dpkg-divert, and this root has no dpkg database`);
+        const now = sim.stat(v.path);
+        if (now?.kind !== "file") {
+          throw new Refusal(`${v.path} is ${now === undefined ? "missing" : "not a file"}: attach = "helper" needs libvirt's virt-aa-helper to divert (install libvirt-daemon-system, or set attach = "seclabel")`);
+        }
+        if (sim.exists(v.to)) throw new Refusal(`${v.to} already exists: cannot divert ${v.path} there`);
+        act({ do: "divert", path: v.path, to: v.to, package: v.package, record: !recorded });
+        entries.add(`diverted ${v.path} ${v.to}`);
+        sim.set(v.to, now);
+        sim.set(v.path, undefined);
+      } else if (!recorded) {
+        // Diverted by us but not in this manifest (a state directory removed by hand): record it,
+        // so uninstall still puts libvirt's helper back.
+        record(`diverted ${v.path} ${v.to}`);
+      }
+      // In its place, a link to our launcher (AppArmor sees the launcher's path: libvirtd's local
+      // override sends it to the virt-aa-hook profile).
+      if (!(sim.stat(v.path)?.kind === "link" && sim.readlink(v.path) === v.launcher)) {
+        if (sim.exists(v.path) && !ours(v.path)) {
+          throw new Refusal(`${v.path} is there although diverted to ${v.to} (not virt-aa-hook's): move it away and run again`);
+        }
+        putLink(v.launcher, v.path);
+      }
+    }
+  }
   return { steps, changed, dropinChanged, configWritten };
 }
 
@@ -296,6 +376,14 @@ export interface UninstallPaths {
   dropin: string;
   /** The hook's run-time directories (parser cache, locks): never in the manifest. */
   runtimeDirs: readonly string[];
+  /** dpkg's diversions file (host path) and the package our diversion is recorded under. */
+  diversions: string;
+  divertPackage: string;
+  /**
+   * Links install makes in places others may take over (libvirt's hook paths, libvirt's
+   * virt-aa-helper), each with the launcher it points at: removed only while they still do.
+   */
+  ourLinks?: Readonly<Record<string, string>>;
 }
 
 export interface UninstallPlan {
@@ -338,8 +426,11 @@ export function planUninstall(view: HostView, p: UninstallPaths): UninstallPlan 
     switch (kind) {
       case "created": {
         const pristine = `${p.pristineDir}${rest}`;
+        const linkTarget = p.ourLinks?.[rest];
         if (view.stat(pristine)?.kind === "file" && view.stat(rest)?.kind === "file" && !view.read(pristine).equals(view.read(rest))) {
           steps.push({ do: "note", text: `kept ${rest}: edited since install` });
+        } else if (linkTarget !== undefined && exists(rest) && !(view.stat(rest)?.kind === "link" && view.readlink(rest) === linkTarget)) {
+          steps.push({ do: "note", text: `kept ${rest}: no longer virt-aa-hook's link to ${linkTarget}` });
         } else if (exists(rest)) {
           steps.push({ do: "remove", path: rest });
           removed.add(rest);
@@ -367,6 +458,18 @@ export function planUninstall(view: HostView, p: UninstallPaths): UninstallPlan 
         if (!exists(to)) throw new Refusal(`${to}: missing, cannot move it back to ${from}`);
         if (exists(from) && !removed.has(from)) throw new Refusal(`${from}: exists, cannot move ${to} back there`);
         steps.push({ do: "move", from: to, to: from, said: `move ${to} back to ${from}` });
+        break;
+      }
+      case "diverted": {
+        const [from, to] = rest.split(" ") as [string, string];
+        const dpkg = view.stat(p.diversions)?.kind === "file" ? view.read(p.diversions).toString("utf8") : "";
+        const d = diversionOf(dpkg, from);
+        if (d === undefined || d.to !== to || d.package !== p.divertPackage) {
+          steps.push({ do: "note", text: `kept ${from} as it is: dpkg no longer records virt-aa-hook's diversion of it to ${to}` });
+          break;
+        }
+        if (exists(from) && !removed.has(from)) throw new Refusal(`${from}: exists, cannot move ${to} back there (remove it, then run uninstall again)`);
+        steps.push({ do: "undivert", path: from, to, package: p.divertPackage });
         break;
       }
       case "created-dir": {

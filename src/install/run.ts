@@ -172,8 +172,12 @@ export async function runInstall(opts: InstallOptions, write: (text: string) => 
     die(`cannot detect the libvirt version (no ${daemon} or ${path.basename(otherDaemon!)}): pass --libvirt-version`);
   if (!/^[0-9]+\.[0-9]+/.test(version)) die(`--libvirt-version ${version}: expected X.Y or X.Y.Z`);
   const layout = configuredLayout(base, die);
+  // The mode of the config already there (never rewritten); undefined: install writes one.
+  const existingAttach = fs.existsSync(base.host(base.configPath)) ? loadConfig(base).attach : undefined;
 
-  const wanted = refusing(die, () => wantedFiles(src, { layout, node: opts.node, nodeReal, libvirtVersion: version, hookDirs: hasHookDirs(version) }));
+  const wanted = refusing(die, () =>
+    wantedFiles(src, { layout, node: opts.node, nodeReal, libvirtVersion: version, hookDirs: hasHookDirs(version), ...(existingAttach !== undefined ? { existingAttach } : {}) }),
+  );
   const plan = refusing(die, () => planInstall(hostView(layout), wanted));
   const pid = opts.reload ? libvirtdPid(layout, die) : undefined;
 
@@ -185,7 +189,7 @@ export async function runInstall(opts: InstallOptions, write: (text: string) => 
     say(`warning: ${layout.parser} not found: AppArmor files installed without a compile check`);
   }
 
-  applySteps(layout, plan.steps, { dryRun: opts.dryRun, manifest: wanted.manifest, out: say });
+  refusing(die, () => applySteps(layout, plan.steps, { dryRun: opts.dryRun, manifest: wanted.manifest, out: say }));
 
   const real = layout.isRealRoot && !opts.dryRun;
   if (real && plan.changed) {
@@ -282,6 +286,13 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
       libvirtdLocal: base.libvirtdLocalProfile,
       dropin: base.libvirtdDropIn,
       runtimeDirs: base.runtimeDirs,
+      diversions: base.dpkgDiversions,
+      divertPackage: base.divertPackage,
+      ourLinks: {
+        [base.libvirtHelper]: base.helperLauncher,
+        [base.libvirtNetworkHookDropIn]: base.networkLauncher,
+        [base.libvirtNetworkHookScript]: base.networkLauncher,
+      },
     }),
   );
   const pid = opts.reload ? libvirtdPid(base, die) : undefined;
@@ -314,7 +325,7 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
     if (parserFailed(await runParser(layout.parser, ["-R", layout.hookProfile]))) say(`warning: cannot unload ${layout.hookProfile}`);
   }
 
-  applySteps(layout, plan.steps, { dryRun: opts.dryRun, manifest, out: say });
+  refusing(die, () => applySteps(layout, plan.steps, { dryRun: opts.dryRun, manifest, out: say }));
 
   if (loading && fs.existsSync(layout.libvirtdProfile)) {
     if (parserFailed(await runParser(layout.parser, ["-r", layout.libvirtdProfile]))) say("warning: cannot reload libvirtd's profile");

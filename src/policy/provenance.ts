@@ -23,6 +23,10 @@ import { isUnder, locationRefusal, RECURSIVE_SUFFIXES } from "./restricted.js";
  *      by device-mapper/LVM/md, or holding such a partition); nor a SCSI generic node whose disk
  *      the host uses.
  *   9. active swap files.
+ * Paths the admin pre-authorises in the domain's metadata (`<vah:allow>`, origin "metadata") are
+ * judged like any other element's by all of these (no device node of any kind, no sysfs) and, after
+ * class 5, by what such an entry may name: a regular file (or a file not there yet), or with
+ * tree="yes" an existing directory that is not libvirt's images directory or above it.
  */
 
 export interface PolicyInput {
@@ -77,6 +81,12 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
   // 5. POSIX shared memory.
   if (isUnder(path, shmDir) && kind !== "shmem") {
     return `${shmDir} holds the shared memory of other host processes; only a <shmem> may name an object there; use another directory`;
+  }
+
+  // Pre-authorised paths: files and directories only, trees not over every guest's images.
+  if (kind === "metadata") {
+    const wrong = metadataRefusal(rule, facts, input);
+    if (wrong !== undefined) return wrong;
   }
 
   // 6, 7. Device nodes.
@@ -182,6 +192,41 @@ function recursiveReach(dir: string, input: PolicyInput): string | undefined {
   return undefined;
 }
 
+// ---- pre-authorised paths (domain metadata) -----------------------------------------------------
+
+/**
+ * A `<vah:allow>` names files and directories, never a device, socket or FIFO: those have their
+ * own elements, each with its own allowances (a block device is a `<disk type='block'>`, judged
+ * for host use). A tree must be a directory that exists when the hook runs: what it grants is then
+ * judged on what it is, not on what might be created there later (the admin creates it first). A
+ * tree may not be, or hold, libvirt's images directory: it would reach every guest's disks,
+ * present and future, and, since a tree is held like a disk (hook/exclusive.ts), block every other
+ * guest whose disk is in it.
+ */
+function metadataRefusal(rule: Rule, facts: PathFacts, input: PolicyInput): string | undefined {
+  const { path } = rule;
+  const tree = RECURSIVE_SUFFIXES.has(rule.suffix);
+  if (facts.type === "block" || facts.type === "char" || facts.type === "socket" || facts.type === "fifo") {
+    return `${path} is a ${TYPE_NAMES[facts.type]}; <allow> pre-authorises regular files and directories only (a device or socket belongs in its own element, e.g. <disk type='block'>)`;
+  }
+  if (tree) {
+    if (facts.type === "missing") return `tree="yes" needs an existing directory and ${path} does not exist; create it before the guest starts`;
+    if (facts.type !== "dir") return `tree="yes" needs a directory and ${path} is a ${TYPE_NAMES[facts.type]}; remove tree="yes" to grant the file alone`;
+    const images = libvirtImagesDir(input.layout);
+    if (isUnder(images, path)) {
+      return `recursive access would include ${images}, where libvirt keeps every guest's images; name a directory of this guest's own below it`;
+    }
+    return undefined;
+  }
+  if (facts.type === "dir") return `${path} is a directory; add tree="yes" to grant it and everything below it`;
+  return undefined;
+}
+
+/** libvirt's default storage pool, next to its per-guest state: `/var/lib/libvirt/images`. */
+function libvirtImagesDir(layout: Layout): string {
+  return `${layout.libvirtLibDir.slice(0, layout.libvirtLibDir.lastIndexOf("/"))}/images`;
+}
+
 // ---- device nodes -------------------------------------------------------------------------------
 
 interface DeviceAllowance {
@@ -216,6 +261,22 @@ const BLOCK_NAMES: readonly RegExp[] = [
 
 const NO_DEVICES: DeviceAllowance = { char: [], block: false };
 
+const CHARDEV_DEV: DeviceAllowance = { char: [...SERIAL_LINES, NULL_DEVICE], block: false };
+const INPUT: DeviceAllowance = { char: [INPUT_EVENTS], block: false };
+const NET: DeviceAllowance = { char: [/^\/dev\/vhost-net$/, /^\/dev\/net\/tun$/, /^\/dev\/tap[0-9]+$/, /^\/dev\/vhost-vdpa-[0-9]+$/], block: false };
+const HOSTDEV_USB: DeviceAllowance = { char: [/^\/dev\/bus\/usb\/[0-9]{3}\/[0-9]{3}$/], block: false };
+const HOSTDEV_SCSI: DeviceAllowance = { char: [/^\/dev\/sg[0-9]+$/], block: false };
+
+/**
+ * A runtime grant names no element, so it may use what the elements that get such grants may use
+ * (libvirt's helper `-F` for disk/hostdev/NIC/input/chardev hotplug, an admin's `grant`, a network
+ * port): the union of their allow-lists, and nothing wider. Sysfs never (it names no device).
+ */
+const GRANTED: DeviceAllowance = {
+  char: [...new Set([...CHARDEV_DEV.char, ...INPUT.char, ...NET.char, ...HOSTDEV_USB.char, ...HOSTDEV_SCSI.char, ...VFIO])],
+  block: true,
+};
+
 const DEVICES: Record<OriginKind, DeviceAllowance> = {
   disk: { char: [], block: true },
   "hostdev-storage": { char: [], block: true },
@@ -224,26 +285,29 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
   nvme: { char: VFIO, block: false },
   "hostdev-pci": { char: VFIO, block: false },
   "hostdev-mdev": { char: VFIO, block: false },
-  "chardev-dev": { char: [...SERIAL_LINES, NULL_DEVICE], block: false },
+  "chardev-dev": CHARDEV_DEV,
   "chardev-file": { char: [NULL_DEVICE], block: false },
   "chardev-socket": NO_DEVICES,
-  input: { char: [INPUT_EVENTS], block: false },
+  input: INPUT,
   // LXC's device passthrough: a serial line or an input device at most.
   "hostdev-misc": { char: [...SERIAL_LINES, INPUT_EVENTS], block: false },
   graphics: { char: [/^\/dev\/dri\/renderD[0-9]+$/], block: false },
-  net: { char: [/^\/dev\/vhost-net$/, /^\/dev\/net\/tun$/, /^\/dev\/tap[0-9]+$/, /^\/dev\/vhost-vdpa-[0-9]+$/], block: false },
+  net: NET,
   vsock: { char: [/^\/dev\/vhost-vsock$/], block: false },
   rng: { char: [/^\/dev\/(?:u?random|hwrng)$/], block: false },
   "launch-security": { char: [/^\/dev\/sev$/], block: false },
   "tpm-passthrough": { char: [/^\/dev\/tpm(?:rm)?[0-9]+$/], block: false },
-  "hostdev-usb": { char: [/^\/dev\/bus\/usb\/[0-9]{3}\/[0-9]{3}$/], block: false },
-  "hostdev-scsi": { char: [/^\/dev\/sg[0-9]+$/], block: false },
+  "hostdev-usb": HOSTDEV_USB,
+  "hostdev-scsi": HOSTDEV_SCSI,
   "hostdev-scsi-host": { char: [/^\/dev\/vhost-scsi$/], block: false },
   firmware: NO_DEVICES,
   shmem: NO_DEVICES,
   "tpm-emulator": NO_DEVICES,
   "tpm-socket": NO_DEVICES,
   runtime: NO_DEVICES,
+  // Pre-authorised paths are files and directories; a device has its own element.
+  metadata: NO_DEVICES,
+  granted: GRANTED,
 };
 
 /** Host terminals: pseudo-terminals, virtual consoles and their memory, the console. */
@@ -312,4 +376,6 @@ const ELEMENT_NAMES: Record<OriginKind, string> = {
   "hostdev-storage": "storage <hostdev>",
   "hostdev-misc": "misc <hostdev>",
   runtime: "per-guest runtime path",
+  metadata: "pre-authorised path (<vah:allow> in the domain's metadata)",
+  granted: "runtime grant",
 };

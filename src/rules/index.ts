@@ -13,6 +13,7 @@ import { launchSecurityRules } from "./security.js";
 import { diskRules } from "./storage.js";
 import { tpmRules } from "./tpm.js";
 import { runtimeRules } from "./runtime.js";
+import { metadataRules } from "./metadata.js";
 
 /**
  * Every device family, in the order their rules appear in the `.files`. Each family lives in its
@@ -39,6 +40,8 @@ const FAMILIES: RuleFamily[] = [
   hostdevRules,
   // per-guest runtime paths last: they depend on the guest, not on its devices
   runtimeRules,
+  // what the admin pre-authorised in the domain's <metadata>, after everything the devices need
+  metadataRules,
 ];
 
 /** Domain → raw rules (not yet canonicalised, policy-checked or deduplicated: see pipeline). */

@@ -15,9 +15,9 @@ export function coveredBy(next: readonly HeldPath[], held: readonly HeldPath[] |
   if (held === undefined) return next.length === 0;
   // By path: a file that appeared since (a log QEMU created) or was replaced is still the path
   // this guest held; what it is now is checked against the others on every call anyway.
-  const old = new Map(held.map((h) => [h.path, h]));
+  const old = new Map(held.map((h) => [holdKey(h), h]));
   return next.every((h) => {
-    const o = old.get(h.path);
+    const o = old.get(holdKey(h));
     // Claiming write where we held read, or dropping <shareable/>, is a wider claim.
     return o !== undefined && (o.write || !h.write) && (!o.shareable || h.shareable);
   });
@@ -27,10 +27,15 @@ export function coveredBy(next: readonly HeldPath[], held: readonly HeldPath[] |
 export function unionHolds(a: readonly HeldPath[] | undefined, b: readonly HeldPath[]): HeldPath[] {
   const out = new Map<string, HeldPath>();
   for (const h of [...(a ?? []), ...b]) {
-    const seen = out.get(h.path);
-    out.set(h.path, seen ? { ...h, write: seen.write || h.write, shareable: seen.shareable && h.shareable } : h);
+    const seen = out.get(holdKey(h));
+    out.set(holdKey(h), seen ? { ...h, write: seen.write || h.write, shareable: seen.shareable && h.shareable } : h);
   }
   return [...out.values()];
+}
+
+/** A path and a tree of the same name are two different holds. */
+function holdKey(h: HeldPath): string {
+  return h.tree ? `${h.path}\u0000tree` : h.path;
 }
 
 /** At `prepare`: is the record's time too old to stand for this start? */

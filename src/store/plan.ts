@@ -1,6 +1,7 @@
-import type { Warning } from "../errors.js";
+import { PathError, type Warning } from "../errors.js";
 import { filesInclude, sha256 } from "./guest-files.js";
 import { coveredBy, needsRefresh, unionHolds } from "./holds.js";
+import type { RuntimeGrant } from "../ir.js";
 import type { GuestState, HeldPath } from "./state.js";
 
 /**
@@ -15,7 +16,11 @@ import type { GuestState, HeldPath } from "./state.js";
  *
  * Two steps, because the first must be taken before anything is locked or read:
  *
- * planTarget(config, environment): where the profile goes
+ * planTarget(config, environment, guestMode): where the profile goes. "mode" is the effective mode
+ * (effectiveMode): the domain's own `<vah:mode>` (domain/metadata.ts) where it has one, else the
+ * config's `mode`; a `<vah:mode>complain</vah:mode>` under `mode = "enforce"` with
+ * `require_attach = "yes"` is refused (PathError): that setting says no guest may run unconfined,
+ * and complain mode only logs what the profile would deny.
  *
  *   | load target | no_apparmor  | mode            | target                     |
  *   |-------------|--------------|-----------------|----------------------------|
@@ -53,6 +58,8 @@ import type { GuestState, HeldPath } from "./state.js";
  *   the paths are only checked.
  *
  *   The next record: written unless it would differ from the current one only in `updated`; it
+ *   carries the runtime grants the `.files` was built with (a change of grants alone that leaves
+ *   the `.files` as it is rewrites only the record; one that changes it is "changed" above); it
  *   keeps the recorded `.files` hash when the rules did not change and the record is newer than
  *   the `.files` (hashing loads node:crypto); loadedAs becomes the target's whenever the parser
  *   loads or the target is compile-only, else stays as recorded.
@@ -70,19 +77,43 @@ export type LoadedAs = NonNullable<GuestState["loadedAs"]>;
  */
 export type LoadPolicy = "always" | "if-changed" | "if-not-loaded";
 
-export type Target = { kind: "refuse" } | { kind: "skip" } | { kind: "profile"; as: LoadedAs };
+export type Target = { kind: "refuse" } | { kind: "skip" } | { kind: "profile"; as: LoadedAs; modeFrom: ModeSource };
 
 export interface TargetConfig {
   mode: "enforce" | "complain" | "off";
   noApparmor: "fail" | "compile-only" | "skip";
+  /** `require_attach`: no guest may run unconfined, so no guest may ask for complain mode either. */
+  requireAttach?: boolean;
 }
 
-/** Step one: where the profile goes (see the first table). */
-export function planTarget(config: TargetConfig, environment: { canLoad: boolean }): Target {
-  if (environment.canLoad) return { kind: "profile", as: config.mode === "complain" ? "complain" : "enforce" };
+/** Where a guest's mode comes from: the config's `mode`, or the domain's `<vah:mode>`. */
+export type ModeSource = "config" | "metadata";
+
+/** `<vah:mode>` of the domain (Domain.settings.mode), when it has one. */
+export type GuestMode = "enforce" | "complain" | undefined;
+
+/**
+ * The mode a guest's profile is loaded in, and where it comes from. `mode = "off"` wins over
+ * everything (the hook does nothing). Throws PathError for a complain the config forbids.
+ */
+export function effectiveMode(config: Pick<TargetConfig, "mode" | "requireAttach">, guestMode: GuestMode): { mode: TargetConfig["mode"]; from: ModeSource } {
+  if (config.mode === "off" || guestMode === undefined) return { mode: config.mode, from: "config" };
+  if (guestMode === "complain" && config.mode === "enforce" && config.requireAttach === true) {
+    throw new PathError(
+      "metadata/guest/mode",
+      `the domain asks for complain mode, but require_attach = "yes" requires every guest confined; remove <mode> from the domain's metadata (virsh metadata) or set require_attach = "no"`,
+    );
+  }
+  return { mode: guestMode, from: "metadata" };
+}
+
+/** Step one: where the profile goes (see the first table). `guestMode`: the domain's `<vah:mode>`. */
+export function planTarget(config: TargetConfig, environment: { canLoad: boolean }, guestMode?: GuestMode): Target {
+  const { mode, from } = effectiveMode(config, guestMode);
+  if (environment.canLoad) return { kind: "profile", as: mode === "complain" ? "complain" : "enforce", modeFrom: from };
   if (config.noApparmor === "fail") return { kind: "refuse" };
   if (config.noApparmor === "skip") return { kind: "skip" };
-  return { kind: "profile", as: "compile-only" };
+  return { kind: "profile", as: "compile-only", modeFrom: from };
 }
 
 /** What was derived for the guest. */
@@ -95,6 +126,11 @@ export interface BuiltGuest {
   filesText: string;
   /** The paths the new rules hold (hook/exclusive.ts heldPaths). */
   holds: HeldPath[];
+  /**
+   * The runtime grants the `.files` text was built with (the record's, changed by this call):
+   * what the next record keeps. Empty or absent: the next record has none.
+   */
+  grants?: readonly RuntimeGrant[];
   /** The per-guest profile made from the template; needed only when none is on disk. */
   newProfile?: string;
 }
@@ -114,6 +150,8 @@ export interface SyncSettings {
   policy: LoadPolicy;
   /** planTarget's answer. */
   as: LoadedAs;
+  /** planTarget's answer: where the mode came from (recorded for `status`). */
+  modeFrom?: ModeSource;
 }
 
 export interface SyncEnvironment {
@@ -202,9 +240,17 @@ export function planSync(built: BuiltGuest, onDisk: OnDisk, settings: SyncSettin
     filesSha256:
       !filesChanged && state?.filesSha256 !== undefined && !modifiedAfter(onDisk.filesMtimeMs, state.updated) ? state.filesSha256 : sha256(newFiles),
     ...(load || as === "compile-only" ? { loadedAs: as } : state?.loadedAs ? { loadedAs: state.loadedAs } : {}),
+    // Where loadedAs came from, when this call (re)loads; else as recorded.
+    ...(settings.modeFrom !== undefined && (load || as === "compile-only")
+      ? { modeFrom: settings.modeFrom }
+      : state?.modeFrom !== undefined
+        ? { modeFrom: state.modeFrom }
+        : {}),
     // What the guest holds from now on: exactly this profile's paths (the claim made before the
     // load held the union of the old and the new profile's).
     holds: built.holds,
+    // The grants this .files was built with; a change of grants alone is written like any other.
+    ...(built.grants !== undefined && built.grants.length > 0 ? { grants: [...built.grants] } : {}),
     ...(prepared !== undefined ? { prepared } : {}),
   };
 

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { GRANT_BY, type RuntimeGrant } from "../ir.js";
 import { readIfExists, writeFileAtomic } from "./atomic.js";
 
 /**
@@ -21,12 +22,20 @@ export interface GuestState {
   filesSha256?: string;
   /** How the profile was last loaded: "enforce"/"complain", or "compile-only" when no load happened. */
   loadedAs?: "enforce" | "complain" | "compile-only";
+  /** Where loadedAs came from: the config's `mode`, or the domain's `<vah:mode>` (store/plan.ts effectiveMode). */
+  modeFrom?: "config" | "metadata";
   /**
    * The literal paths this guest's profile grants (hook/exclusive.ts): what the guest holds while
    * it runs. Absent in records written before this field existed (such a guest holds nothing
    * until its next start or reconnect).
    */
   holds?: HeldPath[];
+  /**
+   * Paths given to the running guest after its start (ir.ts RuntimeGrant): by libvirt's helper
+   * call, an admin's `grant` or the network hook. Rendered into the `.files` with the XML's rules
+   * at every sync while the record lives; absent when there are none.
+   */
+  grants?: RuntimeGrant[];
   /** When the guest last claimed its paths at `prepare` (ISO time): the start of its grace window. */
   prepared?: string;
   updated: string;
@@ -44,6 +53,11 @@ export interface HeldPath {
   source: string;
   /** The same file under another name: "file:<dev>:<ino>" or "block:<rdev>"; absent if missing. */
   id?: string;
+  /**
+   * A recursive grant (`{,/**}`, `/**`, `/*`): the directory `path` and everything below it. It
+   * clashes with what another guest holds at or below `path` (and a path below another's tree).
+   */
+  tree?: true;
 }
 
 /** Room for a guest's held paths at the per-guest literal budget (hook/limits.ts) plus JSON overhead. */
@@ -78,6 +92,13 @@ export function readState(file: string): GuestState | undefined {
   // which profile is ours, and losing that would make release keep a profile we created.
   if (v.holds !== undefined && !(Array.isArray(v.holds) && v.holds.every(isHeldPath))) delete v.holds;
   if (v.prepared !== undefined && typeof v.prepared !== "string") delete v.prepared;
+  if (v.modeFrom !== undefined && v.modeFrom !== "config" && v.modeFrom !== "metadata") delete v.modeFrom;
+  // A grant we cannot read is dropped on its own: it is not rendered, so it grants nothing.
+  if (v.grants !== undefined) {
+    const grants = Array.isArray(v.grants) ? v.grants.filter(isRuntimeGrant) : [];
+    if (grants.length > 0) v.grants = grants;
+    else delete v.grants;
+  }
   return v as GuestState;
 }
 
@@ -89,7 +110,22 @@ function isHeldPath(h: unknown): h is HeldPath {
     typeof o.write === "boolean" &&
     typeof o.shareable === "boolean" &&
     typeof o.source === "string" &&
-    (o.id === undefined || typeof o.id === "string")
+    (o.id === undefined || typeof o.id === "string") &&
+    (o.tree === undefined || o.tree === true)
+  );
+}
+
+export function isRuntimeGrant(g: unknown): g is RuntimeGrant {
+  if (typeof g !== "object" || g === null) return false;
+  const o = g as Record<string, unknown>;
+  return (
+    typeof o.path === "string" &&
+    o.path.startsWith("/") &&
+    typeof o.write === "boolean" &&
+    typeof o.by === "string" &&
+    (GRANT_BY as readonly string[]).includes(o.by) &&
+    typeof o.source === "string" &&
+    (o.port === undefined || typeof o.port === "string")
   );
 }
 

@@ -24,6 +24,8 @@ export interface GuestStatus {
   loaded: string;
   /** How we last loaded it ("enforce", "complain", "compile-only"), if we did. */
   loadedAs?: string;
+  /** Where loadedAs came from: the config's `mode` or the domain's `<vah:mode>`; absent in older records. */
+  modeFrom?: "config" | "metadata";
   updated: string;
 }
 
@@ -53,6 +55,7 @@ export function collectStatus(layout: Layout, loadedMode: (profile: string) => s
       filesModified: files !== undefined && s.filesSha256 !== undefined && sha256(files) !== s.filesSha256,
       loaded: mode === undefined ? "unknown" : mode === null ? "not loaded" : mode,
       ...(s.loadedAs ? { loadedAs: s.loadedAs } : {}),
+      ...(s.modeFrom ? { modeFrom: s.modeFrom } : {}),
       updated: s.updated,
     };
   });

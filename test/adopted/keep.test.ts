@@ -189,7 +189,7 @@ describe("a domain never adopted, next to libvirt's AppArmor driver", () => {
 
 describe("profileOwner", () => {
   const layout = () => new Layout(t.root);
-  const conf = (attach: "wrapper" | "seclabel" | "none", requireAttach = false) => ({ ...DEFAULT_CONFIG, attach, requireAttach });
+  const conf = (attach: "wrapper" | "seclabel" | "helper" | "none", requireAttach = false) => ({ ...DEFAULT_CONFIG, attach, requireAttach });
   it("decides by attach mode, libvirt's driver, the domain's label and require_attach", () => {
     const unadopted = xml(false);
     fs.writeFileSync(t.at("/etc/libvirt/qemu.conf"), 'security_driver = "apparmor"\n');
@@ -207,5 +207,58 @@ describe("profileOwner", () => {
     fs.mkdirSync(t.at("/sys/module/apparmor/parameters"), { recursive: true });
     fs.writeFileSync(t.at("/sys/module/apparmor/parameters/enabled"), "Y\n");
     expect(profileOwner(layout(), conf("seclabel"), unadopted).owner).toBe("libvirt");
+  });
+});
+
+describe("helper mode: libvirt's driver runs our virt-aa-helper, so every guest is the hook's", () => {
+  const layout = () => new Layout(t.root);
+  const conf = (attach: "seclabel" | "helper", requireAttach = false) => ({ ...DEFAULT_CONFIG, attach, requireAttach });
+  const NONE = "  <seclabel type='none'/>\n";
+  const withLabel = (label: string) => xml(false, { id: 3 }).replace("</domain>", `${label}</domain>`);
+  beforeEach(() => {
+    fs.writeFileSync(t.at("/etc/libvirt/qemu.conf"), 'security_driver = "apparmor"\n');
+  });
+
+  it("profileOwner: hook for a dynamically labelled, a statically labelled and an unlabelled domain; negative control: seclabel leaves the first to libvirt", () => {
+    for (const x of [xml(false), xml(true), withLabel(NONE)]) expect(profileOwner(layout(), conf("helper"), x)).toEqual({ owner: "hook" });
+    expect(profileOwner(layout(), conf("seclabel"), xml(false)).owner).toBe("libvirt");
+  });
+
+  it("a domain libvirt labels dynamically: prepare writes and loads its profile (nothing is left to libvirt)", () => {
+    t.writeConfig({ ...defaultTestConfig(), attach: "helper" });
+    ok(callHook(t, op("prepare", "begin"), xml(false, { id: 3 })));
+    expect(replaced().includes(Buffer.from(NAME))).toBe(true);
+    expect(t.read(FILES)).toContain(DISK);
+    expect(lastLog()).not.toContain("left to libvirt");
+  });
+
+  describe("require_attach = yes", () => {
+    beforeEach(() => t.writeConfig({ ...defaultTestConfig(), attach: "helper", require_attach: "yes" }));
+    const refused = (where: string, why: string) => ({
+      status: 1,
+      stdout: "",
+      stderr: `virt-aa-hook: error: vm1: ${where}: ${why} (attach = "helper", require_attach = "yes"); run: virt-aa-hook adopt vm1\n`,
+    });
+    const result = (r: { status: number | null; stdout: string; stderr: string }) => ({ status: r.status, stdout: r.stdout, stderr: r.stderr });
+
+    it("refuses <seclabel type='none'/> (libvirt runs no virt-aa-helper; QEMU would run unconfined), writing nothing", () => {
+      expect(result(callHook(t, op("prepare", "begin"), withLabel(NONE)))).toEqual(
+        refused("<seclabel>", "<seclabel type='none'/> turns off every security driver: libvirt runs no virt-aa-helper for it and its QEMU runs unconfined"),
+      );
+      expect([t.exists(FILES), replaced().length]).toEqual([false, 0]);
+    });
+
+    it("refuses another static AppArmor label (QEMU would not run in its own profile)", () => {
+      const other = "  <seclabel type='static' model='apparmor' relabel='no'>\n    <label>unconfined</label>\n  </seclabel>\n";
+      expect(result(callHook(t, op("prepare", "begin"), withLabel(other)))).toEqual(
+        refused("<seclabel>", `<seclabel type='static' model='apparmor'> (label unconfined): libvirt runs no virt-aa-helper for it and its QEMU does not run in ${NAME}`),
+      );
+    });
+
+    it("negative controls: a dynamically labelled domain and one with our static label (still confined) prepare", () => {
+      ok(callHook(t, op("prepare", "begin"), xml(false, { id: 3 })));
+      ok(callHook(t, op("prepare", "begin"), xml(true, { id: 3 })));
+      expect(replaced().includes(Buffer.from(NAME))).toBe(true);
+    });
   });
 });

@@ -220,6 +220,39 @@ describe("adoptionProblem", () => {
     expect(adoptionProblem(base, "seclabel", PATHS)).toBe(missing);
   });
 
+  it("helper mode needs a domain libvirt labels dynamically, with the real QEMU", () => {
+    const ours = { type: "static", model: "apparmor", relabel: false, label: `libvirt-${UUID}` };
+    expect(adoptionProblem(base, "helper", PATHS)).toBeUndefined();
+    expect(adoptionProblem({ ...base, seclabels: [{ type: "dynamic", model: "apparmor" }] }, "helper", PATHS)).toBeUndefined();
+    expect(adoptionProblem({ ...base, seclabels: [{ type: "dynamic", model: "dac" }, { type: "static", model: "selinux" }] }, "helper", PATHS)).toBeUndefined();
+    expect(adoptionProblem({ ...base, seclabels: [ours] }, "helper", PATHS)).toBe(
+      `static label libvirt-${UUID} (adopted for attach = "seclabel"): libvirt runs no virt-aa-helper for it, so hotplug, media changes, snapshots and block jobs get no grant`,
+    );
+    expect(adoptionProblem({ ...base, seclabels: [{ type: "none" }] }, "helper", PATHS)).toBe(
+      "<seclabel type='none'/> turns off every security driver: libvirt runs no virt-aa-helper for it and its QEMU runs unconfined",
+    );
+    expect(adoptionProblem({ ...base, seclabels: [{ type: "none", model: "apparmor" }] }, "helper", PATHS)).toBe(
+      `<seclabel type='none' model='apparmor'>: libvirt runs no virt-aa-helper for it and its QEMU does not run in libvirt-${UUID}`,
+    );
+    expect(adoptionProblem({ ...base, emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64" }, "helper", PATHS)).toBe(
+      `<emulator> /usr/lib/virt-aa-hook/bin/qemu-system-x86_64 is the virt-aa-hook wrapper: attach = "helper" needs the real QEMU (libvirt's driver makes the transition)`,
+    );
+  });
+
+  it("adopting for helper mode takes our static label, any non-dynamic AppArmor label and the wrapper out; refuses type='none' without a model", () => {
+    const ours = `  <seclabel type='static' model='apparmor' relabel='no'>\n    <label>libvirt-${UUID}</label>\n  </seclabel>`;
+    const plain = domainXml();
+    expect(adoptXml(plain, "helper", PATHS)).toBe(plain);
+    expect(adoptXml(domainXml({ seclabels: ours }), "helper", PATHS)).toBe(plain);
+    expect(adoptXml(domainXml({ seclabels: "  <seclabel type='none' model='apparmor'/>" }), "helper", PATHS)).toBe(plain);
+    expect(adoptXml(domainXml({ emulator: "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64", seclabels: ours }), "helper", PATHS)).toBe(plain);
+    const dynamic = domainXml({ seclabels: "  <seclabel type='dynamic' model='apparmor' relabel='yes'/>" });
+    expect(adoptXml(dynamic, "helper", PATHS)).toBe(dynamic);
+    expect(() => adoptXml(domainXml({ seclabels: "  <seclabel type='none'/>" }), "helper", PATHS)).toThrow(
+      new AttachError("web & db: <seclabel type='none'/> turns off every security driver: remove it, or use attach = \"wrapper\""),
+    );
+  });
+
   it("mode none is always adopted", () => {
     expect(adoptionProblem(base, "none", PATHS)).toBeUndefined();
   });

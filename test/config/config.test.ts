@@ -14,6 +14,13 @@ describe("parseConfig", () => {
     expect(parseConfig("# mode = \"off\"\n\n   # x\n", FILE)).toEqual(DEFAULT_CONFIG);
   });
 
+  it("reads every attach mode, helper included", () => {
+    for (const attach of ["wrapper", "seclabel", "helper", "none"] as const) {
+      expect(parseConfig(`attach = "${attach}"\n`, FILE).attach).toBe(attach);
+      expect(parseConfig(`attach = ${attach}\n`, FILE).attach).toBe(attach);
+    }
+  });
+
   it("reads quoted and bare values, blanks around =, CRLF line ends", () => {
     const cfg = parseConfig(
       'mode = "complain"\r\nno_apparmor="compile-only"\n  started_check =  enforce \nlock_timeout = 7\nsubdomainfs = "/tmp/fs"\nrequire_attach = "yes"\nlog_file = ""\n',
@@ -38,6 +45,7 @@ describe("parseConfig", () => {
     ["lock_timeout = 0", `cannot read config ${FILE}: line 2: lock_timeout: must be a whole number of seconds from 1 to 3600, not "0"`],
     ["lock_timeout = 1e3", `cannot read config ${FILE}: line 2: lock_timeout: must be a whole number`],
     ['require_attach = "true"', `cannot read config ${FILE}: line 2: require_attach: must be yes or no, not "true"`],
+    ['attach = "divert"', `cannot read config ${FILE}: line 2: attach: must be one of wrapper, seclabel, helper, none, not "divert"`],
     ["just words", `cannot read config ${FILE}: line 2: expected key = "value"`],
     ['mode = "enforce"', `cannot read config ${FILE}: line 2: mode: set again (first set on line 1)`],
   ];

@@ -6,9 +6,10 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { helperDivertable } from "../../src/install/divert.js";
 import { chooseAttach, readSecurityDriver } from "../../src/install/host.js";
 import { Layout } from "../../src/layout.js";
-import { compile, hostRoot, runScript, sourceTree, tree, write } from "./helpers.js";
+import { compile, helperRoot, hostRoot, runScript, sourceTree, tree, write } from "./helpers.js";
 
 vi.setConfig({ testTimeout: 180_000 });
 
@@ -34,21 +35,34 @@ const domain = (name: string, adopted: boolean) =>
   "</domain>\n";
 
 describe("detection matrix (qemu.conf security_driver × kernel AppArmor)", () => {
-  const cases: [string | undefined, boolean, string, string, string][] = [
-    ['security_driver = "apparmor"', false, "seclabel", "enforce", '/etc/libvirt/qemu.conf: security_driver = "apparmor" → attach = "seclabel"'],
-    ['security_driver = [ "selinux", "apparmor" ]', true, "seclabel", "enforce", '/etc/libvirt/qemu.conf: security_driver = ["selinux","apparmor"] → attach = "seclabel"'],
-    ['security_driver = "none"', true, "wrapper", "enforce", '/etc/libvirt/qemu.conf: security_driver = "none" → attach = "wrapper"'],
-    ['#security_driver = "selinux"', true, "seclabel", "enforce", '/etc/libvirt/qemu.conf: security_driver unset, kernel AppArmor on → apparmor → attach = "seclabel"'],
-    [undefined, false, "wrapper", "enforce", '/etc/libvirt/qemu.conf: security_driver unset, kernel AppArmor off → none → attach = "wrapper"'],
-    ['security_driver = "selinux"', true, "none", "warn", '/etc/libvirt/qemu.conf: security_driver = "selinux" is neither "apparmor" nor "none" → attach = "none" (virt-aa-hook cannot attach QEMU next to that driver)'],
+  // The root has libvirt's virt-aa-helper and a dpkg database (helperRoot) unless `helper` is false.
+  const cases: [string | undefined, boolean, boolean, string, string, string][] = [
+    ['security_driver = "apparmor"', false, true, "helper", "enforce", '/etc/libvirt/qemu.conf: security_driver = "apparmor" → attach = "helper"'],
+    ['security_driver = [ "selinux", "apparmor" ]', true, true, "helper", "enforce", '/etc/libvirt/qemu.conf: security_driver = ["selinux","apparmor"] → attach = "helper"'],
+    ['security_driver = "none"', true, true, "wrapper", "enforce", '/etc/libvirt/qemu.conf: security_driver = "none" → attach = "wrapper"'],
+    ['#security_driver = "selinux"', true, true, "helper", "enforce", '/etc/libvirt/qemu.conf: security_driver unset, kernel AppArmor on → apparmor → attach = "helper"'],
+    [undefined, false, true, "wrapper", "enforce", '/etc/libvirt/qemu.conf: security_driver unset, kernel AppArmor off → none → attach = "wrapper"'],
+    ['security_driver = "selinux"', true, true, "none", "warn", '/etc/libvirt/qemu.conf: security_driver = "selinux" is neither "apparmor" nor "none" → attach = "none" (virt-aa-hook cannot attach QEMU next to that driver)'],
+    // Negative control: libvirt's driver without a virt-aa-helper to divert falls back to seclabel.
+    ['security_driver = "apparmor"', true, false, "seclabel", "enforce", '/etc/libvirt/qemu.conf: security_driver = "apparmor", but /usr/lib/libvirt/virt-aa-helper is missing (no virt-aa-helper to divert) → attach = "seclabel"'],
   ];
-  for (const [conf, kernel, attach, startedCheck, reason] of cases) {
-    it(`${conf ?? "no qemu.conf"}, kernel AppArmor ${kernel ? "Y" : "absent"} → ${attach}`, () => {
+  for (const [conf, kernel, helper, attach, startedCheck, reason] of cases) {
+    it(`${conf ?? "no qemu.conf"}, kernel AppArmor ${kernel ? "Y" : "absent"}${helper ? "" : ", no virt-aa-helper"} → ${attach}`, () => {
       if (conf !== undefined) write(path.join(root, "etc/libvirt/qemu.conf"), `${conf}\n`);
       if (kernel) write(path.join(root, "sys/module/apparmor/parameters/enabled"), "Y\n");
-      expect(chooseAttach(readSecurityDriver(new Layout(root)))).toEqual({ attach, startedCheck, reason });
+      if (helper) helperRoot(root);
+      const layout = new Layout(root);
+      expect(chooseAttach(readSecurityDriver(layout), helperDivertable(layout))).toEqual({ attach, startedCheck, reason });
     });
   }
+  it("a virt-aa-helper someone else diverted is not diverted again: seclabel", () => {
+    write(path.join(root, "etc/libvirt/qemu.conf"), 'security_driver = "apparmor"\n');
+    helperRoot(root);
+    write(path.join(root, "var/lib/dpkg/diversions"), "/usr/lib/libvirt/virt-aa-helper\n/usr/lib/libvirt/virt-aa-helper.distrib\n:\n");
+    const layout = new Layout(root);
+    expect(chooseAttach(readSecurityDriver(layout), helperDivertable(layout)).attach).toBe("seclabel");
+    expect(helperDivertable(layout)).toEqual({ ok: false, why: "/usr/lib/libvirt/virt-aa-helper is already diverted to /usr/lib/libvirt/virt-aa-helper.distrib by :" });
+  });
   it("a kernel file saying N is no AppArmor", () => {
     write(path.join(root, "sys/module/apparmor/parameters/enabled"), "N\n");
     expect(readSecurityDriver(new Layout(root)).effective).toBe("none");
@@ -56,7 +70,9 @@ describe("detection matrix (qemu.conf security_driver × kernel AppArmor)", () =
 });
 
 describe("install.sh on a host whose libvirt uses AppArmor", () => {
-  it("writes seclabel + enforce, installs the command and the libvirtd drop-in, says what is confined; uninstall restores the exact tree", () => {
+  // With libvirt's virt-aa-helper and dpkg the choice is helper (test/install/helper.test.ts); this
+  // root has neither, so seclabel, and the reason says why.
+  it("without a virt-aa-helper to divert: writes seclabel + enforce, installs the command and the libvirtd drop-in, says what is confined; uninstall restores the exact tree", () => {
     write(path.join(root, "etc/libvirt/qemu.conf"), 'security_driver = "apparmor"\n');
     fs.mkdirSync(path.join(root, "etc/systemd/system"), { recursive: true });
     write(path.join(root, "etc/libvirt/qemu/web.xml"), domain("web", true));
@@ -78,7 +94,7 @@ describe("install.sh on a host whose libvirt uses AppArmor", () => {
       `#!/bin/sh\n# virt-aa-hook command (installed by virt-aa-hook install.sh; uninstall.sh removes it).\nexec ${NODE} /usr/lib/virt-aa-hook/virt-aa-hook.cjs "$@"\n`,
     );
     expect(summary(r.stdout)).toEqual([
-      'virt-aa-hook install: /etc/libvirt/virt-aa-hook.conf: attach = "seclabel", started_check = "enforce" (chosen for this host: /etc/libvirt/qemu.conf: security_driver = "apparmor" → attach = "seclabel")',
+      'virt-aa-hook install: /etc/libvirt/virt-aa-hook.conf: attach = "seclabel", started_check = "enforce" (chosen for this host: /etc/libvirt/qemu.conf: security_driver = "apparmor", but /usr/lib/libvirt/virt-aa-helper is missing (no virt-aa-helper to divert) → attach = "seclabel")',
       "virt-aa-hook install: NOT confined: this kernel has no AppArmor (/sys/module/apparmor/parameters/enabled): no guest is confined until the host boots with AppArmor",
       "virt-aa-hook install: adopted (confined by virt-aa-hook from their next start): web",
       "virt-aa-hook install: not adopted (left to libvirt's own AppArmor driver): db; to confine them with virt-aa-hook: virt-aa-hook adopt db",

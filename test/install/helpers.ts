@@ -51,6 +51,31 @@ export function hostRoot(): string {
   return root;
 }
 
+/**
+ * What helper mode needs in a root: libvirt's virt-aa-helper (a stand-in program of a few bytes;
+ * only its bytes matter: uninstall must put them back exactly) and a dpkg database with an empty
+ * `diversions` file, which the real dpkg-divert works on with --admindir. Returns the helper's bytes.
+ */
+export function helperRoot(root: string): Buffer {
+  const bytes = Buffer.from("#!/bin/sh\n# stand-in for libvirt's virt-aa-helper\nexit 0\n");
+  write(path.join(root, "usr/lib/libvirt/virt-aa-helper"), bytes.toString("utf8"), 0o755);
+  write(path.join(root, "var/lib/dpkg/diversions"), "");
+  return bytes;
+}
+
+/**
+ * Stand-ins for the launchers other parts of the project build (hooks/virt-aa-helper,
+ * hooks/network), shaped like hooks/qemu (NODE= and BUNDLE= lines), put into a source tree when
+ * the repository does not have them yet. The repository's own are used when present.
+ */
+export function addLaunchers(src: string): void {
+  for (const [rel, command] of [["hooks/virt-aa-helper", "virt-aa-helper"], ["hooks/network", "network-hook"]] as const) {
+    const from = path.join(REPO, rel);
+    if (fs.existsSync(from)) fs.cpSync(from, path.join(src, rel));
+    else write(path.join(src, rel), `#!/bin/sh\n# stand-in launcher\nNODE=/usr/bin/node\nBUNDLE=\${0%/*}/../dist/virt-aa-hook.cjs\nexec "$NODE" "$BUNDLE" ${command} --root / -- "$@"\n`, 0o755);
+  }
+}
+
 export interface Run {
   status: number | null;
   stdout: string;

@@ -265,6 +265,8 @@ describe("planUninstall", () => {
     libvirtdLocal: LOCAL,
     dropin: "/etc/systemd/system/libvirtd.service.d/vah.conf",
     runtimeDirs: ["/run/vah"],
+    diversions: "/var/lib/dpkg/diversions",
+    divertPackage: "virt-aa-hook",
   };
 
   it("undoes an install exactly, last entry first", () => {
@@ -311,6 +313,41 @@ describe("planUninstall", () => {
     host.apply(plan.steps, w.manifest);
     expect(host.text(LOCAL)).toBe("# site rules\n/srv/extra r,\n");
     expect(host.stat(LOCAL)?.mode).toBe(0o640);
+  });
+
+  it("a diversion: removed with dpkg-divert after our link is gone; kept as it is when dpkg no longer records ours; refused while something else is in its place", () => {
+    const H = "/usr/lib/libvirt/virt-aa-helper";
+    const R = `${H}.real`;
+    const manifest = `created-dir /var/lib/vah\ndiverted ${H} ${R}\ncreated ${H}\n`;
+    const host = (diversions: string, atH: { link: string } | string) =>
+      new MemoryHost({ "/var/lib/vah/install-manifest": manifest, "/var/lib/dpkg/diversions": diversions, [R]: "libvirt's", [H]: atH });
+    const ours = `${H}\n${R}\nvirt-aa-hook\n`;
+    expect(said(planUninstall(host(ours, { link: "/usr/lib/vah/virt-aa-helper" }), paths).steps)).toEqual([
+      `remove ${H}`,
+      `remove the diversion of ${H}: ${R} back to ${H} (dpkg-divert --package virt-aa-hook --rename --remove)`,
+      "remove /var/lib/vah",
+    ]);
+    expect(said(planUninstall(host(`${H}\n${R}\n:\n`, { link: "/usr/lib/vah/virt-aa-helper" }), paths).steps)).toEqual([
+      `remove ${H}`,
+      `kept ${H} as it is: dpkg no longer records virt-aa-hook's diversion of it to ${R}`,
+      "remove /var/lib/vah",
+    ]);
+    // Our link replaced by libvirt's helper (a reinstall without the diversion): kept, and the
+    // diversion is not removed over it.
+    const replacedByFile = host(ours, "libvirt's again");
+    const withLinks = { ...paths, ourLinks: { [H]: "/usr/lib/vah/virt-aa-helper" } };
+    expect(() => planUninstall(replacedByFile, withLinks)).toThrow(new Refusal(`${H}: exists, cannot move ${R} back there (remove it, then run uninstall again)`));
+    // An admin's network hook where ours was: kept; ours (still pointing at our launcher): removed.
+    const N = "/etc/libvirt/hooks/network.d/vah";
+    const net = (atN: { link: string } | string) => new MemoryHost({ "/var/lib/vah/install-manifest": `created-dir /var/lib/vah\ncreated ${N}\n`, [N]: atN });
+    const netPaths = { ...paths, ourLinks: { [N]: "/usr/lib/vah/network-hook" } };
+    expect(said(planUninstall(net("#!/bin/sh\n"), netPaths).steps)).toEqual([`kept ${N}: no longer virt-aa-hook's link to /usr/lib/vah/network-hook`, "remove /var/lib/vah"]);
+    expect(said(planUninstall(net({ link: "/opt/admin-hook" }), netPaths).steps)).toEqual([`kept ${N}: no longer virt-aa-hook's link to /usr/lib/vah/network-hook`, "remove /var/lib/vah"]);
+    expect(said(planUninstall(net({ link: "/usr/lib/vah/network-hook" }), netPaths).steps)).toEqual([`remove ${N}`, "remove /var/lib/vah"]);
+    // Our link was replaced by a file and the manifest's `created` is gone: that file is not ours to remove.
+    const h = host(ours, "someone's");
+    h.nodes.set("/var/lib/vah/install-manifest", { kind: "file", mode: 0o644, content: Buffer.from(`created-dir /var/lib/vah\ndiverted ${H} ${R}\n`) });
+    expect(() => planUninstall(h, paths)).toThrow(new Refusal(`${H}: exists, cannot move ${R} back there (remove it, then run uninstall again)`));
   });
 
   it("refuses, before any step, when a backup is missing or a manifest entry is unknown", () => {

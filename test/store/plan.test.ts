@@ -69,22 +69,52 @@ function onDisk(over: Partial<OnDisk> = {}): OnDisk {
 
 describe("planTarget: where the profile goes", () => {
   const rows: Array<[canLoad: boolean, noApparmor: TargetConfig["noApparmor"], mode: TargetConfig["mode"], target: Target]> = [
-    [true, "fail", "complain", { kind: "profile", as: "complain" }],
-    [true, "skip", "complain", { kind: "profile", as: "complain" }],
-    [true, "compile-only", "complain", { kind: "profile", as: "complain" }],
-    [true, "fail", "enforce", { kind: "profile", as: "enforce" }],
-    [true, "skip", "enforce", { kind: "profile", as: "enforce" }],
-    [true, "compile-only", "enforce", { kind: "profile", as: "enforce" }],
-    [true, "fail", "off", { kind: "profile", as: "enforce" }],
+    [true, "fail", "complain", { kind: "profile", as: "complain", modeFrom: "config" }],
+    [true, "skip", "complain", { kind: "profile", as: "complain", modeFrom: "config" }],
+    [true, "compile-only", "complain", { kind: "profile", as: "complain", modeFrom: "config" }],
+    [true, "fail", "enforce", { kind: "profile", as: "enforce", modeFrom: "config" }],
+    [true, "skip", "enforce", { kind: "profile", as: "enforce", modeFrom: "config" }],
+    [true, "compile-only", "enforce", { kind: "profile", as: "enforce", modeFrom: "config" }],
+    [true, "fail", "off", { kind: "profile", as: "enforce", modeFrom: "config" }],
     [false, "fail", "enforce", { kind: "refuse" }],
     [false, "fail", "complain", { kind: "refuse" }],
     [false, "skip", "enforce", { kind: "skip" }],
     [false, "skip", "complain", { kind: "skip" }],
-    [false, "compile-only", "enforce", { kind: "profile", as: "compile-only" }],
-    [false, "compile-only", "complain", { kind: "profile", as: "compile-only" }],
+    [false, "compile-only", "enforce", { kind: "profile", as: "compile-only", modeFrom: "config" }],
+    [false, "compile-only", "complain", { kind: "profile", as: "compile-only", modeFrom: "config" }],
   ];
   it.each(rows)("load target %s, no_apparmor %s, mode %s", (canLoad, noApparmor, mode, target) => {
     expect(planTarget({ mode, noApparmor }, { canLoad })).toEqual(target);
+  });
+
+  // The domain's <vah:mode> (docs/metadata.md): [config mode, require_attach, guest mode, target].
+  const guestRows: Array<[TargetConfig["mode"], boolean, "enforce" | "complain" | undefined, Target]> = [
+    ["enforce", false, "complain", { kind: "profile", as: "complain", modeFrom: "metadata" }],
+    ["enforce", false, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["enforce", false, undefined, { kind: "profile", as: "enforce", modeFrom: "config" }],
+    ["complain", false, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["complain", true, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["complain", true, "complain", { kind: "profile", as: "complain", modeFrom: "metadata" }],
+    ["enforce", true, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    // mode = "off" wins: the hook does nothing (run.ts), so nothing the domain says counts.
+    ["off", false, "complain", { kind: "profile", as: "enforce", modeFrom: "config" }],
+  ];
+  it.each(guestRows)("config mode %s, require_attach %s, the domain's <mode> %s", (mode, requireAttach, guestMode, target) => {
+    expect(planTarget({ mode, noApparmor: "fail", requireAttach }, { canLoad: true }, guestMode)).toEqual(target);
+  });
+
+  it("refuses the domain's complain under mode = enforce with require_attach = yes, even without AppArmor", () => {
+    for (const canLoad of [true, false]) {
+      expect(() => planTarget({ mode: "enforce", noApparmor: "compile-only", requireAttach: true }, { canLoad }, "complain")).toThrow(
+          'metadata/guest/mode: the domain asks for complain mode, but require_attach = "yes" requires every guest confined; remove <mode> from the domain\'s metadata (virsh metadata) or set require_attach = "no"',
+      );
+    }
+    // Negative control: the same config without the domain's complain.
+    expect(planTarget({ mode: "enforce", noApparmor: "compile-only", requireAttach: true }, { canLoad: true }, undefined)).toEqual({
+      kind: "profile",
+      as: "enforce",
+      modeFrom: "config",
+    });
   });
 });
 
@@ -195,6 +225,9 @@ describe("planSync: the claim on the guest's paths", () => {
     ["prepare, record prepared in the future (clock set back)", { policy: "always", state: record({ prepared: iso(NOW + 61_000) }), holds: [DISK_A], claim: claimOf([DISK_A], iso(NOW), record({ prepared: iso(NOW + 61_000) })) }],
     ["prepare, record never prepared", { policy: "always", state: record({ prepared: undefined }), holds: [DISK_A], claim: claimOf([DISK_A], iso(NOW), record({ prepared: undefined })) }],
     ["start, record older than a minute: no refresh", { policy: "if-changed", state: record({ prepared: iso(NOW - 61_000) }), holds: [DISK_A], claim: undefined }],
+    // A tree (hook/exclusive.ts) and a path of the same name are two holds.
+    ["a tree where the same path was held: claimed (both)", { policy: "if-changed", state: record(), holds: [{ ...DISK_A, tree: true }], claim: claimOf([DISK_A, { ...DISK_A, tree: true }], PREPARED) }],
+    ["the same tree again: checked only", { policy: "if-changed", state: record({ holds: [{ ...DISK_A, tree: true }] }), holds: [{ ...DISK_A, tree: true }], claim: undefined }],
     ["no record yet: claimed", { policy: "always", state: undefined, holds: [DISK_A], claim: { record: { version: 1, uuid: UUID, name: "vm1", profileName: NAME, holds: [DISK_A], prepared: iso(NOW), updated: iso(NOW) }, restore: undefined } }],
   ];
   it.each(rows)("%s", (_, row) => {
@@ -254,6 +287,23 @@ describe("planSync: the next record", () => {
   it("compile-only is recorded even when nothing was compiled", () => {
     const p = planSync(built(), onDisk({ state: record({ loadedAs: undefined }) }), { policy: "if-changed", as: "compile-only" }, { now: NOW, loadedMode: undefined });
     expect(p.next).toEqual(next({ loadedAs: "compile-only" }));
+  });
+});
+
+describe("planSync: where the mode came from (the domain's <vah:mode> or the config)", () => {
+  const plan = (policy: LoadPolicy, state: GuestState, as: LoadedAs, modeFrom: "config" | "metadata") =>
+    planSync(built(), onDisk({ state }), { policy, as, modeFrom }, { now: NOW, loadedMode: "enforce" });
+  it("a load records it", () => {
+    expect(plan("always", record(), "complain", "metadata").next?.modeFrom).toBe("metadata");
+    expect(plan("always", record({ modeFrom: "metadata" }), "enforce", "config").next?.modeFrom).toBe("config");
+  });
+  it("a mode that changed its source but not its value reloads nothing at start, and the record keeps what was loaded", () => {
+    const p = plan("if-changed", record({ modeFrom: "config" }), "enforce", "metadata");
+    expect([p.parser, p.next]).toEqual(["none", undefined]);
+  });
+  it("a changed mode at start reloads, recorded with its source", () => {
+    const p = plan("if-changed", record({ modeFrom: "config" }), "complain", "metadata");
+    expect([p.parser, p.summary, p.complain, p.next?.loadedAs, p.next?.modeFrom]).toEqual(["load", "reloaded as complain", true, "complain", "metadata"]);
   });
 });
 

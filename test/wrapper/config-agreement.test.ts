@@ -121,6 +121,8 @@ const FILES: [string, string][] = [
   ["lock_timeout not a number", `lock_timeout = "1s"\n`],
   ["parser_timeout 4", `parser_timeout = 4\n`],
   ["require_attach true", `require_attach = true\n`],
+  ["attach = helper", `attach = "helper"\nmode = off\n`],
+  ["attach invalid", `attach = "helpers"\n`],
   ["no_apparmor invalid", `no_apparmor = "compile"\n`],
   ["the first error wins", `mode = off\nlog_level = loud\nmode = on\n`],
 ];

@@ -3,6 +3,8 @@ import { detectEnvironment, Parser } from "../../apparmor/index.js";
 import { runningGuests, type Confinement } from "../../doctor/confinement.js";
 import { displayName } from "../../doctor/display.js";
 import { loadForCommand } from "../config.js";
+import type { Config } from "../../config.js";
+import { helperProblems } from "../../install/divert.js";
 import type { Layout } from "../../layout.js";
 import { collectStatus, type GuestStatus } from "../../store/status.js";
 
@@ -43,13 +45,34 @@ export function formatStatusRows(rows: StatusRow[]): string {
     r.qemu,
     r.profile ?? "-",
     r.loaded ?? "-",
-    r.loadedAs ?? "-",
+    // The mode we loaded it in, and what set it: "complain (metadata)", "enforce (config)".
+    r.loadedAs === undefined ? "-" : r.modeFrom === undefined ? r.loadedAs : `${r.loadedAs} (${r.modeFrom})`,
     r.profileOrigin ?? "-",
     r.profile === undefined ? "-" : r.filesExists ? (r.filesModified ? "modified" : "ok") : "missing",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ") + "\n";
   return line(header) + body.map(line).join("");
+}
+
+/** The first line of the text status: the attach mode in effect and how it puts QEMU into its profile. */
+export function attachModeLine(config: Pick<Config, "attach">, layout: Layout): string {
+  switch (config.attach) {
+    case "helper": {
+      const problems = helperProblems(layout);
+      return (
+        `attach = "helper": libvirt's AppArmor driver labels guests dynamically and runs virt-aa-hook's virt-aa-helper (${layout.libvirtHelper} -> ${layout.helperLauncher})` +
+        (problems.length > 0 ? `; NOT in place: ${problems.join("; ")} (virt-aa-hook doctor)` : "") +
+        "\n"
+      );
+    }
+    case "seclabel":
+      return `attach = "seclabel": adopted domains carry the static label libvirt-<uuid>; libvirt's AppArmor driver makes the transition\n`;
+    case "wrapper":
+      return `attach = "wrapper": adopted domains run QEMU through virt-aa-hook's emulator wrapper (${layout.wrapperDir})\n`;
+    case "none":
+      return `attach = "none": virt-aa-hook puts no guest's QEMU into its profile\n`;
+  }
 }
 
 /** `virt-aa-hook status [--json]`: the guests we manage and every running guest, and what confines each QEMU. */
@@ -60,10 +83,11 @@ export function statusCommand(): CommandModule<{ root: string }, StatusArgs> {
       "List the guests virt-aa-hook manages and every running guest: what their QEMU runs as (confined / by libvirt / complain / unconfined), profile files, loaded or not, edited or pristine",
     builder: (y) => y.option("json", { type: "boolean", default: false, describe: "print a JSON array" }),
     handler: (args) => {
-      const { layout } = loadForCommand(args.root);
+      const { layout, config } = loadForCommand(args.root);
       const parser = new Parser(layout.parser, detectEnvironment(layout));
       const rows = statusRows(layout, (name) => parser.loadedMode(name));
-      process.stdout.write(args.json ? JSON.stringify(rows, null, 2) + "\n" : formatStatusRows(rows));
+      // JSON stays the array of rows (scripts read it); the text says the mode first.
+      process.stdout.write(args.json ? JSON.stringify(rows, null, 2) + "\n" : attachModeLine(config, layout) + formatStatusRows(rows));
     },
   };
 }
