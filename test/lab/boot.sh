@@ -10,7 +10,7 @@ rm -f "$SERIAL"
 set +e
 # /dev/kvm is no help on these machines (a software virtualizer slower than TCG); tcg threads:
 # the VM's 2 vCPUs run on the host's 2 cores.
-timeout "${LAB_BOOT_TIMEOUT:-1200}" qemu-system-x86_64 -accel "${LAB_ACCEL:-tcg,thread=multi}" -cpu max \
+timeout "${LAB_BOOT_TIMEOUT:-2000}" qemu-system-x86_64 -accel "${LAB_ACCEL:-tcg,thread=multi}" -cpu max \
   -m "${LAB_MEM:-4096}" -smp "${LAB_SMP:-2}" \
   -display none -no-reboot -nic none -monitor none -nodefaults \
   -kernel "$KERNEL" -initrd "$INITRD" \

@@ -72,6 +72,14 @@ cp "$BUSYBOX" "$R/bin/busybox"; ln -s busybox "$R/bin/sh"
 install -m 0755 "$HERE/guest/stage1" "$R/init"
 ( cd "$R" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet ) > "$WORK/initrd.cpio"
 mkdir -p "$OUT.tmp"; mv "$WORK/vmlinux" "$WORK/initrd.cpio" "$OUT.tmp/"
+# The kernel's whole module tree (with busybox's modules.dep), for what the VM loads on demand
+# through the kernel's modprobe: loop, tun, bridge, vhost_net, nf_tables for libvirt's networks.
+# Stage 2 bind-mounts it at /lib/modules/<version> (this machine's root has no such directory).
+KREL=$(basename "$(dirname "$MODDIR")")
+mkdir -p "$OUT.tmp/lib/modules"; mv "$(dirname "$MODDIR")" "$OUT.tmp/lib/modules/$KREL"
+"$BUSYBOX" depmod -b "$OUT.tmp" "$KREL" >&2
+[ -s "$OUT.tmp/lib/modules/$KREL/modules.dep" ] || { log "busybox depmod wrote no modules.dep"; exit 1; }
+echo "$KREL" > "$OUT.tmp/krel"
 echo "$KPKG=$KVER modules: ${ORDER[*]}" > "$OUT.tmp/inputs"
 rm -rf "$OUT"; mv "$OUT.tmp" "$OUT"
 for old in "$CACHE"/kernel-*; do [ "$old" = "$OUT" ] || rm -rf "$old"; done

@@ -5,7 +5,7 @@
 // Every verdict line the VM prints on its serial console becomes one assertion here; a check the
 // VM never reported fails as surely as one it reported FAIL.
 //
-// Slow (four TCG boots, several minutes): runs when CI=true or VIRT_AA_HOOK_LAB=1.
+// Slow (six TCG boots, several minutes each): runs when CI=true or VIRT_AA_HOOK_LAB=1.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -16,15 +16,21 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PROJECT = path.resolve(HERE, "../..");
 const OUT = path.join(PROJECT, ".cache/lab/run");
 const ENABLED = process.env.CI === "true" || process.env.VIRT_AA_HOOK_LAB === "1";
+/** VIRT_AA_HOOK_LAB_ONLY=ops: boot 1 only, with just the issue-17 scenario (run.sh --only ops). */
+const ONLY_OPS = process.env.VIRT_AA_HOOK_LAB_ONLY === "ops";
 /** Judge the last run's logs again instead of booting (after editing this file's expectations). */
 const REUSE = process.env.VIRT_AA_HOOK_LAB_REUSE === "1";
 const HOW = "set VIRT_AA_HOOK_LAB=1 (or CI=true) to boot the lab VM: VIRT_AA_HOOK_LAB=1 npx vitest run test/lab";
-// Four boots under TCG on a loaded 2-core machine. Generous, but finite: run.sh and the guest
+// Six boots (three modes) under TCG on a loaded 2-core machine. Generous, but finite: run.sh and the guest
 // have their own timeouts below this one.
-const RUN_TIMEOUT_MS = 75 * 60_000;
+const RUN_TIMEOUT_MS = 150 * 60_000;
 
-type Mode = "seclabel" | "wrapper";
-const MODES: Mode[] = ["seclabel", "wrapper"];
+type Mode = "seclabel" | "wrapper" | "helper";
+const ALL_MODES: Mode[] = ["seclabel", "wrapper", "helper"];
+/** VIRT_AA_HOOK_LAB_MODES="helper" (space separated): boot and judge only these modes. */
+const MODES: Mode[] = process.env.VIRT_AA_HOOK_LAB_MODES
+  ? ALL_MODES.filter((m) => process.env.VIRT_AA_HOOK_LAB_MODES!.split(/[\s,]+/).includes(m))
+  : ALL_MODES;
 
 /** Isolation of guest `me` from guest `other` (guest/lib.sh `isolation`). */
 const isolation = (prefix: string, me: string, other: string) => [
@@ -35,16 +41,65 @@ const isolation = (prefix: string, me: string, other: string) => [
 
 const DAEMONS = ["kernel-apparmor", "libvirtd-profile-enforce", "libvirtd-start", "libvirtd-confined"];
 
+/**
+ * Issue 17 (guest/ops.sh): guest lab-o's hotplug, media, snapshot, block jobs, NICs, save/restore;
+ * after each operation QEMU's label, after each addition an open, after each removal the kernel's
+ * denial.
+ */
+function opsChecks(mode: Mode): string[] {
+  const op = (name: string, ...after: string[]) => [`ops-${name}`, `ops-${name}-label`, ...after.map((a) => `ops-${name}-${a}`)];
+  return [
+    "ops-setup",
+    "ops-label",
+    ...op("attach-disk-file", "opens", "writes"),
+    ...op("detach-disk-file", "denied"),
+    ...op("attach-disk-block", "opens"),
+    ...op("detach-disk-block", "denied"),
+    ...op("change-media-insert", "opens"),
+    ...op("change-media-update", "opens", "old-denied"),
+    ...op("change-media-eject", "denied"),
+    ...op("snapshot-create"),
+    "ops-snapshot-writes-overlay",
+    "ops-snapshot-base-write-denied",
+    ...op("blockcommit-pivot"),
+    "ops-blockcommit-writes-base",
+    "ops-blockcommit-overlay-denied",
+    ...op("blockcopy-pivot"),
+    "ops-blockcopy-writes-copy",
+    "ops-blockcopy-old-denied",
+    ...["default", "virtio"].flatMap((m) => [...op(`attach-interface-${m}`), ...op(`detach-interface-${m}`), `ops-detach-interface-${m}-no-grant`]),
+    ...(mode === "helper"
+      ? ["ops-negative-attach-other-guest-disk-refused"]
+      : ["ops-negative-attach-without-grant-denied", "ops-negative-grant-other-guest-disk-refused"]),
+    "ops-after-negative-label",
+    "ops-save",
+    "ops-restore",
+    "ops-restore-label",
+  ];
+}
+
 /** The checks of the first boot (guest/init + guest/checks-boot1.sh), in their order. */
 function boot1Checks(mode: Mode): string[] {
+  if (ONLY_OPS) {
+    return [
+      "install",
+      "install-chose-attach-mode",
+      ...DAEMONS,
+      "define-guests",
+      ...(mode === "helper" ? [] : ["adopt"]),
+      "start-lab-b",
+      "lab-b-label",
+      ...opsChecks(mode),
+      "no-virt-aa-helper-after-ops",
+    ];
+  }
   return [
     "install",
     "install-chose-attach-mode",
     ...DAEMONS,
     "define-guests",
     "define-guests-listed",
-    "adopt",
-    "adopt-xml-lab-a",
+    ...(mode === "helper" ? [] : ["adopt", "adopt-xml-lab-a"]),
     "start-lab-a",
     "start-lab-b",
     "lab-a-label",
@@ -86,6 +141,8 @@ function boot1Checks(mode: Mode): string[] {
     "negative-control-widen",
     ...isolation("negative-control-", "lab-n", "lab-b"),
     "no-virt-aa-helper-after-lifecycle",
+    ...opsChecks(mode),
+    "no-virt-aa-helper-after-ops",
     ...(mode === "seclabel" ? ["tripwire-fires-for-unadopted-guest"] : []),
   ];
 }
@@ -119,11 +176,35 @@ interface KnownBroken {
   checks: string[];
   reason: string;
 }
-// Empty: the one gap this lab found (QEMU could not read the save image libvirt hands it at
-// `virsh restore` / a start from `managedsave`: apparmor="DENIED" operation="file_perm" in seclabel
-// mode, "file_inherit" in wrapper mode) is closed by the runtime rule for the guest's own managed
-// save image (src/rules/runtime.ts). A new entry names the checks, the mode and boot, and the reason.
-const KNOWN_BROKEN: KnownBroken[] = [];
+// The first gap this lab found (QEMU could not read the save image libvirt hands it at `virsh
+// restore` / a start from `managedsave`: apparmor="DENIED" operation="file_perm" in seclabel mode,
+// "file_inherit" in wrapper mode) is closed by the runtime rule for the guest's own managed save
+// image (src/rules/runtime.ts). Issue 17's scenario found the two below (helper mode, measured
+// 06:05 on main after MAIN-READY; seclabel/wrapper mode shrink there through the admin's sync).
+// A new entry names the checks, the mode and boot, and the reason.
+const KNOWN_BROKEN: KnownBroken[] = [
+  {
+    mode: "helper",
+    boot: 1,
+    checks: ["ops-snapshot-base-write-denied"],
+    reason:
+      "helper mode: libvirt 9.0 calls its helper only with -F <overlay> before a disk-only snapshot, whose XML still has the old top as the disk's source, and nothing after it; the old top stays writable (QEMU opens it read-write) until the next regeneration",
+  },
+  {
+    mode: "helper",
+    boot: 1,
+    checks: ["ops-blockcopy-old-denied"],
+    reason:
+      "helper mode: the regeneration libvirt 9.0 sends at a block copy's pivot still names the OLD image as the disk's <source> (the copy only in <mirror>), and nothing follows; the old image stays allowed until the next regeneration",
+  },
+  {
+    mode: "helper",
+    boot: 1,
+    checks: ["ops-detach-interface-default-no-grant", "ops-detach-interface-virtio-no-grant"],
+    reason:
+      "helper mode: libvirt 9.0 calls its helper with -F /dev/net/tun (the tap fd) at attach-interface and nothing at all at detach-interface, so that grant stays in the record until the next regeneration (harmless for /dev/net/tun, which libvirt's abstraction grants anyway; a macvtap NIC's /dev/tapN would stay too)",
+  },
+];
 function knownBroken(mode: Mode, boot: 1 | 2, name: string): string | undefined {
   return KNOWN_BROKEN.find((k) => k.mode === mode && k.boot === boot && k.checks.includes(name))?.reason;
 }
@@ -184,7 +265,8 @@ function runLab(): Promise<LabRun> {
     return Promise.resolve(collect(code, `(VIRT_AA_HOOK_LAB_REUSE=1: judged the logs in ${OUT} again)`));
   }
   return new Promise((resolve, reject) => {
-    const child = spawn("bash", [path.join(HERE, "run.sh"), "--out", OUT], { cwd: PROJECT, stdio: ["ignore", "pipe", "pipe"] });
+    const args = [path.join(HERE, "run.sh"), "--out", OUT, "--modes", MODES.join(" "), ...(ONLY_OPS ? ["--only", "ops"] : [])];
+    const child = spawn("bash", args, { cwd: PROJECT, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
@@ -209,10 +291,10 @@ describe.skipIf(!ENABLED)("real-stack lab: libvirtd + QEMU on an AppArmor kernel
   }, RUN_TIMEOUT_MS);
 
   for (const mode of MODES) {
-    for (const [boot, checks] of [
+    for (const [boot, checks] of ([
       [1, boot1Checks(mode)],
       [2, BOOT2],
-    ] as const) {
+    ] as const).filter(([boot]) => !ONLY_OPS || boot === 1)) {
       const key = `${mode}-boot${boot}`;
       describe(`${mode} mode, boot ${boot}`, () => {
         it("the VM ran every check to the end", () => {

@@ -1,5 +1,5 @@
 #!/bin/bash
-# run.sh [--out DIR] [--modes "seclabel wrapper"] — the whole lab: the cached kernel + initramfs,
+# run.sh [--out DIR] [--modes "seclabel wrapper helper"] (or "record": guest/record.sh) — the whole lab: the cached kernel + initramfs,
 # then per attach mode a fresh state disk and two boots on it (setup + checks, then a "host
 # reboot"). Leaves DIR/<mode>-boot<N>/serial.log (the verdict lines), the VM's logs next to it,
 # and DIR/timings. Exit 0 when every boot reached LAB-DONE (verdicts are judged by lab.test.ts).
@@ -7,11 +7,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 OUT=$PROJECT/.cache/lab/run
-MODES="seclabel wrapper"
+MODES="seclabel wrapper helper"
+ONLY=
 while [ $# -gt 0 ]; do
   case $1 in
     --out) OUT=$2; shift 2 ;;
     --modes) MODES=$2; shift 2 ;;
+    # --only ops: boot 1 only, with just the issue-17 scenario (guest/ops.sh) and what it needs.
+    --only) ONLY=$2; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -43,11 +46,12 @@ ok=1
 for mode in $MODES; do
   STATE=$OUT/$mode-state.img
   truncate -s 4G "$STATE"; mkfs.ext4 -q -F -E lazy_itable_init=1 "$STATE"
-  for boot in 1 2; do
+  boots="1 2"; [ "$mode" = record ] || [ -n "$ONLY" ] && boots=1   # record, --only: one boot
+  for boot in $boots; do
     dir=$OUT/$mode-boot$boot; mkdir -p "$dir"
     t0=$(t); rc=0
     bash "$HERE/boot.sh" "$KERNEL" "$INITRD" "$STATE" "$OUT" "$dir/serial.log" \
-      "lab.init=$PROJECT/test/lab/guest/init lab.project=$PROJECT lab.mode=$mode lab.boot=$boot lab.timeout=${LAB_GUEST_TIMEOUT:-900}" || rc=$?
+      "lab.init=$PROJECT/test/lab/guest/init lab.modules=$(dirname "$KERNEL")/lib/modules lab.project=$PROJECT lab.mode=$mode lab.boot=$boot lab.timeout=${LAB_GUEST_TIMEOUT:-1800} lab.baseline=${LAB_RECORD_BASELINE:-1} lab.only=$ONLY" || rc=$?
     echo "$mode-boot$boot $(took "$t0") qemu-exit=$rc" >> "$OUT/timings"
     tr -d '\r' < "$dir/serial.log" | grep -E '^(LAB|INFO)' >&2 || true
     grep -q '^LAB-DONE' "$dir/serial.log" || { ok=0; echo "run.sh: $mode boot $boot did not reach LAB-DONE" >&2; }

@@ -35,6 +35,7 @@ declare -A UUID=(
   [lab-auto]=1ab000a0-0000-4000-8000-0000000000a0
   [lab-u]=1ab000f0-0000-4000-8000-0000000000f0
   [lab-x]=1ab000c0-0000-4000-8000-0000000000c0
+  [lab-o]=1ab000d0-0000-4000-8000-0000000000d0
 )
 disk_of() { printf '%s/%s.qcow2' "$IMAGES" "$1"; }
 profile_of() { printf 'libvirt-%s' "${UUID[$1]}"; }
@@ -140,7 +141,12 @@ start_virtlogd() { virtlogd -d && sleep 0.3; }
 start_libvirtd() {
   local t0 i; t0=$(now)
   rm -f /run/libvirtd.pid
-  LIBVIRT_LOG_FILTERS="1:util.hook 1:security 3:*" LIBVIRT_LOG_OUTPUTS="1:file:$LIBVIRTD_LOG" libvirtd -d || return 1
+  # Logging set in libvirtd.conf, not in libvirtd's environment: libvirt runs virt-aa-helper -D
+  # with its own environment inherited, and a LIBVIRT_LOG_OUTPUTS naming this file made libvirt's
+  # helper fail (its profile may not open the file).
+  grep -q '^# virt-aa-hook lab logging' /etc/libvirt/libvirtd.conf ||
+    printf '# virt-aa-hook lab logging\nlog_filters = "1:util.hook 1:security 3:*"\nlog_outputs = "1:file:%s"\n' "$LIBVIRTD_LOG" >> /etc/libvirt/libvirtd.conf
+  libvirtd -d || return 1
   i=$(awk -v n="$t0" 'BEGIN{print n + 300}')
   while awk -v n="$(now)" -v e="$i" 'BEGIN{exit !(n < e)}'; do v version >/dev/null 2>&1 && break; sleep 0.2; done
   v version >/dev/null 2>&1 || { echo "libvirtd does not answer"; return 1; }
@@ -166,4 +172,24 @@ wait_state() {
     [ "$(v domstate "$1" 2>/dev/null)" = "$2" ] && break; sleep 0.5
   done
   state_is "$1" "$2"
+}
+
+# ---------------------------------------------------------------- a libvirt network
+
+# lab_net_up: network "labnat" (NAT, bridge virbr9, no DHCP/DNS: this machine has no dnsmasq),
+# defined and started once; libvirt creates a port on it (network hook port-created/-deleted)
+# for every <interface type='network'>. Falls back to forward mode 'open' (no firewall) if NAT
+# cannot start, and says so.
+lab_net_up() {
+  local out
+  [ "$(v net-info labnat 2>/dev/null | awk '/^Active:/{print $2}')" = yes ] && return 0
+  mkdir -p /var/lib/libvirt/dnsmasq   # dnsmasq-base (not installed here) would have made it
+  # /dev/net/tun exists only once tun is loaded (no systemd-tmpfiles static nodes in the VM).
+  modprobe tun; modprobe bridge; modprobe vhost_net 2>/dev/null
+  echo "<network><name>labnat</name><forward mode='nat'/><bridge name='virbr9' stp='off'/><dns enable='no'/><ip address='192.168.199.1' netmask='255.255.255.0'/></network>" > /tmp/labnat.xml
+  v net-define /tmp/labnat.xml >/dev/null && out=$(v net-start labnat 2>&1) && { echo "NAT network labnat started"; return 0; }
+  echo "NAT network failed: $out"
+  v net-undefine labnat >/dev/null 2>&1
+  sed -i "s|<forward mode='nat'/>|<forward mode='open'/>|" /tmp/labnat.xml
+  v net-define /tmp/labnat.xml >/dev/null && v net-start labnat >/dev/null && echo "forward mode='open' network labnat started instead"
 }

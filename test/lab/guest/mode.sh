@@ -7,11 +7,22 @@
 #             transition, guests carry a static label libvirt-<uuid> (`virt-aa-hook adopt`).
 #   wrapper:  libvirt has no AppArmor driver (security_driver = "none"); the guest's <emulator> is
 #             the wrapper, which requests the transition when it execs QEMU.
+#   helper:   libvirt's AppArmor driver with dynamic labels (security_driver = "apparmor"), its
+#             /usr/lib/libvirt/virt-aa-helper diverted by install.sh to ours: no adoption.
+#
+# install.sh chooses the mode itself from security_driver (apparmor → helper, none → wrapper);
+# for seclabel the lab writes virt-aa-hook.conf with attach = "seclabel" BEFORE install.sh (an
+# admin's existing config is kept: no diversion), so the installer's choice is checked there too.
 
 lab_mode() {
+  LAB_REAL_HELPER=/usr/lib/libvirt/virt-aa-helper   # libvirt's own generator (the tripwire's path)
+  [ "$1" = helper ] && LAB_REAL_HELPER=/usr/lib/libvirt/virt-aa-helper.real
   case $1 in
     seclabel) LAB_SECURITY_DRIVER=apparmor; LAB_ATTACH=seclabel ;;
     wrapper) LAB_SECURITY_DRIVER=none; LAB_ATTACH=wrapper ;;
+    helper) LAB_SECURITY_DRIVER=apparmor; LAB_ATTACH=helper ;;
+    # guest/record.sh: libvirt's own driver and helper, no virt-aa-hook (qemu.conf untouched).
+    record) LAB_SECURITY_DRIVER=apparmor; LAB_ATTACH=none ;;
     *) echo "unknown lab mode \"$1\""; return 1 ;;
   esac
 }
@@ -31,6 +42,7 @@ lab_qemu_conf() {
 
 # The project's own installer, as an admin runs it on this host (not --root: it loads profiles).
 lab_install() {
+  [ "$LAB_ATTACH" = seclabel ] && lab_hook_conf
   bash "$PROJECT/install/install.sh" --node /usr/bin/node
 }
 
@@ -55,8 +67,9 @@ CONF
   echo "virt-aa-hook.conf: attach=$LAB_ATTACH started_check=enforce mode=enforce"
 }
 
-# adopt NAME...: what an admin runs for a guest defined before (or without) the hook.
-lab_adopt() { vah adopt -c "$URI" "$@"; }
+# adopt NAME...: what an admin runs for a guest defined before (or without) the hook (helper
+# mode: nothing, libvirt's dynamic label is the guest's profile).
+lab_adopt() { [ "$LAB_ATTACH" = helper ] && return 0; vah adopt -c "$URI" "$@"; }
 
 # What the host's boot does before libvirtd starts: Debian's apparmor.service (loads every profile
 # directly in /etc/apparmor.d; not the per-guest ones in libvirt/), then the daemons.
