@@ -79,6 +79,13 @@ export const ORIGIN_KINDS = [
   "runtime",
   /** `<metadata><vah:guest><vah:allow>`: paths the admin pre-authorises in the domain (rules/metadata.ts). */
   "metadata",
+  /**
+   * A runtime grant (RuntimeGrant below): a path a running guest was given after its start, by
+   * libvirt's helper call (`-F`), an admin (`virt-aa-hook grant`) or the network hook. Not from
+   * the XML, so the policy judges it like any rule and allows only the device nodes the elements
+   * that get such grants may use (disks, USB/SCSI hostdevs, VFIO, NICs, input, serial lines).
+   */
+  "granted",
 ] as const;
 export type OriginKind = (typeof ORIGIN_KINDS)[number];
 
@@ -112,6 +119,27 @@ export interface Rule {
 
 /** A rule as the rule families produce it: with the origin the policy judges it by. */
 export type OriginRule = Rule & { origin: Origin };
+
+/**
+ * A path a running guest was given after its profile was made from the XML, kept in its state
+ * record (store/state.ts `grants`) until revoked, its network port is deleted, libvirt's helper
+ * regenerates the profile (`by: "libvirt"` only), or the guest is released. Rendered as a rule of
+ * origin kind "granted" (pipeline.ts grantRules), judged by the same policy as the XML's rules.
+ */
+export interface RuntimeGrant {
+  /** Absolute host path as it was named (canonicalised, like every rule, by the policy). */
+  path: string;
+  /** Read-write (`rwk`) rather than read-only (`rk`). */
+  write: boolean;
+  /** Who gave it: libvirt = virt-aa-helper `-F`; admin = `virt-aa-hook grant`; network = a network port. */
+  by: "libvirt" | "admin" | "network";
+  /** What the rule's comment and `explain` say it comes from, e.g. "admin grant", "network port <uuid>". */
+  source: string;
+  /** `by: "network"`: the port's UUID (port-deleted drops that port's grants). */
+  port?: string;
+}
+
+export const GRANT_BY: readonly RuntimeGrant["by"][] = ["libvirt", "admin", "network"];
 
 /** Normalise a permission string to canonical order without duplicates; throws on unknown letters. */
 export function normalisePerms(perms: string): string {

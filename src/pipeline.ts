@@ -8,7 +8,7 @@ import { applyPolicy, canonicalise, checkRule } from "./policy/index.js";
 import type { ImageChecks } from "./rules/context.js";
 import { deriveRules } from "./rules/index.js";
 import { runtimeOwnership } from "./rules/ownership.js";
-import type { Rule, RuntimeOwnership } from "./ir.js";
+import type { OriginRule, Rule, RuntimeGrant, RuntimeOwnership } from "./ir.js";
 import { renderFiles } from "./render/index.js";
 import { otherGuestsGrants, parseGranted, permsFor } from "./render/granted.js";
 
@@ -34,18 +34,24 @@ export interface BuildOptions {
    * rules must stay within it. Absent for prepare and explain.
    */
   previousFiles?: (uuid: string) => Buffer | undefined;
+  /**
+   * The guest's runtime grants (its state record's, hook/sync.ts): rendered after the XML's rules
+   * as rules of origin kind "granted", judged by the same policy, merged into the same `.files`.
+   */
+  grants?: readonly RuntimeGrant[];
 }
 
 /**
  * XML → model → rules → policy → text. Pure apart from host reads through the layout.
  * Throws GuestError (errors.ts) for any rejected input; never returns a partial profile.
  */
-export function buildProfile(xml: string | Buffer, opts: BuildOptions): ProfileBuild {
-  const domain = parseDomain(xml);
+export function buildProfile(xml: string | Buffer | Domain, opts: BuildOptions): ProfileBuild {
+  const domain = typeof xml === "string" || Buffer.isBuffer(xml) ? parseDomain(xml) : xml;
   try {
     const fs = new HostFs(opts.layout);
     const images = imageChecks(fs, opts.layout, domain.uuid, opts.previousFiles?.(domain.uuid));
     const raw = deriveRules({ domain, fs, layout: opts.layout, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH, images });
+    if (opts.grants !== undefined) raw.push(...grantRules(opts.grants));
     const rules = applyPolicy(fs, raw, canonicalOwnership(fs, runtimeOwnership(domain, opts.layout)));
     checkLimits(rules);
     const filesText = renderFiles(domain, rules);
@@ -54,6 +60,16 @@ export function buildProfile(xml: string | Buffer, opts: BuildOptions): ProfileB
     if (err instanceof PathError) throw new GuestError(domain.name, err.path, err.reason);
     throw err;
   }
+}
+
+/**
+ * Runtime grants as rules. Write: `rwk`; read-only: `rk`. The `k` in both, as for the XML's disks
+ * (rules/storage.ts): QEMU takes OFD locks on the images it opens, shared ones even read-only,
+ * and AppArmor checks `k` for every lock (a write lock also needs `w`). libvirt's helper always
+ * writes `rwk` for `-F`; a read-only grant stays read-only here (a cdrom medium, a backing layer).
+ */
+export function grantRules(grants: readonly RuntimeGrant[]): OriginRule[] {
+  return grants.map((g) => ({ path: g.path, suffix: "", perms: g.write ? "rwk" : "rk", source: g.source, origin: { kind: "granted" } }));
 }
 
 /**

@@ -7,6 +7,9 @@ import { adoptCommand } from "./commands/adopt.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { loadAdoptedCommand } from "./commands/load-adopted.js";
 import { installCommand, installSummaryCommand, uninstallCommand } from "./commands/install.js";
+import { grantCommand } from "./commands/grant.js";
+import { revokeCommand } from "./commands/revoke.js";
+import { syncCommand } from "./commands/sync.js";
 
 /**
  * The admin-facing CLI. Each command lives in its own module under commands/. A command that ends
@@ -40,6 +43,9 @@ async function parse(argv: string[]): Promise<void> {
     .command(adoptCommand())
     .command(doctorCommand())
     .command(loadAdoptedCommand())
+    .command(grantCommand())
+    .command(revokeCommand())
+    .command(syncCommand())
     .command(installCommand())
     .command(uninstallCommand())
     .command(installSummaryCommand())

@@ -41,7 +41,8 @@ function compileWithCodeCache(file: string, args: string[]): ModuleFunction | un
   try {
     const source = readFileSync(file, "utf8");
     // `hook [--root DIR] -- NAME OP ...`: the operation follows the name after "--".
-    const op = args[args.indexOf("--") + 2] ?? "";
+    // `virt-aa-helper ...` (src/helper): its calls sync a profile as prepare does, so prepare's cache.
+    const op = args[0] === "virt-aa-helper" ? "prepare" : (args[args.indexOf("--") + 2] ?? "");
     const build = BUILD_LINE.exec(source.slice(-100));
     const cache = build && `${realpathSync(file)}.${build[1]!.slice(0, 24)}-${process.version}-${process.arch}.${codeCacheKindOf(op)}.v8cache`;
     let cachedData: Buffer | undefined;

@@ -38,6 +38,16 @@ export async function releaseGuest(ctx: HookContext, xml: Buffer): Promise<Outco
 }
 
 /**
+ * Release the guest with this UUID when only the UUID is known (virt-aa-helper `-D -u
+ * libvirt-<uuid>`): named after our record of it (else `ctx.guest`), then as releaseIdentified,
+ * a guest still defined with our static label kept loaded. Every runtime grant goes with the record.
+ */
+export async function releaseByUuid(ctx: HookContext, uuid: string): Promise<Outcome> {
+  const name = readState(guestPaths(ctx.layout, uuid).state)?.name ?? ctx.guest;
+  return releaseIdentified(ctx, { uuid, name }, { keepIfDefined: true });
+}
+
+/**
  * Release the guest `id` (name as libvirt knows it). With keepIfDefined, a guest defined with our
  * static label keeps its loaded profile and files (see releaseGuest); `xml` is the XML libvirt
  * gave the hook, used to make sure of them.

@@ -113,6 +113,8 @@ async function perform(kind: Kind, ctx: HookContext, xml: Buffer): Promise<Outco
   if (left !== undefined) return left;
   const { syncProfile } = await import("./sync.js");
   const policy = kind === "prepare" ? "always" : kind === "start" ? "if-changed" : "if-not-loaded";
-  const r = await syncProfile(ctx, xml, policy);
+  // A start begins with the XML's rules only: grants a record still has from an earlier run that
+  // never reached `release` (host crash) belong to that run's devices, not to this one.
+  const r = await syncProfile(ctx, xml, policy, kind === "prepare" ? { drop: () => true } : undefined);
   return done(`${r.profileName}: ${r.summary}`);
 }

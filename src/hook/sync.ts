@@ -1,6 +1,8 @@
 import fs from "node:fs";
 import { detectEnvironment, Parser, removeCacheEntries } from "../apparmor/index.js";
 import { PathError } from "../errors.js";
+import { parseDomain } from "../domain/index.js";
+import type { RuntimeGrant } from "../ir.js";
 import { buildProfile } from "../pipeline.js";
 import { renderProfile } from "../render/index.js";
 import { applySync, readOnDisk, recoverInterrupted, type ProfileCompiler } from "../store/apply.js";
@@ -8,6 +10,7 @@ import { readIfExists } from "../store/atomic.js";
 import { filesInclude, guestPaths, hostLockPath, type GuestPaths } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
 import { ignoredModeWarning, planSync, planTarget, type LoadPolicy } from "../store/plan.js";
+import { readState } from "../store/state.js";
 import { checkAttach } from "./attach-check.js";
 import type { HookContext, Outcome } from "./context.js";
 import { conflictError, findConflict, heldPaths } from "./exclusive.js";
@@ -19,23 +22,61 @@ export interface SyncOutcome extends Outcome {
 }
 
 /**
- * `prepare`, `start`, `reconnect` (and keeping an adopted guest loaded): derive the rules for a
- * domain XML and bring the guest's files and loaded profile in line with them, as one transaction
- * under the guest's lock. This function reads what the decision needs, asks the planner
- * (store/plan.ts) and hands the plan to the applier (store/apply.ts):
+ * A change to a guest's runtime grants (ir.ts RuntimeGrant), applied to its record's grants under
+ * its lock: first every grant `drop` matches is removed, then `add` is added. An added grant
+ * replaces one with the same path from the same giver (`by`, and `port` for the network hook), so
+ * granting a path again (say read-write after read-only) leaves one grant.
+ */
+export interface GrantChange {
+  add?: readonly RuntimeGrant[];
+  drop?: (g: RuntimeGrant) => boolean;
+}
+
+/** `current` with `change` applied (see GrantChange). */
+export function applyGrantChange(current: readonly RuntimeGrant[] | undefined, change?: GrantChange): RuntimeGrant[] {
+  const kept = (current ?? []).filter((g) => !change?.drop?.(g));
+  const key = (g: RuntimeGrant) => `${g.by}\u0000${g.port ?? ""}\u0000${g.path}`;
+  const out = new Map(kept.map((g) => [key(g), g]));
+  for (const g of change?.add ?? []) {
+    out.delete(key(g));
+    out.set(key(g), { ...g });
+  }
+  return [...out.values()];
+}
+
+function sameGrants(a: readonly RuntimeGrant[], b: readonly RuntimeGrant[]): boolean {
+  return a.length === b.length && a.every((g, i) => JSON.stringify(g) === JSON.stringify(b[i]));
+}
+
+/**
+ * `prepare`, `start`, `reconnect` (and keeping an adopted guest loaded), and every change of a
+ * running guest's runtime grants (`change`: libvirt's helper, `virt-aa-hook grant`/`revoke`/`sync`,
+ * the network hook): derive the rules for a domain XML and the guest's runtime grants and bring
+ * the guest's files and loaded profile in line with them, as one transaction under the guest's
+ * lock. This function reads what the decision needs, asks the planner (store/plan.ts) and hands
+ * the plan to the applier (store/apply.ts):
  *
- * 1. derive the `.files` text (buildProfile); a rejected guest throws GuestError before anything
- *    is touched, as does `require_attach` (prepare, start);
+ * 1. derive the `.files` text (buildProfile) from the XML and the record's grants with `change`
+ *    applied; a rejected guest or refused grant throws GuestError before anything is touched, as
+ *    does `require_attach` (prepare, start);
  * 2. where the profile goes (planTarget): refused, skipped, loaded or only compiled;
  * 3. under the guest's lock: clean up after an interrupted hook, read the guest's files, refuse a
- *    profile kept for another guest, work out the paths the rules hold, plan and apply.
+ *    profile kept for another guest, apply `change` to the grants the record has now (and build
+ *    again if they are not those of step 1: another call changed them meanwhile), work out the
+ *    paths the rules hold (granted paths too: exclusive access covers them), plan and apply. The
+ *    next record carries the grants.
  */
-export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPolicy): Promise<SyncOutcome> {
+export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPolicy, change?: GrantChange): Promise<SyncOutcome> {
   const { layout, config } = ctx;
   // start/reconnect: image chains may only narrow what prepare granted (rules/storage.ts), so the
   // header-derived part is judged against the .files on disk.
   const previousFiles = policy === "always" ? undefined : (uuid: string) => readIfExists(guestPaths(layout, uuid).files);
-  const built = buildProfile(xml, { layout, ...(previousFiles ? { previousFiles } : {}) });
+  const domain = parseDomain(xml);
+  // Built before the lock (as it always was, so a bad guest fails before anything waits), with the
+  // grants as the record has them now; checked again under the lock.
+  const early = applyGrantChange(readState(guestPaths(layout, domain.uuid).state)?.grants, change);
+  const build = (grants: readonly RuntimeGrant[]) => buildProfile(domain, { layout, grants, ...(previousFiles ? { previousFiles } : {}) });
+  let built = build(early);
   const { uuid, name } = built.domain;
   // require_attach: a guest that would run outside its profile is refused before anything is written.
   if (policy !== "if-not-loaded") checkAttach(config, layout, built.domain);
@@ -65,6 +106,8 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
     recoverInterrupted(paths, compiler, ctx.warnings);
     const onDisk = readOnDisk(paths);
     checkKeptOwner(ctx, paths, name, onDisk.state, onDisk.profile);
+    const grants = applyGrantChange(onDisk.state?.grants, change);
+    if (!sameGrants(grants, early)) built = build(grants);
     const now = Date.now();
     const holds = heldPaths(layout, built.domain, built.rules);
     const plan = planSync(
@@ -74,6 +117,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
         profileName: paths.profileName,
         filesText: built.filesText,
         holds,
+        grants,
         ...(onDisk.profile === undefined ? { newProfile: createProfileText(ctx, paths) } : {}),
       },
       onDisk,

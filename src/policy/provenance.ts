@@ -264,6 +264,22 @@ const BLOCK_NAMES: readonly RegExp[] = [
 
 const NO_DEVICES: DeviceAllowance = { char: [], block: false };
 
+const CHARDEV_DEV: DeviceAllowance = { char: [...SERIAL_LINES, NULL_DEVICE], block: false };
+const INPUT: DeviceAllowance = { char: [INPUT_EVENTS], block: false };
+const NET: DeviceAllowance = { char: [/^\/dev\/vhost-net$/, /^\/dev\/net\/tun$/, /^\/dev\/tap[0-9]+$/, /^\/dev\/vhost-vdpa-[0-9]+$/], block: false };
+const HOSTDEV_USB: DeviceAllowance = { char: [/^\/dev\/bus\/usb\/[0-9]{3}\/[0-9]{3}$/], block: false };
+const HOSTDEV_SCSI: DeviceAllowance = { char: [/^\/dev\/sg[0-9]+$/], block: false };
+
+/**
+ * A runtime grant names no element, so it may use what the elements that get such grants may use
+ * (libvirt's helper `-F` for disk/hostdev/NIC/input/chardev hotplug, an admin's `grant`, a network
+ * port): the union of their allow-lists, and nothing wider. Sysfs never (it names no device).
+ */
+const GRANTED: DeviceAllowance = {
+  char: [...new Set([...CHARDEV_DEV.char, ...INPUT.char, ...NET.char, ...HOSTDEV_USB.char, ...HOSTDEV_SCSI.char, ...VFIO])],
+  block: true,
+};
+
 const DEVICES: Record<OriginKind, DeviceAllowance> = {
   disk: { char: [], block: true },
   "hostdev-storage": { char: [], block: true },
@@ -272,20 +288,20 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
   nvme: { char: VFIO, block: false },
   "hostdev-pci": { char: VFIO, block: false },
   "hostdev-mdev": { char: VFIO, block: false },
-  "chardev-dev": { char: [...SERIAL_LINES, NULL_DEVICE], block: false },
+  "chardev-dev": CHARDEV_DEV,
   "chardev-file": { char: [NULL_DEVICE], block: false },
   "chardev-socket": NO_DEVICES,
-  input: { char: [INPUT_EVENTS], block: false },
+  input: INPUT,
   // LXC's device passthrough: a serial line or an input device at most.
   "hostdev-misc": { char: [...SERIAL_LINES, INPUT_EVENTS], block: false },
   graphics: { char: [/^\/dev\/dri\/renderD[0-9]+$/], block: false },
-  net: { char: [/^\/dev\/vhost-net$/, /^\/dev\/net\/tun$/, /^\/dev\/tap[0-9]+$/, /^\/dev\/vhost-vdpa-[0-9]+$/], block: false },
+  net: NET,
   vsock: { char: [/^\/dev\/vhost-vsock$/], block: false },
   rng: { char: [/^\/dev\/(?:u?random|hwrng)$/], block: false },
   "launch-security": { char: [/^\/dev\/sev$/], block: false },
   "tpm-passthrough": { char: [/^\/dev\/tpm(?:rm)?[0-9]+$/], block: false },
-  "hostdev-usb": { char: [/^\/dev\/bus\/usb\/[0-9]{3}\/[0-9]{3}$/], block: false },
-  "hostdev-scsi": { char: [/^\/dev\/sg[0-9]+$/], block: false },
+  "hostdev-usb": HOSTDEV_USB,
+  "hostdev-scsi": HOSTDEV_SCSI,
   "hostdev-scsi-host": { char: [/^\/dev\/vhost-scsi$/], block: false },
   firmware: NO_DEVICES,
   shmem: NO_DEVICES,
@@ -294,6 +310,7 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
   runtime: NO_DEVICES,
   // Pre-authorised paths are files and directories; a device has its own element.
   metadata: NO_DEVICES,
+  granted: GRANTED,
 };
 
 /** Host terminals: pseudo-terminals, virtual consoles and their memory, the console. */
@@ -363,4 +380,5 @@ const ELEMENT_NAMES: Record<OriginKind, string> = {
   "hostdev-misc": "misc <hostdev>",
   runtime: "per-guest runtime path",
   metadata: "pre-authorised path (<vah:allow> in the domain's metadata)",
+  granted: "runtime grant",
 };

@@ -1,6 +1,7 @@
 import { PathError, type Warning } from "../errors.js";
 import { filesInclude, sha256 } from "./guest-files.js";
 import { coveredBy, needsRefresh, unionHolds } from "./holds.js";
+import type { RuntimeGrant } from "../ir.js";
 import type { GuestState, HeldPath } from "./state.js";
 
 /**
@@ -59,6 +60,8 @@ import type { GuestState, HeldPath } from "./state.js";
  *   the paths are only checked.
  *
  *   The next record: written unless it would differ from the current one only in `updated`; it
+ *   carries the runtime grants the `.files` was built with (a change of grants alone that leaves
+ *   the `.files` as it is rewrites only the record; one that changes it is "changed" above); it
  *   keeps the recorded `.files` hash when the rules did not change and the record is newer than
  *   the `.files` (hashing loads node:crypto); loadedAs becomes the target's whenever the parser
  *   loads or the target is compile-only, else stays as recorded.
@@ -139,6 +142,11 @@ export interface BuiltGuest {
   filesText: string;
   /** The paths the new rules hold (hook/exclusive.ts heldPaths). */
   holds: HeldPath[];
+  /**
+   * The runtime grants the `.files` text was built with (the record's, changed by this call):
+   * what the next record keeps. Empty or absent: the next record has none.
+   */
+  grants?: readonly RuntimeGrant[];
   /** The per-guest profile made from the template; needed only when none is on disk. */
   newProfile?: string;
 }
@@ -271,6 +279,8 @@ export function planSync(built: BuiltGuest, onDisk: OnDisk, settings: SyncSettin
     // What the guest holds from now on: exactly this profile's paths (the claim made before the
     // load held the union of the old and the new profile's).
     holds: built.holds,
+    // The grants this .files was built with; a change of grants alone is written like any other.
+    ...(built.grants !== undefined && built.grants.length > 0 ? { grants: [...built.grants] } : {}),
     ...(prepared !== undefined ? { prepared } : {}),
   };
 

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { GRANT_BY, type RuntimeGrant } from "../ir.js";
 import { readIfExists, writeFileAtomic } from "./atomic.js";
 
 /**
@@ -29,6 +30,12 @@ export interface GuestState {
    * until its next start or reconnect).
    */
   holds?: HeldPath[];
+  /**
+   * Paths given to the running guest after its start (ir.ts RuntimeGrant): by libvirt's helper
+   * call, an admin's `grant` or the network hook. Rendered into the `.files` with the XML's rules
+   * at every sync while the record lives; absent when there are none.
+   */
+  grants?: RuntimeGrant[];
   /** When the guest last claimed its paths at `prepare` (ISO time): the start of its grace window. */
   prepared?: string;
   updated: string;
@@ -86,6 +93,12 @@ export function readState(file: string): GuestState | undefined {
   if (v.holds !== undefined && !(Array.isArray(v.holds) && v.holds.every(isHeldPath))) delete v.holds;
   if (v.prepared !== undefined && typeof v.prepared !== "string") delete v.prepared;
   if (v.modeFrom !== undefined && v.modeFrom !== "config" && v.modeFrom !== "metadata" && v.modeFrom !== "ignored") delete v.modeFrom;
+  // A grant we cannot read is dropped on its own: it is not rendered, so it grants nothing.
+  if (v.grants !== undefined) {
+    const grants = Array.isArray(v.grants) ? v.grants.filter(isRuntimeGrant) : [];
+    if (grants.length > 0) v.grants = grants;
+    else delete v.grants;
+  }
   return v as GuestState;
 }
 
@@ -99,6 +112,20 @@ function isHeldPath(h: unknown): h is HeldPath {
     typeof o.source === "string" &&
     (o.id === undefined || typeof o.id === "string") &&
     (o.tree === undefined || o.tree === true)
+  );
+}
+
+export function isRuntimeGrant(g: unknown): g is RuntimeGrant {
+  if (typeof g !== "object" || g === null) return false;
+  const o = g as Record<string, unknown>;
+  return (
+    typeof o.path === "string" &&
+    o.path.startsWith("/") &&
+    typeof o.write === "boolean" &&
+    typeof o.by === "string" &&
+    (GRANT_BY as readonly string[]).includes(o.by) &&
+    typeof o.source === "string" &&
+    (o.port === undefined || typeof o.port === "string")
   );
 }
 

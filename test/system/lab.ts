@@ -47,6 +47,7 @@ const VIRT_ADMIN = "/usr/bin/virt-admin";
 const LOG_FILTERS = "1:util.hook 3:*";
 const VIRTLOGD_LOG = "/var/log/libvirt/virtlogd.log";
 const CAPS_CACHE = "/var/cache/libvirt/qemu/capabilities";
+const LOSETUP = "/usr/sbin/losetup";
 
 export interface Run {
   status: number | null;
@@ -196,7 +197,8 @@ export function hookOps(guest: string, offset: number): string[] {
 }
 
 export interface DiskSpec {
-  path: string;
+  /** Absent: an empty drive (a cdrom with no medium). */
+  path?: string;
   format: "qcow2" | "raw";
   device?: "disk" | "cdrom";
   target: string;
@@ -210,6 +212,8 @@ export interface GuestSpec {
   /** NVRAM path: the guest boots OVMF (pc machine, non-secure OVMF_CODE.fd). */
   nvram?: string;
   emulator?: string;
+  /** More `<devices>` children, as XML text (e.g. a virtio-scsi controller). */
+  extraDevices?: string;
 }
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/'/g, "&apos;").replace(/</g, "&lt;");
@@ -220,8 +224,7 @@ export function guestXml(g: GuestSpec): string {
       const cdrom = d.device === "cdrom";
       const bus = cdrom ? "ide" : "virtio";
       return `    <disk type='file' device='${d.device ?? "disk"}'>
-      <driver name='qemu' type='${d.format}'/>
-      <source file='${esc(d.path)}'/>
+      <driver name='qemu' type='${d.format}'/>${d.path === undefined ? "" : `\n      <source file='${esc(d.path)}'/>`}
       <target dev='${d.target}' bus='${bus}'/>${cdrom ? "\n      <readonly/>" : ""}
     </disk>`;
     })
@@ -246,7 +249,7 @@ export function guestXml(g: GuestSpec): string {
   <devices>
     <emulator>${g.emulator ?? "/usr/bin/qemu-system-x86_64"}</emulator>
 ${disks}
-${serial}    <video><model type='none'/></video>
+${serial}${g.extraDevices ?? ""}    <video><model type='none'/></video>
     <memballoon model='none'/>
   </devices>
 </domain>
@@ -348,6 +351,10 @@ export class Lab {
   /** Hook log offset when the lab started: the wall-time table covers everything after it. */
   hookLogStart = 0;
   readonly extraFiles: string[] = [];
+  /** Transient networks this lab created (net-create): destroyed at teardown. */
+  readonly networks: string[] = [];
+  /** Loop devices this lab attached (losetup): detached at teardown. */
+  readonly loops: string[] = [];
   private autostartedNetworks: string[] = [];
   private readonly saved: Saved;
 
@@ -490,6 +497,34 @@ export class Lab {
     if (r.status !== 0) throw new Error(`qemu-img ${args.join(" ")}: ${r.stderr}`);
   }
 
+  /**
+   * A transient isolated network (no forward, no IP, so no dnsmasq) on a bridge of its own:
+   * `<interface type='network'>` NICs get a tap on it. Destroyed at teardown.
+   */
+  createNetwork(name: string, bridge: string): void {
+    const file = path.join(this.tmp, `${name}.net.xml`);
+    fs.writeFileSync(file, `<network>\n  <name>${name}</name>\n  <bridge name='${bridge}'/>\n</network>\n`);
+    this.networks.push(name);
+    virshOk("net-create", file);
+  }
+
+  /** A loop device over `file` (losetup, by absolute path); detached at teardown. */
+  attachLoop(file: string): string {
+    const r = run(LOSETUP, ["--find", "--show", file]);
+    if (r.status !== 0) throw new Error(`losetup --find --show ${file}: ${r.stderr.trim()}`);
+    const dev = r.stdout.trim();
+    this.loops.push(dev);
+    return dev;
+  }
+
+  detachLoop(dev: string): void {
+    const i = this.loops.indexOf(dev);
+    if (i < 0) return;
+    const r = run(LOSETUP, ["--detach", dev]);
+    if (r.status !== 0) throw new Error(`losetup --detach ${dev}: ${r.stderr.trim()}`);
+    this.loops.splice(i, 1);
+  }
+
   /** UUIDs of every guest this lab defined: their leftovers are removed at teardown. */
   readonly uuids: string[] = [];
 
@@ -574,6 +609,10 @@ export class Lab {
       const r = virsh("undefine", "--nvram", "--managed-save", n);
       if (r.status !== 0) problems.push(`undefine ${n}: ${r.stderr.trim()}`);
     }
+    for (const net of this.networks) {
+      if (virsh("net-info", net).status === 0) attempt(`net-destroy ${net}`, () => void virshOk("net-destroy", net));
+    }
+    for (const dev of this.loops) attempt(`losetup -d ${dev}`, () => this.detachLoop(dev));
     if (this.saved.installed) {
       attempt("uninstall", () => {
         const r = this.uninstall(true);

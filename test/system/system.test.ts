@@ -38,10 +38,15 @@ import {
   type GuestSpec,
   type QemuProcess,
 } from "./lab.js";
+import { registerRuntimeGrantTests } from "./runtime-grants.js";
 
 const MIN = 60_000;
-/** Trees install.sh/uninstall.sh touch: after uninstall they must be exactly as before install. */
-const SNAPSHOT_ROOTS = ["/etc/libvirt/hooks", "/etc/apparmor.d", "/usr/lib/virt-aa-hook", CONFIG, STATE_DIR];
+/**
+ * Trees install.sh/uninstall.sh touch: after uninstall they must be exactly as before install.
+ * /usr/lib/libvirt: helper mode diverts libvirt's virt-aa-helper (dpkg-divert --rename).
+ */
+const SNAPSHOT_ROOTS = ["/etc/libvirt/hooks", "/etc/apparmor.d", "/usr/lib/virt-aa-hook", "/usr/lib/libvirt", CONFIG, STATE_DIR];
+const diversions = () => run("/usr/bin/dpkg-divert", ["--list"]).stdout.split("\n").filter((l) => l.trim() !== "").sort();
 
 const profileOf = (uuid: string) => `${PROFILE_DIR}/libvirt-${uuid}`;
 const filesOf = (uuid: string) => `${PROFILE_DIR}/libvirt-${uuid}.files`;
@@ -59,6 +64,7 @@ if (!ENABLED) {
 } else describe.sequential("system tests: real libvirtd, real QEMU guests, installed hook", () => {
   let lab: Lab;
   let before: string[] = [];
+  let divertedBefore: string[] = [];
   const g = (s: string) => `${PREFIX}${lab.id}-${s}`;
   const img = (...p: string[]) => path.join(lab.images, ...p);
   const other = { uuid: randomUuid(), text: "" };
@@ -95,6 +101,7 @@ if (!ENABLED) {
     }
     lab = new Lab();
     before = snapshot(SNAPSHOT_ROOTS);
+    divertedBefore = diversions();
     lab.startDaemons();
     plain = { name: g("plain"), uuid: randomUuid(), disks: [{ path: img("plain.qcow2"), format: "qcow2", target: "vda" }] };
     lab.qemuImg(["create", "-q", "-f", "qcow2", img("plain.qcow2"), "16M"]);
@@ -404,6 +411,10 @@ if (!ENABLED) {
     virshOk("undefine", w.name);
   });
 
+  // Issue 17: hotplug, media, snapshots, block jobs, NICs, save/restore on running guests
+  // (test/system/runtime-grants.ts).
+  registerRuntimeGrantTests({ lab: () => lab, test, g, img });
+
   test("uninstall.sh puts everything back; libvirt starts guests exactly as before", 5 * MIN, () => {
     // A guest an earlier failure left running would keep its profile past the uninstall.
     for (const n of virshOk("list", "--name").split("\n").map((l) => l.trim()).filter((l) => l.startsWith(PREFIX))) destroy(n);
@@ -417,6 +428,7 @@ if (!ENABLED) {
     expect(exists(CONFIG)).toBe(true);
     fs.rmSync(CONFIG);
     expect(snapshot(SNAPSHOT_ROOTS)).toEqual(before);
+    expect(diversions()).toEqual(divertedBefore);
     // What the hook made at run time goes too: its parser cache and its lock directory.
     expect([exists(CACHE_DIR), exists(RUN_DIR)]).toEqual([false, false]);
     expect([exists("/usr/sbin/virt-aa-hook"), exists("/etc/systemd/system/libvirtd.service.d/virt-aa-hook.conf")]).toEqual([false, false]);
