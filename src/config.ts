@@ -56,6 +56,14 @@ export interface Config {
    */
   attach: "wrapper" | "seclabel" | "helper" | "none";
   requireAttach: boolean;
+  /**
+   * Whether a domain's own `<vah:mode>` (its metadata, written by whoever may define the domain) is
+   * honoured (docs/metadata.md):
+   * - ignore:  never; a guest runs in `mode` (a request for another mode is logged as a warning);
+   * - tighten: only `enforce` (a guest may ask to be enforced under `mode = "complain"`);
+   * - any:     both; the admin trusts everyone who may define domains with turning enforcement off.
+   */
+  guestMode: "ignore" | "tighten" | "any";
   /** Where the real emulators live, for the emulator wrapper. */
   emulatorDir: string;
 }
@@ -70,6 +78,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   logLevel: "info",
   attach: "none",
   requireAttach: false,
+  guestMode: "ignore",
   ...LOCATION_DEFAULTS,
 });
 
@@ -143,6 +152,7 @@ const SETTERS: Record<string, Setter> = {
     return undefined;
   },
   emulator_dir: absolutePath("emulatorDir", false),
+  guest_mode: oneOf("guestMode", ["ignore", "tighten", "any"]),
 };
 
 export const CONFIG_KEYS: readonly string[] = Object.keys(SETTERS);

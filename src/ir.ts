@@ -165,6 +165,11 @@ export interface RuntimeOwnership {
   /** This guest's own single files. */
   ownFiles: readonly string[];
   /**
+   * Prefixes (`<dir>/<name>-`) of files directly in a directory that are this guest's: the
+   * `<name>-serial0.log`-style chardev logs next to its QEMU log. No trees, no subdirectories.
+   */
+  ownFilePrefixes?: readonly string[];
+  /**
    * libvirt's run dir (Layout.libvirtRunDir) and the prefix (`<id>-<short name>-`) of the entries
    * libvirt names after this guest in its helper subdirectories (`swtpm/`, `dbus/`, `passt/`,
    * `slirp/`): `<run dir>/<subdir>/<prefix>...` is this guest's.

@@ -268,6 +268,8 @@ export class Layout {
       this.swtpmStateDir,
       this.swtpmStorageDir,
       this.swtpmLogDir,
+      // All of /var/log/libvirt: every guest's QEMU log (qemu/<name>.log) and the daemons' logs.
+      path.posix.dirname(this.libvirtLogDir),
     ];
   }
 

@@ -8,7 +8,7 @@ import { applyPolicy, canonicalise, checkRule } from "./policy/index.js";
 import type { ImageChecks } from "./rules/context.js";
 import { deriveRules } from "./rules/index.js";
 import { runtimeOwnership } from "./rules/ownership.js";
-import type { OriginRule, Rule, RuntimeGrant } from "./ir.js";
+import type { OriginRule, Rule, RuntimeGrant, RuntimeOwnership } from "./ir.js";
 import { renderFiles } from "./render/index.js";
 import { otherGuestsGrants, parseGranted, permsFor } from "./render/granted.js";
 
@@ -52,7 +52,7 @@ export function buildProfile(xml: string | Buffer | Domain, opts: BuildOptions):
     const images = imageChecks(fs, opts.layout, domain.uuid, opts.previousFiles?.(domain.uuid));
     const raw = deriveRules({ domain, fs, layout: opts.layout, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH, images });
     if (opts.grants !== undefined) raw.push(...grantRules(opts.grants));
-    const rules = applyPolicy(fs, raw, runtimeOwnership(domain, opts.layout));
+    const rules = applyPolicy(fs, raw, canonicalOwnership(fs, runtimeOwnership(domain, opts.layout)));
     checkLimits(rules);
     const filesText = renderFiles(domain, rules);
     return { domain, rules, filesText, profileName: opts.layout.profileName(domain.uuid) };
@@ -104,4 +104,22 @@ function checkLimits(rules: readonly Rule[]): void {
   }
   const over = literalBudgetProblem(rules.map((r) => r.path));
   if (over) throw new PathError(over.path, over.reason);
+}
+
+/**
+ * The guest's own files as the policy sees paths: canonical. A rule is judged by where its path
+ * leads, so an own file the XML names through a symlink (an `<nvram>` path) is its own there.
+ */
+function canonicalOwnership(fs: HostFs, own: RuntimeOwnership): RuntimeOwnership {
+  const extra: string[] = [];
+  for (const file of own.ownFiles) {
+    let resolved: string;
+    try {
+      resolved = canonicalise(fs, file);
+    } catch {
+      continue; // its rule is refused by the policy with the reason
+    }
+    if (!own.ownFiles.includes(resolved) && !extra.includes(resolved)) extra.push(resolved);
+  }
+  return extra.length === 0 ? own : { ...own, ownFiles: [...own.ownFiles, ...extra] };
 }

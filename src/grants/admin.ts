@@ -9,7 +9,6 @@
  * (hook/sync.ts: the same policy, exclusive access, staged compile, atomic commit, guest lock).
  * Only a guest we have a record of (it went through our `prepare` and was not released) is served.
  */
-import nodePath from "node:path";
 import type { Config } from "../config.js";
 import { parseDomain } from "../domain/index.js";
 import { errorReason, GuestError, HostError, PathError, type Warning } from "../errors.js";
@@ -57,7 +56,8 @@ export class AdminFailure extends Error {
 /** `virt-aa-hook grant NAME PATH [--read-only]` */
 export async function grantPath(ctx: AdminContext, name: string, path: string, opts: { write: boolean }): Promise<AdminOutcome> {
   const what = `cannot grant ${path} to ${name}`;
-  const p = absolutePath(what, path);
+  // Resolved as QEMU's open will be: symlinks first, then `..` (canonicalise), never `..` by text.
+  const p = canonicalOrSelf(new HostFs(ctx.layout), absolutePath(what, path));
   const grant: RuntimeGrant = { path: p, write: opts.write, by: "admin", source: ADMIN_SOURCE };
   const r = await syncRunning(ctx, what, name, p, () => ({ add: [grant] }));
   return { summary: `granted ${p} ${opts.write ? "read-write" : "read-only"} to ${name}: ${r.summary}`, warnings: r.warnings };
@@ -193,7 +193,8 @@ async function syncRunning(
 function absolutePath(what: string, p: string): string {
   if (!p.startsWith("/")) throw new AdminFailure(what, "not an absolute path", 2);
   if (p.includes("\0")) throw new AdminFailure(what, "the path contains a NUL character", 2);
-  return nodePath.posix.normalize(p).replace(/(.)\/$/, "$1");
+  // As given: `/srv/link/../x` is where the symlink leads, then up; only canonicalise knows that.
+  return p;
 }
 
 function canonicalOrSelf(fs: HostFs, p: string): string {

@@ -6,6 +6,7 @@ import type { Rule } from "../ir.js";
 import { listStates, type GuestState, type HeldPath } from "../store/state.js";
 import { runningPid } from "../host/qemu-process.js";
 import { isUnder, RECURSIVE_SUFFIXES } from "../policy/restricted.js";
+import { runtimeOwnership } from "../rules/ownership.js";
 
 /**
  * Exclusive write access across guests: the nearest AppArmor gets to sVirt's per-guest categories.
@@ -36,7 +37,7 @@ export const PREPARE_GRACE_MS = 5 * 60 * 1000;
  * The paths these final rules grant that another running guest must not also hold.
  *
  * Recursive grants (a `<vah:allow tree="yes">`, a 9p share, a `dir` disk; not the guest's own
- * runtime directories in libvirt's managed roots, which no other guest may name) are held as
+ * per-guest runtime directories (rules/ownership.ts ownTrees), which no other guest may name) are held as
  * trees: a tree clashes with every path another guest holds at or below it, and a path with every
  * tree of another guest above it, by the same rule as two paths (one of them written, not both
  * shareable). Compared by path only: a hard link into a tree from outside it is not recognised.
@@ -45,12 +46,13 @@ export function heldPaths(layout: Layout, domain: Domain, rules: readonly Rule[]
   const shareable = domain.devices.disks.flatMap((d, i) => (d.shareable ? [`disk ${d.target ?? i}`] : []));
   const fromShareableDisk = (source: string) => shareable.some((d) => source === d || source.startsWith(`${d} `));
   const out: HeldPath[] = [];
-  const managed = layout.libvirtManagedRoots;
+  // Only the guest's own per-guest directories are exempt (the policy keeps every other guest out
+  // of them, policy/provenance.ts class 4), never a tree merely below a managed root: should the
+  // policy ever let one through (libvirt's shared NVRAM directory did), it is still exclusive.
+  const ownTrees = runtimeOwnership(domain, layout).ownTrees;
   for (const r of rules) {
     if (RECURSIVE_SUFFIXES.has(r.suffix)) {
-      // The guest's own runtime directories below libvirt's managed roots: the policy already
-      // keeps every other guest out of them (policy/provenance.ts, class 4).
-      if (managed.some((root) => isUnder(r.path, root))) continue;
+      if (ownTrees.some((own) => isUnder(r.path, own))) continue;
       out.push({ path: r.path, write: r.perms.includes("w") || r.perms.includes("a"), shareable: r.source.split(", ").every(fromShareableDisk), source: r.source, tree: true });
       continue;
     }

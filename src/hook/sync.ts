@@ -9,7 +9,7 @@ import { applySync, readOnDisk, recoverInterrupted, type ProfileCompiler } from 
 import { readIfExists } from "../store/atomic.js";
 import { filesInclude, guestPaths, hostLockPath, type GuestPaths } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
-import { planSync, planTarget, type LoadPolicy } from "../store/plan.js";
+import { ignoredModeWarning, planSync, planTarget, type LoadPolicy } from "../store/plan.js";
 import { readState } from "../store/state.js";
 import { checkAttach } from "./attach-check.js";
 import type { HookContext, Outcome } from "./context.js";
@@ -84,6 +84,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
   const env = detectEnvironment(layout);
 
   const target = planTarget(config, { canLoad: env.target !== undefined }, built.domain.settings?.mode);
+  if (target.kind === "profile" && target.modeFrom === "ignored") ctx.warnings.push(ignoredModeWarning(config, built.domain.settings?.mode));
   if (target.kind === "refuse") {
     throw new PathError(
       layout.apparmorEnabledFile,

@@ -104,7 +104,8 @@ export async function changePortGrants(
     const plan = planSync(
       { uuid, name: state.name, profileName: paths.profileName, filesText: text, holds: state.holds ?? [], grants },
       onDisk,
-      { policy: "if-changed", as: target.as },
+      // The guest's recorded mode, not the config's: a port change is no reason to change it.
+      { policy: "if-changed", as: target.as !== "compile-only" && (state.loadedAs === "enforce" || state.loadedAs === "complain") ? state.loadedAs : target.as },
       { now: Date.now(), loadedMode: undefined },
     );
     await applySync(

@@ -13,7 +13,9 @@ import { isUnder, locationRefusal, RECURSIVE_SUFFIXES } from "./restricted.js";
  *      `cancel` file; for every other element sysfs is a restricted location.
  *   2. restricted locations (restricted.ts), whoever asks.
  *   3. recursive grants over device trees, /dev/shm, libvirt-managed roots, hugetlbfs mounts.
- *   4. libvirt-managed runtime paths: only this guest's own (its id/name/UUID).
+ *   4. libvirt-managed runtime paths (layout.libvirtManagedRoots, /var/log/libvirt among them):
+ *      only this guest's own (named after its id/name/UUID, its QEMU log, the NVRAM file its
+ *      XML names; never libvirt's shared NVRAM directory, rules/ownership.ts).
  *   5. /dev/shm: POSIX shared memory objects of other host processes; only `<shmem>` names them.
  *   6. device nodes under /dev: an explicit allow-list per element kind (char and block names);
  *      an existing node must also have the type its name promises. Host terminals and VFIO groups
@@ -169,6 +171,7 @@ function ownRuntime(path: string, recursive: boolean, input: PolicyInput): boole
   const own = input.ownership;
   if (own.ownTrees.some((tree) => isUnder(path, tree))) return true;
   if (!recursive && own.ownFiles.includes(path)) return true;
+  if (!recursive && own.ownFilePrefixes?.some((p) => path.length > p.length && path.startsWith(p) && !path.slice(p.length).includes("/"))) return true;
   if (!recursive && own.runSubdirPrefix !== undefined && isUnder(path, own.runDir)) {
     // <run dir>/<helper subdir>/<id>-<short name>-...: swtpm, dbus, passt, slirp sockets and pids.
     const [subdir, name, ...deeper] = path.slice(own.runDir.length + 1).split("/");

@@ -1,3 +1,4 @@
+import path from "node:path";
 import type { Domain } from "../domain/model.js";
 import { noRuntimeOwnership, type RuntimeOwnership } from "../ir.js";
 import type { Layout } from "../layout.js";
@@ -9,19 +10,22 @@ import { domainShortName } from "./runtime.js";
  */
 export function runtimeOwnership(domain: Domain, layout: Layout): RuntimeOwnership {
   const short = domainShortName(domain);
-  const ownTrees = [
-    `${layout.swtpmStorageDir}/${domain.uuid}`,
-    // NVRAM files are named by the XML like disk images (libvirt's default is
-    // nvram/<name>_VARS.fd, but any name is valid and a renamed guest keeps its old one), so no
-    // name tells whose a file is. What keeps guests off each other's NVRAM is the abstraction the
-    // installer derives without libvirt's shared `nvram/*_VARS.fd` rule plus the exclusive-write
-    // check across running guests (docs/threat-model.md, "Policy by provenance").
-    `${layout.libvirtLibDir}/nvram`,
-  ];
+  const ownTrees = [`${layout.swtpmStorageDir}/${domain.uuid}`];
   const ownFiles = [
     layout.libvirtPidFile(domain.name),
     `${layout.libvirtLibDir}/save/${domain.name}.save`,
     `${layout.swtpmLogDir}/${domain.name}-swtpm.log`,
+    // QEMU's log (rules/runtime.ts); every other file below libvirt's log directory is another
+    // guest's log or libvirt's own.
+    `${layout.libvirtLogDir}/${domain.name}.log`,
+    // The NVRAM files this guest's XML names, one by one, never libvirt's shared NVRAM directory:
+    // NVRAM files are named by the XML like disk images (libvirt's default is
+    // nvram/<name>_VARS.fd, but any name is valid and a renamed guest keeps its old one), so no
+    // name tells whose a file is, and a tree over the directory would reach every guest's
+    // variables. What keeps a guest off another running guest's NVRAM it names is the
+    // exclusive-write check (hook/exclusive.ts); the installer's abstraction drops libvirt's
+    // shared `nvram/*_VARS.fd` rule (docs/threat-model.md, "Policy by provenance").
+    ...nvramFiles(domain),
   ];
   if (short !== undefined) {
     ownTrees.push(
@@ -34,6 +38,18 @@ export function runtimeOwnership(domain: Domain, layout: Layout): RuntimeOwnersh
     ...noRuntimeOwnership(layout),
     ownTrees,
     ownFiles,
+    // `<log dir>/<name>-*`: chardev logs the XML names after the guest (libvirt's documented
+    // `<name>-serial0.log`). Not another guest's QEMU log unless a guest is called `<name>-...`;
+    // while that guest runs, its log is held and the exclusive-write check refuses the path.
+    ownFilePrefixes: [`${layout.libvirtLogDir}/${domain.name}-`],
     ...(short === undefined ? {} : { runSubdirPrefix: `${short}-`, hugepageSubdir: `libvirt/qemu/${short}` }),
   };
+}
+
+/** The `<nvram>` file and its backing layers as the XML names them (normalised, still absolute). */
+function nvramFiles(domain: Domain): string[] {
+  const nvram = domain.os.nvram;
+  if (nvram === undefined) return [];
+  const named = [nvram.path, ...(nvram.backingStore ?? []).map((layer) => layer.path)];
+  return named.filter((p): p is string => p !== undefined && p.startsWith("/")).map((p) => path.posix.normalize(p));
 }

@@ -17,10 +17,12 @@ import type { GuestState, HeldPath } from "./state.js";
  * Two steps, because the first must be taken before anything is locked or read:
  *
  * planTarget(config, environment, guestMode): where the profile goes. "mode" is the effective mode
- * (effectiveMode): the domain's own `<vah:mode>` (domain/metadata.ts) where it has one, else the
- * config's `mode`; a `<vah:mode>complain</vah:mode>` under `mode = "enforce"` with
- * `require_attach = "yes"` is refused (PathError): that setting says no guest may run unconfined,
- * and complain mode only logs what the profile would deny.
+ * (effectiveMode): the config's `mode`, or the domain's own `<vah:mode>` (domain/metadata.ts) where
+ * the config's `guest_mode` honours it: "ignore" (the default) never, "tighten" only enforce,
+ * "any" both. Whoever may define a domain writes its metadata, and complain mode only logs what
+ * the profile would deny. Under "any", a complain under `mode = "enforce"` with
+ * `require_attach = "yes"` is still refused (PathError): that setting says no guest may run
+ * unconfined.
  *
  *   | load target | no_apparmor  | mode            | target                     |
  *   |-------------|--------------|-----------------|----------------------------|
@@ -63,6 +65,11 @@ import type { GuestState, HeldPath } from "./state.js";
  *   keeps the recorded `.files` hash when the rules did not change and the record is newer than
  *   the `.files` (hashing loads node:crypto); loadedAs becomes the target's whenever the parser
  *   loads or the target is compile-only, else stays as recorded.
+ *
+ *   Never loosened: only `prepare` (policy "always") sets the mode a guest runs in. A later sync of
+ *   the running guest (start, reconnect, a regeneration) whose target is complain while the record
+ *   says it was loaded enforce keeps enforce, with a warning: a `<vah:mode>` (or config) changed on
+ *   a running guest applies at its next start. Tightening (complain -> enforce) applies at once.
  */
 
 /** How a profile is (or would have been) loaded; the state record's `loadedAs`. */
@@ -82,22 +89,31 @@ export type Target = { kind: "refuse" } | { kind: "skip" } | { kind: "profile"; 
 export interface TargetConfig {
   mode: "enforce" | "complain" | "off";
   noApparmor: "fail" | "compile-only" | "skip";
-  /** `require_attach`: no guest may run unconfined, so no guest may ask for complain mode either. */
+  /** `require_attach`: under guest_mode "any", no guest may ask for complain under enforce either. */
   requireAttach?: boolean;
+  /** `guest_mode`: which `<vah:mode>` requests are honoured (config.ts); absent = "ignore". */
+  guestMode?: "ignore" | "tighten" | "any";
 }
 
-/** Where a guest's mode comes from: the config's `mode`, or the domain's `<vah:mode>`. */
-export type ModeSource = "config" | "metadata";
+/**
+ * Where a guest's mode comes from: the config's `mode`, the domain's `<vah:mode>`, or the config's
+ * `mode` because the domain asked for another one that `guest_mode` does not honour ("ignored").
+ */
+export type ModeSource = "config" | "metadata" | "ignored";
 
 /** `<vah:mode>` of the domain (Domain.settings.mode), when it has one. */
 export type GuestMode = "enforce" | "complain" | undefined;
 
 /**
  * The mode a guest's profile is loaded in, and where it comes from. `mode = "off"` wins over
- * everything (the hook does nothing). Throws PathError for a complain the config forbids.
+ * everything (the hook does nothing). A request `guest_mode` does not honour leaves the config's
+ * mode ("ignored" when it asked for another one; the caller logs a warning). Throws PathError for
+ * a complain `require_attach` forbids under guest_mode "any".
  */
-export function effectiveMode(config: Pick<TargetConfig, "mode" | "requireAttach">, guestMode: GuestMode): { mode: TargetConfig["mode"]; from: ModeSource } {
+export function effectiveMode(config: Pick<TargetConfig, "mode" | "requireAttach" | "guestMode">, guestMode: GuestMode): { mode: TargetConfig["mode"]; from: ModeSource } {
   if (config.mode === "off" || guestMode === undefined) return { mode: config.mode, from: "config" };
+  const honoured = config.guestMode === "any" || (config.guestMode === "tighten" && guestMode === "enforce");
+  if (!honoured) return { mode: config.mode, from: guestMode === config.mode ? "config" : "ignored" };
   if (guestMode === "complain" && config.mode === "enforce" && config.requireAttach === true) {
     throw new PathError(
       "metadata/guest/mode",
@@ -191,11 +207,25 @@ export interface SyncPlan {
   warnings: Warning[];
 }
 
+/** The warning for a `<vah:mode>` request `guest_mode` does not honour. */
+export function ignoredModeWarning(config: Pick<TargetConfig, "mode" | "guestMode">, guestMode: GuestMode): Warning {
+  return {
+    path: "metadata/guest/mode",
+    reason: `the domain asks for ${guestMode} mode; not honoured (guest_mode = "${config.guestMode ?? "ignore"}"): the guest runs in ${config.mode} mode`,
+  };
+}
+
 /** Step two: what to write and load (see the second table). */
 export function planSync(built: BuiltGuest, onDisk: OnDisk, settings: SyncSettings, environment: SyncEnvironment): SyncPlan {
   const { state } = onDisk;
-  const { as } = settings;
   const warnings: Warning[] = [];
+  // Never loosen a running guest: only prepare decides that it may run in complain mode.
+  const keepEnforce = settings.policy !== "always" && settings.as === "complain" && state?.loadedAs === "enforce";
+  if (keepEnforce) {
+    warnings.push({ path: "-", reason: `the guest would now be loaded in complain mode; a running guest's mode is never loosened: it stays enforce until its next start` });
+  }
+  const as: LoadedAs = keepEnforce ? "enforce" : settings.as;
+  if (keepEnforce) settings = { ...settings, as, ...(state?.modeFrom !== undefined ? { modeFrom: state.modeFrom } : {}) };
 
   const refresh = settings.policy === "always" && needsRefresh(state, environment.now);
   const prepared = refresh ? new Date(environment.now).toISOString() : state?.prepared;

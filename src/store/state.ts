@@ -23,7 +23,7 @@ export interface GuestState {
   /** How the profile was last loaded: "enforce"/"complain", or "compile-only" when no load happened. */
   loadedAs?: "enforce" | "complain" | "compile-only";
   /** Where loadedAs came from: the config's `mode`, or the domain's `<vah:mode>` (store/plan.ts effectiveMode). */
-  modeFrom?: "config" | "metadata";
+  modeFrom?: "config" | "metadata" | "ignored";
   /**
    * The literal paths this guest's profile grants (hook/exclusive.ts): what the guest holds while
    * it runs. Absent in records written before this field existed (such a guest holds nothing
@@ -92,7 +92,7 @@ export function readState(file: string): GuestState | undefined {
   // which profile is ours, and losing that would make release keep a profile we created.
   if (v.holds !== undefined && !(Array.isArray(v.holds) && v.holds.every(isHeldPath))) delete v.holds;
   if (v.prepared !== undefined && typeof v.prepared !== "string") delete v.prepared;
-  if (v.modeFrom !== undefined && v.modeFrom !== "config" && v.modeFrom !== "metadata") delete v.modeFrom;
+  if (v.modeFrom !== undefined && v.modeFrom !== "config" && v.modeFrom !== "metadata" && v.modeFrom !== "ignored") delete v.modeFrom;
   // A grant we cannot read is dropped on its own: it is not rendered, so it grants nothing.
   if (v.grants !== undefined) {
     const grants = Array.isArray(v.grants) ? v.grants.filter(isRuntimeGrant) : [];

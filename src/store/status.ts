@@ -25,7 +25,7 @@ export interface GuestStatus {
   /** How we last loaded it ("enforce", "complain", "compile-only"), if we did. */
   loadedAs?: string;
   /** Where loadedAs came from: the config's `mode` or the domain's `<vah:mode>`; absent in older records. */
-  modeFrom?: "config" | "metadata";
+  modeFrom?: "config" | "metadata" | "ignored";
   updated: string;
 }
 

@@ -14,6 +14,12 @@ describe("parseConfig", () => {
     expect(parseConfig("# mode = \"off\"\n\n   # x\n", FILE)).toEqual(DEFAULT_CONFIG);
   });
 
+  it("guest_mode: ignore by default; ignore, tighten, any; nothing else", () => {
+    expect(parseConfig("", "c").guestMode).toBe("ignore");
+    for (const v of ["ignore", "tighten", "any"] as const) expect(parseConfig(`guest_mode = "${v}"\n`, "c").guestMode).toBe(v);
+    expect(() => parseConfig(`guest_mode = "complain"\n`, "c")).toThrow('cannot read config c: line 1: guest_mode: must be one of ignore, tighten, any, not "complain"');
+  });
+
   it("reads every attach mode, helper included", () => {
     for (const attach of ["wrapper", "seclabel", "helper", "none"] as const) {
       expect(parseConfig(`attach = "${attach}"\n`, FILE).attach).toBe(attach);
@@ -184,7 +190,7 @@ describe("the shipped install/virt-aa-hook.conf", () => {
     const keys = [...uncommented.matchAll(/^([a-z_]+) = /gm)].map((m) => m[1]).sort();
     expect(keys).toEqual(
       ["apparmor_dir", "attach", "cache_dir", "emulator_dir", "features_file", "lock_timeout", "log_file", "log_level", "mode", "no_apparmor",
-        "parser", "parser_timeout", "reconnect_failure", "require_attach", "started_check", "subdomainfs", "template"],
+        "parser", "parser_timeout", "reconnect_failure", "require_attach", "started_check", "subdomainfs", "template", "guest_mode"].sort(),
     );
   });
 

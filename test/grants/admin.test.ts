@@ -80,6 +80,21 @@ describe("grant", () => {
     expect([t.read(FILES), t.read(STATE)]).toEqual(before);
   });
 
+  it("resolves `..` after the symlink before it, as QEMU's open does (review finding #8)", () => {
+    const clean = prepare();
+    // /srv/link -> /var/lib/libvirt/images/sub: /srv/link/../new.img is images/new.img, not /srv/new.img.
+    fs.mkdirSync(t.at(`${IMG}/sub`));
+    fs.mkdirSync(t.at("/srv"), { recursive: true });
+    fs.symlinkSync(`${IMG}/sub`, t.at("/srv/link"));
+    fs.writeFileSync(t.at("/srv/new.img"), "");
+    expect(cli("grant", "vm1", "/srv/link/../new.img")).toEqual(ok(`granted ${NEW} read-write to vm1: ${NAME}: loaded new rules`));
+    expect(t.read(FILES)).toBe(`${clean}  "${NEW}" rwk,  # admin grant\n`);
+    expect(grants()).toEqual([{ path: NEW, write: true, by: "admin", source: "admin grant" }]);
+    // Revoked by either spelling.
+    expect(cli("revoke", "vm1", "/srv/link/../new.img").status).toBe(0);
+    expect(t.read(FILES)).toBe(clean);
+  });
+
   it("usage errors exit 2, an unknown or stopped guest exits 1, each with one line", () => {
     expect(cli("grant", "vm1", "images/new.img")).toEqual({ status: 2, stdout: "", stderr: "virt-aa-hook: error: cannot grant images/new.img to vm1: not an absolute path\n" });
     expect(cli("grant", "vm1").status).toBe(2);

@@ -6,7 +6,8 @@
  * Each domain holds one or two entries (random access, random tree) naming paths drawn from the
  * fake host's interesting files (test/policy/fakehost.ts: device nodes, a PCI device's sysfs
  * files, block devices, a swap file, another guest's runtime files, daemons' sockets, restricted
- * places), directories above them, libvirt's images directory, ordinary files and directories,
+ * places, another guest's NVRAM and QEMU log), directories above them (libvirt's shared NVRAM
+ * and log directories among them), libvirt's images directory, ordinary files and directories,
  * and hostile paths. The oracle, written independently of src/policy: an entry may have none of
  * the samples (no device node of any kind, no sysfs file, nothing of another guest or the host),
  * a tree never covers libvirt's images directory, and no rule of an entry lies in /dev, /sys or
@@ -34,6 +35,8 @@ const NEVER = [
   `/var/lib/libvirt/swtpm/${OTHER_UUID}/tpm2/tpm2-00.permall`, "/dev/hugepages/libvirt/qemu/3-other/qemu_back_mem.pc.ram",
   "/var/lib/dpkg/info/bash.postinst", "/run/systemd/system/x.service", "/etc/shadow", "/root/.ssh/authorized_keys", "/home/alice/.bashrc",
   "/dev/shm/pulse-shm-1",
+  // Another guest's UEFI variables and QEMU log (review findings #2, #5).
+  "/var/lib/libvirt/qemu/nvram/other_VARS.fd", "/var/log/libvirt/qemu/other.log",
 ];
 /** Created as directories, so trees over them are judged on a real directory. */
 const DIRS = ["/srv/share", "/srv/snap", `${IMAGES}/vm1-snapshots`, "/home/alice", "/srv/share/sub"];
@@ -41,7 +44,7 @@ const FILES = [`${IMAGES}/vm1.img`, `${IMAGES}/other.img`, "/srv/share/readme", 
 
 const pathArb = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...NEVER, "/dev/mapper/vg-root", "/sys/bus/pci/devices/0000:03:00.0/config") },
-  { weight: 2, arbitrary: fc.constantFrom("/dev", "/dev/input", "/dev/shm", "/run/libvirt", "/var/lib/libvirt", "/var/lib/libvirt/qemu", IMAGES, "/var", "/srv", "/home", "/", "/sys", "/proc/1") },
+  { weight: 2, arbitrary: fc.constantFrom("/dev", "/dev/input", "/dev/shm", "/run/libvirt", "/var/lib/libvirt", "/var/lib/libvirt/qemu", "/var/lib/libvirt/qemu/nvram", "/var/log/libvirt", "/var/log/libvirt/qemu", IMAGES, "/var", "/srv", "/home", "/", "/sys", "/proc/1") },
   { weight: 1, arbitrary: hostilePath },
   { weight: 14, arbitrary: fc.constantFrom(...DIRS, ...FILES, "/srv/not-yet.qcow2", `${IMAGES}/vm1-snapshots/new.qcow2`) },
 );

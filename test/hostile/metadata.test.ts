@@ -69,7 +69,12 @@ describe.skipIf(!canMknod)("<vah:allow> through the bundle (a planted host)", ()
       modeFrom: string;
       rules: Array<{ path: string; suffix: string; perms: string; source: string }>;
     };
-    expect([json.mode, json.modeFrom]).toEqual(["complain", "metadata"]);
+    // guest_mode = "ignore" (the default): the config's mode; with "any", the domain's.
+    expect([json.mode, json.modeFrom]).toEqual(["enforce", "ignored"]);
+    t.writeConfig({ ...defaultTestConfig(), guest_mode: "any" });
+    const honoured = JSON.parse(run(t, ["explain", "--json", path.join(t.root, "tmp-domain.xml")]).stdout) as { mode: string; modeFrom: string };
+    t.writeConfig(defaultTestConfig());
+    expect([honoured.mode, honoured.modeFrom]).toEqual(["complain", "metadata"]);
     expect(json.rules.filter((x) => x.source.startsWith("metadata"))).toEqual([
       { path: "/var/lib/libvirt/images/vm1-snapshots", suffix: "{,/**}", perms: "rwk", source: "metadata allow 1" },
       { path: "/srv/iso/installer.iso", suffix: "", perms: "rk", source: "metadata allow 2" },
@@ -204,8 +209,43 @@ describe("<vah:mode>: prepare loads in it, started expects it, status shows it",
     stderr: `virt-aa-hook: error: A: /proc/4242/attr/apparmor/current: QEMU (pid 4242) runs as ${JSON.stringify(label)}, not in its profile ${PROFILE} (${mode})\n`,
   });
 
-  it("complain from the metadata under mode = enforce: loaded complain, started accepts (complain) and refuses (enforce)", () => {
+  it("guest_mode = ignore (the default): complain from the metadata is a warning, the guest loads enforce, started expects enforce, status says so", () => {
     t.writeConfig({ ...defaultTestConfig(), started_check: "enforce" });
+    expect(result(callHook(t, op("A", "prepare"), xml("complain")))).toEqual({ status: 0, stderr: "" });
+    expect([record().loadedAs, record().modeFrom]).toEqual(["enforce", "ignored"]);
+    const warnings = t.read("/var/log/libvirt/virt-aa-hook.log").split("\n").filter((l) => l.includes(" warn: "));
+    expect(warnings.map((l) => l.slice(l.indexOf("warn: ")))).toEqual([
+      `warn: guest="A" op=prepare "metadata/guest/mode: the domain asks for complain mode; not honoured (guest_mode = \\"ignore\\"): the guest runs in enforce mode"`,
+    ]);
+    qemuLabel(`${PROFILE} (complain)`);
+    expect(result(callHook(t, op("A", "started"), xml("complain")))).toEqual(notInProfile(`${PROFILE} (complain)`, "enforce"));
+    qemuLabel(`${PROFILE} (enforce)`);
+    expect(result(callHook(t, op("A", "started"), xml("complain")))).toEqual({ status: 0, stderr: "" });
+    const table = run(t, ["status"]).stdout.split("\n");
+    expect(table.find((l) => l.startsWith("A "))).toMatch(/ enforce \(metadata ignored\) +pristine +ok$/);
+    // guest_mode = tighten ignores it too.
+    t.writeConfig({ ...defaultTestConfig(), guest_mode: "tighten" });
+    expect(result(callHook(t, op("A", "prepare"), xml("complain")))).toEqual({ status: 0, stderr: "" });
+    expect([record().loadedAs, record().modeFrom]).toEqual(["enforce", "ignored"]);
+  });
+
+  it("a running guest is never loosened: complain set on the live XML changes nothing at start or reconnect; the next prepare applies it", () => {
+    t.writeConfig({ ...defaultTestConfig(), guest_mode: "any" });
+    expect(result(callHook(t, op("A", "prepare"), xml()))).toEqual({ status: 0, stderr: "" });
+    expect([record().loadedAs, record().modeFrom]).toEqual(["enforce", "config"]);
+    qemuLabel(`${PROFILE} (enforce)`);
+    for (const operation of ["start", "reconnect"]) {
+      expect(result(callHook(t, op("A", operation), xml("complain"))), operation).toEqual({ status: 0, stderr: "" });
+      expect([record().loadedAs, record().modeFrom], operation).toEqual(["enforce", "config"]);
+    }
+    expect(t.read("/var/log/libvirt/virt-aa-hook.log")).toContain("a running guest's mode is never loosened: it stays enforce until its next start");
+    // Control: the next prepare (a new start) applies it.
+    expect(result(callHook(t, op("A", "prepare"), xml("complain")))).toEqual({ status: 0, stderr: "" });
+    expect([record().loadedAs, record().modeFrom]).toEqual(["complain", "metadata"]);
+  });
+
+  it("guest_mode = any: complain from the metadata under mode = enforce: loaded complain, started accepts (complain) and refuses (enforce)", () => {
+    t.writeConfig({ ...defaultTestConfig(), started_check: "enforce", guest_mode: "any" });
     expect(result(callHook(t, op("A", "prepare"), xml("complain")))).toEqual({ status: 0, stderr: "" });
     expect([record().loadedAs, record().modeFrom]).toEqual(["complain", "metadata"]);
     qemuLabel(`${PROFILE} (complain)`);
@@ -224,8 +264,8 @@ describe("<vah:mode>: prepare loads in it, started expects it, status shows it",
     expect(result(callHook(t, op("A", "started"), xml()))).toEqual(notInProfile(`${PROFILE} (complain)`, "enforce"));
   });
 
-  it("enforce from the metadata under mode = complain: loaded enforce; the mode change reloads an unchanged guest", () => {
-    t.writeConfig({ ...defaultTestConfig(), mode: "complain", started_check: "enforce" });
+  it("guest_mode = tighten: enforce from the metadata under mode = complain: loaded enforce; the mode change reloads an unchanged guest", () => {
+    t.writeConfig({ ...defaultTestConfig(), mode: "complain", started_check: "enforce", guest_mode: "tighten" });
     expect(result(callHook(t, op("A", "prepare"), xml()))).toEqual({ status: 0, stderr: "" });
     expect([record().loadedAs, record().modeFrom]).toEqual(["complain", "config"]);
     expect(result(callHook(t, op("A", "prepare"), xml("enforce")))).toEqual({ status: 0, stderr: "" });
@@ -234,8 +274,8 @@ describe("<vah:mode>: prepare loads in it, started expects it, status shows it",
     expect(result(callHook(t, op("A", "started"), xml("enforce")))).toEqual({ status: 0, stderr: "" });
   });
 
-  it("require_attach = yes refuses the domain's complain at prepare and in explain, writing nothing; enforce passes (control)", () => {
-    t.writeConfig({ ...defaultTestConfig(), require_attach: "yes" });
+  it("guest_mode = any with require_attach = yes refuses the domain's complain at prepare and in explain, writing nothing; enforce passes (control)", () => {
+    t.writeConfig({ ...defaultTestConfig(), require_attach: "yes", guest_mode: "any" });
     const line = `virt-aa-hook: error: A: metadata/guest/mode: the domain asks for complain mode, but require_attach = "yes" requires every guest confined; remove <mode> from the domain's metadata (virsh metadata) or set require_attach = "no"\n`;
     expect(result(callHook(t, op("A", "prepare"), xml("complain")))).toEqual({ status: 1, stderr: line });
     expect(t.exists(`/etc/apparmor.d/libvirt/libvirt-${UUID_A}.files`)).toBe(false);
@@ -245,9 +285,10 @@ describe("<vah:mode>: prepare loads in it, started expects it, status shows it",
   });
 
   it("status shows the mode and what set it", () => {
+    t.writeConfig({ ...defaultTestConfig(), guest_mode: "any" });
     expect(result(callHook(t, op("A", "prepare"), xml("complain")))).toEqual({ status: 0, stderr: "" });
     const table = run(t, ["status"]).stdout.split("\n");
-    expect(table[0]).toMatch(/ AS +PROFILE FILE/);
+    expect(table.find((l) => / AS +PROFILE FILE/.test(l))).toBeDefined();
     expect(table.find((l) => l.startsWith("A "))).toMatch(/ complain \(metadata\) +pristine +ok$/);
   });
 });

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readState } from "../../src/store/state.js";
-import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
+import { defaultTestConfig, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callBundle, domainXml, installHook, tree, UUID } from "../lifecycle/harness.js";
 
 const REPO = path.resolve(new URL("../..", import.meta.url).pathname);
@@ -83,6 +83,26 @@ describe("network hook: port-created / port-deleted", () => {
     expect(net("port-deleted", hookData())).toEqual(ok);
     expect(t.read(FILES)).toBe(clean);
     expect(grants()).toBeUndefined();
+  });
+
+  it("reloads in the guest's recorded mode, not the config's (review finding #4)", () => {
+    // vm1 prepared in enforce; the config now says complain: the port change keeps enforce.
+    prepare();
+    expect(readState(t.at(STATE))?.loadedAs).toBe("enforce");
+    const conf = t.read("/etc/libvirt/virt-aa-hook.conf");
+    t.writeConfig({ ...defaultTestConfig(), mode: "complain" });
+    expect(net("port-created", hookData())).toEqual(ok);
+    expect(t.read(FILES)).toContain("/dev/vhost-net");
+    expect(readState(t.at(STATE))?.loadedAs).toBe("enforce");
+    // Control: a guest prepared in complain stays complain under an enforce config.
+    fs.writeFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), conf);
+    expect(net("port-deleted", hookData())).toEqual(ok);
+    t.writeConfig({ ...defaultTestConfig(), mode: "complain" });
+    prepare();
+    expect(readState(t.at(STATE))?.loadedAs).toBe("complain");
+    fs.writeFileSync(t.at("/etc/libvirt/virt-aa-hook.conf"), conf);
+    expect(net("port-created", hookData())).toEqual(ok);
+    expect(readState(t.at(STATE))?.loadedAs).toBe("complain");
   });
 
   it("adds nothing when the XML's virtio NIC already has vhost-net", () => {

@@ -12,7 +12,9 @@ import { canMknod, plantHost } from "./fakehost.js";
 
 const layout = new Layout("/");
 /** vm1, id 7: short name 7-vm1. */
-const own = runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout);
+const vm1 = baseDomain({ name: "vm1", id: 7 });
+vm1.os.nvram = { path: "/var/lib/libvirt/qemu/nvram/vm1_VARS.fd" };
+const own = runtimeOwnership(vm1, layout);
 const input: PolicyInput = { ownership: own, host: { hugetlbfsMounts: ["/dev/hugepages"] }, layout };
 const missing: PathFacts = { type: "missing", swap: false, blockUse: [] };
 
@@ -149,6 +151,8 @@ describe("libvirt-managed runtime paths: only this guest's own", () => {
     ["/var/log/swtpm/libvirt/qemu/vm1-swtpm.log", ""],
     ["/dev/hugepages/libvirt/qemu/7-vm1", "{,/**}"],
     ["/var/lib/libvirt/qemu/nvram/vm1_VARS.fd", ""],
+    ["/var/log/libvirt/qemu/vm1.log", ""],
+    ["/var/log/libvirt/qemu/vm1-serial0.log", ""],
   ] as const)("grants %s%s", (p, suffix) => {
     expect(judge(r(p, "runtime", { suffix }))).toBeUndefined();
   });
@@ -167,6 +171,19 @@ describe("libvirt-managed runtime paths: only this guest's own", () => {
     ["/var/log/swtpm/libvirt/qemu/other-swtpm.log", "", "/var/log/swtpm/libvirt/qemu"],
     ["/dev/hugepages/libvirt/qemu/3-other", "{,/**}", "/dev/hugepages"],
     ["/dev/hugepages/rtemap_0", "", "/dev/hugepages"],
+    // NVRAM: only the file this guest's XML names, never the shared directory (review finding #2).
+    ["/var/lib/libvirt/qemu/nvram/other_VARS.fd", "", "/var/lib/libvirt/qemu"],
+    ["/var/lib/libvirt/qemu/nvram/vm1_VARS.fd.bak", "", "/var/lib/libvirt/qemu"],
+    ["/var/lib/libvirt/qemu/nvram", "{,/**}", "/var/lib/libvirt/qemu"],
+    ["/var/lib/libvirt/qemu/nvram/sub", "{,/**}", "/var/lib/libvirt/qemu"],
+    ["/var/lib/libvirt/qemu", "{,/**}", "/var/lib/libvirt/qemu"],
+    // libvirt's logs: only this guest's own (review finding #5).
+    ["/var/log/libvirt/qemu/other.log", "", "/var/log/libvirt"],
+    ["/var/log/libvirt/qemu/vm10.log", "", "/var/log/libvirt"],
+    ["/var/log/libvirt/qemu/vm1-x/deeper.log", "", "/var/log/libvirt"],
+    ["/var/log/libvirt/libvirtd.log", "", "/var/log/libvirt"],
+    ["/var/log/libvirt/qemu", "{,/**}", "/var/log/libvirt"],
+    ["/var/log/libvirt/qemu/vm1-dir", "{,/**}", "/var/log/libvirt"],
   ] as const)("refuses %s%s", (p, suffix, root) => {
     const why = judge(r(p, "chardev-socket", { suffix }));
     if (suffix === "") {
@@ -174,6 +191,19 @@ describe("libvirt-managed runtime paths: only this guest's own", () => {
     } else {
       expect(why).toBe(`el: recursive access would include ${root}, libvirt's runtime state for other guests and for itself; share a directory of its own instead`);
     }
+  });
+
+  it("trees above the NVRAM and log directories are refused too (by the first thing they would reach)", () => {
+    expect(judge(r("/var/lib/libvirt", "metadata", { suffix: "{,/**}" }), { ...missing, type: "dir" })).toContain("el: recursive access would include ");
+    expect(judge(r("/var/log", "filesystem", { suffix: "{,/**}" }), { ...missing, type: "dir" })).toContain("el: recursive access would include ");
+    // Control: a tree of the guest's own elsewhere.
+    expect(judge(r("/srv/vm1", "metadata", { suffix: "{,/**}" }), { ...missing, type: "dir" })).toBeUndefined();
+  });
+
+  it("a guest whose XML names no NVRAM owns none: its old default file is another guest's too", () => {
+    const noNvram: PolicyInput = { ...input, ownership: runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout) };
+    expect(judge(r("/var/lib/libvirt/qemu/nvram/vm1_VARS.fd", "chardev-file"), missing, noNvram)).toContain("/var/lib/libvirt/qemu holds libvirt's runtime state");
+    expect(judge(r("/var/lib/libvirt/qemu/nvram/vm1_VARS.fd", "chardev-file"), missing, input)).toBeUndefined();
   });
 
   it("without an id (stopped/release XML) or without ownership (the pre-read check) nothing id-based is the guest's", () => {

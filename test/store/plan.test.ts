@@ -87,25 +87,38 @@ describe("planTarget: where the profile goes", () => {
     expect(planTarget({ mode, noApparmor }, { canLoad })).toEqual(target);
   });
 
-  // The domain's <vah:mode> (docs/metadata.md): [config mode, require_attach, guest mode, target].
-  const guestRows: Array<[TargetConfig["mode"], boolean, "enforce" | "complain" | undefined, Target]> = [
-    ["enforce", false, "complain", { kind: "profile", as: "complain", modeFrom: "metadata" }],
-    ["enforce", false, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
-    ["enforce", false, undefined, { kind: "profile", as: "enforce", modeFrom: "config" }],
-    ["complain", false, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
-    ["complain", true, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
-    ["complain", true, "complain", { kind: "profile", as: "complain", modeFrom: "metadata" }],
-    ["enforce", true, "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+  // The domain's <vah:mode> (docs/metadata.md): [config mode, require_attach, guest_mode, guest mode, target].
+  type GM = "ignore" | "tighten" | "any" | undefined;
+  const guestRows: Array<[TargetConfig["mode"], boolean, GM, "enforce" | "complain" | undefined, Target]> = [
+    // guest_mode = "ignore" (the default, also when absent): the domain's request changes nothing (review finding #3).
+    ["enforce", false, undefined, "complain", { kind: "profile", as: "enforce", modeFrom: "ignored" }],
+    ["enforce", false, "ignore", "complain", { kind: "profile", as: "enforce", modeFrom: "ignored" }],
+    ["enforce", true, "ignore", "complain", { kind: "profile", as: "enforce", modeFrom: "ignored" }],
+    ["enforce", false, "ignore", "enforce", { kind: "profile", as: "enforce", modeFrom: "config" }],
+    ["complain", false, "ignore", "enforce", { kind: "profile", as: "complain", modeFrom: "ignored" }],
+    // "tighten": only enforce.
+    ["enforce", false, "tighten", "complain", { kind: "profile", as: "enforce", modeFrom: "ignored" }],
+    ["complain", false, "tighten", "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["complain", false, "tighten", "complain", { kind: "profile", as: "complain", modeFrom: "config" }],
+    ["enforce", false, "tighten", "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    // "any": both.
+    ["enforce", false, "any", "complain", { kind: "profile", as: "complain", modeFrom: "metadata" }],
+    ["enforce", false, "any", "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["enforce", false, "any", undefined, { kind: "profile", as: "enforce", modeFrom: "config" }],
+    ["complain", false, "any", "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["complain", true, "any", "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
+    ["complain", true, "any", "complain", { kind: "profile", as: "complain", modeFrom: "metadata" }],
+    ["enforce", true, "any", "enforce", { kind: "profile", as: "enforce", modeFrom: "metadata" }],
     // mode = "off" wins: the hook does nothing (run.ts), so nothing the domain says counts.
-    ["off", false, "complain", { kind: "profile", as: "enforce", modeFrom: "config" }],
+    ["off", false, "any", "complain", { kind: "profile", as: "enforce", modeFrom: "config" }],
   ];
-  it.each(guestRows)("config mode %s, require_attach %s, the domain's <mode> %s", (mode, requireAttach, guestMode, target) => {
-    expect(planTarget({ mode, noApparmor: "fail", requireAttach }, { canLoad: true }, guestMode)).toEqual(target);
+  it.each(guestRows)("config mode %s, require_attach %s, guest_mode %s, the domain's <mode> %s", (mode, requireAttach, guestMode, domainMode, target) => {
+    expect(planTarget({ mode, noApparmor: "fail", requireAttach, ...(guestMode ? { guestMode } : {}) }, { canLoad: true }, domainMode)).toEqual(target);
   });
 
-  it("refuses the domain's complain under mode = enforce with require_attach = yes, even without AppArmor", () => {
+  it("under guest_mode = any, refuses the domain's complain under mode = enforce with require_attach = yes, even without AppArmor", () => {
     for (const canLoad of [true, false]) {
-      expect(() => planTarget({ mode: "enforce", noApparmor: "compile-only", requireAttach: true }, { canLoad }, "complain")).toThrow(
+      expect(() => planTarget({ mode: "enforce", noApparmor: "compile-only", requireAttach: true, guestMode: "any" }, { canLoad }, "complain")).toThrow(
           'metadata/guest/mode: the domain asks for complain mode, but require_attach = "yes" requires every guest confined; remove <mode> from the domain\'s metadata (virsh metadata) or set require_attach = "no"',
       );
     }
@@ -161,7 +174,8 @@ describe("planSync: what is written and loaded", () => {
     // reconnect: what changed, or what the kernel lacks.
     ["reconnect, new rules", { as: "enforce", policy: "if-not-loaded", files: "changed", profile: "present", recorded: "enforce", kernel: "enforce", write: "files", parser: "load", skipReadCache: true, summary: "loaded new rules", next: "enforce" }],
     ["reconnect, profile removed", { as: "enforce", policy: "if-not-loaded", files: "same", profile: "missing", recorded: "enforce", kernel: "enforce", write: "files+profile", parser: "load", skipReadCache: true, summary: "loaded unchanged rules, created profile", next: undefined }],
-    ["reconnect, mode changed", { as: "complain", policy: "if-not-loaded", files: "same", profile: "present", recorded: "enforce", kernel: "enforce", write: "none", parser: "load", skipReadCache: true, summary: "reloaded as complain", next: "complain" }],
+    // (A change to complain is never applied after prepare: "a loosened mode is applied at prepare only" below.)
+    ["reconnect, mode changed to enforce", { as: "enforce", policy: "if-not-loaded", files: "same", profile: "present", recorded: "complain", kernel: "complain", write: "none", parser: "load", skipReadCache: true, summary: "reloaded as enforce", next: "enforce" }],
     ["reconnect, not loaded", { as: "enforce", policy: "if-not-loaded", files: "same", profile: "present", recorded: "enforce", kernel: null, write: "none", parser: "load", skipReadCache: false, summary: "loaded unchanged rules", next: undefined }],
     ["reconnect, kernel cannot say", { as: "enforce", policy: "if-not-loaded", files: "same", profile: "present", recorded: "enforce", kernel: undefined, write: "none", parser: "load", skipReadCache: false, summary: "loaded unchanged rules", next: undefined }],
     ["reconnect, loaded in another mode", { as: "enforce", policy: "if-not-loaded", files: "same", profile: "present", recorded: "enforce", kernel: "complain", write: "none", parser: "load", skipReadCache: false, summary: "loaded unchanged rules", next: undefined }],
@@ -301,9 +315,22 @@ describe("planSync: where the mode came from (the domain's <vah:mode> or the con
     const p = plan("if-changed", record({ modeFrom: "config" }), "enforce", "metadata");
     expect([p.parser, p.next]).toEqual(["none", undefined]);
   });
-  it("a changed mode at start reloads, recorded with its source", () => {
-    const p = plan("if-changed", record({ modeFrom: "config" }), "complain", "metadata");
-    expect([p.parser, p.summary, p.complain, p.next?.loadedAs, p.next?.modeFrom]).toEqual(["load", "reloaded as complain", true, "complain", "metadata"]);
+  it("a tightened mode at start reloads, recorded with its source", () => {
+    const p = plan("if-changed", record({ modeFrom: "config", loadedAs: "complain" }), "enforce", "metadata");
+    expect([p.parser, p.summary, p.complain, p.next?.loadedAs, p.next?.modeFrom]).toEqual(["load", "reloaded as enforce", false, "enforce", "metadata"]);
+  });
+  it("a loosened mode is applied at prepare only: start, reconnect keep enforce with a warning", () => {
+    for (const policy of ["if-changed", "if-not-loaded"] as const) {
+      const p = plan(policy, record({ modeFrom: "config", loadedAs: "enforce" }), "complain", "metadata");
+      expect([p.parser, p.complain, p.next], policy).toEqual(["none", false, undefined]);
+      expect(p.warnings.map((w) => w.reason)).toEqual(["the guest would now be loaded in complain mode; a running guest's mode is never loosened: it stays enforce until its next start"]);
+    }
+    // With changed rules it loads them, still enforce, and the record keeps where enforce came from.
+    const changed = planSync(built({ filesText: NEW_FILES }), onDisk({ state: record({ modeFrom: "config", loadedAs: "enforce" }) }), { policy: "if-changed", as: "complain", modeFrom: "metadata" }, { now: NOW, loadedMode: "enforce" });
+    expect([changed.parser, changed.complain, changed.next?.loadedAs, changed.next?.modeFrom]).toEqual(["load", false, "enforce", "config"]);
+    // Control: prepare loosens.
+    const prepare = plan("always", record({ modeFrom: "config", loadedAs: "enforce" }), "complain", "metadata");
+    expect([prepare.parser, prepare.complain, prepare.next?.loadedAs, prepare.warnings]).toEqual(["load", true, "complain", []]);
   });
 });
 

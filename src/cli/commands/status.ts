@@ -46,7 +46,7 @@ export function formatStatusRows(rows: StatusRow[]): string {
     r.profile ?? "-",
     r.loaded ?? "-",
     // The mode we loaded it in, and what set it: "complain (metadata)", "enforce (config)".
-    r.loadedAs === undefined ? "-" : r.modeFrom === undefined ? r.loadedAs : `${r.loadedAs} (${r.modeFrom})`,
+    r.loadedAs === undefined ? "-" : r.modeFrom === undefined ? r.loadedAs : `${r.loadedAs} (${r.modeFrom === "ignored" ? "metadata ignored" : r.modeFrom})`,
     r.profileOrigin ?? "-",
     r.profile === undefined ? "-" : r.filesExists ? (r.filesModified ? "modified" : "ok") : "missing",
   ]);
