@@ -81,8 +81,8 @@ export async function regenerate(ctx: HookContext, args: HelperArgs, xml: Buffer
 
 async function dropAfterRefusal(ctx: HookContext, uuid: string, drop: (g: RuntimeGrant) => boolean): Promise<void> {
   try {
-    const { changePortGrants } = await import("../network/apply.js");
-    const r = await changePortGrants(ctx, uuid, { drop });
+    const { changeGrantsWithoutXml } = await import("../network/apply.js");
+    const r = await changeGrantsWithoutXml(ctx, uuid, { drop });
     if ("done" in r) ctx.warnings.push({ path: "-", reason: `regeneration refused; libvirt's -F grants dropped anyway: ${r.done}`, level: "info" });
   } catch (e) {
     ctx.warnings.push({ path: "-", reason: `regeneration refused, and libvirt's -F grants could not be dropped: ${e instanceof Error ? e.message : String(e)}` });

@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { detectEnvironment, Parser, removeCacheEntries } from "../apparmor/index.js";
+import { detectEnvironment, Parser, removeCacheEntries, type ApparmorEnvironment } from "../apparmor/index.js";
 import { PathError } from "../errors.js";
 import { parseDomain } from "../domain/index.js";
 import type { RuntimeGrant } from "../ir.js";
@@ -95,11 +95,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
   if (target.kind === "skip") return done("skipped: AppArmor is not enabled");
 
   const parser = new Parser(layout.parser, env, config.parserTimeout * 1000);
-  const compiler: ProfileCompiler = {
-    validate: (profile, opts) => parser.validate(profile, paths.profileName, opts),
-    load: (profile, opts) => parser.load(profile, paths.profileName, opts),
-    removeCacheEntries: () => void removeCacheEntries(env.cacheDir, paths.profileName),
-  };
+  const compiler = profileCompiler(parser, env, paths.profileName);
 
   fs.mkdirSync(paths.profilesDir, { recursive: true, mode: 0o755 });
   return withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async (lock) => {
@@ -155,4 +151,13 @@ function createProfileText(ctx: HookContext, paths: GuestPaths): string {
   } catch (err) {
     throw new PathError(template, `cannot create ${paths.hostProfile} from the template: ${(err as Error).message}`);
   }
+}
+
+/** The parser as the store's applier uses it for one guest's profile (store/apply.ts). */
+export function profileCompiler(parser: Parser, env: ApparmorEnvironment, profileName: string): ProfileCompiler {
+  return {
+    validate: (profile, opts) => parser.validate(profile, profileName, opts),
+    load: (profile, opts) => parser.load(profile, profileName, opts),
+    removeCacheEntries: () => void removeCacheEntries(env.cacheDir, profileName),
+  };
 }

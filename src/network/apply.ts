@@ -10,28 +10,31 @@
  *   the `.files` (a line a later full sync merged with an XML rule stays until the next full sync,
  *   which renders from the XML and the record, where the grant is gone).
  *
+ * The helper's refused regeneration (src/helper/operations.ts) uses the same edit with `drop` to take
+ * libvirt's `-F` grants out when it has no XML it may build from.
+ *
  * Then the same planner and applier as every sync (store/plan.ts, store/apply.ts): staged
  * compile, load, atomic commit and record, under the guest's lock. A network grant names a
  * character device, which no guest holds exclusively (hook/exclusive.ts), so the record's held
  * paths stay as they are and nothing new is claimed.
  */
 import fs from "node:fs";
-import { detectEnvironment, Parser, removeCacheEntries } from "../apparmor/index.js";
+import { detectEnvironment, Parser } from "../apparmor/index.js";
 import type { HookContext } from "../hook/context.js";
-import { applyGrantChange, type GrantChange } from "../hook/sync.js";
+import { applyGrantChange, profileCompiler, type GrantChange } from "../hook/sync.js";
 import { HostFs } from "../hostfs.js";
 import { noRuntimeOwnership, type RuntimeGrant } from "../ir.js";
 import { grantRules } from "../pipeline.js";
 import { applyPolicy } from "../policy/index.js";
 import { renderRule } from "../render/files.js";
 import { parseGranted, permsFor } from "../render/granted.js";
-import { applySync, readOnDisk, recoverInterrupted, type ProfileCompiler } from "../store/apply.js";
+import { applySync, readOnDisk, recoverInterrupted } from "../store/apply.js";
 import { guestPaths, hostLockPath } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
 import { planSync, planTarget } from "../store/plan.js";
 
-/** What a port change did (for the log), or why nothing was done. */
-export type PortOutcome = { done: string } | { nothing: string };
+/** What a grant edit did (for the log), or why nothing was done. */
+export type GrantEditOutcome = { done: string } | { nothing: string };
 
 /** The rule line the network hook appends for `g` (policy-checked first). */
 function grantLine(ctx: HookContext, g: RuntimeGrant): string {
@@ -40,15 +43,16 @@ function grantLine(ctx: HookContext, g: RuntimeGrant): string {
 }
 
 /**
- * Change guest `uuid`'s network grants: `add` (only those its `.files` does not grant already) or
- * drop the grants of `dropPort`. Nothing happens for a guest without a record of ours or a
- * `.files`, or with mode off / AppArmor off and no_apparmor = skip or fail.
+ * Change guest `uuid`'s grants without its XML: `add` (only those its `.files` does not grant
+ * already), or drop the grants of `dropPort` (or those `drop` matches). Nothing happens for a
+ * guest without a record of ours or a `.files`, or with mode off / AppArmor off and no_apparmor =
+ * skip or fail.
  */
-export async function changePortGrants(
+export async function changeGrantsWithoutXml(
   ctx: HookContext,
   uuid: string,
   change: { add?: RuntimeGrant[]; dropPort?: string; drop?: (g: RuntimeGrant) => boolean },
-): Promise<PortOutcome> {
+): Promise<GrantEditOutcome> {
   const { layout, config } = ctx;
   if (config.mode === "off") return { nothing: "mode off" };
   const paths = guestPaths(layout, uuid);
@@ -57,11 +61,7 @@ export async function changePortGrants(
   const target = planTarget(config, { canLoad: env.target !== undefined });
   if (target.kind !== "profile") return { nothing: "AppArmor is not enabled" };
   const parser = new Parser(layout.parser, env, config.parserTimeout * 1000);
-  const compiler: ProfileCompiler = {
-    validate: (profile, opts) => parser.validate(profile, paths.profileName, opts),
-    load: (profile, opts) => parser.load(profile, paths.profileName, opts),
-    removeCacheEntries: () => void removeCacheEntries(env.cacheDir, paths.profileName),
-  };
+  const compiler = profileCompiler(parser, env, paths.profileName);
 
   return withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async (lock) => {
     recoverInterrupted(paths, compiler, ctx.warnings);

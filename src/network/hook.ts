@@ -30,7 +30,7 @@ import { HookLog } from "../hook/log.js";
 import { readStdin } from "../hook/stdin.js";
 import type { RuntimeGrant } from "../ir.js";
 import { Layout } from "../layout.js";
-import { changePortGrants } from "./apply.js";
+import { changeGrantsWithoutXml } from "./apply.js";
 import { readPort } from "./port.js";
 
 /** The hook data is a network and a port definition: a few KiB. */
@@ -66,10 +66,10 @@ export async function runNetworkHook(inv: HookInvocation): Promise<number> {
       const ctx: HookContext = { layout, config, guest: who, op, warnings };
       let outcome;
       if (op === "port-deleted") {
-        outcome = await changePortGrants(ctx, port.owner, { dropPort: port.port });
+        outcome = await changeGrantsWithoutXml(ctx, port.owner, { dropPort: port.port });
       } else if (port.plug !== undefined && VHOST_PLUGS.has(port.plug)) {
         const grant: RuntimeGrant = { path: VHOST_NET, write: true, by: "network", source: `network port ${port.port}`, port: port.port };
-        outcome = await changePortGrants(ctx, port.owner, { add: [grant] });
+        outcome = await changeGrantsWithoutXml(ctx, port.owner, { add: [grant] });
       } else {
         outcome = { nothing: `plug ${port.plug ?? "none"}: nothing a port of that kind needs is known here` };
       }
