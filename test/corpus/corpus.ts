@@ -253,3 +253,35 @@ export function covers(ours: readonly OurRule[], l: string): boolean {
   if (/[*?[\]{}]/.test(l)) return false;
   return grantsLiteral(ours, l);
 }
+
+// ---- verdicts (pure, so harness.test.ts can show they fail) --------------------------------------
+
+/** What is wrong with `out` against the entry; [] when it is what the manifest says. */
+export function outcomeProblems(e: Expectation, out: Outcome): string[] {
+  const flip = e.pending ? ` [pending "${e.pending}": if the helper's work changed this, review the new outcome and flip the entry (docs/corpus.md)]` : "";
+  if (out.outcome !== e.outcome) {
+    return [`expected ${e.outcome}, got ${out.outcome === "refused" ? `refused: ${out.error}` : "ok"}${flip}`];
+  }
+  if (out.outcome === "refused" && out.error !== e.error) return [`refused with "${out.error}", expected "${e.error}"${flip}`];
+  if (out.outcome === "ok" && e.rules !== undefined) {
+    const added = out.rules.filter((r) => !e.rules!.includes(r));
+    const gone = e.rules.filter((r) => !out.rules.includes(r));
+    if (added.length || gone.length) return [`rules differ: new ${JSON.stringify(added)}, gone ${JSON.stringify(gone)}${flip}`];
+    if (out.rules.join("\n") !== e.rules.join("\n")) return [`rules in another order${flip}`];
+  }
+  return [];
+}
+
+/**
+ * libvirt's rules ours does not cover against the entry's `libvirtOnly`: exact both ways, except
+ * that a "(host-dependent)" one may be absent (libvirt's helper adds it only on some hosts).
+ */
+export function oracleProblems(e: Expectation, uncovered: readonly string[]): string[] {
+  const listed = e.libvirtOnly ?? {};
+  const problems: string[] = [];
+  for (const p of uncovered) if (!(p in listed)) problems.push(`libvirt grants ${p}, ours does not: grant it, or list it in libvirtOnly with the reason`);
+  for (const [p, why] of Object.entries(listed)) {
+    if (!uncovered.includes(p) && !why.startsWith("(host-dependent)")) problems.push(`libvirtOnly lists ${p}, but ours covers it now (or libvirt no longer grants it): drop it${why.startsWith("pending") ? " and flip the pending entry" : ""}`);
+  }
+  return problems;
+}
