@@ -11,6 +11,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compileProfile, FEATURES, PARSER } from "../helpers/apparmor.js";
 import {
   CORPUS_DIR,
   corpusFiles,
@@ -85,6 +86,17 @@ describe("our generator over the corpus", () => {
     const out = outcomeOf(file); // a crash (anything but a refusal) throws here and fails the test
     if (UPDATE) return;
     expect(outcomeProblems(e, out)).toEqual([]);
+  });
+
+  // Runs after the per-file tests (vitest runs a file's tests in order), so every outcome is built.
+  it.skipIf(!fs.existsSync(PARSER) || !fs.existsSync(FEATURES))("every accepted guest's .files compiles with the real apparmor_parser", async () => {
+    const accepted = files.filter((f) => outcomes.get(f)?.outcome === "ok");
+    expect(accepted.length).toBe(files.filter((f) => manifest[f]!.outcome === "ok").length);
+    // One parser run for all of them: one profile per guest.
+    const text = accepted.map((f, i) => `profile corpus-${i} {\n${(outcomes.get(f) as { rules: string[] }).rules.join("\n")}\n}\n`).join("");
+    const result = await compileProfile(text);
+    expect(result.stderr).toBe("");
+    expect(result.ok).toBe(true);
   });
 });
 

@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { compileProfile, FEATURES, PARSER } from "../helpers/apparmor.js";
 import { covers, generate, libvirtHelper, oracleProblems, outcomeProblems, parseLibvirtRules, tempParent, type Expectation, type OurRule } from "./corpus.js";
 
 const ok: Expectation = { kind: "k", outcome: "ok", rules: ['  "/a" rw,  # disk vda'] };
@@ -96,6 +97,12 @@ describe("the rest of the harness", () => {
       outcome: "refused",
       error: "virt-aa-hook: error: g: /etc/shadow: disk vda: restricted location /etc is never granted to guests",
     });
+  });
+
+  it.skipIf(!fs.existsSync(PARSER) || !fs.existsSync(FEATURES))("the compile check can fail: a broken rule line in one of the profiles", async () => {
+    const good = 'profile corpus-0 {\n  "/a" rw,  # disk vda\n}\n';
+    expect((await compileProfile(good)).ok).toBe(true);
+    expect((await compileProfile(good + 'profile corpus-1 {\n  "/b{" rw,\n}\n')).ok).toBe(false);
   });
 
   it("reads libvirt's dry-run lines and nothing else", () => {
