@@ -130,7 +130,9 @@ function runtimeRules(name: string): { re: RegExp; why: string; instance?: strin
 const oracleRuns: Promise<void> = (async () => {
   if (helper === undefined) return;
   const t0 = performance.now();
-  const queue = [...files];
+  // A guest the manifest says ours refuses is not compared: no dry run for it (unless its
+  // oracleSkip is to be checked); the test runs one itself if ours accepts it after all.
+  const queue = files.filter((f) => manifest[f]!.outcome === "ok" || manifest[f]!.oracleSkip !== undefined);
   const worker = async (): Promise<void> => {
     for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
       const xml = readDomain(file);
@@ -159,16 +161,19 @@ describe.skipIf(helper === undefined)("libvirt 9.0's virt-aa-helper as the oracl
   afterAll(() => {
     if (stats.libvirtRules > 0) {
       console.log(
-        `corpus oracle (${files.length} dry runs of ${helper} in ${Math.round(oracleMs)} ms): libvirt 9.0 granted ${stats.libvirtRules} rules over the compared entries: ${stats.covered} covered by ours, ` +
+        `corpus oracle (${libvirt.size} dry runs of ${helper} in ${Math.round(oracleMs)} ms): libvirt 9.0 granted ${stats.libvirtRules} rules over the compared entries: ${stats.covered} covered by ours, ` +
           `${stats.runtime} its per-guest runtime patterns, ${stats.libvirtOnly} listed as not granted on purpose or pending; ` +
           `ours granted ${stats.oursOnly} rules libvirt does not`,
       );
     }
   });
 
-  it.each(files)("%s", (file) => {
+  it.each(files)("%s", async (file) => {
     const e = manifest[file]!;
-    const lv = libvirt.get(file)!;
+    const ours = outcomeOf(file);
+    if (ours.outcome !== "ok" && e.oracleSkip === undefined) return; // a refused guest gets no rules to compare (its `why` or `pending` says why)
+    const xml = readDomain(file);
+    const lv = libvirt.get(file) ?? (await runLibvirt(helper!, xml, /<uuid>([^<]*)<\/uuid>/.exec(xml)?.[1] ?? ""));
     if (e.oracleSkip !== undefined) {
       // The skip says libvirt 9.0 does not take this XML: it must still not.
       expect(lv.ok, `oracleSkip "${e.oracleSkip}" but libvirt's helper now takes the XML`).toBe(false);
@@ -176,9 +181,8 @@ describe.skipIf(helper === undefined)("libvirt 9.0's virt-aa-helper as the oracl
     }
     expect(lv.ok ? "ok" : lv.error, "libvirt's helper refused the XML: add oracleSkip with the reason").toBe("ok");
     if (!lv.ok) return;
-    const ours = outcomeOf(file);
-    if (ours.outcome !== "ok") return; // a refused guest gets no rules to compare (its `why` or `pending` says why)
-    const name = /<name>([^<]*)<\/name>/.exec(readDomain(file))?.[1] ?? "";
+    if (ours.outcome !== "ok") return;
+    const name = /<name>([^<]*)<\/name>/.exec(xml)?.[1] ?? "";
     const runtime = runtimeRules(name);
     const uncovered: string[] = [];
     for (const r of lv.rules) {

@@ -21,6 +21,9 @@ import { qcow2Header } from "../images/helpers.js";
 import { fakePciDevice, fakeUsbDevice, link, mkdir } from "../rules/hosttree.js";
 import { writeHostFile } from "../rules/fixtures.js";
 
+/** The qcow2 header extension that names an external data file (QEMU docs/interop/qcow2.txt). */
+const QCOW2_DATA_FILE = 0x44415441;
+
 export const CORPUS_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const DOMAINS_DIR = path.join(CORPUS_DIR, "domains");
 const POOLS_DIR = path.join(CORPUS_DIR, "pools");
@@ -34,8 +37,12 @@ export interface HostSpec {
   dirs?: string[];
   /** Symlinks: path → target, kept verbatim (relative targets resolve inside the root). */
   links?: Record<string, string>;
-  /** qcow2 images: path → backing file name in the header (null: no backing file). */
-  qcow2?: Record<string, string | null>;
+  /**
+   * qcow2 images: path → backing file name in the header (null: no backing file), or
+   * `{ backing?, dataFile? }` for an image with an external data file (incompatible bit 2 and the
+   * data-file header extension, as `qemu-img create -o data_file=` writes them).
+   */
+  qcow2?: Record<string, string | null | { backing?: string; dataFile?: string }>;
   /** VFIO-bound PCI devices: address → IOMMU group (test/rules/hosttree.ts fakePciDevice). */
   pci?: Record<string, number>;
   /** USB devices in sysfs: name (e.g. "1-2") → ids (hosttree.ts fakeUsbDevice). */
@@ -110,8 +117,16 @@ export function buildHost(root: string, spec: HostSpec): void {
   for (const d of spec.dirs ?? []) mkdir(root, d);
   for (const f of spec.files ?? []) writeHostFile(root, f, "");
   for (const [f, text] of Object.entries(spec.text ?? {})) writeHostFile(root, f, text);
-  for (const [f, backing] of Object.entries(spec.qcow2 ?? {})) {
-    writeHostFile(root, f, backing === null ? qcow2Header({}) : qcow2Header({ backingOffset: 512n, backingSize: Buffer.byteLength(backing), backingName: Buffer.from(backing) }));
+  for (const [f, image] of Object.entries(spec.qcow2 ?? {})) {
+    const { backing, dataFile } = image === null ? {} : typeof image === "string" ? { backing: image } : image;
+    writeHostFile(
+      root,
+      f,
+      qcow2Header({
+        ...(backing === undefined ? {} : { backingOffset: 512n, backingSize: Buffer.byteLength(backing), backingName: Buffer.from(backing) }),
+        ...(dataFile === undefined ? {} : { incompatible: 4n, extensions: [[QCOW2_DATA_FILE, Buffer.from(dataFile)]] }),
+      }),
+    );
   }
   for (const [addr, group] of Object.entries(spec.pci ?? {})) {
     // Two functions of one device share a group: the group directory may exist already.
