@@ -44,13 +44,15 @@ export class HostFacts {
   private swaps: SwapAreas | undefined;
   private hugetlbfs: string[] | undefined;
 
+  /** `hugetlbfsMount`: qemu.conf's `hugetlbfs_mount` (QemuConf), undefined = detect them. */
   constructor(
     private readonly fs: HostFs,
     private readonly layout: Layout,
+    private readonly hugetlbfsMount?: readonly string[],
   ) {}
 
   view(): HostView {
-    this.hugetlbfs ??= hugetlbfsMounts(this.fs);
+    this.hugetlbfs ??= hugetlbfsMounts(this.fs, this.hugetlbfsMount);
     return { hugetlbfsMounts: this.hugetlbfs };
   }
 

@@ -80,8 +80,9 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
     return `${managed} holds libvirt's runtime state for every guest and for libvirt itself; only this guest's own entries (named after its id, name and UUID) are granted; name a path outside ${managed}`;
   }
 
-  // 5. POSIX shared memory.
-  if (isUnder(path, shmDir) && kind !== "shmem") {
+  // 5. POSIX shared memory (and, with qemu.conf's memory_backing_dir = "/dev/shm", the guest's
+  // own RAM directory there: rules/ownership.ts names it an own tree).
+  if (isUnder(path, shmDir) && kind !== "shmem" && !(kind === "runtime" && ownRuntime(path, recursive, input))) {
     return `${shmDir} holds the shared memory of other host processes; only a <shmem> may name an object there; use another directory`;
   }
 
