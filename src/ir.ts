@@ -59,6 +59,8 @@ export const ORIGIN_KINDS = [
   "tpm-passthrough",
   /** `<tpm><backend type='external'>`: an externally started swtpm's socket. */
   "tpm-socket",
+  /** TLS certificates QEMU reads from a qemu.conf `*_tls_x509_cert_dir` (rules/tls.ts): never XML-named. */
+  "tls",
   /** `<launchSecurity>`. */
   "launch-security",
   /** `<hostdev type='pci'>`: VFIO container, the device's IOMMU group, its sysfs files. */

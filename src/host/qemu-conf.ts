@@ -177,10 +177,14 @@ export function parseVirConf(text: string, file: string): Map<string, Entry> {
     if (c === "[") {
       if (inList) fail("lists cannot contain lists", key);
       pos++;
+      const opened = line;
       const items: ConfValue[] = [];
       skipSpace();
       while (text[pos] !== "]") {
-        if (pos >= text.length) fail("unterminated list", key);
+        if (pos >= text.length) {
+          line = opened; // name the line the list starts on, not the end of the file
+          fail("unterminated list", key);
+        }
         items.push(parseValue(key, true));
         skipSpace();
         if (text[pos] === ",") {

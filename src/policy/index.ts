@@ -29,7 +29,7 @@ export interface PolicyContext {
  * (its hugetlbfs mounts are managed roots); libvirt's defaults when absent.
  */
 export function policyContext(fs: HostFs, ownership: RuntimeOwnership, qemu?: QemuConf): PolicyContext {
-  return { ownership, host: new HostFacts(fs, fs.layout, qemu?.hugetlbfsMount) };
+  return { ownership, host: new HostFacts(fs, fs.layout, qemu) };
 }
 
 /**

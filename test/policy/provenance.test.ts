@@ -247,7 +247,7 @@ describe.skipIf(!canMknod)("HostFacts: what the host says, read through the root
     expect(f.about("/dev/sg1")).toEqual({ type: "char", swap: false, blockUse: ["sg1 is disk sdb: sdb1 is mounted on /srv/data"] });
     expect(f.about("/dev/sg2")).toEqual({ type: "char", swap: false, blockUse: [] });
     expect(f.about("/nowhere")).toEqual({ type: "missing", swap: false, blockUse: [] });
-    expect(f.view()).toEqual({ hugetlbfsMounts: ["/dev/hugepages"] });
+    expect(f.view()).toEqual({ hugetlbfsMounts: ["/dev/hugepages"], firmwareLoaders: [] });
   });
 
   it("a partition of a disk device-mapper holds whole (multipath) is in use", () => {
