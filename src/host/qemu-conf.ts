@@ -190,7 +190,7 @@ export function parseVirConf(text: string, file: string): Map<string, Entry> {
         if (text[pos] === ",") {
           pos++;
           skipSpace();
-        } else if (text[pos] !== "]") {
+        } else if (text[pos] !== "]" && pos < text.length) {
           fail("expecting a separator in list", key);
         }
       }

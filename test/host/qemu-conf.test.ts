@@ -6,6 +6,8 @@ import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
 import { defaultQemuConf, loadQemuConf, parseQemuConf, parseVirConf, qemuConfManagedRoots } from "../../src/host/qemu-conf.js";
 import { tempRoot } from "../rules/fixtures.js";
+import { qemuConfOf, type HookContext } from "../../src/hook/context.js";
+import { DEFAULT_CONFIG } from "../../src/config.js";
 
 const layout = new Layout("/");
 const FILE = "/etc/libvirt/qemu.conf";
@@ -61,6 +63,19 @@ describe("libvirt's defaults (qemu_conf.c virQEMUDriverConfigNew)", () => {
     fs.mkdirSync(path.join(r, "etc/libvirt"), { recursive: true });
     fs.writeFileSync(path.join(r, "etc/libvirt/qemu.conf"), 'memory_backing_dir = "/srv/ram"\n');
     expect(loadQemuConf(new HostFs(l)).memoryBackingDir).toBe("/srv/ram");
+  });
+
+  it("is read once per hook call: the first profile build reads it, later ones reuse it", () => {
+    const r = root();
+    fs.mkdirSync(path.join(r, "etc/libvirt"), { recursive: true });
+    const file = path.join(r, "etc/libvirt/qemu.conf");
+    fs.writeFileSync(file, 'memory_backing_dir = "/srv/one"\n');
+    const ctx: HookContext = { layout: new Layout(r), config: DEFAULT_CONFIG, guest: "vm1", op: "prepare", warnings: [] };
+    expect(ctx.qemu).toBeUndefined();
+    const first = qemuConfOf(ctx);
+    fs.writeFileSync(file, 'memory_backing_dir = "/srv/two"\n');
+    expect(qemuConfOf(ctx)).toBe(first);
+    expect(first.memoryBackingDir).toBe("/srv/one");
   });
 
   it("takes /etc/pki/libvirt-<user> as a TLS user's cert dir when it exists (SET_TLS_X509_CERT_DEFAULT)", () => {
