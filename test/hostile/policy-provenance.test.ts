@@ -170,7 +170,6 @@ describe.skipIf(!canMknod)("controls: the same elements naming what they legitim
       '  "/dev/vfio/vfio" rw,  # hostdev pci 0000:03:00.0',
       '  "/dev/vfio/17" rw,  # hostdev pci 0000:03:00.0',
       ...["config", "device", "reset", "resource", "resource0", "resource2_wc", "rom", "vendor"].map((f) => `  "${PCI3}/${f}" rw,  # hostdev pci 0000:03:00.0`),
-      '  "/var/log/libvirt/qemu/vm1.log" w,  # log',
       '  "/run/libvirt/qemu/vm1.pid" rwk,  # pidfile',
       '  "/var/lib/libvirt/qemu/domain-7-vm1{,/**}" rwk,  # private dir',
       '  "/var/lib/libvirt/qemu/channel/target/domain-7-vm1{,/**}" rw,  # channel dir',
