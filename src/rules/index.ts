@@ -14,6 +14,10 @@ import { diskRules } from "./storage.js";
 import { tpmRules } from "./tpm.js";
 import { runtimeRules } from "./runtime.js";
 import { metadataRules } from "./metadata.js";
+import { sgxRules } from "./sgx.js";
+import { pstoreRules } from "./pstore.js";
+import { smartcardRules } from "./smartcard.js";
+import { dbusDisplayRules } from "./dbus.js";
 
 /**
  * Every device family, in the order their rules appear in the `.files`. Each family lives in its
@@ -28,6 +32,7 @@ const FAMILIES: RuleFamily[] = [
   // devices
   nvmeDiskRules,
   graphicsRules,
+  dbusDisplayRules,
   videoRules,
   inputRules,
   interfaceRules,
@@ -35,6 +40,9 @@ const FAMILIES: RuleFamily[] = [
   rngRules,
   shmemRules,
   memoryDeviceRules,
+  sgxRules,
+  pstoreRules,
+  smartcardRules,
   tpmRules,
   launchSecurityRules,
   hostdevRules,

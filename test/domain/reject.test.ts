@@ -274,6 +274,9 @@ describe("device values", () => {
       tpms: [{ backend: "emulator" }],
       vsocks: [{}],
       hostdevs: [],
+      pstores: [],
+      smartcards: [],
+      dbusDisplays: [],
     });
   });
 
