@@ -56,7 +56,9 @@ export const interfaceRules: RuleFamily = (ctx: RuleContext) => {
  * bound to that node (origin device), and the policy grants `/dev/tapN` to no other rule, so no
  * element can name another guest's macvtap node. Without `<target dev>` (the `prepare` XML of a
  * guest whose link libvirt has not created yet) or without that link (not created yet) there is
- * nothing to grant yet; libvirt creates the link before the `start` hook, whose XML names it.
+ * nothing to grant yet; libvirt creates the link before the `start` hook, whose XML names it
+ * (qemu_process.c qemuProcessLaunch: qemuBuildCommandLine connects the interfaces, then
+ * qemuProcessStartHook(START); passt and the dbus-daemon start earlier still, qemuExtDevicesStart).
  * A user-chosen name that already exists is refused by libvirt at start (EEXIST), names with
  * libvirt's `macvtap`/`macvlan` prefix are dropped from inactive XML.
  */
