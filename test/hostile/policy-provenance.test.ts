@@ -107,6 +107,37 @@ const REFUSED: Array<[string, string, string, string]> = [
     pciHostdev("0x03") + evdev("/dev/vfio/17"),
     "/dev/vfio/17: input evdev: VFIO devices are granted only to the <hostdev> or <disk type='nvme'> whose device is in that IOMMU group, not to a passthrough <input>; assign the device with a <hostdev>",
   ],
+  // Devices libvirt 10-12 added (src/rules/{smartcard,pstore,dbus,network,vfio}.ts).
+  [
+    "libvirt 10-12 devices",
+    "a smartcard database in /etc/ssl/private",
+    "<smartcard mode='host-certificates'><certificate>a</certificate><certificate>b</certificate><certificate>c</certificate><database>/etc/ssl/private</database></smartcard>",
+    "/etc/ssl/private: smartcard 0 database: restricted location /etc is never granted to guests",
+  ],
+  [
+    "libvirt 10-12 devices",
+    "another guest's macvtap node as a tap backend",
+    "<interface type='ethernet'><backend tap='/dev/tap24'/><model type='virtio'/></interface>",
+    "/dev/tap24: interface 0 backend tap: /dev/tap24 is not a device node a <interface> may use (allowed: /dev/vhost-net, /dev/net/tun, /dev/vhost-vdpa-<N>); name a device of that kind or remove the element",
+  ],
+  [
+    "libvirt 10-12 devices",
+    "a pstore file in another guest's private directory",
+    "<pstore backend='acpi-erst'><path>/var/lib/libvirt/qemu/domain-3-other/master-key.aes</path><size unit='KiB'>8</size></pstore>",
+    `/var/lib/libvirt/qemu/domain-3-other/master-key.aes: pstore 0 acpi-erst: /var/lib/libvirt/qemu ${RUNTIME}; name a path outside /var/lib/libvirt/qemu`,
+  ],
+  [
+    "libvirt 10-12 devices",
+    "another device's VFIO cdev through a serial line",
+    serial("dev", "/dev/vfio/devices/vfio3"),
+    "/dev/vfio/devices/vfio3: serial 0: VFIO devices are granted only to the <hostdev> or <disk type='nvme'> whose device is in that IOMMU group, not to a chardev of type='dev'; assign the device with a <hostdev>",
+  ],
+  [
+    "libvirt 10-12 devices",
+    "another guest's D-Bus display bus",
+    "<graphics type='dbus' address='unix:path=/run/libvirt/qemu/dbus/3-other-dbus.sock'/>",
+    `/run/libvirt/qemu/dbus/3-other-dbus.sock: graphics dbus 0: /run/libvirt ${RUNTIME}; name a path outside /run/libvirt`,
+  ],
   // A PCI device's sysfs files named by a disk.
   ["pci sysfs", "resource0 as a disk", disk("/sys/bus/pci/devices/0000:03:00.0/resource0"), `/sys/bus/pci/devices/0000:03:00.0/resource0: resolves to ${PCI3}/resource0: disk vdb: ${SYSFS}`],
   ["pci sysfs", "config as a disk, next to the <hostdev> that owns it", pciHostdev("0x03") + disk("/sys/bus/pci/devices/0000:03:00.0/config"), `/sys/bus/pci/devices/0000:03:00.0/config: resolves to ${PCI3}/config: disk vdb: ${SYSFS}`],
@@ -160,7 +191,7 @@ describe.skipIf(!canMknod)("controls: the same elements naming what they legitim
     expect(r.stdout.split("\n").filter((l) => l.startsWith("  "))).toEqual([
       '  "/dev/sdc" rwk,  # disk vdb',
       '  "/dev/dm-1" rwk,  # disk vdc, disk vdd',
-      '  "/srv/share{,/**}" rw,  # filesystem t',
+      '  "/srv/share{,/**}" rwl,  # filesystem t',
       '  "/dev/ttyS0" rw,  # serial 0',
       '  "/var/lib/libvirt/qemu/channel/target/domain-7-vm1/org.example.0" rw,  # channel org.example.0',
       '  "/dev/input/event3" rw,  # input evdev',
