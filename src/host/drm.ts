@@ -78,7 +78,8 @@ export function drmDevice(fs: HostFs, node: string): DrmDevice | undefined {
 /**
  * The attribute files libdrm reads of a PCI device (xf86drm.c, Linux): drmParsePciBusInfo reads
  * `uevent` (PCI_SLOT_NAME); drmParsePciDeviceInfo → parse_separate_sysfs_files reads `revision`
- * (only with DRM_DEVICE_GET_PCI_REVISION, which Intel's drivers pass), `vendor`, `device`,
+ * (only with DRM_DEVICE_GET_PCI_REVISION, which Mesa's Intel drivers pass:
+ * src/intel/dev/intel_device_info.c intel_get_device_info_from_fd; Mesa's loader passes 0), `vendor`, `device`,
  * `subsystem_vendor`, `subsystem_device`, and falls back to the first 64 bytes of `config` when
  * one of them is missing (kernels without `revision`). Only the files the host has are listed,
  * `config` only when that fallback can happen.
