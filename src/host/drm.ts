@@ -124,9 +124,14 @@ export const GL_CONFIG_DIRS: ReadonlyArray<{ dir: string; suffix: string }> = [
   { dir: "/usr/share/drirc.d", suffix: ".conf" },
 ];
 
-/** Single GL configuration files: Mesa's system drirc; NVIDIA's module parameters (nvidia abstraction). */
+/** Single GL configuration files: Mesa's system drirc. */
 export const GL_CONFIG_FILES: readonly string[] = ["/etc/drirc"];
-export const NVIDIA_PARAMS = "/proc/driver/nvidia/params";
+/**
+ * What NVIDIA's userspace driver reads in /proc: its module parameters (device file modes) and the
+ * module list. AppArmor's `abstractions/nvidia` and libvirt's own helper (for every GL guest) grant
+ * both; we grant them only where the host has NVIDIA's nodes.
+ */
+export const NVIDIA_PROC_FILES: readonly string[] = ["/proc/driver/nvidia/params", "/proc/modules"];
 
 /** The GL configuration on this host: each existing config directory and the files read in it. */
 export function glConfig(fs: HostFs): { dirs: string[]; files: string[] } {

@@ -2,7 +2,7 @@ import type { OriginKind, Rule, RuntimeOwnership } from "../ir.js";
 import type { Layout } from "../layout.js";
 import type { HostView, PathFacts } from "./host-facts.js";
 import { isUnder, locationRefusal, RECURSIVE_SUFFIXES } from "./restricted.js";
-import { GL_CONFIG_DIRS, GL_CONFIG_FILES, NVIDIA_PARAMS } from "../host/drm.js";
+import { GL_CONFIG_DIRS, GL_CONFIG_FILES, NVIDIA_PROC_FILES } from "../host/drm.js";
 
 /**
  * The policy by provenance: a canonical rule is judged by (the kind of element that asked for
@@ -190,7 +190,7 @@ function glHostFileGranted(rule: Rule, layout: Layout): boolean {
   const { path, suffix } = rule;
   if (suffix === "/") return path === layout.driDir || GL_CONFIG_DIRS.some((c) => c.dir === path);
   if (suffix !== "") return false;
-  if (GL_CONFIG_FILES.includes(path) || path === NVIDIA_PARAMS) return true;
+  if (GL_CONFIG_FILES.includes(path) || NVIDIA_PROC_FILES.includes(path)) return true;
   const slash = path.lastIndexOf("/");
   const dir = path.slice(0, slash);
   const name = path.slice(slash + 1);

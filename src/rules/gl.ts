@@ -1,7 +1,7 @@
 import type { OriginRule } from "../ir.js";
 import { PathError } from "../errors.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
-import { drmDevice, drmDeviceFiles, firstRenderNode, glConfig, NVIDIA_PARAMS, nvidiaNodes } from "../host/drm.js";
+import { drmDevice, drmDeviceFiles, firstRenderNode, glConfig, NVIDIA_PROC_FILES, nvidiaNodes } from "../host/drm.js";
 import { needsAutoRenderNode } from "./graphics.js";
 
 const rule = ruleOf("gl");
@@ -22,7 +22,7 @@ const rule = ruleOf("gl");
  * - EGL vendor and external-platform JSONs, Mesa's drirc files (host/drm.ts GL_CONFIG_DIRS), each
  *   directory listed (`/`) and each file there by name. A file the policy would refuse (a link out
  *   of those directories) is left out rather than refusing the guest: it is the host's, not the XML's.
- * - NVIDIA's nodes and `/proc/driver/nvidia/params`, only when the host has `/dev/nvidiactl` & co.
+ * - NVIDIA's nodes, `/proc/driver/nvidia/params` and `/proc/modules`, only when the host has `/dev/nvidiactl` & co.
  *
  * Mesa's shader cache and NVIDIA's GL cache need nothing: libvirt runs QEMU with HOME and
  * XDG_CACHE_HOME in the guest's private directory (qemuBuildCommandLine: virCommandAddEnvPair
@@ -53,7 +53,7 @@ export const glRules: RuleFamily = (ctx: RuleContext) => {
   const nvidia = nvidiaNodes(ctx.fs);
   if (nvidia.length > 0) {
     out.push(...nvidia.map((node) => rule(node, "rw", "gl nvidia")));
-    out.push(rule(NVIDIA_PARAMS, "r", "gl nvidia"));
+    out.push(...NVIDIA_PROC_FILES.map((file) => rule(file, "r", "gl nvidia")));
   }
   return out;
 };

@@ -30,6 +30,7 @@ describe("gl: configuration and /dev/dri/, read-only, nothing else", () => {
     ["/usr/share/drirc.d/00-mesa-defaults.conf", ""],
     ["/etc/drirc", ""],
     ["/proc/driver/nvidia/params", ""],
+    ["/proc/modules", ""],
   ] as const)("grants %s%s read-only", (path, suffix) => {
     expect(gl(path, "r", suffix, suffix === "/" ? "dir" : "file")).toBeUndefined();
   });
@@ -44,6 +45,8 @@ describe("gl: configuration and /dev/dri/, read-only, nothing else", () => {
     ["/etc/shadow", "r", "", "restricted location /etc"],
     ["/etc/drirc", "rw", "", "restricted location /etc"],
     ["/proc/driver/nvidia/gpus", "r", "/", "restricted location /proc"],
+    ["/proc/kallsyms", "r", "", "restricted location /proc"],
+    ["/proc/modules", "rw", "", "restricted location /proc"],
     ["/dev/dri", "r", "/**", "recursive access would include the device nodes below /dev/dri"],
     ["/dev/dri/card0", "rw", "", "/dev/dri/card0 is not a device node"],
   ] as const)("refuses %s %s%s", (path, perms, suffix, reason) => {

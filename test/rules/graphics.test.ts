@@ -279,6 +279,7 @@ describe.skipIf(!canMknod)("GL guests through the pipeline, exact rules, compile
       r("/dev/nvidia0", "rw", "gl nvidia"),
       r("/dev/nvidiactl", "rw", "gl nvidia"),
       r("/proc/driver/nvidia/params", "r", "gl nvidia"),
+      r("/proc/modules", "r", "gl nvidia"),
     ]);
     await expectCompiles(devices);
   });

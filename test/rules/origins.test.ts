@@ -132,6 +132,7 @@ describe("every family's rules carry the origin of the element that asked for th
       ["gl config", "gl"],
       ["gl nvidia", "gl"],
       ["gl nvidia", "gl"],
+      ["gl nvidia", "gl"],
     ]);
   });
 });
