@@ -30,6 +30,21 @@ export class HostFs {
     return fs.readdirSync(this.layout.host(hostPath));
   }
 
+  /**
+   * Entries in the order the kernel returns them (readdir(3) order, which `readdir` above does not
+   * keep: libuv sorts its scandir), for code that must pick "the first" entry as a C program would.
+   */
+  readdirRaw(hostPath: string): string[] {
+    const dir = fs.opendirSync(this.layout.host(hostPath));
+    const names: string[] = [];
+    try {
+      for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) names.push(entry.name);
+    } finally {
+      dir.closeSync();
+    }
+    return names;
+  }
+
   /** Read at most `maxBytes` from the start of a regular file. */
   readHead(hostPath: string, maxBytes: number): Buffer {
     const fd = this.open(hostPath);

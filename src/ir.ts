@@ -52,6 +52,14 @@ export const ORIGIN_KINDS = [
   "chardev-socket",
   /** `<graphics>` listen sockets and render nodes, `<video>` render nodes. */
   "graphics",
+  /**
+   * What the OpenGL render path of a GL `<graphics>`/vhost-user `<video>` reads on the host
+   * (rules/gl.ts): `/dev/dri/`, its render node's sysfs device (`device` below), EGL/drirc
+   * configuration, NVIDIA's nodes. From host discovery, never from XML text.
+   */
+  "gl",
+  /** `<graphics type='sdl' xauth=...>`: the X authority file, read-only. */
+  "xauth",
   /** `<input type='passthrough'|'evdev'>`. */
   "input",
   /** `<interface>`: vhost-net, taps, vDPA, vhost-user sockets. */
@@ -113,8 +121,9 @@ export interface Origin {
   /**
    * The host device the rule family resolved, when the rule is one of that device's own files:
    * a PCI address (`0000:03:00.0`) for hostdev-pci/nvme, the TPM's name (`tpm0`) for
-   * tpm-passthrough, the macvtap's tap node (`/dev/tap23`) for a `type='direct'` interface. The
-   * policy grants sysfs files only of this device, and `/dev/tapN` only as the node resolved.
+   * tpm-passthrough, the macvtap's tap node (`/dev/tap23`) for a `type='direct'` interface, the
+   * canonical sysfs directory of the render node's device for gl. The policy grants sysfs files
+   * only of this device, and `/dev/tapN` only as the node resolved.
    */
   device?: string;
 }

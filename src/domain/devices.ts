@@ -44,6 +44,7 @@ export function readGraphics(el: XmlElement): Graphics {
     glRendernode: path(gl, "rendernode"),
     // egl-headless is OpenGL by definition; elsewhere GL is on only with <gl enable='yes'>.
     glEnabled: type === "egl-headless" || (gl !== undefined && yesNo(gl, "enable")),
+    xauth: type === "sdl" ? path(el, "xauth") : undefined,
   });
 }
 
@@ -56,6 +57,8 @@ export function readVideo(el: XmlElement): Video {
     accel3d: accel !== undefined && yesNo(accel, "accel3d"),
     vhostUser: driver?.attr("name") === "vhostuser",
     rendernode: path(accel, "rendernode"),
+    // virDomainVideoModelDefParseXML: a virTristateSwitch; only "on" turns blob resources on.
+    blob: model !== undefined && model.attr("blob") === "on" ? true : undefined,
   });
 }
 

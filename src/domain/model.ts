@@ -155,6 +155,8 @@ export interface Graphics {
   /** `<gl enable='yes' rendernode=...>` or `<graphics type='egl-headless'><gl rendernode=...>` */
   glRendernode?: string;
   glEnabled: boolean;
+  /** sdl `xauth=`: the X authority file libvirt hands QEMU as XAUTHORITY (read for the X connection). */
+  xauth?: string;
 }
 
 export interface Video {
@@ -163,6 +165,8 @@ export interface Video {
   /** `<driver name='vhostuser'/>` with external vhost-user-gpu */
   vhostUser: boolean;
   rendernode?: string;
+  /** `<model type='virtio' blob='on'>` (libvirt 9.2+): blob resources through /dev/udmabuf. */
+  blob?: boolean;
 }
 
 export interface Input {

@@ -2,6 +2,7 @@ import type { OriginKind, Rule, RuntimeOwnership } from "../ir.js";
 import type { Layout } from "../layout.js";
 import type { HostView, PathFacts } from "./host-facts.js";
 import { isUnder, locationRefusal, RECURSIVE_SUFFIXES } from "./restricted.js";
+import { GL_CONFIG_DIRS, GL_CONFIG_FILES, NVIDIA_PROC_FILES } from "../host/drm.js";
 
 /**
  * The policy by provenance: a canonical rule is judged by (the kind of element that asked for
@@ -69,6 +70,17 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
 
   // 1. sysfs, bound to the device the element resolved.
   if (isUnder(path, sysfsDir) && !recursive && sysfsGranted(rule)) return undefined;
+
+  // The GL render path's host files (rules/gl.ts): read-only, exactly the configuration the GL
+  // stack reads and the `/dev/dri/` listing; nothing else of /etc, /usr, /proc or /dev.
+  if (kind === "gl" && glHostFileGranted(rule, input.layout)) return undefined;
+
+  // SDL's X authority file, where desktops keep it (home directories, /run/user).
+  if (kind === "xauth") {
+    const wrong = xauthRefusal(rule, facts);
+    if (wrong !== undefined) return wrong;
+    if (XAUTH_HOMES.some((re) => re.test(path))) return undefined;
+  }
   if (isUnder(path, sysfsDir) && (SYSFS_PCI_FILE.test(path) || SYSFS_TPM_CANCEL.some((re) => re.test(path)))) {
     return `sysfs files of a host device are granted only to the <hostdev> (or <tpm> passthrough) that assigns that very device, not to ${what}; assign the device with a <hostdev> instead`;
   }
@@ -183,7 +195,57 @@ function sysfsGranted(rule: Rule): boolean {
     return own.test(rule.path);
   }
   if (origin.kind === "tpm-passthrough") return SYSFS_TPM_CANCEL.some((re) => re.test(rule.path));
+  if (origin.kind === "gl") return glSysfsGranted(rule, origin.device);
   return false;
+}
+
+/**
+ * A GL guest's render node device (rules/gl.ts, `device` = its canonical sysfs directory, found from
+ * the node's device number): read-only, only the attributes libdrm reads (host/drm.ts
+ * drmDeviceFiles), the listing of its `drm/` directory and one of its minors' `uevent`.
+ */
+const GL_DEVICE_FILE = /^(?:uevent|vendor|device|subsystem_vendor|subsystem_device|revision|config)$/;
+function glSysfsGranted(rule: Rule, device: string): boolean {
+  if (rule.perms !== "r" || !device.startsWith("/sys/devices/") || !isUnder(rule.path, device) || rule.path === device) return false;
+  const rest = rule.path.slice(device.length + 1);
+  if (rule.suffix === "/") return rest === "drm";
+  if (rule.suffix !== "") return false;
+  return GL_DEVICE_FILE.test(rest) || /^drm\/(?:renderD|card)[0-9]+\/uevent$/.test(rest);
+}
+
+/** The GL configuration (host/drm.ts) and `/dev/dri/`, read-only, as rules/gl.ts names them. */
+function glHostFileGranted(rule: Rule, layout: Layout): boolean {
+  if (rule.perms !== "r") return false;
+  const { path, suffix } = rule;
+  if (suffix === "/") return path === layout.driDir || GL_CONFIG_DIRS.some((c) => c.dir === path);
+  if (suffix !== "") return false;
+  if (GL_CONFIG_FILES.includes(path) || NVIDIA_PROC_FILES.includes(path)) return true;
+  const slash = path.lastIndexOf("/");
+  const dir = path.slice(0, slash);
+  const name = path.slice(slash + 1);
+  return GL_CONFIG_DIRS.some((c) => c.dir === dir && name.endsWith(c.suffix) && name !== c.suffix);
+}
+
+// ---- SDL's X authority file ---------------------------------------------------------------------
+
+/**
+ * What X authority files are called: `~/.Xauthority`, gdm's `/run/user/<uid>/gdm/Xauthority`,
+ * mutter's `.mutter-Xwaylandauth.<random>`, sddm's and startx's `xauth_<random>`/`.Xauth<random>`,
+ * lightdm's `/run/lightdm/<user>/xauthority`. The XML names the file: anything else (an ssh key, a
+ * shell start-up file) is not one, whatever directory it is in.
+ */
+const XAUTH_NAME = /^(?:\.?[Xx]authority|\.mutter-Xwaylandauth\.[A-Za-z0-9]+|xauth_[A-Za-z0-9]+|\.Xauth[A-Za-z0-9]*)$/;
+/** Where those live although the place is closed to guests otherwise (users' dotfiles, /run/user). */
+const XAUTH_HOMES: readonly RegExp[] = [/^\/home\/[^/]+\/(?:[^/]+\/)*[^/]+$/, /^\/run\/user\/[0-9]+\/(?:[^/]+\/)*[^/]+$/];
+
+function xauthRefusal(rule: Rule, facts: PathFacts): string | undefined {
+  const name = rule.path.slice(rule.path.lastIndexOf("/") + 1);
+  if (!XAUTH_NAME.test(name) || rule.suffix !== "") {
+    return `${rule.path} is not named like an X authority file (.Xauthority, Xauthority, xauth_*, .mutter-Xwaylandauth.*); name the file the X server's display manager wrote`;
+  }
+  if (rule.perms !== "r") return `an X authority file is only read (asked for "${rule.perms}")`;
+  if (facts.type !== "file" && facts.type !== "missing") return `${rule.path} should be a regular file but is a ${TYPE_NAMES[facts.type]}`;
+  return undefined;
 }
 
 function escapeRegExp(text: string): string {
@@ -336,7 +398,10 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
   input: INPUT,
   // LXC's device passthrough: a serial line or an input device at most.
   "hostdev-misc": { char: [...SERIAL_LINES, INPUT_EVENTS], block: false },
-  graphics: { char: [/^\/dev\/dri\/renderD[0-9]+$/], block: false },
+  graphics: { char: [/^\/dev\/dri\/renderD[0-9]+$/, /^\/dev\/udmabuf$/], block: false },
+  // NVIDIA's nodes (host/drm.ts nvidiaNodes); `/dev/dri/` itself is glHostFileGranted's.
+  gl: { char: [/^\/dev\/nvidia(?:ctl|-modeset|-uvm|-uvm-tools|[0-9]+)$/], block: false },
+  xauth: NO_DEVICES,
   net: NET,
   vsock: { char: [/^\/dev\/vhost-vsock$/], block: false },
   rng: { char: [/^\/dev\/(?:u?random|hwrng)$/], block: false },
@@ -407,6 +472,8 @@ const ELEMENT_NAMES: Record<OriginKind, string> = {
   "chardev-dev": "chardev of type='dev'",
   "chardev-socket": "unix socket chardev",
   graphics: "<graphics> or <video>",
+  gl: "GL render path of a <graphics> or <video>",
+  xauth: "<graphics type='sdl'> xauth file",
   input: "passthrough <input>",
   net: "<interface>",
   vsock: "<vsock>",

@@ -3,36 +3,50 @@ import type { Graphics } from "../domain/model.js";
 import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
-import { listDirectory } from "../host/sysfs.js";
+import { firstRenderNode } from "../host/drm.js";
 
 const rule = ruleOf("graphics");
+const xauthRule = ruleOf("xauth");
 
 /**
- * `<graphics>`: listen sockets and OpenGL render nodes.
+ * `<graphics>`: listen sockets, OpenGL render nodes, SDL's X authority file.
  *
- * The DRI/Mesa libraries and probe files a GL-enabled QEMU also reads (virt-aa-helper adds
- * `/usr/lib/.../dri/*.so*`, `/dev/dri/`, `/sys/devices/.../drm/...`) are host-wide and belong in
- * the shared abstraction, not in per-guest rules (our policy would refuse them anyway).
+ * The other host files a GL-enabled QEMU reads (`/dev/dri/`, the render node's sysfs attributes,
+ * EGL vendor JSONs, drirc, NVIDIA's nodes) are rules/gl.ts's; the DRI/Mesa libraries are granted
+ * by the base abstraction already.
  */
 export const graphicsRules: RuleFamily = (ctx: RuleContext) =>
   ctx.domain.devices.graphics.flatMap((g) => [
     ...g.sockets.map((socket) => rule(absolute(socket), "rw", `graphics ${g.type} socket`)),
     ...renderNodeRules(ctx.fs, g),
+    // qemuBuildGraphicsSDLCommandLine: XAUTHORITY=<xauth> (and DISPLAY=<display>) in QEMU's
+    // environment; libX11 reads the file to authenticate to the X server. DISPLAY needs no file
+    // rule: libxcb connects to the abstract socket `@/tmp/.X11-unix/X<n>` first.
+    ...(g.type === "sdl" && g.xauth !== undefined ? [xauthRule(absolute(g.xauth), "r", "graphics sdl xauth")] : []),
   ]);
 
-/** `<video><model><acceleration accel3d='yes' rendernode=...>` (vhost-user-gpu). */
+/**
+ * `<video>`: `<acceleration accel3d='yes' rendernode=...>` of a vhost-user-gpu (libvirt picks the
+ * node when none is given: qemuVhostUserFillDomainGPU → virHostGetDRMRenderNode), and
+ * `<model type='virtio' blob='on'>` (libvirt 9.2+): QEMU's virtio-gpu creates blob resources
+ * through `/dev/udmabuf` (ui/udmabuf.c udmabuf_fd, opened O_RDWR).
+ */
 export const videoRules: RuleFamily = (ctx: RuleContext) =>
-  ctx.domain.devices.videos.flatMap((video, i) =>
-    video.accel3d && video.rendernode !== undefined
-      ? [rule(absolute(video.rendernode), "rw", `video ${i} rendernode`)]
-      : [],
-  );
+  ctx.domain.devices.videos.flatMap((video, i) => {
+    const out: OriginRule[] = [];
+    if (video.accel3d && (video.rendernode !== undefined || video.vhostUser)) {
+      const node = video.rendernode === undefined ? firstRenderNode(ctx.fs) : absolute(video.rendernode);
+      if (node !== undefined) out.push(rule(node, "rw", `video ${i} rendernode`));
+    }
+    if (video.blob === true) out.push(rule(`${ctx.layout.devDir}/udmabuf`, "rw", `video ${i} blob`));
+    return out;
+  });
 
 function renderNodeRules(fs: HostFs, g: Graphics): OriginRule[] {
   const source = `graphics ${g.type} rendernode`;
   if (g.glRendernode !== undefined) return [rule(absolute(g.glRendernode), "rw", source)];
   if (!needsAutoRenderNode(g)) return [];
-  const node = defaultRenderNode(fs);
+  const node = firstRenderNode(fs);
   // No node at all: libvirt itself fails the start ("No DRM render nodes available").
   return node === undefined ? [] : [rule(node, "rw", source)];
 }
@@ -41,23 +55,7 @@ function renderNodeRules(fs: HostFs, g: Graphics): OriginRule[] {
  * libvirt's virDomainGraphicsNeedsAutoRenderNode: spice or dbus with `<gl enable='yes'>`, and
  * egl-headless always, when no rendernode is given.
  */
-function needsAutoRenderNode(g: Graphics): boolean {
+export function needsAutoRenderNode(g: Graphics): boolean {
   if (g.type === "egl-headless") return true;
   return (g.type === "spice" || g.type === "dbus") && g.glEnabled;
-}
-
-/**
- * The render node libvirt picks when the XML names none: the first `renderD*` character device in
- * /dev/dri. libvirt takes the first in raw readdir order, which we cannot reproduce; we take the
- * lowest-numbered (renderD128 first), which is the only one on single-GPU hosts. This matters
- * only for the `prepare` hook: libvirt writes its choice into the live definition
- * (qemuProcessGraphicsSetupRenderNode) before the `start` hook, whose XML names it explicitly.
- */
-export function defaultRenderNode(fs: HostFs): string | undefined {
-  const dri = fs.layout.driDir;
-  const nodes = (listDirectory(fs, dri) ?? [])
-    .filter((name) => /^renderD[0-9]+$/.test(name))
-    .filter((name) => fs.lstat(`${dri}/${name}`)?.isCharacterDevice() === true)
-    .sort((a, b) => Number(a.slice("renderD".length)) - Number(b.slice("renderD".length)));
-  return nodes.length > 0 ? `${dri}/${nodes[0]}` : undefined;
 }

@@ -4,6 +4,7 @@ import { chardevRules } from "./chardevs.js";
 import { filesystemRules } from "./filesystems.js";
 import { firmwareRules } from "./firmware.js";
 import { graphicsRules, videoRules } from "./graphics.js";
+import { glRules } from "./gl.js";
 import { hostdevRules, nvmeDiskRules } from "./hostdevs.js";
 import { inputRules } from "./inputs.js";
 import { memoryDeviceRules, shmemRules } from "./memory.js";
@@ -35,6 +36,7 @@ const FAMILIES: RuleFamily[] = [
   graphicsRules,
   dbusDisplayRules,
   videoRules,
+  glRules,
   inputRules,
   interfaceRules,
   vsockRules,

@@ -1,6 +1,10 @@
 import fs from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Layout } from "../../src/layout.js";
+import { HostFs } from "../../src/hostfs.js";
+import { firstRenderNode } from "../../src/host/drm.js";
+import { writeHostFile } from "../rules/fixtures.js";
+import { fakeDrmGpu } from "../rules/hosttree.js";
 import { buildProfile } from "../../src/pipeline.js";
 import { renderProfile } from "../../src/render/index.js";
 import { FAKE_SECURITYFS, makeTestRoot, PARSER, type TestRoot } from "./fixture.js";
@@ -120,6 +124,29 @@ describe("the whole start/stop sequence through hooks/qemu", () => {
     expect(t.read(FILES)).toBe(expectedFiles(startXml([DISK_A, DISK_B])));
     expect(t.read(FILES)).toContain(DISK_B);
     expect(fs.readFileSync(t.at(REPLACE)).includes(Buffer.from(NAME))).toBe(true);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("a GL guest: prepare grants libvirt's pick, start the node libvirt wrote into the XML, with its GPU's sysfs", () => {
+    fakeDrmGpu(t.root, "0000:00:02.0", [0, 128]);
+    fakeDrmGpu(t.root, "0000:01:00.0", [1, 129]);
+    writeHostFile(t.root, "/usr/share/glvnd/egl_vendor.d/50_mesa.json", "{}\n");
+    const gl = (xml: string, node?: string) =>
+      xml.replace("  </devices>", `    <graphics type='spice'><listen type='none'/><gl enable='yes'${node === undefined ? "" : ` rendernode='${node}'`}/></graphics>\n  </devices>`);
+    ok(callHook(t, PREPARE, gl(prepareXml())));
+    const first = firstRenderNode(new HostFs(new Layout(t.root)))!;
+    expect(t.read(FILES)).toBe(expectedFiles(gl(prepareXml())));
+    expect(t.read(FILES)).toContain(`"${first}" rw,`);
+    // libvirt picked the other node (its readdir order may differ from ours): start follows the XML.
+    const other = first === "/dev/dri/renderD128" ? "/dev/dri/renderD129" : "/dev/dri/renderD128";
+    const otherGpu = other === "/dev/dri/renderD128" ? "0000:00:02.0" : "0000:01:00.0";
+    ok(callHook(t, START, gl(startXml(), other)));
+    const files = t.read(FILES);
+    expect(files).toBe(expectedFiles(gl(startXml(), other)));
+    expect(files).toContain(`"${other}" rw,`);
+    expect(files).toContain(`"/sys/devices/pci0000:00/${otherGpu}/vendor" r,`);
+    expect(files).not.toContain(`"${first}" rw,`);
+    expect(files.match(/"\/sys\/[^"]*"/g)!.every((p) => p.includes(otherGpu))).toBe(true);
+    expect(files).toContain(`"/usr/share/glvnd/egl_vendor.d/50_mesa.json" r,`);
   });
 
   it("node dist/virt-aa-hook.cjs hook behaves exactly like hooks/qemu", () => {

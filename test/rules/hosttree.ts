@@ -73,3 +73,34 @@ export function fakeUsbDevice(root: string, name: string, ids: { vendor: string;
   link(root, `/sys/bus/usb/devices/${name}`, `../../../devices/pci0000:00/0000:00:14.0/usb${ids.bus}/${name}`);
   link(root, `/sys/bus/usb/devices/${name}:1.0`, `../../../devices/pci0000:00/0000:00:14.0/usb${ids.bus}/${name}/${name}:1.0`);
 }
+
+/**
+ * A DRM GPU at PCI address `addr` (behind `0000:00`), with one DRM minor per entry of `minors`
+ * (0..63 → card<N>, 128.. → renderD<N>), as the kernel and udev lay it out:
+ *   /sys/devices/pci0000:00/<addr>/{uevent,vendor,device,subsystem_vendor,subsystem_device,revision,config,remove}
+ *   /sys/devices/pci0000:00/<addr>/subsystem -> ../../../bus/pci
+ *   /sys/devices/pci0000:00/<addr>/drm/<minor>/{uevent,dev}, .../<minor>/device -> ../../../<addr>
+ *   /sys/dev/char/226:<m> -> ../../devices/pci0000:00/<addr>/drm/<minor>
+ *   /dev/dri/<minor> (character device 226:<m>; needs root)
+ * `revision: false` leaves out `revision` (kernels before it existed).
+ */
+export function fakeDrmGpu(root: string, addr: string, minors: number[], opts: { revision?: boolean } = {}): string {
+  const devDir = `/sys/devices/pci0000:00/${addr}`;
+  writeHostFile(root, `${devDir}/uevent`, `DRIVER=i915\nPCI_CLASS=30000\nPCI_ID=8086:3E92\nPCI_SLOT_NAME=${addr}\n`);
+  for (const [file, value] of [["vendor", "0x8086"], ["device", "0x3e92"], ["subsystem_vendor", "0x1028"], ["subsystem_device", "0x085a"], ["config", "\u0086\u0080"], ["remove", ""]]) {
+    writeHostFile(root, `${devDir}/${file}`, `${value}\n`);
+  }
+  if (opts.revision !== false) writeHostFile(root, `${devDir}/revision`, "0x02\n");
+  mkdir(root, "/sys/bus/pci/devices");
+  if (!fs.existsSync(path.join(root, devDir, "subsystem"))) link(root, `${devDir}/subsystem`, "../../../bus/pci");
+  for (const m of minors) {
+    const name = m >= 128 ? `renderD${m}` : `card${m}`;
+    const minorDir = `${devDir}/drm/${name}`;
+    writeHostFile(root, `${minorDir}/uevent`, `MAJOR=226\nMINOR=${m}\nDEVNAME=dri/${name}\nDEVTYPE=drm_minor\n`);
+    writeHostFile(root, `${minorDir}/dev`, `226:${m}\n`);
+    link(root, `${minorDir}/device`, `../../../${addr}`);
+    link(root, `/sys/dev/char/226:${m}`, `../../devices/pci0000:00/${addr}/drm/${name}`);
+    charDevice(root, `/dev/dri/${name}`, 226, m);
+  }
+  return devDir;
+}

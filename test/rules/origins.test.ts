@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deriveRules } from "../../src/rules/index.js";
 import type { OriginRule } from "../../src/ir.js";
 import { baseDomain, fileDisk, ruleContext, tempRoot, writeHostFile } from "./fixtures.js";
-import { fakePciDevice } from "./hosttree.js";
+import { canMknod, charDevice, fakeDrmGpu, fakePciDevice } from "./hosttree.js";
 
 let root: string;
 let cleanup: () => void;
@@ -123,6 +123,34 @@ describe("every family's rules carry the origin of the element that asked for th
       ["pidfile", "runtime"],
       ["private dir", "runtime"],
       ["channel dir", "runtime"],
+    ]);
+  });
+
+  it.skipIf(!canMknod)("GL: the node is the element's; the render path's files are gl, sysfs bound to the GPU found", () => {
+    const gpu = fakeDrmGpu(root, "0000:00:02.0", [128]);
+    writeHostFile(root, "/usr/share/glvnd/egl_vendor.d/50_mesa.json", "{}");
+    charDevice(root, "/dev/nvidiactl", 195, 255);
+    const domain = baseDomain({
+      devices: {
+        graphics: [
+          { type: "egl-headless", sockets: [], glEnabled: true, glRendernode: "/dev/dri/renderD128" },
+          { type: "sdl", sockets: [], glEnabled: false, xauth: "/home/alice/.Xauthority" },
+        ],
+        videos: [{ model: "virtio", accel3d: true, vhostUser: false, blob: true }],
+      },
+    });
+    const sysfs = (n: number): [string, string][] => Array.from({ length: n }, () => ["gl renderD128 sysfs", `gl ${gpu}`]);
+    expect(origins(deriveRules(ruleContext(domain, root))).filter(([source]) => /^(?:graphics|video|gl) /.test(source!))).toEqual([
+      ["graphics egl-headless rendernode", "graphics"],
+      ["graphics sdl xauth", "xauth"],
+      ["video 0 blob", "graphics"],
+      ["gl dri", "gl"],
+      ...sysfs(8),
+      ["gl config", "gl"],
+      ["gl config", "gl"],
+      ["gl nvidia", "gl"],
+      ["gl nvidia", "gl"],
+      ["gl nvidia", "gl"],
     ]);
   });
 });
