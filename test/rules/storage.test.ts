@@ -102,20 +102,21 @@ describe("diskRules: top images", () => {
   });
 
   it.each([
-    [fileDisk({ path: "images/vm1.img" }), "images/vm1.img"],
-    [fileDisk({ type: "dir", path: "vvfat" }), "vvfat"],
-    [fileDisk({ type: "vhostuser", path: "vhost.sock" }), "vhost.sock"],
-    [fileDisk({ path: "/srv/a.img", reservationsSocket: "pr.sock" }), "pr.sock"],
-    [fileDisk({ path: "/srv/a.qcow2", backingStore: [{ type: "file", path: "base.qcow2" }] }), "base.qcow2"],
-    [fileDisk({ path: "/srv/a.qcow2", dataStore: { type: "file", path: "a.data" } }), "a.data"],
-    [fileDisk({ path: "" }), ""],
-  ])("rejects a relative path (%#)", (disk, bad) => {
-    expectPathError(() => disksRules([disk]), bad, "path is not absolute");
+    [fileDisk({ path: "images/vm1.img" }), "images/vm1.img", "disk vda"],
+    [fileDisk({ type: "dir", path: "vvfat" }), "vvfat", "disk vda"],
+    [fileDisk({ type: "vhostuser", path: "vhost.sock" }), "vhost.sock", "disk vda"],
+    [fileDisk({ path: "/srv/a.img", reservationsSocket: "pr.sock" }), "pr.sock", "disk vda reservations"],
+    [fileDisk({ path: "/srv/a.qcow2", backingStore: [{ type: "file", path: "base.qcow2" }] }), "base.qcow2", "disk vda backing 1"],
+    [fileDisk({ path: "/srv/a.qcow2", dataStore: { type: "file", path: "a.data" } }), "a.data", "disk vda data-file"],
+    [fileDisk({ path: "" }), "", "disk vda"],
+    [fileDisk({ type: "network", backingStore: [{ type: "file", path: "base.img" }] }), "base.img", "disk vda backing 1"],
+  ])("rejects a relative path, naming the element (%#)", (disk, bad, element) => {
+    expectPathError(() => disksRules([disk]), bad, `${element}: path is not absolute`);
   });
 });
 
 describe("diskRules: <backingStore> from the XML", () => {
-  it("grants each layer rk, numbered from 1, and stops at a network layer", () => {
+  it("grants each layer rk, numbered from 1, and a local layer below a network layer too (libvirt passes every layer as its own -blockdev)", () => {
     const disk = fileDisk({
       format: "qcow2",
       path: "/var/lib/libvirt/images/top.qcow2",
@@ -130,6 +131,7 @@ describe("diskRules: <backingStore> from the XML", () => {
       { path: "/var/lib/libvirt/images/top.qcow2", suffix: "", perms: "rwk", source: "disk vda" },
       { path: "/var/lib/libvirt/images/mid.qcow2", suffix: "", perms: "rk", source: "disk vda backing 1" },
       { path: "/dev/vg0/base", suffix: "", perms: "rk", source: "disk vda backing 2" },
+      { path: "/srv/below-network.img", suffix: "", perms: "rk", source: "disk vda backing 4" },
     ]);
   });
 
@@ -206,10 +208,14 @@ describe("diskRules: type='volume'", () => {
     ]);
   });
 
-  it("rejects a pool type whose volume paths cannot be computed", () => {
+  it("rejects a pool type libvirt does not have, naming the file", () => {
     const r = root();
-    writeHostFile(r, "/etc/libvirt/storage/san.xml", "<pool type='iscsi'><name>san</name><target><path>/dev/disk/by-path</path></target></pool>");
-    expectPathError(() => disksRules([volumeDisk("san", "unit:0:0:1")], r), "disk vda", "cannot resolve volume unit:0:0:1 in pool san: unsupported pool type iscsi");
+    writeHostFile(r, "/etc/libvirt/storage/san.xml", "<pool type='fibre'><name>san</name><target><path>/dev/disk/by-path</path></target></pool>");
+    expectPathError(
+      () => disksRules([volumeDisk("san", "unit:0:0:1")], r),
+      "disk vda",
+      'volume unit:0:0:1 in pool san: pool type "fibre" (in /etc/libvirt/storage/san.xml) is not one libvirt\'s storage driver has; fix the pool definition',
+    );
   });
 
   it("rejects a missing pool, hostile names, a DTD and a pool without a target path", () => {
@@ -218,17 +224,17 @@ describe("diskRules: type='volume'", () => {
     writeHostFile(r, "/etc/libvirt/storage/notarget.xml", "<pool type='dir'><name>notarget</name></pool>");
     writeHostFile(r, "/etc/libvirt/storage/broken.xml", "<pool type='dir'><target>");
     const cases: [string, string, string][] = [
-      ["nope", "a.img", "pool definition /etc/libvirt/storage/nope.xml not found"],
+      ["nope", "a.img", "pool definition not found in /etc/libvirt/storage or /run/libvirt/storage; define the pool (virsh pool-define) or use a <disk type='file'|'block'> with the volume's path"],
       ["../../../etc/shadow", "a.img", "pool name is not a plain file name"],
       ["default", "../../../etc/shadow", "volume name is not a plain file name"],
       ["default", "..", "volume name is not a plain file name"],
       ["evil", "a.img", "pool definition /etc/libvirt/storage/evil.xml carries a DTD"],
-      ["notarget", "a.img", "pool has no absolute target path"],
+      ["notarget", "a.img", "the dir pool's definition (/etc/libvirt/storage/notarget.xml) has no absolute <target><path>"],
     ];
     for (const [pool, volume, why] of cases) {
-      expectPathError(() => disksRules([volumeDisk(pool, volume)], r), "disk vda", `cannot resolve volume ${volume} in pool ${pool}: ${why}`);
+      expectPathError(() => disksRules([volumeDisk(pool, volume)], r), "disk vda", `volume ${volume} in pool ${pool}: ${why}`);
     }
-    expect(() => disksRules([volumeDisk("broken", "a.img")], r)).toThrow(/^disk vda: cannot resolve volume a\.img in pool broken: pool definition \/etc\/libvirt\/storage\/broken\.xml is not well-formed XML/);
+    expect(() => disksRules([volumeDisk("broken", "a.img")], r)).toThrow(/^disk vda: volume a\.img in pool broken: pool definition \/etc\/libvirt\/storage\/broken\.xml is not well-formed XML/);
   });
 
   it("refuses an oversized pool definition without parsing it", () => {
@@ -237,7 +243,7 @@ describe("diskRules: type='volume'", () => {
     expectPathError(
       () => disksRules([volumeDisk("big", "a.img")], r),
       "disk vda",
-      "cannot resolve volume a.img in pool big: pool definition /etc/libvirt/storage/big.xml is larger than 65536 bytes",
+      "volume a.img in pool big: pool definition /etc/libvirt/storage/big.xml is larger than 65536 bytes",
     );
   });
 });
