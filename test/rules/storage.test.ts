@@ -400,3 +400,149 @@ describe("diskRules: chains read from real qcow2 headers (qemu-img)", () => {
     ]);
   });
 });
+
+describe("diskRules: chains the XML states completely, layers' data files, network tops, vDPA", () => {
+  const IMAGES = "/var/lib/libvirt/images";
+
+  /** base.qcow2 ← mid.qcow2 (external data file mid.data, relative) ← top.qcow2, all relative names. */
+  function dataFileChain(): string {
+    const r = root();
+    const dir = path.join(r, IMAGES);
+    fs.mkdirSync(dir, { recursive: true });
+    const qemuImg = (...args: string[]) => execFileSync("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", ...args], { cwd: dir });
+    qemuImg("base.qcow2", "1M");
+    qemuImg("-b", "base.qcow2", "-F", "qcow2", "-o", "data_file=mid.data", "mid.qcow2", "1M");
+    qemuImg("-u", "-b", "mid.qcow2", "-F", "qcow2", "top.qcow2", "1M");
+    return r;
+  }
+
+  /** The XML chain libvirt writes at start for dataFileChain (libvirt 9: no <dataStore> on layers). */
+  const startChain = [
+    { type: "file", path: `${IMAGES}/mid.qcow2`, format: "qcow2" },
+    { type: "file", path: `${IMAGES}/base.qcow2`, format: "qcow2" },
+  ];
+
+  /** A context whose grantedBefore answers from `prepared` (what prepare's `.files` granted). */
+  function startContext(disks: Disk[], r: string, prepared: { path: string; perms: string }[]) {
+    const ctx = ruleContext(baseDomain({ devices: { disks } }), r);
+    const granted = new Map(prepared.map((x) => [x.path, x.perms]));
+    return { ...ctx, images: { ...ctx.images, grantedBefore: (p: string) => granted.get(p) } };
+  }
+
+  const expected = [
+    { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+    { path: `${IMAGES}/mid.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+    { path: `${IMAGES}/mid.data`, suffix: "", perms: "rk", source: "disk vda backing 1 data-file" },
+    { path: `${IMAGES}/base.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 2" },
+  ];
+
+  it("prepare → start: a backing layer's data file granted at prepare is still granted at start", () => {
+    const r = dataFileChain();
+    const prepared = disksRules([fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2` })], r);
+    expect(prepared).toEqual([expected[0], expected[1], expected[2], expected[3]]);
+    const disk = fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: startChain });
+    const started = diskRules(startContext([disk], r, prepared));
+    // Same set; the start XML lists the layers first, then the data file read from layer 1's header.
+    expect(started).toEqual([expected[0], expected[1], expected[3], expected[2]]);
+  });
+
+  it("negative control: at start the layer's data file must have been granted at prepare", () => {
+    const r = dataFileChain();
+    const disk = fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: startChain });
+    const prepared = [expected[0]!, expected[1]!, expected[3]!];
+    expectPathError(
+      () => diskRules(startContext([disk], r, prepared)),
+      `${IMAGES}/mid.data`,
+      "disk vda backing 1 data-file: not granted at all when the guest was prepared; start and reconnect never add an image file (restart the guest)",
+    );
+  });
+
+  it("a layer's <dataStore> (libvirt 10.10+) replaces its header's data file name", () => {
+    const r = dataFileChain();
+    const disk = fileDisk({
+      format: "qcow2",
+      path: `${IMAGES}/top.qcow2`,
+      backingStore: [{ ...startChain[0]!, dataStore: { type: "file", path: `${IMAGES}/mid.data` } }, startChain[1]!],
+    });
+    expect(disksRules([disk], r)).toEqual([expected[0], expected[1], expected[2], expected[3]]);
+  });
+
+  describe("a complete XML chain is used as is; the top's header is not read", () => {
+    /** top.qcow2 holds garbage where a qcow2 header should be; base.qcow2 is a real image. */
+    function garbageTop(): string {
+      const r = root();
+      const dir = path.join(r, IMAGES);
+      fs.mkdirSync(dir, { recursive: true });
+      execFileSync("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", "base.qcow2", "1M"], { cwd: dir });
+      // QFI magic, then a version and header fields no qcow2 reader accepts.
+      fs.writeFileSync(path.join(dir, "top.qcow2"), Buffer.concat([Buffer.from("QFI\xfb", "latin1"), Buffer.alloc(508, 0xff)]));
+      return r;
+    }
+    const base = { type: "file", path: `${IMAGES}/base.qcow2`, format: "qcow2" };
+
+    it("garbage top header + complete chain (ends in <backingStore/>) → the XML's rules", () => {
+      const r = garbageTop();
+      expect(disksRules([fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: [base] })], r)).toEqual([
+        { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+        { path: `${IMAGES}/base.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+      ]);
+    });
+
+    it("negative controls: without <backingStore>, or with a chain that stops without <backingStore/>, the header is read and refused", () => {
+      const r = garbageTop();
+      for (const disk of [
+        fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2` }),
+        fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: [base], backingOpen: true }),
+      ]) {
+        expect(() => disksRules([disk], r)).toThrow(/^\/var\/lib\/libvirt\/images\/top\.qcow2: disk vda: (corrupt|unsupported|qcow2)/);
+      }
+    });
+
+    it("the domain parser tells a complete chain from an open one", async () => {
+      const { parseDomain } = await import("../../src/domain/index.js");
+      const xml = (chain: string) =>
+        `<domain type='kvm'><name>g</name><uuid>6a1b9c3e-2f4d-4e5a-8b7c-0d1e2f3a4b5c</uuid><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${IMAGES}/top.qcow2'/>${chain}<target dev='vda'/></disk></devices></domain>`;
+      const layer = (inner: string) => `<backingStore type='file'><format type='qcow2'/><source file='${IMAGES}/base.qcow2'/>${inner}</backingStore>`;
+      const disk = (chain: string) => parseDomain(xml(chain)).devices.disks[0]!;
+      expect([disk(layer("<backingStore/>")).backingOpen, disk(layer("")).backingOpen, disk("<backingStore/>").backingOpen, disk("").backingStore]).toEqual([
+        undefined,
+        true,
+        undefined,
+        undefined,
+      ]);
+    });
+  });
+
+  it("a network disk's local backing layers get read rules (and network layers none)", () => {
+    expect(
+      disksRules([
+        fileDisk({
+          type: "network",
+          format: "qcow2",
+          backingStore: [
+            { type: "network", format: "qcow2" },
+            { type: "file", path: "/var/lib/libvirt/images/base.qcow2", format: "raw" },
+            { type: "block", path: "/dev/vg0/golden", format: "raw" },
+          ],
+        }),
+        fileDisk({ type: "network", target: "vdb", format: "raw", backingStore: [] }),
+      ]),
+    ).toEqual([
+      { path: "/var/lib/libvirt/images/base.qcow2", suffix: "", perms: "rk", source: "disk vda backing 2" },
+      { path: "/dev/vg0/golden", suffix: "", perms: "rk", source: "disk vda backing 3" },
+    ]);
+  });
+
+  it("a vDPA disk gets its vhost-vdpa device rw, with origin disk-vdpa", () => {
+    const ctx = ruleContext(baseDomain({ devices: { disks: [fileDisk({ type: "vhostvdpa", format: "raw", path: "/dev/vhost-vdpa-0" })] } }));
+    expect(diskRulesWithOrigin(ctx)).toEqual([{ path: "/dev/vhost-vdpa-0", suffix: "", perms: "rw", source: "disk vda", origin: { kind: "disk-vdpa" } }]);
+  });
+
+  it.each([["/dev/sda"], ["/dev/vhost-net"], ["/dev/vhost-vdpa-0/../sda"], ["/srv/vdpa"]])("negative control: a vhostvdpa disk on %s is refused naming the disk", (dev) => {
+    expectPathError(
+      () => disksRules([fileDisk({ type: "vhostvdpa", format: "raw", path: dev })]),
+      dev,
+      "disk vda: a vhostvdpa disk's source must be a vhost-vdpa device (/dev/vhost-vdpa-N)",
+    );
+  });
+});
