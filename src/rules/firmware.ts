@@ -20,16 +20,16 @@ export const firmwareRules: RuleFamily = (ctx) => {
   const { os, fwcfgFiles } = ctx.domain;
   const out: OriginRule[] = [];
 
-  if (os.loader) out.push(rule(absolute(os.loader.path), os.loader.readonly ? "rk" : "rwk", "loader"));
+  if (os.loader) out.push(rule(absolute(os.loader.path, "loader"), os.loader.readonly ? "rk" : "rwk", "loader"));
 
-  if (os.nvram?.path !== undefined) out.push(rule(absolute(os.nvram.path), "rwk", "nvram"));
+  if (os.nvram?.path !== undefined) out.push(rule(absolute(os.nvram.path, "nvram"), "rwk", "nvram"));
   const nvramLayers = os.nvram?.backingStore ?? [];
   if (nvramLayers.length > ctx.maxBackingDepth) {
     throw new PathError("nvram", `backing chain is deeper than ${ctx.maxBackingDepth} layers`);
   }
   for (const [i, layer] of nvramLayers.entries()) {
     if (layer.type === "network") break; // below a network layer nothing is a host file
-    if (layer.path !== undefined) out.push(rule(absolute(layer.path), "rk", `nvram backing ${i + 1}`));
+    if (layer.path !== undefined) out.push(rule(absolute(layer.path, `nvram backing ${i + 1}`), "rk", `nvram backing ${i + 1}`));
   }
 
   const readOnce: [string | undefined, string][] = [
@@ -41,7 +41,7 @@ export const firmwareRules: RuleFamily = (ctx) => {
     ...fwcfgFiles.map((p, i): [string, string] => [p, `fwcfg ${i}`]),
   ];
   for (const [path, source] of readOnce) {
-    if (path !== undefined) out.push(rule(absolute(path), "r", source));
+    if (path !== undefined) out.push(rule(absolute(path, source), "r", source));
   }
   return out;
 };

@@ -16,7 +16,7 @@ const rule = ruleOf("graphics");
  */
 export const graphicsRules: RuleFamily = (ctx: RuleContext) =>
   ctx.domain.devices.graphics.flatMap((g) => [
-    ...g.sockets.map((socket) => rule(absolute(socket), "rw", `graphics ${g.type} socket`)),
+    ...g.sockets.map((socket) => rule(absolute(socket, `graphics ${g.type} socket`), "rw", `graphics ${g.type} socket`)),
     ...renderNodeRules(ctx.fs, g),
   ]);
 
@@ -24,13 +24,13 @@ export const graphicsRules: RuleFamily = (ctx: RuleContext) =>
 export const videoRules: RuleFamily = (ctx: RuleContext) =>
   ctx.domain.devices.videos.flatMap((video, i) =>
     video.accel3d && video.rendernode !== undefined
-      ? [rule(absolute(video.rendernode), "rw", `video ${i} rendernode`)]
+      ? [rule(absolute(video.rendernode, `video ${i} rendernode`), "rw", `video ${i} rendernode`)]
       : [],
   );
 
 function renderNodeRules(fs: HostFs, g: Graphics): OriginRule[] {
   const source = `graphics ${g.type} rendernode`;
-  if (g.glRendernode !== undefined) return [rule(absolute(g.glRendernode), "rw", source)];
+  if (g.glRendernode !== undefined) return [rule(absolute(g.glRendernode, source), "rw", source)];
   if (!needsAutoRenderNode(g)) return [];
   const node = defaultRenderNode(fs);
   // No node at all: libvirt itself fails the start ("No DRM render nodes available").
