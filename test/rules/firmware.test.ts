@@ -83,9 +83,9 @@ describe("firmwareRules", () => {
     ["loader", baseDomain({ os: { loader: { path: "OVMF_CODE.fd", readonly: true } } }), "OVMF_CODE.fd"],
     ["nvram", baseDomain({ os: { nvram: { path: "nvram/vm1_VARS.fd" } } }), "nvram/vm1_VARS.fd"],
     ["kernel", baseDomain({ os: { kernel: "vmlinuz" } }), "vmlinuz"],
-    ["fwcfg", baseDomain({ fwcfgFiles: ["./blob"] }), "./blob"],
-    ["empty initrd", baseDomain({ os: { initrd: "" } }), ""],
-  ])("rejects a relative %s path", (_what, domain, path) => {
-    expectPathError(() => firmwareRules(ruleContext(domain)), path, "path is not absolute");
+    ["fwcfg 0", baseDomain({ fwcfgFiles: ["./blob"] }), "./blob"],
+    ["initrd", baseDomain({ os: { initrd: "" } }), ""],
+  ])("rejects a relative %s path, naming the element", (element, domain, path) => {
+    expectPathError(() => firmwareRules(ruleContext(domain)), path, `${element}: path is not absolute`);
   });
 });

@@ -291,11 +291,11 @@ describe("filesystemRules", () => {
   });
 
   it.each([
-    [mount({ source: "share", target: "t" }), "share"],
-    [mount({ driver: "virtiofs", socket: "vfs.sock" }), "vfs.sock"],
-    [{ type: "file", source: "fs.img", readonly: false } as Filesystem, "fs.img"],
-  ])("rejects a relative path (%#)", (f, bad) => {
-    expectPathError(() => fsRules(f), bad, "path is not absolute");
+    [mount({ source: "share", target: "t" }), "share", "filesystem t"],
+    [mount({ driver: "virtiofs", socket: "vfs.sock" }), "vfs.sock", "filesystem 0"],
+    [{ type: "file", source: "fs.img", readonly: false } as Filesystem, "fs.img", "filesystem 0"],
+  ])("rejects a relative path, naming the element (%#)", (f, bad, element) => {
+    expectPathError(() => fsRules(f), bad, `${element}: path is not absolute`);
   });
 });
 
