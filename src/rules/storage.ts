@@ -185,7 +185,9 @@ function named<T>(element: string, run: () => T, disk = element): T {
   try {
     return run();
   } catch (err) {
-    if (err instanceof PathError && !err.reason.startsWith(`${disk} `) && !err.reason.startsWith(`${disk}:`)) {
+    // The policy's refusals already name their source ("resolves to X: disk vda backing 1: ...").
+    const namesIt = err instanceof PathError && (err.reason.startsWith(`${disk} `) || err.reason.startsWith(`${disk}:`) || err.reason.startsWith("resolves to "));
+    if (err instanceof PathError && !namesIt) {
       throw new PathError(err.path, `${element}: ${err.reason}`);
     }
     throw err;
@@ -321,7 +323,7 @@ function xmlNamed(ctx: RuleContext): Set<string> {
     }
   };
   for (const disk of ctx.domain.devices.disks) {
-    if (disk.type !== "file" && disk.type !== "block") continue;
+    if (disk.type !== "file" && disk.type !== "block" && disk.type !== "network") continue;
     add(disk.path);
     add(disk.dataStore?.path);
     for (const layer of disk.backingStore ?? []) {
