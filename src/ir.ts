@@ -40,6 +40,8 @@ export const ORIGIN_KINDS = [
   "disk",
   /** `<disk type='nvme'>`: the controller through VFIO. */
   "nvme",
+  /** `<disk type='vhostvdpa'>`: the vhost-vdpa character device (rules/storage.ts). */
+  "disk-vdpa",
   /** `<filesystem>`: 9p trees, virtiofs sockets, loop/nbd images. */
   "filesystem",
   /** `<os>` loader, nvram, kernel, initrd, dtb, ACPI tables, shim; `<sysinfo type='fwcfg'>` files. */

@@ -107,12 +107,18 @@ export interface Disk {
    * (read image headers); `[]` means `<backingStore/>` (explicitly no backing).
    */
   backingStore?: BackingLayer[];
+  /**
+   * The XML names backing layers but its chain does not end in an empty `<backingStore/>`: libvirt
+   * would probe below the last layer it names, so the chain is not complete (absent = complete, or
+   * no `<backingStore>` at all).
+   */
+  backingOpen?: boolean;
   /** `<source><dataStore>` (libvirt 10+) external data file. */
   dataStore?: BackingLayer;
   /** `<source><reservations><source type='unix' path=...>` persistent reservation socket. */
   reservationsSocket?: string;
   /** type='volume': `<source pool=... volume=...>` (hook XML does not translate it to a path). */
-  volume?: { pool: string; volume: string };
+  volume?: { pool: string; volume: string; mode?: string };
   /** type='nvme': `<source type='pci'><address domain bus slot function/>` of the NVMe controller. */
   nvmeAddress?: PciAddress;
 }

@@ -43,6 +43,11 @@ export function storageLayer(el: XmlElement, type: string): Omit<BackingLayer, "
  * chain costs no stack.
  */
 function backingChain(el: XmlElement): BackingLayer[] | undefined {
+  return backingChainWithEnd(el)?.layers;
+}
+
+/** The chain and whether it ends in an empty `<backingStore/>` (complete) or just stops (open). */
+function backingChainWithEnd(el: XmlElement): { layers: BackingLayer[]; open: boolean } | undefined {
   let next = el.child("backingStore");
   if (!next) return undefined;
   const chain: BackingLayer[] = [];
@@ -53,7 +58,7 @@ function backingChain(el: XmlElement): BackingLayer[] | undefined {
     chain.push(defined({ type, path: sourcePath(source, type), format: formatOf(next), dataStore: source && dataStore(source) }));
     next = next.child("backingStore");
   }
-  return chain;
+  return { layers: chain, open: next === undefined };
 }
 
 /** `<source><dataStore type=...>`: a qcow2 image's external data file (libvirt 10.10+). */
@@ -72,6 +77,7 @@ export function readDisk(el: XmlElement): Disk {
   const driver = el.child("driver");
   const target = el.child("target");
   const reservations = source?.child("reservations")?.child("source");
+  const chain = backingChainWithEnd(el);
   return defined({
     type,
     device,
@@ -80,12 +86,18 @@ export function readDisk(el: XmlElement): Disk {
     readonly: el.has("readonly"),
     shareable: el.has("shareable"),
     target: target && label(target, "dev"),
-    backingStore: backingChain(el),
+    backingStore: chain?.layers,
+    backingOpen: chain?.open === true && chain.layers.length > 0 ? true : undefined,
     dataStore: source && dataStore(source),
     reservationsSocket: path(reservations, "path"),
     volume:
       type === "volume" && source
-        ? { pool: label(source, "pool") ?? source.fail('missing attribute "pool"'), volume: label(source, "volume") ?? source.fail('missing attribute "volume"') }
+        ? defined({
+            pool: label(source, "pool") ?? source.fail('missing attribute "pool"'),
+            volume: label(source, "volume") ?? source.fail('missing attribute "volume"'),
+            // iSCSI volumes: mode='direct' hands QEMU the iSCSI LUN itself (no host file).
+            mode: token(source, "mode"),
+          })
         : undefined,
     nvmeAddress: type === "nvme" && source ? pciAddress(source.one("address")) : undefined,
   });

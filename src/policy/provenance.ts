@@ -390,6 +390,7 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
   filesystem: { char: [], block: true },
   memory: { char: [/^\/dev\/dax[0-9]+\.[0-9]+$/], block: true },
   nvme: { char: VFIO, block: false },
+  "disk-vdpa": { char: [/^\/dev\/vhost-vdpa-[0-9]+$/], block: false },
   "hostdev-pci": { char: VFIO, block: false },
   "hostdev-mdev": { char: VFIO, block: false },
   "chardev-dev": CHARDEV_DEV,
@@ -466,6 +467,7 @@ const TYPE_NAMES: Record<PathFacts["type"], string> = {
 const ELEMENT_NAMES: Record<OriginKind, string> = {
   disk: "<disk>",
   nvme: "<disk type='nvme'>",
+  "disk-vdpa": "<disk type='vhostvdpa'>",
   filesystem: "<filesystem>",
   firmware: "firmware or boot file",
   "chardev-file": "file or pipe chardev or log",

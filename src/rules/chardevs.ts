@@ -38,12 +38,12 @@ function rulesForChardev(chr: Chardev): OriginRule[] {
   if (chr.path !== undefined) {
     const rule = BY_TYPE[chr.type];
     if (rule !== undefined) {
-      out.push(rule(absolute(chr.path), "rw", chr.source));
+      out.push(rule(absolute(chr.path, chr.source), "rw", chr.source));
     } else if (chr.type === "pipe") {
-      const path = absolute(chr.path);
+      const path = absolute(chr.path, chr.source);
       out.push(fileRule(`${path}.in`, "rw", chr.source), fileRule(`${path}.out`, "rw", chr.source), fileRule(path, "rw", chr.source));
     }
   }
-  if (chr.logFile !== undefined) out.push(fileRule(absolute(chr.logFile), "rw", `${chr.source} log`));
+  if (chr.logFile !== undefined) out.push(fileRule(absolute(chr.logFile, `${chr.source} log`), "rw", `${chr.source} log`));
   return out;
 }

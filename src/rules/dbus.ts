@@ -23,7 +23,7 @@ export const dbusDisplayRules: RuleFamily = (ctx: RuleContext) => {
     const source = `graphics dbus ${i}`;
     if (display.address !== undefined) {
       const socket = /^unix:path=([^,;]+)$/.exec(display.address)?.[1];
-      if (socket !== undefined) out.push(rule(absolute(socket), "rw", source));
+      if (socket !== undefined) out.push(rule(absolute(socket, source), "rw", source));
       continue;
     }
     const short = domainShortName(ctx.domain);

@@ -28,16 +28,16 @@ const NINE_P_DRIVERS = new Set([undefined, "path", "handle"]);
 
 function rulesForFilesystem(fs: Filesystem, element: string): OriginRule[] {
   if (fs.driver === "virtiofs") {
-    return fs.socket !== undefined ? [rule(absolute(fs.socket), "rw", element)] : [];
+    return fs.socket !== undefined ? [rule(absolute(fs.socket, element), "rw", element)] : [];
   }
   if (fs.source === undefined) return [];
   switch (fs.type) {
     case "mount":
       if (!NINE_P_DRIVERS.has(fs.driver)) return [];
-      return [rule(absolute(fs.source), fs.readonly ? "r" : "rwl", element, "{,/**}")];
+      return [rule(absolute(fs.source, element), fs.readonly ? "r" : "rwl", element, "{,/**}")];
     case "file":
     case "block":
-      return [rule(absolute(fs.source), fs.readonly ? "rk" : "rwk", element)];
+      return [rule(absolute(fs.source, element), fs.readonly ? "rk" : "rwk", element)];
     default:
       return [];
   }

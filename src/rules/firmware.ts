@@ -1,4 +1,5 @@
 import { PathError } from "../errors.js";
+import { absolute } from "./absolute.js";
 import { ruleOf, type RuleFamily } from "./context.js";
 import type { OriginRule } from "../ir.js";
 
@@ -37,10 +38,10 @@ export const firmwareRules: RuleFamily = (ctx) => {
 
   if (os.loader) {
     const perms = (os.loader.type ?? "rom") === "rom" ? "r" : os.loader.readonly ? "rk" : "rwk";
-    out.push(rule(absoluteIn("loader", os.loader.path), perms, "loader"));
+    out.push(rule(absolute(os.loader.path, "loader"), perms, "loader"));
   }
 
-  if (os.nvram?.path !== undefined) out.push(rule(absoluteIn("nvram", os.nvram.path), "rwk", "nvram"));
+  if (os.nvram?.path !== undefined) out.push(rule(absolute(os.nvram.path, "nvram"), "rwk", "nvram"));
   const nvramLayers = os.nvram?.backingStore ?? [];
   if (nvramLayers.length > ctx.maxBackingDepth) {
     throw new PathError("nvram", `backing chain is deeper than ${ctx.maxBackingDepth} layers`);
@@ -48,7 +49,7 @@ export const firmwareRules: RuleFamily = (ctx) => {
   for (const [i, layer] of nvramLayers.entries()) {
     if (layer.type === "network") break; // below a network layer nothing is a host file
     const source = `nvram backing ${i + 1}`;
-    if (layer.path !== undefined) out.push(rule(absoluteIn(source, layer.path), "rk", source));
+    if (layer.path !== undefined) out.push(rule(absolute(layer.path, source), "rk", source));
   }
 
   const readOnce: [string | undefined, string][] = [
@@ -60,13 +61,8 @@ export const firmwareRules: RuleFamily = (ctx) => {
     ...fwcfgFiles.map((p, i): [string, string] => [p, `fwcfg ${i}`]),
   ];
   for (const [path, source] of readOnce) {
-    if (path !== undefined) out.push(rule(absoluteIn(source, path), "r", source));
+    if (path !== undefined) out.push(rule(absolute(path, source), "r", source));
   }
   return out;
 };
 
-/** `path`, checked to be absolute; else PathError naming the element ("loader: path is not absolute"). */
-function absoluteIn(element: string, path: string): string {
-  if (!path.startsWith("/")) throw new PathError(path, `${element}: path is not absolute`);
-  return path;
-}

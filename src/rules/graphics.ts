@@ -17,12 +17,12 @@ const xauthRule = ruleOf("xauth");
  */
 export const graphicsRules: RuleFamily = (ctx: RuleContext) =>
   ctx.domain.devices.graphics.flatMap((g) => [
-    ...g.sockets.map((socket) => rule(absolute(socket), "rw", `graphics ${g.type} socket`)),
+    ...g.sockets.map((socket) => rule(absolute(socket, `graphics ${g.type} socket`), "rw", `graphics ${g.type} socket`)),
     ...renderNodeRules(ctx.fs, g),
     // qemuBuildGraphicsSDLCommandLine: XAUTHORITY=<xauth> (and DISPLAY=<display>) in QEMU's
     // environment; libX11 reads the file to authenticate to the X server. DISPLAY needs no file
     // rule: libxcb connects to the abstract socket `@/tmp/.X11-unix/X<n>` first.
-    ...(g.type === "sdl" && g.xauth !== undefined ? [xauthRule(absolute(g.xauth), "r", "graphics sdl xauth")] : []),
+    ...(g.type === "sdl" && g.xauth !== undefined ? [xauthRule(absolute(g.xauth, "graphics sdl xauth"), "r", "graphics sdl xauth")] : []),
   ]);
 
 /**
@@ -35,7 +35,7 @@ export const videoRules: RuleFamily = (ctx: RuleContext) =>
   ctx.domain.devices.videos.flatMap((video, i) => {
     const out: OriginRule[] = [];
     if (video.accel3d && (video.rendernode !== undefined || video.vhostUser)) {
-      const node = video.rendernode === undefined ? firstRenderNode(ctx.fs) : absolute(video.rendernode);
+      const node = video.rendernode === undefined ? firstRenderNode(ctx.fs) : absolute(video.rendernode, `video ${i} rendernode`);
       if (node !== undefined) out.push(rule(node, "rw", `video ${i} rendernode`));
     }
     if (video.blob === true) out.push(rule(`${ctx.layout.devDir}/udmabuf`, "rw", `video ${i} blob`));
@@ -44,7 +44,7 @@ export const videoRules: RuleFamily = (ctx: RuleContext) =>
 
 function renderNodeRules(fs: HostFs, g: Graphics): OriginRule[] {
   const source = `graphics ${g.type} rendernode`;
-  if (g.glRendernode !== undefined) return [rule(absolute(g.glRendernode), "rw", source)];
+  if (g.glRendernode !== undefined) return [rule(absolute(g.glRendernode, source), "rw", source)];
   if (!needsAutoRenderNode(g)) return [];
   const node = firstRenderNode(fs);
   // No node at all: libvirt itself fails the start ("No DRM render nodes available").

@@ -95,9 +95,9 @@ function findUsbByVendor(fs: HostFs, dev: UsbHostdev): { bus: number; device: nu
     if (bus === undefined || device === undefined) continue;
     matches.push({ bus, device });
   }
-  if (matches.length === 0) throw new PathError(devices, `no USB device ${wanted} found`);
+  if (matches.length === 0) throw new PathError(devices, `hostdev usb ${wanted}: no USB device ${wanted} found`);
   if (matches.length > 1) {
-    throw new PathError(devices, `${matches.length} USB devices ${wanted} found: give <address bus= device=> to pick one`);
+    throw new PathError(devices, `hostdev usb ${wanted}: ${matches.length} USB devices ${wanted} found: give <address bus= device=> to pick one`);
   }
   return matches[0]!;
 }
@@ -135,10 +135,10 @@ function scsiRules(fs: HostFs, dev: ScsiHostdev): OriginRule[] {
   }
   const lun = `${Number(host)}:${bus}:${target}:${unit}`;
   const dir = `${fs.layout.sysfsScsiDevices}/${lun}`;
-  if (listDirectory(fs, dir) === undefined) throw new PathError(dir, "SCSI device not found");
+  if (listDirectory(fs, dir) === undefined) throw new PathError(dir, `hostdev scsi ${lun}: SCSI device not found`);
   // libvirt takes the single entry of scsi_generic/ (virSCSIDeviceGetSgName).
   const sg = listDirectory(fs, `${dir}/scsi_generic`)?.find((e) => /^sg[0-9]+$/.test(e));
-  if (sg === undefined) throw new PathError(dir, "no SCSI generic device: is the sg module loaded?");
+  if (sg === undefined) throw new PathError(dir, `hostdev scsi ${lun}: no SCSI generic device: is the sg module loaded?`);
   return [ruleOf("hostdev-scsi")(`/dev/${sg}`, "rw", `hostdev scsi ${lun}`)];
 }
 
@@ -154,10 +154,10 @@ function capsRules(dev: CapsHostdev): OriginRule[] {
   switch (dev.capsType) {
     case "storage":
       if (dev.block === undefined) throw new PathError("hostdev storage", "missing <source><block>");
-      return [ruleOf("hostdev-storage")(absolute(dev.block), "rw", "hostdev storage")];
+      return [ruleOf("hostdev-storage")(absolute(dev.block, "hostdev storage"), "rw", "hostdev storage")];
     case "misc":
       if (dev.char === undefined) throw new PathError("hostdev misc", "missing <source><char>");
-      return [ruleOf("hostdev-misc")(absolute(dev.char), "rw", "hostdev misc")];
+      return [ruleOf("hostdev-misc")(absolute(dev.char, "hostdev misc"), "rw", "hostdev misc")];
     default:
       // "net" moves a host interface into the guest's namespace (containers only): no file.
       return [];

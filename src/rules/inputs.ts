@@ -13,5 +13,5 @@ export const inputRules: RuleFamily = (ctx: RuleContext) =>
     if (input.type !== "passthrough" && input.type !== "evdev") return [];
     const source = `input ${input.type}`;
     if (input.dev === undefined) throw new PathError(source, "missing <source evdev=...> device");
-    return [rule(absolute(input.dev), "rw", source)];
+    return [rule(absolute(input.dev, source), "rw", source)];
   });

@@ -19,10 +19,10 @@ const memoryRule = ruleOf("memory");
 
 function shmemRulesFor(shmem: Shmem, layout: Layout): OriginRule[] {
   // The name is pasted into a file name either way.
-  const name = requireFileNameComponent(shmem.name, "shmem name");
+  const name = requireFileNameComponent(shmem.name, "shmem name", "shmem");
   if (shmem.hasServer) {
     const socket = shmem.serverPath ?? `${layout.libvirtShmemSocketDir}/shmem-${name}-sock`;
-    return [shmemRule(absolute(socket), "rw", `shmem ${name} server`)];
+    return [shmemRule(absolute(socket, `shmem ${name} server`), "rw", `shmem ${name} server`)];
   }
   return [shmemRule(`${layout.shmDir}/${name}`, "rw", `shmem ${name}`)];
 }
@@ -39,5 +39,5 @@ export const memoryDeviceRules: RuleFamily = (ctx: RuleContext) =>
     if (!FILE_BACKED_MODELS.has(mem.model)) return [];
     const source = `memory ${i} ${mem.model}`;
     if (mem.path === undefined) throw new PathError(source, "missing <source><path>");
-    return [memoryRule(absolute(mem.path), "rw", source)];
+    return [memoryRule(absolute(mem.path, source), "rw", source)];
   });

@@ -24,5 +24,5 @@ const rule = ruleOf("metadata");
  */
 export const metadataRules: RuleFamily = (ctx) =>
   (ctx.domain.settings?.allow ?? []).map((a, i) =>
-    rule(absolute(a.path), a.access === "rw" ? "rwk" : "rk", `metadata allow ${i + 1}`, a.tree ? "{,/**}" : ""),
+    rule(absolute(a.path, `metadata allow ${i + 1}`), a.access === "rw" ? "rwk" : "rk", `metadata allow ${i + 1}`, a.tree ? "{,/**}" : ""),
   );

@@ -6,9 +6,9 @@ import { isFileNameComponent } from "../names.js";
  * `<name>-swtpm.log`, the TPM device's sysfs class entry) must stay one path component, or a
  * name like `../../etc/x` would point anywhere.
  */
-export function requireFileNameComponent(name: string, what: string): string {
+export function requireFileNameComponent(name: string, what: string, element?: string): string {
   if (!isFileNameComponent(name)) {
-    throw new PathError(name, `${what} must be a single file name component`);
+    throw new PathError(name, `${element === undefined ? "" : `${element}: `}${what} must be a single file name component`);
   }
   return name;
 }

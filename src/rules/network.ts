@@ -24,7 +24,7 @@ export const interfaceRules: RuleFamily = (ctx: RuleContext) => {
   ctx.domain.devices.interfaces.forEach((net, i) => {
     if (usesVhostNet(ctx.domain, net)) {
       if (net.backendVhost !== undefined) {
-        rules.push(rule(absolute(net.backendVhost), "rw", `interface ${i} backend vhost`));
+        rules.push(rule(absolute(net.backendVhost, `interface ${i} backend vhost`), "rw", `interface ${i} backend vhost`));
       } else if (!vhostNetGranted) {
         // One rule for all NICs: the source names the first NIC that needs it.
         rules.push(rule("/dev/vhost-net", "rw", `interface ${i} vhost-net`));
@@ -32,7 +32,7 @@ export const interfaceRules: RuleFamily = (ctx: RuleContext) => {
       }
     }
     if (net.backendTap !== undefined && TAP_TYPES.has(net.type)) {
-      rules.push(rule(absolute(net.backendTap), "rw", `interface ${i} backend tap`));
+      rules.push(rule(absolute(net.backendTap, `interface ${i} backend tap`), "rw", `interface ${i} backend tap`));
     }
     if (net.type === "direct") rules.push(...macvtapRules(ctx, net, i));
     if (net.backendType === "passt") rules.push(...passtRules(ctx, net, i));
@@ -128,12 +128,12 @@ function backendPathRules(net: NetInterface, i: number): OriginRule[] {
       // passt as the vhost-user backend (libvirt 11.x): the socket is passt's (passtRules).
       if (net.backendType === "passt" && net.socket === undefined) return [];
       if (net.socket === undefined) throw new PathError(source, "missing vhost-user socket path");
-      return [rule(absolute(net.socket), "rw", source)];
+      return [rule(absolute(net.socket, source), "rw", source)];
     }
     case "vdpa": {
       const source = `interface ${i} vdpa`;
       if (net.vdpaDev === undefined) throw new PathError(source, "missing vDPA device path");
-      return [rule(absolute(net.vdpaDev), "rw", source)];
+      return [rule(absolute(net.vdpaDev, source), "rw", source)];
     }
     default:
       return [];

@@ -13,4 +13,4 @@ const rule = ruleOf("pstore");
  * managed roots, devices: none), and the exclusive-write check keeps two running guests off one file.
  */
 export const pstoreRules: RuleFamily = (ctx: RuleContext) =>
-  ctx.domain.devices.pstores.map((pstore, i) => rule(absolute(pstore.path), "rw", `pstore ${i} ${pstore.backend}`));
+  ctx.domain.devices.pstores.map((pstore, i) => rule(absolute(pstore.path, `pstore ${i}`), "rw", `pstore ${i} ${pstore.backend}`));

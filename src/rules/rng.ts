@@ -12,5 +12,5 @@ export const DEFAULT_RNG_DEVICE = "/dev/random";
  */
 export const rngRules: RuleFamily = (ctx: RuleContext) =>
   ctx.domain.devices.rngs.flatMap((rng, i) =>
-    rng.backend === "random" ? [rule(absolute(rng.path ?? DEFAULT_RNG_DEVICE), "r", `rng ${i} random`)] : [],
+    rng.backend === "random" ? [rule(absolute(rng.path ?? DEFAULT_RNG_DEVICE, `rng ${i} random`), "r", `rng ${i} random`)] : [],
   );

@@ -61,7 +61,7 @@ export const runtimeRules: RuleFamily = (ctx) => {
 /** The name becomes a file name here: it must stay one path component. */
 function checkedName(name: string): string {
   if (!isFileNameComponent(name)) {
-    throw new PathError(name, "domain name cannot be used as a file name");
+    throw new PathError(name, "<name>: domain name cannot be used as a file name");
   }
   return name;
 }

@@ -24,8 +24,8 @@ export const NSS_DEFAULT_DATABASE = "/etc/pki/nssdb";
  */
 export const smartcardRules: RuleFamily = (ctx: RuleContext) =>
   ctx.domain.devices.smartcards.flatMap((card, i): OriginRule[] => {
-    const db = card.mode === "host-certificates" && card.database !== undefined ? directory(absolute(card.database)) : NSS_DEFAULT_DATABASE;
     const source = `smartcard ${i} database`;
+    const db = card.mode === "host-certificates" && card.database !== undefined ? directory(absolute(card.database, source)) : NSS_DEFAULT_DATABASE;
     return [rule(db, "r", source, "/"), rule(db, "rk", source, "/*")];
   });
 

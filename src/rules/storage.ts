@@ -7,6 +7,10 @@ import type { OriginRule as Rule } from "../ir.js";
 import { resolveVolume } from "./volumes.js";
 
 const rule = ruleOf("disk");
+const vdpaRule = ruleOf("disk-vdpa");
+
+/** The vhost-vdpa character devices the kernel creates (drivers/vhost/vdpa.c: "vhost-vdpa-%u"). */
+const VHOST_VDPA = /^\/dev\/vhost-vdpa-[0-9]+$/;
 
 /**
  * Disks: the image QEMU writes, everything it reads beneath it, and the sockets a disk talks to.
@@ -26,31 +30,59 @@ function rulesForDisk(ctx: RuleContext, disk: Disk, element: string): Rule[] {
   switch (disk.type) {
     case "file":
     case "block":
-      if (disk.path !== undefined) out.push(...imageRules(ctx, disk, absolute(disk.path), element, topPerms));
+      if (disk.path !== undefined) out.push(...imageRules(ctx, disk, absolute(disk.path, element), element, topPerms));
       break;
     case "volume":
       if (disk.volume) {
-        const path = resolveVolume(ctx, element, disk.volume.pool, disk.volume.volume);
-        out.push(...imageRules(ctx, disk, path, element, topPerms));
+        const path = resolveVolume(ctx, element, disk.volume);
+        // undefined: a network volume (rbd, gluster, iscsi-direct, mode='direct'...): no host file.
+        if (path !== undefined) out.push(...imageRules(ctx, disk, path, element, topPerms));
+        else if (disk.backingStore !== undefined) out.push(...networkTopChain(ctx, disk, element));
       }
       break;
     case "dir":
       // A directory exported as a virtual FAT disk: QEMU reads (and may write) the whole tree.
-      if (disk.path !== undefined) out.push(rule(absolute(disk.path), topPerms, element, "{,/**}"));
+      if (disk.path !== undefined) out.push(rule(absolute(disk.path, element), topPerms, element, "{,/**}"));
       break;
     case "vhostuser":
       // QEMU only connects to the external vhost-user-blk backend's socket.
-      if (disk.path !== undefined) out.push(rule(absolute(disk.path), "rw", element));
+      if (disk.path !== undefined) out.push(rule(absolute(disk.path, element), "rw", element));
       break;
-    // network: QEMU talks to a server, no host file. nvme: a host device (the hostdev family).
+    case "vhostvdpa":
+      // libvirt opens the vhost-vdpa node and passes QEMU its fd (qemuProcessPrepareHostStorageSourceVDPA
+      // in qemu_process.c, libvirt 9.2+); QEMU's virtio-blk-vhost-vdpa driver opens it by path
+      // when started by hand. Read-write, and only a vhost-vdpa node.
+      if (disk.path === undefined) throw new PathError(element, "<disk type='vhostvdpa'> without <source dev=...>");
+      if (!VHOST_VDPA.test(disk.path)) {
+        throw new PathError(disk.path, `${element}: a vhostvdpa disk's source must be a vhost-vdpa device (/dev/vhost-vdpa-N)`);
+      }
+      out.push(vdpaRule(disk.path, "rw", element));
+      break;
+    case "network":
+      // QEMU talks to a server for the top, but a layer beneath it may be a local file.
+      if (disk.backingStore !== undefined) out.push(...networkTopChain(ctx, disk, element));
+      break;
+    // nvme: a host device (the hostdev family).
     default:
       break;
   }
 
   // Persistent reservations: QEMU connects to qemu-pr-helper's socket whatever the disk type.
   if (disk.reservationsSocket !== undefined) {
-    out.push(rule(absolute(disk.reservationsSocket), "rw", `${element} reservations`));
+    out.push(rule(absolute(disk.reservationsSocket, `${element} reservations`), "rw", `${element} reservations`));
   }
+  return out;
+}
+
+/**
+ * The local layers beneath a network top (`<disk type='network'>` whose `<backingStore>` has a
+ * `type='file'` or `'block'` layer, e.g. a local base image under an NBD overlay): read-only, as
+ * any backing layer, at start only if prepare granted them. With no local top there is no header
+ * to walk: the XML's layers are all we grant.
+ */
+function networkTopChain(ctx: RuleContext, disk: Disk, element: string): Rule[] {
+  const out = xmlChainRules(ctx, disk.backingStore ?? [], element, []);
+  for (const r of out) checkGrantedBefore(ctx, r, r.path);
   return out;
 }
 
@@ -68,20 +100,104 @@ function rulesForDisk(ctx: RuleContext, disk: Disk, element: string): Rule[] {
 function imageRules(ctx: RuleContext, disk: Disk, top: string, element: string, topPerms: string): Rule[] {
   const chain: Rule[] = [];
   if (disk.dataStore) chain.push(...layerRules([disk.dataStore], ctx, element, () => [topPerms, `${element} data-file`]));
-  if (disk.backingStore !== undefined) {
-    // libvirt walked the chain (start XML), or the admin wrote it: the XML's chain is the chain,
-    // and no header is read (a running guest can rewrite its headers; the XML it cannot).
-    chain.push(...layerRules(disk.backingStore, ctx, element, (n) => ["rk", `${element} backing ${n}`]));
+  if (disk.backingStore !== undefined && disk.backingOpen !== true) {
+    // A complete chain (it ends in `<backingStore/>`): libvirt walked it (start XML) or the admin
+    // wrote it, and libvirt hands QEMU exactly these layers (-blockdev, one node per layer, each
+    // with its `backing` set: qemuBlockStorageSourceChainAttach in libvirt's qemu_block.c), so
+    // QEMU never opens the backing file a header names. The top's header is not read at all: a
+    // header that does not parse cannot fail a chain the XML states, and a running guest can
+    // rewrite its headers but not the XML. This is no weaker than reading headers: the XML is
+    // untrusted too, and every layer it names is judged by the policy like any path (the rules
+    // below go through the same policy as the top), read-only, and at start must have been
+    // granted at prepare (checkGrantedBefore).
+    chain.push(...xmlChainRules(ctx, disk.backingStore, element, imageTrees(ctx, top)));
   } else {
     chain.push(...headerChain(ctx, disk, top, element).map((e) => chainRule(e, element)));
+    // An open chain (layers named but no closing `<backingStore/>`): libvirt probes below the
+    // last layer it was given, so the headers decide; the named layers are granted as well.
+    if (disk.backingStore !== undefined) chain.push(...xmlChainRules(ctx, disk.backingStore, element, imageTrees(ctx, top)));
   }
   for (const r of chain) checkGrantedBefore(ctx, r, r.path);
   return [rule(top, topPerms, element), ...chain];
 }
 
 /**
- * Rules for XML-described layers, outermost first, numbered from 1. A network layer ends the
- * chain: what lies beneath it is named relative to that server, not to this host.
+ * The layers an XML chain names, and the files each layer's own header makes QEMU open: a qcow2
+ * layer's external data file (libvirt before 10.10 never writes a backing layer's `<dataStore>`,
+ * and QEMU then opens the data file its header names: qcow2_do_open in QEMU's block/qcow2.c) and
+ * a vmdk layer's extents. Only the layer's own header is read (no backing name is followed), and
+ * what it names is judged as header-named (headerNamedCheck: read-only, in the directory tree of
+ * the top or of that layer, granted at prepare when this is start). Without this, the data file
+ * prepare found through the headers vanished from the `.files` at start.
+ */
+function xmlChainRules(ctx: RuleContext, layers: BackingLayer[], element: string, trees: string[]): Rule[] {
+  const out = layerRules(layers, ctx, element, (n) => ["rk", `${element} backing ${n}`]);
+  for (const [i, layer] of layers.entries()) {
+    if (layer.type === "network") continue;
+    if (layer.path === undefined || layer.format === undefined || !HEADER_FORMATS.has(layer.format)) continue;
+    out.push(...layerOwnFiles(ctx, layer, i + 1, element, trees).map((e) => chainRule(e, element)));
+  }
+  return out;
+}
+
+const HEADER_FORMATS = new Set(["qcow2", "qed", "vmdk"]);
+
+/** The data file and extents one XML-named layer's header names (depth = the layer's number). */
+function layerOwnFiles(ctx: RuleContext, layer: BackingLayer, depth: number, element: string, trees: string[]): ChainEntry[] {
+  const { images } = ctx;
+  const path = absolute(layer.path!, `${element} backing ${depth}`);
+  // The policy's verdict first (the hook runs as root), then: a layer that is not there has no
+  // header to read; QEMU will fail to open it, and its own rule says what was granted.
+  const real = named(`${element} backing ${depth}`, () => images.vet(rule(path, "r", `${element} backing ${depth}`)).path, element);
+  try {
+    if (ctx.fs.stat(real) === undefined) return [];
+  } catch {
+    // ENOTDIR, EACCES...: the walk's type check names it
+  }
+  const layerTrees = [...new Set([...trees, ...imageTrees(ctx, path)])];
+  const walk: ChainWalk = {
+    canonical: (p) => images.canonical(p),
+    topDataFileFromXml: layer.dataStore !== undefined,
+    touch(entry) {
+      const shifted = { ...entry, depth: entry.depth + depth };
+      const real = images.vet(rule(shifted.path, "r", chainRule(shifted, element).source)).path;
+      if (entry.namedBy !== undefined) headerNamedCheck(ctx, shifted, real, layerTrees, element);
+      return real;
+    },
+  };
+  return named(`${element} backing ${depth}`, () => discoverChain(ctx.fs, path, layer.format, 0, walk), element).map((e) => ({ ...e, depth: e.depth + depth }));
+}
+
+/** The directory trees of an image: where the XML names it, and where its symlinks lead. */
+function imageTrees(ctx: RuleContext, image: string): string[] {
+  try {
+    return [...new Set([ctx.images.canonical(dirname(image)), dirname(ctx.images.canonical(image))])];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Runs an image walk and makes every refusal from it name the element: the walk (src/images/)
+ * knows files, not disks. A reason that already names the element is left alone.
+ */
+function named<T>(element: string, run: () => T, disk = element): T {
+  try {
+    return run();
+  } catch (err) {
+    // The policy's refusals already name their source ("resolves to X: disk vda backing 1: ...").
+    const namesIt = err instanceof PathError && (err.reason.startsWith(`${disk} `) || err.reason.startsWith(`${disk}:`) || err.reason.startsWith("resolves to "));
+    if (err instanceof PathError && !namesIt) {
+      throw new PathError(err.path, `${element}: ${err.reason}`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Rules for XML-described layers, outermost first, numbered from 1 as in the XML. A network layer
+ * has no host file, but a `type='file'` layer beneath it is a local file: libvirt passes every
+ * layer of the XML's chain to QEMU as its own -blockdev node (qemu_block.c), so it is granted.
  */
 function layerRules(
   layers: BackingLayer[],
@@ -94,12 +210,12 @@ function layerRules(
   }
   const out: Rule[] = [];
   for (const [i, layer] of layers.entries()) {
-    if (layer.type === "network") break;
+    if (layer.type === "network") continue;
     const [perms, source] = permsAndSource(i + 1);
-    if (layer.path !== undefined) out.push(rule(absolute(layer.path), perms, source));
+    if (layer.path !== undefined) out.push(rule(absolute(layer.path, source), perms, source));
     // A backing layer's own `<dataStore>` (libvirt 10.10+): read-only like its layer.
     if (layer.dataStore?.path !== undefined && layer.dataStore.type !== "network") {
-      out.push(rule(absolute(layer.dataStore.path), perms, `${source} data-file`));
+      out.push(rule(absolute(layer.dataStore.path, `${source} data-file`), perms, `${source} data-file`));
     }
   }
   return out;
@@ -135,7 +251,7 @@ function headerChain(ctx: RuleContext, disk: Disk, top: string, element: string)
   if (!hasHeaderToRead(ctx, disk, top)) return [];
   const { images } = ctx;
   // The top's directory tree: where the XML names it, and where its symlinks lead.
-  const trees = [...new Set([images.canonical(dirname(top)), dirname(images.canonical(top))])];
+  const trees = named(element, () => [...new Set([images.canonical(dirname(top)), dirname(images.canonical(top))])]);
   const walk: ChainWalk = {
     canonical: (p) => images.canonical(p),
     topDataFileFromXml: disk.dataStore !== undefined,
@@ -147,7 +263,7 @@ function headerChain(ctx: RuleContext, disk: Disk, top: string, element: string)
       return real;
     },
   };
-  return discoverChain(ctx.fs, top, disk.format, ctx.maxBackingDepth, walk);
+  return named(element, () => discoverChain(ctx.fs, top, disk.format, ctx.maxBackingDepth, walk));
 }
 
 /**
@@ -207,7 +323,7 @@ function xmlNamed(ctx: RuleContext): Set<string> {
     }
   };
   for (const disk of ctx.domain.devices.disks) {
-    if (disk.type !== "file" && disk.type !== "block") continue;
+    if (disk.type !== "file" && disk.type !== "block" && disk.type !== "network") continue;
     add(disk.path);
     add(disk.dataStore?.path);
     for (const layer of disk.backingStore ?? []) {

@@ -23,7 +23,7 @@ export const tpmRules: RuleFamily = (ctx: RuleContext) =>
         return passthroughRules(ctx.fs, tpm);
       case "external":
         if (tpm.socket === undefined) throw new PathError("tpm external", "missing <source path=...> socket");
-        return [ruleOf("tpm-socket")(absolute(tpm.socket), "rw", "tpm external socket")];
+        return [ruleOf("tpm-socket")(absolute(tpm.socket, "tpm external socket"), "rw", "tpm external socket")];
       default:
         return [];
     }
@@ -38,7 +38,7 @@ export const tpmRules: RuleFamily = (ctx: RuleContext) =>
 function emulatorRules(domain: Domain, tpm: Tpm, layout: Layout): OriginRule[] {
   const rule = ruleOf("tpm-emulator");
   const stateDir = `${layout.swtpmStorageDir}/${domain.uuid}/${tpmStateSubdir(tpm.version)}`;
-  const logName = requireFileNameComponent(`${domain.name}-swtpm.log`, "domain name");
+  const logName = requireFileNameComponent(`${domain.name}-swtpm.log`, "domain name", "tpm emulator log");
   const rules = [
     rule(stateDir, "r", "tpm emulator state", "/"),
     rule(stateDir, "rwk", "tpm emulator state", "/**"),
@@ -46,7 +46,7 @@ function emulatorRules(domain: Domain, tpm: Tpm, layout: Layout): OriginRule[] {
   ];
   const stem = domainShortName(domain);
   if (stem !== undefined) {
-    const file = requireFileNameComponent(`${stem}-swtpm`, "domain name");
+    const file = requireFileNameComponent(`${stem}-swtpm`, "domain name", "tpm emulator socket");
     rules.unshift(rule(`${layout.swtpmStateDir}/${file}.sock`, "rw", "tpm emulator socket"));
     rules.push(rule(`${layout.swtpmStateDir}/${file}.pid`, "rw", "tpm emulator pid"));
   }
@@ -71,8 +71,8 @@ export function tpmStateSubdir(version: string | undefined): string {
  * passes /dev/null as the cancel path, which needs no rule of ours.
  */
 function passthroughRules(fs: HostFs, tpm: Tpm): OriginRule[] {
-  const device = absolute(tpm.devicePath ?? DEFAULT_TPM_DEVICE);
-  const name = requireFileNameComponent(path.posix.basename(device), "TPM device name");
+  const device = absolute(tpm.devicePath ?? DEFAULT_TPM_DEVICE, "tpm passthrough device");
+  const name = requireFileNameComponent(path.posix.basename(device), "TPM device name", "tpm passthrough device");
   // Bound to the TPM it resolved: the policy grants this origin only that TPM's cancel file.
   const rule = ruleOf("tpm-passthrough", name);
   const rules = [rule(device, "rw", "tpm passthrough device")];

@@ -49,9 +49,9 @@ export function pciVfioRules(fs: HostFs, addr: PciAddress, source: string, kind:
   const rule = ruleOf(kind, name);
   const dir = `${fs.layout.sysfsPciDevices}/${name}`;
   const entries = listDirectory(fs, dir);
-  if (entries === undefined) throw new PathError(dir, "PCI device not found");
+  if (entries === undefined) throw new PathError(dir, `${source}: PCI device not found`);
 
-  const group = iommuGroupOf(fs, dir);
+  const group = iommuGroupOf(fs, dir, source);
   const sysfsFiles = entries
     .filter(isAssignmentFile)
     // Only regular attribute files: a stray directory or link must not widen the grant.
@@ -88,11 +88,11 @@ export function mdevVfioRules(fs: HostFs, uuid: string, source: string): OriginR
   const rule = ruleOf("hostdev-mdev");
   // sysfs names mdevs by the lower-case UUID; a malformed one must not become a path.
   if (!isCanonicalUuid(uuid.toLowerCase())) {
-    throw new PathError(uuid, "invalid mediated device UUID");
+    throw new PathError(uuid, `${source}: invalid mediated device UUID`);
   }
   const dir = `${fs.layout.sysfsMdevDevices}/${uuid.toLowerCase()}`;
-  if (listDirectory(fs, dir) === undefined) throw new PathError(dir, "mediated device not found");
-  const group = iommuGroupOf(fs, dir);
+  if (listDirectory(fs, dir) === undefined) throw new PathError(dir, `${source}: mediated device not found`);
+  const group = iommuGroupOf(fs, dir, source);
   return groupRules(fs, group, rule, source);
 }
 
@@ -103,10 +103,10 @@ function groupRules(fs: HostFs, group: string, rule: RuleConstructor, source: st
 }
 
 /** Group number from `<device dir>/iommu_group`, a link to `.../kernel/iommu_groups/<N>`. */
-function iommuGroupOf(fs: HostFs, deviceDir: string): string {
+function iommuGroupOf(fs: HostFs, deviceDir: string, source: string): string {
   const group = linkTargetName(fs, `${deviceDir}/iommu_group`);
-  if (group === undefined) throw new PathError(deviceDir, "no IOMMU group: is the device bound to vfio-pci?");
+  if (group === undefined) throw new PathError(deviceDir, `${source}: no IOMMU group: is the device bound to vfio-pci?`);
   // The group name becomes a /dev path: only a plain number is a group.
-  if (!/^[0-9]+$/.test(group)) throw new PathError(`${deviceDir}/iommu_group`, `unexpected IOMMU group name "${group}"`);
+  if (!/^[0-9]+$/.test(group)) throw new PathError(`${deviceDir}/iommu_group`, `${source}: unexpected IOMMU group name "${group}"`);
   return group;
 }

@@ -109,21 +109,21 @@ function qedHeader(spec: QedSpec): Buffer {
 describe("headers with huge or 'negative' lengths and offsets: exact error, at once", () => {
   const cases: Array<[label: string, file: string, format: string, bytes: () => Buffer, line: string]> = [
     ["qcow2: backing name length 0xffffffff (-1 as int32)", "/images/a.qcow2", "qcow2", () => qcow2Header({ backingOffset: 512n, backingSize: 0xffffffff }),
-      "virt-aa-hook: error: g1: /images/a.qcow2: corrupt qcow2 header: backing file name length 4294967295 is too long"],
+      "virt-aa-hook: error: g1: /images/a.qcow2: disk vda: corrupt qcow2 header: backing file name length 4294967295 is too long"],
     ["qcow2: backing name length 0x80000000 (INT32_MIN)", "/images/a.qcow2", "qcow2", () => qcow2Header({ backingOffset: 512n, backingSize: 0x80000000 }),
-      "virt-aa-hook: error: g1: /images/a.qcow2: corrupt qcow2 header: backing file name length 2147483648 is too long"],
+      "virt-aa-hook: error: g1: /images/a.qcow2: disk vda: corrupt qcow2 header: backing file name length 2147483648 is too long"],
     ["qcow2: backing offset 0xffffffffffffffff (-1 as int64)", "/images/a.qcow2", "qcow2", () => qcow2Header({ backingOffset: 0xffffffffffffffffn, backingSize: 8 }),
-      "virt-aa-hook: error: g1: /images/a.qcow2: corrupt qcow2 header: backing file offset 18446744073709551615 is outside the first cluster"],
+      "virt-aa-hook: error: g1: /images/a.qcow2: disk vda: corrupt qcow2 header: backing file offset 18446744073709551615 is outside the first cluster"],
     ["qcow2: header extension length 0xfffffff0", "/images/a.qcow2", "qcow2", () => qcow2Header({ extensions: [[0x12345678, Buffer.alloc(0)]] }).fill(0xff, 108, 111),
-      "virt-aa-hook: error: g1: /images/a.qcow2: corrupt qcow2 header: header extension too large"],
+      "virt-aa-hook: error: g1: /images/a.qcow2: disk vda: corrupt qcow2 header: header extension too large"],
     ["qed: backing name length 0xffffffff", "/images/a.qed", "qed", () => qedHeader({ nameOffset: 64, nameSize: 0xffffffff }),
-      "virt-aa-hook: error: g1: /images/a.qed: corrupt qed header: backing file name lies outside the header"],
+      "virt-aa-hook: error: g1: /images/a.qed: disk vda: corrupt qed header: backing file name lies outside the header"],
     ["qed: backing name offset 0xffffffff", "/images/a.qed", "qed", () => qedHeader({ nameOffset: 0xffffffff, nameSize: 8 }),
-      "virt-aa-hook: error: g1: /images/a.qed: corrupt qed header: backing file name lies outside the header"],
+      "virt-aa-hook: error: g1: /images/a.qed: disk vda: corrupt qed header: backing file name lies outside the header"],
     ["qed: offset + length wrapping around 2^32", "/images/a.qed", "qed", () => qedHeader({ nameOffset: 0xfffffff0, nameSize: 0x20 }),
-      "virt-aa-hook: error: g1: /images/a.qed: corrupt qed header: backing file name lies outside the header"],
+      "virt-aa-hook: error: g1: /images/a.qed: disk vda: corrupt qed header: backing file name lies outside the header"],
     ["qed: a name longer than PATH_MAX inside a huge header", "/images/a.qed", "qed", () => qedHeader({ nameOffset: 64, nameSize: 70000, headerClusters: 4 }),
-      "virt-aa-hook: error: g1: /images/a.qed: corrupt qed header: backing file name length 70000 is too long"],
+      "virt-aa-hook: error: g1: /images/a.qed: disk vda: corrupt qed header: backing file name length 70000 is too long"],
     ["vmdk: descriptor at sector 2^63-1", "/images/a.vmdk", "vmdk", () => {
       const b = Buffer.alloc(4096);
       b.write("KDMV", 0, "latin1");
@@ -131,11 +131,11 @@ describe("headers with huge or 'negative' lengths and offsets: exact error, at o
       b.writeBigUInt64LE(0n, 12); // capacity 0: the descriptor lists the extents
       b.writeBigUInt64LE(0x7fffffffffffffffn, 28);
       return b;
-    }, "virt-aa-hook: error: g1: /images/a.vmdk: corrupt vmdk header: descriptor offset 9223372036854775807 is out of range"],
+    }, "virt-aa-hook: error: g1: /images/a.vmdk: disk vda: corrupt vmdk header: descriptor offset 9223372036854775807 is out of range"],
     ["vmdk: a parentFileNameHint longer than PATH_MAX", "/images/a.vmdk", "vmdk", () => name(`version=1\ncreateType="monolithicFlat"\nparentFileNameHint="/${"a".repeat(5000)}"\n`),
-      "virt-aa-hook: error: g1: /images/a.vmdk: corrupt vmdk descriptor: parentFileNameHint is longer than 4095 bytes"],
+      "virt-aa-hook: error: g1: /images/a.vmdk: disk vda: corrupt vmdk descriptor: parentFileNameHint is longer than 4095 bytes"],
     ["vmdk: a 1 MiB descriptor without NUL", "/images/a.vmdk", "vmdk", () => name(`version=1\ncreateType="monolithicFlat"\n${"#".repeat(1024 * 1024)}`),
-      "virt-aa-hook: error: g1: /images/a.vmdk: vmdk descriptor is larger than 65536 bytes, which is not supported"],
+      "virt-aa-hook: error: g1: /images/a.vmdk: disk vda: vmdk descriptor is larger than 65536 bytes, which is not supported"],
   ];
 
   it.each(cases)("%s", (_label, file, format, bytes, line) => {
@@ -162,7 +162,7 @@ describe("a backing chain 10,000 deep", () => {
     const start = performance.now();
     const out = outcomeOf(() => buildProfile(domainXml(`/images/${layer(0)}`, "qcow2"), { layout: new Layout(chainRoot.dir) }));
     const ms = performance.now() - start;
-    expect(out.ok ? "accepted" : out.error.toLine()).toBe("virt-aa-hook: error: g1: /images/c00064.qcow2: backing chain is deeper than 64 layers");
+    expect(out.ok ? "accepted" : out.error.toLine()).toBe("virt-aa-hook: error: g1: /images/c00064.qcow2: disk vda: backing chain is deeper than 64 layers");
     expect(ms).toBeLessThan(500);
   });
 
@@ -170,7 +170,7 @@ describe("a backing chain 10,000 deep", () => {
     const r = runBundle(`/images/${layer(0)}`, "qcow2", chainRoot.dir);
     expect({ status: r.status, stderr: r.stderr }).toEqual({
       status: 1,
-      stderr: "virt-aa-hook: error: g1: /images/c00064.qcow2: backing chain is deeper than 64 layers\n",
+      stderr: "virt-aa-hook: error: g1: /images/c00064.qcow2: disk vda: backing chain is deeper than 64 layers\n",
     });
     expect(r.ms).toBeLessThan(1000);
   });
@@ -187,40 +187,40 @@ describe("a backing chain 10,000 deep", () => {
     expect(ms).toBeLessThan(5000);
     // One more layer is one too many.
     const over = outcomeOf(() => buildProfile(domainXml(`/images/${layer(0)}`, "qcow2"), { layout: new Layout(chainRoot.dir), maxBackingDepth: DEPTH - 1 }));
-    expect(over.ok ? "accepted" : over.error.toLine()).toBe("virt-aa-hook: error: g1: /images/c09999.qcow2: backing chain is deeper than 9999 layers");
+    expect(over.ok ? "accepted" : over.error.toLine()).toBe("virt-aa-hook: error: g1: /images/c09999.qcow2: disk vda: backing chain is deeper than 9999 layers");
   });
 });
 
 describe("loops", () => {
   it.each([
     ["a layer naming itself", () => root.write("/images/a.qcow2", qcow2Naming("a.qcow2", "qcow2")),
-      "virt-aa-hook: error: g1: /images/a.qcow2: backing chain loop: this file is already in the chain as /images/a.qcow2"],
+      "virt-aa-hook: error: g1: /images/a.qcow2: disk vda: backing chain loop: this file is already in the chain as /images/a.qcow2"],
     ["a → b → a", () => {
       root.write("/images/a.qcow2", qcow2Naming("b.qcow2", "qcow2"));
       root.write("/images/b.qcow2", qcow2Naming("/images/a.qcow2", "qcow2"));
-    }, "virt-aa-hook: error: g1: /images/a.qcow2: backing chain loop: this file is already in the chain as /images/a.qcow2"],
+    }, "virt-aa-hook: error: g1: /images/a.qcow2: disk vda: backing chain loop: this file is already in the chain as /images/a.qcow2"],
     ["a → symlink to a", () => {
       root.write("/images/a.qcow2", qcow2Naming("link.qcow2", "qcow2"));
       fs.symlinkSync("a.qcow2", root.real("/images/link.qcow2"));
-    }, "virt-aa-hook: error: g1: /images/link.qcow2: backing chain loop: this file is already in the chain as /images/a.qcow2"],
+    }, "virt-aa-hook: error: g1: /images/link.qcow2: disk vda: backing chain loop: this file is already in the chain as /images/a.qcow2"],
     ["a → hard link of a", () => {
       root.write("/images/a.qcow2", qcow2Naming("hard.qcow2", "qcow2"));
       fs.linkSync(root.real("/images/a.qcow2"), root.real("/images/hard.qcow2"));
-    }, "virt-aa-hook: error: g1: /images/hard.qcow2: backing chain loop: this file is already in the chain as /images/a.qcow2"],
+    }, "virt-aa-hook: error: g1: /images/hard.qcow2: disk vda: backing chain loop: this file is already in the chain as /images/a.qcow2"],
     ["a → ./sub/../a.qcow2", () => {
       root.mkdir("/images/sub");
       root.write("/images/a.qcow2", qcow2Naming("./sub/../a.qcow2", "qcow2"));
-    }, "virt-aa-hook: error: g1: /images/./sub/../a.qcow2: backing chain loop: this file is already in the chain as /images/a.qcow2"],
+    }, "virt-aa-hook: error: g1: /images/./sub/../a.qcow2: disk vda: backing chain loop: this file is already in the chain as /images/a.qcow2"],
     ["a → b → c → b, mixing qcow2, qed and vmdk", () => {
       root.write("/images/a.qcow2", qcow2Naming("b.qed", "qed"));
       root.write("/images/b.qed", qedHeader({ nameOffset: 64, nameSize: 6, name: name("c.vmdk") }));
       root.write("/images/c.vmdk", `version=1\ncreateType="monolithicFlat"\nparentFileNameHint="/images/b.qed"\n`);
     // QEMU opens a vmdk parent as vmdk whatever it is: b.qed is read again, as vmdk, and the inode repeats.
-    }, "virt-aa-hook: error: g1: /images/b.qed: backing chain loop: this file is already in the chain as /images/b.qed"],
+    }, "virt-aa-hook: error: g1: /images/b.qed: disk vda: backing chain loop: this file is already in the chain as /images/b.qed"],
     ["a symlink loop as the backing file", () => {
       root.write("/images/a.qcow2", qcow2Naming("spin", "qcow2"));
       fs.symlinkSync("spin", root.real("/images/spin"));
-    }, "virt-aa-hook: error: g1: /images/spin: too many levels of symbolic links"],
+    }, "virt-aa-hook: error: g1: /images/spin: disk vda: too many levels of symbolic links"],
   ])("%s", (_label, setup, line) => {
     setup();
     const r = run("/images/a.qcow2");
@@ -235,23 +235,23 @@ describe("backing files that are FIFOs or devices", () => {
   it("a FIFO backing file is refused without opening it; through the bundle too (no hang)", () => {
     execFileSync("/usr/bin/mkfifo", [root.real("/images/fifo")]);
     root.write("/images/a.qcow2", qcow2Naming("fifo", "qcow2"));
-    const line = "virt-aa-hook: error: g1: /images/fifo: backing file is a FIFO (named by /images/a.qcow2)";
+    const line = "virt-aa-hook: error: g1: /images/fifo: disk vda: backing file is a FIFO (named by /images/a.qcow2)";
     expectRefusedBoth("/images/a.qcow2", line);
   });
 
   it("a FIFO as the top image declared qcow2 is refused without opening it (no hang)", () => {
     execFileSync("/usr/bin/mkfifo", [root.real("/images/top.qcow2")]);
-    const line = "virt-aa-hook: error: g1: /images/top.qcow2: disk image is a FIFO";
+    const line = "virt-aa-hook: error: g1: /images/top.qcow2: disk vda: disk image is a FIFO";
     expectRefusedBoth("/images/top.qcow2", line);
   });
 
   it("a character device node (mknod c 1 3, i.e. /dev/null) is refused", () => {
     execFileSync("/usr/bin/mknod", [root.real("/images/null"), "c", "1", "3"]);
     root.write("/images/a.qcow2", qcow2Naming("null", "qcow2"));
-    expect(run("/images/a.qcow2").line).toBe("virt-aa-hook: error: g1: /images/null: backing file is a character device (named by /images/a.qcow2)");
+    expect(run("/images/a.qcow2").line).toBe("virt-aa-hook: error: g1: /images/null: disk vda: backing file is a character device (named by /images/a.qcow2)");
     // Declared raw or probed: refused all the same, by type, before any read.
     root.write("/images/a.qcow2", qcow2Naming("null"));
-    expect(run("/images/a.qcow2").line).toBe("virt-aa-hook: error: g1: /images/null: backing file is a character device (named by /images/a.qcow2)");
+    expect(run("/images/a.qcow2").line).toBe("virt-aa-hook: error: g1: /images/null: disk vda: backing file is a character device (named by /images/a.qcow2)");
   });
 
   it("a block device node (mknod b 7 250) named only by a header is refused, never read", () => {
@@ -272,7 +272,7 @@ describe("backing files that are FIFOs or devices", () => {
 describe("headers naming files in restricted locations: refused before the file is touched", () => {
   // Regression (found by this suite): the chain walk used to read such a file before the policy
   // refused it, so the error told the XML's author about a root-only file, e.g.
-  //   virt-aa-hook: error: g1: /root/secret: corrupt qcow2 header: truncated (15 bytes)
+  //   virt-aa-hook: error: g1: /root/secret: disk vda: corrupt qcow2 header: truncated (15 bytes)
   beforeEach(() => {
     root.write("/root/secret", "secret-content\n");
     root.write("/etc/shadow", "root:*:19000:0:99999:7:::\n");
@@ -359,15 +359,15 @@ describe("a symlink swapped between check and use", () => {
     // The walk reports the canonical path it resolved the link to (or the link itself).
     const at = String.raw`^\/images\/(base\.qcow2|good\.qcow2|fifo|dir|missing\.qcow2|other\.qcow2)`;
     const allowedErrors = [
-      new RegExp(`${at}: backing file is (a FIFO|a directory) \\(named by \\/images\\/top\\.qcow2\\)$`),
-      new RegExp(`${at}: backing file does not exist \\(named by \\/images\\/top\\.qcow2\\)$`),
-      new RegExp(`${at}: image is (a FIFO|a directory)$`),
-      new RegExp(`${at}: cannot open image: ENOENT$`),
+      new RegExp(`${at}: disk vda: backing file is (a FIFO|a directory) \\(named by \\/images\\/top\\.qcow2\\)$`),
+      new RegExp(`${at}: disk vda: backing file does not exist \\(named by \\/images\\/top\\.qcow2\\)$`),
+      new RegExp(`${at}: disk vda: image is (a FIFO|a directory)$`),
+      new RegExp(`${at}: disk vda: cannot open image: ENOENT$`),
       /^\/images\/base\.qcow2: (resolves to \/etc\/shadow: )?disk vda backing 1: restricted location \/etc is never granted to guests$/,
       /^\/root\/secret: disk vda backing 2: restricted location \/root is never granted to guests$/,
       // The header was read through one target and the link resolved to another: what QEMU
       // would open then is not what was read; the chain is refused or names real files only.
-      new RegExp(`${at}: corrupt qcow2 header: (bad magic|truncated \\(\\d+ bytes\\))$`),
+      new RegExp(`${at}: disk vda: corrupt qcow2 header: (bad magic|truncated \\(\\d+ bytes\\))$`),
     ];
     const seen = new Map<string, number>();
     let slowest = 0;

@@ -78,14 +78,14 @@ const KNOWN_REJECTIONS: RegExp[] = [
   /: named only by the header of \/\S+: (the top image's data file must be declared with <dataStore>|outside \/\S+ and \/\S+, the directory tree|outside \/\S+, the directory tree|a block device is granted only when|guest guest-b holds it writable)/,
   /^(resolves to \/.*: )?disk vda[\w -]*: restricted location \/\S+ is never granted to guests$/,
   / does not exist \(named by \/\S+\)$/,
-  /^cannot stat (backing file|external data file): E[A-Z]+ \(named by \/\S+\)$/,
-  /^(backing file|external data file) is (a FIFO|a directory|a character device) \(named by \/\S+\)$/,
-  /^backing chain loop: this file is already in the chain as \/\S+$/,
-  /^(backing file|external data file) name \S+ is (not supported|relative behind "file:"; use an absolute name)$/,
-  /^corrupt qcow2 header: /,
-  /^invalid qcow2 header: /,
-  /^image is a (FIFO|directory)$/,
-  /^backing file format "\S+" is not supported$/,
+  /^disk vda: cannot stat (backing file|external data file): E[A-Z]+ \(named by \/\S+\)$/,
+  /^disk vda: (backing file|external data file) is (a FIFO|a directory|a character device) \(named by \/\S+\)$/,
+  /^disk vda: backing chain loop: this file is already in the chain as \/\S+$/,
+  /^disk vda: (backing file|external data file) name \S+ is (not supported|relative behind "file:"; use an absolute name)$/,
+  /^disk vda: corrupt qcow2 header: /,
+  /^disk vda: invalid qcow2 header: /,
+  /^disk vda: image is a (FIFO|directory)$/,
+  /^disk vda: backing file format "\S+" is not supported$/,
 ];
 
 let root: string;

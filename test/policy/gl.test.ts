@@ -8,9 +8,10 @@ import type { Origin, Rule } from "../../src/ir.js";
 import { refusal, type PathFacts, type PolicyInput } from "../../src/policy/index.js";
 import { runtimeOwnership } from "../../src/rules/ownership.js";
 import { baseDomain } from "../rules/fixtures.js";
+import { defaultQemuConf } from "../../src/host/qemu-conf.js";
 
 const layout = new Layout("/");
-const input: PolicyInput = { ownership: runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout), host: { hugetlbfsMounts: [] }, layout };
+const input: PolicyInput = { ownership: runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout, defaultQemuConf(layout)), host: { hugetlbfsMounts: [] }, layout };
 const facts = (type: PathFacts["type"] = "missing"): PathFacts => ({ type, swap: false, blockUse: [] });
 const GPU = "/sys/devices/pci0000:00/0000:00:02.0";
 const rule = (path: string, perms: string, origin: Origin, suffix: Rule["suffix"] = ""): Rule => ({ path, suffix, perms, source: "src", origin });

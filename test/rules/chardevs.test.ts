@@ -55,11 +55,11 @@ describe("chardevRules", () => {
   });
 
   it.each([
-    [{ source: "serial 0", type: "file", path: "serial.log" }, "serial.log"],
-    [{ source: "serial 0", type: "pipe", path: "pipes/vm1" }, "pipes/vm1"],
-    [{ source: "serial 0", type: "pty", logFile: "log/serial.log" }, "log/serial.log"],
-    [{ source: "serial 0", type: "unix", path: "" }, ""],
-  ])("rejects a relative path: %j", (chr, path) => {
-    expectPathError(() => rulesFor(chr), path, "path is not absolute");
+    [{ source: "serial 0", type: "file", path: "serial.log" }, "serial.log", "serial 0"],
+    [{ source: "serial 0", type: "pipe", path: "pipes/vm1" }, "pipes/vm1", "serial 0"],
+    [{ source: "serial 0", type: "pty", logFile: "log/serial.log" }, "log/serial.log", "serial 0 log"],
+    [{ source: "serial 0", type: "unix", path: "" }, "", "serial 0"],
+  ])("rejects a relative path, naming the element: %j", (chr, path, element) => {
+    expectPathError(() => rulesFor(chr), path, `${element}: path is not absolute`);
   });
 });

@@ -94,9 +94,9 @@ describe("graphics", () => {
   });
 
   it("rejects relative sockets, render nodes and xauth files", () => {
-    expectPathError(() => gfx(g("vnc", { sockets: ["vnc.sock"] })), "vnc.sock", "path is not absolute");
-    expectPathError(() => gfx(g("spice", { glEnabled: true, glRendernode: "renderD128" })), "renderD128", "path is not absolute");
-    expectPathError(() => gfx(g("sdl", { xauth: ".Xauthority" })), ".Xauthority", "path is not absolute");
+    expectPathError(() => gfx(g("vnc", { sockets: ["vnc.sock"] })), "vnc.sock", "graphics vnc socket: path is not absolute");
+    expectPathError(() => gfx(g("spice", { glEnabled: true, glRendernode: "renderD128" })), "renderD128", "graphics spice rendernode: path is not absolute");
+    expectPathError(() => gfx(g("sdl", { xauth: ".Xauthority" })), ".Xauthority", "graphics sdl xauth: path is not absolute");
   });
 });
 
@@ -127,7 +127,7 @@ describe("video", () => {
   });
 
   it("rejects a relative render node", () => {
-    expectPathError(() => videos({ accel3d: true, vhostUser: true, rendernode: "dri/x" }), "dri/x", "path is not absolute");
+    expectPathError(() => videos({ accel3d: true, vhostUser: true, rendernode: "dri/x" }), "dri/x", "video 0 rendernode: path is not absolute");
   });
 });
 

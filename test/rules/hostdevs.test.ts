@@ -75,7 +75,7 @@ describe("PCI hostdev (VFIO)", () => {
   });
 
   it("rejects a device that is not on the host", () => {
-    expectPathError(() => hostdevs(pci(3)), "/sys/bus/pci/devices/0000:03:00.0", "PCI device not found");
+    expectPathError(() => hostdevs(pci(3)), "/sys/bus/pci/devices/0000:03:00.0", "hostdev pci 0000:03:00.0: PCI device not found");
   });
 
   it("rejects a device without an IOMMU group", () => {
@@ -83,7 +83,7 @@ describe("PCI hostdev (VFIO)", () => {
     expectPathError(
       () => hostdevs(pci(3)),
       "/sys/bus/pci/devices/0000:03:00.0",
-      "no IOMMU group: is the device bound to vfio-pci?",
+      "hostdev pci 0000:03:00.0: no IOMMU group: is the device bound to vfio-pci?",
     );
   });
 
@@ -93,7 +93,7 @@ describe("PCI hostdev (VFIO)", () => {
     expectPathError(
       () => hostdevs(pci(3)),
       "/sys/bus/pci/devices/0000:03:00.0/iommu_group",
-      'unexpected IOMMU group name "[0-9]*"',
+      'hostdev pci 0000:03:00.0: unexpected IOMMU group name "[0-9]*"',
     );
   });
 
@@ -139,14 +139,14 @@ describe("mdev hostdev", () => {
   });
 
   it("rejects a missing mdev, a missing group and a malformed UUID", () => {
-    expectPathError(() => hostdevs({ type: "mdev", uuid }), `/sys/bus/mdev/devices/${uuid}`, "mediated device not found");
+    expectPathError(() => hostdevs({ type: "mdev", uuid }), `/sys/bus/mdev/devices/${uuid}`, `hostdev mdev ${uuid}: mediated device not found`);
     mkdir(root, `/sys/bus/mdev/devices/${uuid}`);
     expectPathError(
       () => hostdevs({ type: "mdev", uuid }),
       `/sys/bus/mdev/devices/${uuid}`,
-      "no IOMMU group: is the device bound to vfio-pci?",
+      `hostdev mdev ${uuid}: no IOMMU group: is the device bound to vfio-pci?`,
     );
-    expectPathError(() => hostdevs({ type: "mdev", uuid: "../../../x" }), "../../../x", "invalid mediated device UUID");
+    expectPathError(() => hostdevs({ type: "mdev", uuid: "../../../x" }), "../../../x", "hostdev mdev ../../../x: invalid mediated device UUID");
   });
 });
 
@@ -175,13 +175,13 @@ describe("USB hostdev", () => {
     expectPathError(
       () => hostdevs({ type: "usb", vendor: "0x1234", product: "0x5678" }),
       "/sys/bus/usb/devices",
-      "no USB device 1234:5678 found",
+      "hostdev usb 1234:5678: no USB device 1234:5678 found",
     );
     fakeUsbDevice(root, "2-1", { vendor: "046d", product: "c52b", bus: 2, dev: 3 });
     expectPathError(
       () => hostdevs({ type: "usb", vendor: "0x046d", product: "0xc52b" }),
       "/sys/bus/usb/devices",
-      "2 USB devices 046d:c52b found: give <address bus= device=> to pick one",
+      "hostdev usb 046d:c52b: 2 USB devices 046d:c52b found: give <address bus= device=> to pick one",
     );
   });
 
@@ -219,10 +219,10 @@ describe("SCSI hostdevs", () => {
 
   it("rejects a missing LUN, a LUN without sg node, and a malformed adapter", () => {
     const dev: Hostdev = { type: "scsi", adapter: "scsi_host3", bus: 0, target: 0, unit: 0 };
-    expectPathError(() => hostdevs(dev), "/sys/bus/scsi/devices/3:0:0:0", "SCSI device not found");
+    expectPathError(() => hostdevs(dev), "/sys/bus/scsi/devices/3:0:0:0", "hostdev scsi 3:0:0:0: SCSI device not found");
     mkdir(root, lunDir);
     link(root, "/sys/bus/scsi/devices/3:0:0:0", `../../../devices/pci0000:00/0000:00:1f.2/ata4/host3/target3:0:0/3:0:0:0`);
-    expectPathError(() => hostdevs(dev), "/sys/bus/scsi/devices/3:0:0:0", "no SCSI generic device: is the sg module loaded?");
+    expectPathError(() => hostdevs(dev), "/sys/bus/scsi/devices/3:0:0:0", "hostdev scsi 3:0:0:0: no SCSI generic device: is the sg module loaded?");
     expectPathError(
       () => hostdevs({ type: "scsi", adapter: "../host3", bus: 0, target: 0, unit: 0 }),
       "hostdev scsi ../host3",
@@ -243,7 +243,7 @@ describe("capabilities hostdevs", () => {
   });
 
   it("rejects relative or missing device paths", () => {
-    expectPathError(() => hostdevs({ type: "caps", capsType: "storage", block: "dev/sdf" }), "dev/sdf", "path is not absolute");
+    expectPathError(() => hostdevs({ type: "caps", capsType: "storage", block: "dev/sdf" }), "dev/sdf", "hostdev storage: path is not absolute");
     expectPathError(() => hostdevs({ type: "caps", capsType: "misc" }), "hostdev misc", "missing <source><char>");
   });
 });

@@ -24,7 +24,7 @@ describe("inputs", () => {
   });
 
   it("rejects a relative or missing device", () => {
-    expectPathError(() => inputs({ type: "evdev", dev: "input/event1" }), "input/event1", "path is not absolute");
+    expectPathError(() => inputs({ type: "evdev", dev: "input/event1" }), "input/event1", "input evdev: path is not absolute");
     expectPathError(() => inputs({ type: "passthrough" }), "input passthrough", "missing <source evdev=...> device");
   });
 });

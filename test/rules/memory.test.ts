@@ -28,10 +28,10 @@ describe("shmem", () => {
 
   it("rejects names that are not one file name component, and relative server paths", () => {
     for (const name of ["../etc/passwd", "a/b", ".", "..", ""]) {
-      expectPathError(() => shm({ name, hasServer: false }), name, "shmem name must be a single file name component");
-      expectPathError(() => shm({ name, hasServer: true }), name, "shmem name must be a single file name component");
+      expectPathError(() => shm({ name, hasServer: false }), name, "shmem: shmem name must be a single file name component");
+      expectPathError(() => shm({ name, hasServer: true }), name, "shmem: shmem name must be a single file name component");
     }
-    expectPathError(() => shm({ name: "x", hasServer: true, serverPath: "sock" }), "sock", "path is not absolute");
+    expectPathError(() => shm({ name: "x", hasServer: true, serverPath: "sock" }), "sock", "shmem x server: path is not absolute");
   });
 });
 
@@ -48,7 +48,7 @@ describe("memory devices", () => {
   });
 
   it("rejects relative or missing backing paths", () => {
-    expectPathError(() => mems({ model: "nvdimm", path: "nv.img" }), "nv.img", "path is not absolute");
+    expectPathError(() => mems({ model: "nvdimm", path: "nv.img" }), "nv.img", "memory 0 nvdimm: path is not absolute");
     expectPathError(() => mems({ model: "virtio-pmem" }), "memory 0 virtio-pmem", "missing <source><path>");
   });
 });

@@ -60,10 +60,10 @@ describe("interfaces", () => {
   });
 
   it("rejects relative or missing paths", () => {
-    expectPathError(() => nets("kvm", virtio("vhostuser", { socket: "vhu0" })), "vhu0", "path is not absolute");
+    expectPathError(() => nets("kvm", virtio("vhostuser", { socket: "vhu0" })), "vhu0", "interface 0 vhostuser: path is not absolute");
     expectPathError(() => nets("kvm", virtio("vhostuser")), "interface 0 vhostuser", "missing vhost-user socket path");
     expectPathError(() => nets("kvm", virtio("vdpa")), "interface 0 vdpa", "missing vDPA device path");
-    expectPathError(() => nets("kvm", virtio("bridge", { backendVhost: "vhost" })), "vhost", "path is not absolute");
+    expectPathError(() => nets("kvm", virtio("bridge", { backendVhost: "vhost" })), "vhost", "interface 0 backend vhost: path is not absolute");
   });
 });
 

@@ -24,6 +24,6 @@ describe("rng", () => {
   });
 
   it("rejects a relative device", () => {
-    expectPathError(() => rngs({ backend: "random", path: "hwrng" }), "hwrng", "path is not absolute");
+    expectPathError(() => rngs({ backend: "random", path: "hwrng" }), "hwrng", "rng 0 random: path is not absolute");
   });
 });

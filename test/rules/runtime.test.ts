@@ -122,6 +122,6 @@ describe("runtimeRules", () => {
   });
 
   it.each(["../../etc/cron.d/x", "a/b", ".", "..", ""])("rejects the name %j, which cannot be a file name", (name) => {
-    expectPathError(() => runtimeRules(ruleContext(baseDomain({ name }))), name, "domain name cannot be used as a file name");
+    expectPathError(() => runtimeRules(ruleContext(baseDomain({ name }))), name, "<name>: domain name cannot be used as a file name");
   });
 });

@@ -102,20 +102,21 @@ describe("diskRules: top images", () => {
   });
 
   it.each([
-    [fileDisk({ path: "images/vm1.img" }), "images/vm1.img"],
-    [fileDisk({ type: "dir", path: "vvfat" }), "vvfat"],
-    [fileDisk({ type: "vhostuser", path: "vhost.sock" }), "vhost.sock"],
-    [fileDisk({ path: "/srv/a.img", reservationsSocket: "pr.sock" }), "pr.sock"],
-    [fileDisk({ path: "/srv/a.qcow2", backingStore: [{ type: "file", path: "base.qcow2" }] }), "base.qcow2"],
-    [fileDisk({ path: "/srv/a.qcow2", dataStore: { type: "file", path: "a.data" } }), "a.data"],
-    [fileDisk({ path: "" }), ""],
-  ])("rejects a relative path (%#)", (disk, bad) => {
-    expectPathError(() => disksRules([disk]), bad, "path is not absolute");
+    [fileDisk({ path: "images/vm1.img" }), "images/vm1.img", "disk vda"],
+    [fileDisk({ type: "dir", path: "vvfat" }), "vvfat", "disk vda"],
+    [fileDisk({ type: "vhostuser", path: "vhost.sock" }), "vhost.sock", "disk vda"],
+    [fileDisk({ path: "/srv/a.img", reservationsSocket: "pr.sock" }), "pr.sock", "disk vda reservations"],
+    [fileDisk({ path: "/srv/a.qcow2", backingStore: [{ type: "file", path: "base.qcow2" }] }), "base.qcow2", "disk vda backing 1"],
+    [fileDisk({ path: "/srv/a.qcow2", dataStore: { type: "file", path: "a.data" } }), "a.data", "disk vda data-file"],
+    [fileDisk({ path: "" }), "", "disk vda"],
+    [fileDisk({ type: "network", backingStore: [{ type: "file", path: "base.img" }] }), "base.img", "disk vda backing 1"],
+  ])("rejects a relative path, naming the element (%#)", (disk, bad, element) => {
+    expectPathError(() => disksRules([disk]), bad, `${element}: path is not absolute`);
   });
 });
 
 describe("diskRules: <backingStore> from the XML", () => {
-  it("grants each layer rk, numbered from 1, and stops at a network layer", () => {
+  it("grants each layer rk, numbered from 1, and a local layer below a network layer too (libvirt passes every layer as its own -blockdev)", () => {
     const disk = fileDisk({
       format: "qcow2",
       path: "/var/lib/libvirt/images/top.qcow2",
@@ -130,6 +131,7 @@ describe("diskRules: <backingStore> from the XML", () => {
       { path: "/var/lib/libvirt/images/top.qcow2", suffix: "", perms: "rwk", source: "disk vda" },
       { path: "/var/lib/libvirt/images/mid.qcow2", suffix: "", perms: "rk", source: "disk vda backing 1" },
       { path: "/dev/vg0/base", suffix: "", perms: "rk", source: "disk vda backing 2" },
+      { path: "/srv/below-network.img", suffix: "", perms: "rk", source: "disk vda backing 4" },
     ]);
   });
 
@@ -206,10 +208,14 @@ describe("diskRules: type='volume'", () => {
     ]);
   });
 
-  it("rejects a pool type whose volume paths cannot be computed", () => {
+  it("rejects a pool type libvirt does not have, naming the file", () => {
     const r = root();
-    writeHostFile(r, "/etc/libvirt/storage/san.xml", "<pool type='iscsi'><name>san</name><target><path>/dev/disk/by-path</path></target></pool>");
-    expectPathError(() => disksRules([volumeDisk("san", "unit:0:0:1")], r), "disk vda", "cannot resolve volume unit:0:0:1 in pool san: unsupported pool type iscsi");
+    writeHostFile(r, "/etc/libvirt/storage/san.xml", "<pool type='fibre'><name>san</name><target><path>/dev/disk/by-path</path></target></pool>");
+    expectPathError(
+      () => disksRules([volumeDisk("san", "unit:0:0:1")], r),
+      "disk vda",
+      'volume unit:0:0:1 in pool san: pool type "fibre" (in /etc/libvirt/storage/san.xml) is not one libvirt\'s storage driver has; fix the pool definition',
+    );
   });
 
   it("rejects a missing pool, hostile names, a DTD and a pool without a target path", () => {
@@ -218,17 +224,17 @@ describe("diskRules: type='volume'", () => {
     writeHostFile(r, "/etc/libvirt/storage/notarget.xml", "<pool type='dir'><name>notarget</name></pool>");
     writeHostFile(r, "/etc/libvirt/storage/broken.xml", "<pool type='dir'><target>");
     const cases: [string, string, string][] = [
-      ["nope", "a.img", "pool definition /etc/libvirt/storage/nope.xml not found"],
+      ["nope", "a.img", "pool definition not found in /etc/libvirt/storage or /run/libvirt/storage; define the pool (virsh pool-define) or use a <disk type='file'|'block'> with the volume's path"],
       ["../../../etc/shadow", "a.img", "pool name is not a plain file name"],
       ["default", "../../../etc/shadow", "volume name is not a plain file name"],
       ["default", "..", "volume name is not a plain file name"],
       ["evil", "a.img", "pool definition /etc/libvirt/storage/evil.xml carries a DTD"],
-      ["notarget", "a.img", "pool has no absolute target path"],
+      ["notarget", "a.img", "the dir pool's definition (/etc/libvirt/storage/notarget.xml) has no absolute <target><path>"],
     ];
     for (const [pool, volume, why] of cases) {
-      expectPathError(() => disksRules([volumeDisk(pool, volume)], r), "disk vda", `cannot resolve volume ${volume} in pool ${pool}: ${why}`);
+      expectPathError(() => disksRules([volumeDisk(pool, volume)], r), "disk vda", `volume ${volume} in pool ${pool}: ${why}`);
     }
-    expect(() => disksRules([volumeDisk("broken", "a.img")], r)).toThrow(/^disk vda: cannot resolve volume a\.img in pool broken: pool definition \/etc\/libvirt\/storage\/broken\.xml is not well-formed XML/);
+    expect(() => disksRules([volumeDisk("broken", "a.img")], r)).toThrow(/^disk vda: volume a\.img in pool broken: pool definition \/etc\/libvirt\/storage\/broken\.xml is not well-formed XML/);
   });
 
   it("refuses an oversized pool definition without parsing it", () => {
@@ -237,7 +243,7 @@ describe("diskRules: type='volume'", () => {
     expectPathError(
       () => disksRules([volumeDisk("big", "a.img")], r),
       "disk vda",
-      "cannot resolve volume a.img in pool big: pool definition /etc/libvirt/storage/big.xml is larger than 65536 bytes",
+      "volume a.img in pool big: pool definition /etc/libvirt/storage/big.xml is larger than 65536 bytes",
     );
   });
 });
@@ -285,11 +291,11 @@ describe("filesystemRules", () => {
   });
 
   it.each([
-    [mount({ source: "share", target: "t" }), "share"],
-    [mount({ driver: "virtiofs", socket: "vfs.sock" }), "vfs.sock"],
-    [{ type: "file", source: "fs.img", readonly: false } as Filesystem, "fs.img"],
-  ])("rejects a relative path (%#)", (f, bad) => {
-    expectPathError(() => fsRules(f), bad, "path is not absolute");
+    [mount({ source: "share", target: "t" }), "share", "filesystem t"],
+    [mount({ driver: "virtiofs", socket: "vfs.sock" }), "vfs.sock", "filesystem 0"],
+    [{ type: "file", source: "fs.img", readonly: false } as Filesystem, "fs.img", "filesystem 0"],
+  ])("rejects a relative path, naming the element (%#)", (f, bad, element) => {
+    expectPathError(() => fsRules(f), bad, `${element}: path is not absolute`);
   });
 });
 
@@ -392,5 +398,151 @@ describe("diskRules: chains read from real qcow2 headers (qemu-img)", () => {
       { path: `${IMAGES}/mid.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
       { path: `${IMAGES}/base.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
     ]);
+  });
+});
+
+describe("diskRules: chains the XML states completely, layers' data files, network tops, vDPA", () => {
+  const IMAGES = "/var/lib/libvirt/images";
+
+  /** base.qcow2 ← mid.qcow2 (external data file mid.data, relative) ← top.qcow2, all relative names. */
+  function dataFileChain(): string {
+    const r = root();
+    const dir = path.join(r, IMAGES);
+    fs.mkdirSync(dir, { recursive: true });
+    const qemuImg = (...args: string[]) => execFileSync("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", ...args], { cwd: dir });
+    qemuImg("base.qcow2", "1M");
+    qemuImg("-b", "base.qcow2", "-F", "qcow2", "-o", "data_file=mid.data", "mid.qcow2", "1M");
+    qemuImg("-u", "-b", "mid.qcow2", "-F", "qcow2", "top.qcow2", "1M");
+    return r;
+  }
+
+  /** The XML chain libvirt writes at start for dataFileChain (libvirt 9: no <dataStore> on layers). */
+  const startChain = [
+    { type: "file", path: `${IMAGES}/mid.qcow2`, format: "qcow2" },
+    { type: "file", path: `${IMAGES}/base.qcow2`, format: "qcow2" },
+  ];
+
+  /** A context whose grantedBefore answers from `prepared` (what prepare's `.files` granted). */
+  function startContext(disks: Disk[], r: string, prepared: { path: string; perms: string }[]) {
+    const ctx = ruleContext(baseDomain({ devices: { disks } }), r);
+    const granted = new Map(prepared.map((x) => [x.path, x.perms]));
+    return { ...ctx, images: { ...ctx.images, grantedBefore: (p: string) => granted.get(p) } };
+  }
+
+  const expected = [
+    { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+    { path: `${IMAGES}/mid.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+    { path: `${IMAGES}/mid.data`, suffix: "", perms: "rk", source: "disk vda backing 1 data-file" },
+    { path: `${IMAGES}/base.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 2" },
+  ];
+
+  it("prepare → start: a backing layer's data file granted at prepare is still granted at start", () => {
+    const r = dataFileChain();
+    const prepared = disksRules([fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2` })], r);
+    expect(prepared).toEqual([expected[0], expected[1], expected[2], expected[3]]);
+    const disk = fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: startChain });
+    const started = diskRules(startContext([disk], r, prepared));
+    // Same set; the start XML lists the layers first, then the data file read from layer 1's header.
+    expect(started).toEqual([expected[0], expected[1], expected[3], expected[2]]);
+  });
+
+  it("negative control: at start the layer's data file must have been granted at prepare", () => {
+    const r = dataFileChain();
+    const disk = fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: startChain });
+    const prepared = [expected[0]!, expected[1]!, expected[3]!];
+    expectPathError(
+      () => diskRules(startContext([disk], r, prepared)),
+      `${IMAGES}/mid.data`,
+      "disk vda backing 1 data-file: not granted at all when the guest was prepared; start and reconnect never add an image file (restart the guest)",
+    );
+  });
+
+  it("a layer's <dataStore> (libvirt 10.10+) replaces its header's data file name", () => {
+    const r = dataFileChain();
+    const disk = fileDisk({
+      format: "qcow2",
+      path: `${IMAGES}/top.qcow2`,
+      backingStore: [{ ...startChain[0]!, dataStore: { type: "file", path: `${IMAGES}/mid.data` } }, startChain[1]!],
+    });
+    expect(disksRules([disk], r)).toEqual([expected[0], expected[1], expected[2], expected[3]]);
+  });
+
+  describe("a complete XML chain is used as is; the top's header is not read", () => {
+    /** top.qcow2 holds garbage where a qcow2 header should be; base.qcow2 is a real image. */
+    function garbageTop(): string {
+      const r = root();
+      const dir = path.join(r, IMAGES);
+      fs.mkdirSync(dir, { recursive: true });
+      execFileSync("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", "base.qcow2", "1M"], { cwd: dir });
+      // QFI magic, then a version and header fields no qcow2 reader accepts.
+      fs.writeFileSync(path.join(dir, "top.qcow2"), Buffer.concat([Buffer.from("QFI\xfb", "latin1"), Buffer.alloc(508, 0xff)]));
+      return r;
+    }
+    const base = { type: "file", path: `${IMAGES}/base.qcow2`, format: "qcow2" };
+
+    it("garbage top header + complete chain (ends in <backingStore/>) → the XML's rules", () => {
+      const r = garbageTop();
+      expect(disksRules([fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: [base] })], r)).toEqual([
+        { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+        { path: `${IMAGES}/base.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+      ]);
+    });
+
+    it("negative controls: without <backingStore>, or with a chain that stops without <backingStore/>, the header is read and refused", () => {
+      const r = garbageTop();
+      for (const disk of [
+        fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2` }),
+        fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: [base], backingOpen: true }),
+      ]) {
+        expect(() => disksRules([disk], r)).toThrow(/^\/var\/lib\/libvirt\/images\/top\.qcow2: disk vda: (corrupt|unsupported|qcow2)/);
+      }
+    });
+
+    it("the domain parser tells a complete chain from an open one", async () => {
+      const { parseDomain } = await import("../../src/domain/index.js");
+      const xml = (chain: string) =>
+        `<domain type='kvm'><name>g</name><uuid>6a1b9c3e-2f4d-4e5a-8b7c-0d1e2f3a4b5c</uuid><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${IMAGES}/top.qcow2'/>${chain}<target dev='vda'/></disk></devices></domain>`;
+      const layer = (inner: string) => `<backingStore type='file'><format type='qcow2'/><source file='${IMAGES}/base.qcow2'/>${inner}</backingStore>`;
+      const disk = (chain: string) => parseDomain(xml(chain)).devices.disks[0]!;
+      expect([disk(layer("<backingStore/>")).backingOpen, disk(layer("")).backingOpen, disk("<backingStore/>").backingOpen, disk("").backingStore]).toEqual([
+        undefined,
+        true,
+        undefined,
+        undefined,
+      ]);
+    });
+  });
+
+  it("a network disk's local backing layers get read rules (and network layers none)", () => {
+    expect(
+      disksRules([
+        fileDisk({
+          type: "network",
+          format: "qcow2",
+          backingStore: [
+            { type: "network", format: "qcow2" },
+            { type: "file", path: "/var/lib/libvirt/images/base.qcow2", format: "raw" },
+            { type: "block", path: "/dev/vg0/golden", format: "raw" },
+          ],
+        }),
+        fileDisk({ type: "network", target: "vdb", format: "raw", backingStore: [] }),
+      ]),
+    ).toEqual([
+      { path: "/var/lib/libvirt/images/base.qcow2", suffix: "", perms: "rk", source: "disk vda backing 2" },
+      { path: "/dev/vg0/golden", suffix: "", perms: "rk", source: "disk vda backing 3" },
+    ]);
+  });
+
+  it("a vDPA disk gets its vhost-vdpa device rw, with origin disk-vdpa", () => {
+    const ctx = ruleContext(baseDomain({ devices: { disks: [fileDisk({ type: "vhostvdpa", format: "raw", path: "/dev/vhost-vdpa-0" })] } }));
+    expect(diskRulesWithOrigin(ctx)).toEqual([{ path: "/dev/vhost-vdpa-0", suffix: "", perms: "rw", source: "disk vda", origin: { kind: "disk-vdpa" } }]);
+  });
+
+  it.each([["/dev/sda"], ["/dev/vhost-net"], ["/dev/vhost-vdpa-0/../sda"], ["/srv/vdpa"]])("negative control: a vhostvdpa disk on %s is refused naming the disk", (dev) => {
+    expectPathError(
+      () => disksRules([fileDisk({ type: "vhostvdpa", format: "raw", path: dev })]),
+      dev,
+      "disk vda: a vhostvdpa disk's source must be a vhost-vdpa device (/dev/vhost-vdpa-N)",
+    );
   });
 });

@@ -49,7 +49,7 @@ describe("TPM emulator (swtpm)", () => {
 
   it("never renders an unknown version, and rejects a name that would leave the log directory", () => {
     expectPathError(() => tpms({ backend: "emulator", version: "3.0" }), "tpm version 3.0", "unsupported TPM version (expected 1.2 or 2.0)");
-    expectPathError(() => tpms({ backend: "emulator" }, { name: "../../x" }), "../../x-swtpm.log", "domain name must be a single file name component");
+    expectPathError(() => tpms({ backend: "emulator" }, { name: "../../x" }), "../../x-swtpm.log", "tpm emulator log: domain name must be a single file name component");
   });
 });
 
@@ -84,8 +84,8 @@ describe("TPM passthrough", () => {
   });
 
   it("rejects relative devices and device names that would leave the class directory", () => {
-    expectPathError(() => tpms({ backend: "passthrough", devicePath: "tpm0" }), "tpm0", "path is not absolute");
-    expectPathError(() => tpms({ backend: "passthrough", devicePath: "/dev/.." }), "..", "TPM device name must be a single file name component");
+    expectPathError(() => tpms({ backend: "passthrough", devicePath: "tpm0" }), "tpm0", "tpm passthrough device: path is not absolute");
+    expectPathError(() => tpms({ backend: "passthrough", devicePath: "/dev/.." }), "..", "tpm passthrough device: TPM device name must be a single file name component");
   });
 });
 
@@ -96,6 +96,6 @@ describe("TPM external", () => {
 
   it("rejects a missing or relative socket", () => {
     expectPathError(() => tpms({ backend: "external" }), "tpm external", "missing <source path=...> socket");
-    expectPathError(() => tpms({ backend: "external", socket: "s.sock" }), "s.sock", "path is not absolute");
+    expectPathError(() => tpms({ backend: "external", socket: "s.sock" }), "s.sock", "tpm external socket: path is not absolute");
   });
 });
