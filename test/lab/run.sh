@@ -4,7 +4,8 @@
 # then a "host reboot"). Modes run in parallel, at most N VMs at once (--jobs, else
 # $VIRT_AA_HOOK_LAB_JOBS, default 2); a mode's boot 2 always follows its own boot 1. Leaves
 # DIR/<mode>-boot<N>/serial.log (the verdict lines), the VM's logs next to it, and DIR/timings
-# (seconds per boot, "lab-total" wall clock, the job count). Exit 0 when every boot reached
+# (per boot: wall seconds, QEMU's CPU seconds, the host's 1-minute load at its end; "lab-total":
+# wall clock, the job count). Exit 0 when every boot reached
 # LAB-DONE (verdicts are judged by lab.test.ts).
 #
 # What parallel VMs must not share, and do not: the state disk (DIR/<mode>-state.img), the output
@@ -67,7 +68,7 @@ run_mode() {
     t0=$(t); rc=0
     bash "$HERE/boot.sh" "$KERNEL" "$INITRD" "$STATE" "$OUT" "$dir/serial.log" \
       "lab.init=$PROJECT/test/lab/guest/init lab.modules=$(dirname "$KERNEL")/lib/modules lab.project=$PROJECT lab.mode=$mode lab.boot=$boot lab.timeout=${LAB_GUEST_TIMEOUT:-1800} lab.baseline=${LAB_RECORD_BASELINE:-1} lab.only=$ONLY lab.caps=caps/$mode" || rc=$?
-    echo "$mode-boot$boot $(took "$t0") qemu-exit=$rc" >> "$OUT/timings"
+    echo "$mode-boot$boot $(took "$t0") qemu-exit=$rc cpu=$(cat "$dir/qemu-cpu-seconds" 2>/dev/null) load=$(cut -d' ' -f1 /proc/loadavg)" >> "$OUT/timings"
     { tr -d '\r' < "$dir/serial.log" | grep -E '^(LAB|INFO)' || true; } | sed "s/^/[$mode-boot$boot] /" >&2
     grep -q '^LAB-DONE' "$dir/serial.log" || { echo "run.sh: $mode boot $boot did not reach LAB-DONE" >&2; break; }
   done
@@ -85,7 +86,7 @@ for mode in $MODES; do
   boots="1 2"; { [ "$mode" = record ] || [ -n "$ONLY" ]; } && boots=1
   for boot in $boots; do grep -qs '^LAB-DONE' "$OUT/$mode-boot$boot/serial.log" || ok=0; done
 done
-echo "lab-total $(took "$tall") jobs=$JOBS modes=${MODES// /,}" >> "$OUT/timings"
+echo "lab-total $(took "$tall") jobs=$JOBS modes=${MODES// /,} load=$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/timings"
 mkdir -p "$CAPS"; for mode in $MODES; do cp -f "$OUT/caps/$mode"/*.xml "$CAPS/" 2>/dev/null || true; done
 cat "$OUT/timings" >&2
 echo $((1 - ok)) > "$OUT/exit-code"
