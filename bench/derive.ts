@@ -17,6 +17,7 @@ import { applyPolicy } from "../src/policy/index.js";
 import { renderFiles } from "../src/render/index.js";
 import { deriveRules } from "../src/rules/index.js";
 import { runtimeOwnership } from "../src/rules/ownership.js";
+import { defaultQemuConf } from "../src/host/qemu-conf.js";
 
 const IMAGES = "/var/lib/libvirt/images/bench";
 
@@ -71,9 +72,9 @@ function main(): void {
     const domain = parseDomain(xml);
     const t1 = performance.now();
     const hostFs = new HostFs(layout);
-    const raw = deriveRules({ domain, fs: hostFs, layout, maxBackingDepth: 64, images: imageChecks(hostFs, layout, domain.uuid) });
+    const raw = deriveRules({ domain, fs: hostFs, layout, qemu: defaultQemuConf(layout), maxBackingDepth: 64, images: imageChecks(hostFs, layout, domain.uuid) });
     const t2 = performance.now();
-    const final = applyPolicy(hostFs, raw, runtimeOwnership(domain, layout));
+    const final = applyPolicy(hostFs, raw, runtimeOwnership(domain, layout, defaultQemuConf(layout)));
     const t3 = performance.now();
     const text = renderFiles(domain, final);
     const t4 = performance.now();

@@ -59,6 +59,8 @@ export const ORIGIN_KINDS = [
   "tpm-passthrough",
   /** `<tpm><backend type='external'>`: an externally started swtpm's socket. */
   "tpm-socket",
+  /** TLS certificates QEMU reads from a qemu.conf `*_tls_x509_cert_dir` (rules/tls.ts): never XML-named. */
+  "tls",
   /** `<launchSecurity>`. */
   "launch-security",
   /** `<hostdev type='pci'>`: VFIO container, the device's IOMMU group, its sysfs files. */
@@ -180,7 +182,11 @@ export interface RuntimeOwnership {
   hugepageSubdir?: string;
 }
 
-/** The managed roots with nothing in them owned: for judging a path before the guest is known. */
-export function noRuntimeOwnership(layout: Layout): RuntimeOwnership {
-  return { managedRoots: layout.libvirtManagedRoots, ownTrees: [], ownFiles: [], runDir: layout.libvirtRunDir };
+/**
+ * The managed roots with nothing in them owned: for judging a path before the guest is known.
+ * `movedRoots`: the managed directories qemu.conf moves (host/qemu-conf.ts qemuConfManagedRoots;
+ * libvirt's defaults are all below the layout's roots already).
+ */
+export function noRuntimeOwnership(layout: Layout, movedRoots: readonly string[] = []): RuntimeOwnership {
+  return { managedRoots: layout.libvirtManagedRoots(movedRoots), ownTrees: [], ownFiles: [], runDir: layout.libvirtRunDir };
 }

@@ -235,13 +235,16 @@ export class Layout {
   readonly libvirtRunDir = "/run/libvirt/qemu";
   readonly libvirtLibDir = "/var/lib/libvirt/qemu";
   readonly libvirtLogDir = "/var/log/libvirt/qemu";
-  /** qemu.conf channel_target_dir: per-guest dirs for auto-named unix channel sockets. */
+  /** libvirt's channelTargetDir: per-guest dirs for auto-named unix channel sockets (no qemu.conf key moves it). */
   readonly libvirtChannelTargetDir = `${this.libvirtLibDir}/channel/target`;
   /** libvirt's shared NVRAM directory (every guest's `*_VARS.fd`). */
   readonly libvirtNvramDir = `${this.libvirtLibDir}/nvram`;
-  /** qemu.conf memory_backing_dir: per-guest dirs for file-backed guest RAM. */
-  readonly libvirtMemoryBackingDir = `${this.libvirtLibDir}/ram`;
-  /** qemu.conf swtpm_storage_dir, swtpm state dir, swtpm_log_dir (libvirt 9.0 defaults). */
+  /**
+   * swtpm's storage, state and log directories (libvirt's swtpmStorageDir, swtpmStateDir,
+   * swtpmLogDir): fixed in qemu_conf.c virQEMUDriverConfigNew; no qemu.conf key moves them in
+   * libvirt 9.0 or 10+ (only swtpm_user/swtpm_group are keys). What qemu.conf does move
+   * (memory_backing_dir, hugetlbfs_mount, auto_dump_path, ...) is in host/qemu-conf.ts: QemuConf.
+   */
   readonly swtpmStorageDir = "/var/lib/libvirt/swtpm";
   readonly swtpmStateDir = `${this.libvirtRunDir}/swtpm`;
   readonly swtpmLogDir = "/var/log/swtpm/libvirt/qemu";
@@ -256,12 +259,19 @@ export class Layout {
     return `${this.libvirtRunDir}/${name}.xml`;
   }
 
-  /** Roots libvirt manages for every guest and for itself (policy: only a guest's own entries). */
-  get libvirtManagedRoots(): string[] {
+  /** Where libvirt's TLS certificate directories are by default (qemu.conf *_tls_x509_cert_dir). */
+  readonly libvirtPkiDir = "/etc/pki";
+
+  /**
+   * Roots libvirt manages for every guest and for itself (policy: only a guest's own entries),
+   * with the directories qemu.conf moves (`moved`: host/qemu-conf.ts qemuConfManagedRoots; the
+   * hugetlbfs mounts come with the policy's host view).
+   */
+  libvirtManagedRoots(moved: readonly string[]): string[] {
     return [
       this.libvirtLibDir,
       this.libvirtChannelTargetDir,
-      this.libvirtMemoryBackingDir,
+      ...moved.filter((dir) => !(dir === this.libvirtLibDir || dir.startsWith(`${this.libvirtLibDir}/`))),
       // All of /run/libvirt: the daemons' sockets (libvirt-sock, virtqemud-sock, virtlogd-sock...)
       // and every guest's live XML, pid and helper sockets.
       path.posix.dirname(this.libvirtRunDir),

@@ -4,6 +4,7 @@ import { literalBudgetProblem, pathLimitProblem } from "./domain/limits.js";
 import { GuestError, PathError } from "./errors.js";
 import { HostFs } from "./hostfs.js";
 import type { Layout } from "./layout.js";
+import { loadQemuConf, type QemuConf } from "./host/qemu-conf.js";
 import { applyPolicy, canonicalise, checkRule } from "./policy/index.js";
 import type { ImageChecks } from "./rules/context.js";
 import { deriveRules } from "./rules/index.js";
@@ -39,6 +40,8 @@ export interface BuildOptions {
    * as rules of origin kind "granted", judged by the same policy, merged into the same `.files`.
    */
   grants?: readonly RuntimeGrant[];
+  /** libvirt's qemu.conf as read for this call (hook/context.ts qemuConfOf); read from the layout's root when absent. */
+  qemu?: QemuConf;
 }
 
 /**
@@ -49,10 +52,11 @@ export function buildProfile(xml: string | Buffer | Domain, opts: BuildOptions):
   const domain = typeof xml === "string" || Buffer.isBuffer(xml) ? parseDomain(xml) : xml;
   try {
     const fs = new HostFs(opts.layout);
+    const qemu = opts.qemu ?? loadQemuConf(fs);
     const images = imageChecks(fs, opts.layout, domain.uuid, opts.previousFiles?.(domain.uuid));
-    const raw = deriveRules({ domain, fs, layout: opts.layout, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH, images });
+    const raw = deriveRules({ domain, fs, layout: opts.layout, qemu, maxBackingDepth: opts.maxBackingDepth ?? DEFAULT_MAX_BACKING_DEPTH, images });
     if (opts.grants !== undefined) raw.push(...grantRules(opts.grants));
-    const rules = applyPolicy(fs, raw, canonicalOwnership(fs, runtimeOwnership(domain, opts.layout)));
+    const rules = applyPolicy(fs, raw, canonicalOwnership(fs, runtimeOwnership(domain, opts.layout, qemu)), qemu);
     checkLimits(rules);
     const filesText = renderFiles(domain, rules);
     return { domain, rules, filesText, profileName: opts.layout.profileName(domain.uuid) };

@@ -19,6 +19,7 @@ export function readChardev(el: XmlElement, source: string, fallbackType?: strin
     type,
     path: PATH_TYPES.has(type) ? path(src, "path") : undefined,
     mode: src && token(src, "mode"),
+    tls: type === "tcp" && src ? token(src, "tls") : undefined,
     logFile: path(el.child("log"), "file"),
   });
 }

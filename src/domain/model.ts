@@ -141,7 +141,9 @@ export interface Chardev {
   source: string;
   type: string; // pty | file | dev | pipe | unix | tcp | udp | null | vc | stdio | spicevmc | spiceport | qemu-vdagent | nmdm
   path?: string;
-  mode?: string; // unix: bind | connect
+  mode?: string; // unix, tcp: bind | connect
+  /** tcp: `<source tls='yes|no'>`; absent = qemu.conf's chardev_tls decides (rules/tls.ts). */
+  tls?: string;
   /** `<log file=... append=...>` */
   logFile?: string;
 }

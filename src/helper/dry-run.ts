@@ -4,7 +4,7 @@
  * stderr as libvirt's helper prints it. Never the XML itself.
  */
 import { HostFs } from "../hostfs.js";
-import type { HookContext, Outcome } from "../hook/context.js";
+import { qemuConfOf, type HookContext, type Outcome } from "../hook/context.js";
 import type { RuntimeGrant } from "../ir.js";
 import { guestPaths } from "../store/guest-files.js";
 import { readState } from "../store/state.js";
@@ -28,7 +28,7 @@ export async function dryRun(ctx: HookContext, args: HelperArgs, xml: Buffer): P
     grants = [...grants, { path: args.file.path, write: access.write, by: "libvirt", source: LIBVIRT_GRANT_SOURCE }];
   }
   const { buildProfile } = await import("../pipeline.js");
-  const built = buildProfile(domain, { layout: ctx.layout, grants });
+  const built = buildProfile(domain, { layout: ctx.layout, grants, qemu: qemuConfOf(ctx) });
   process.stderr.write(`virt-aa-helper (dry run): ${paths.hostFiles}:\n${built.filesText}`);
   return { summary: "dry run", warnings: ctx.warnings };
 }

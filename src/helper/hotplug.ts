@@ -13,7 +13,7 @@
  */
 import type { Disk, Domain } from "../domain/model.js";
 import { PathError } from "../errors.js";
-import type { HookContext } from "../hook/context.js";
+import { qemuConfOf, type HookContext } from "../hook/context.js";
 import { HostFs } from "../hostfs.js";
 import type { RuntimeGrant } from "../ir.js";
 import { probeFormat, PROBE_BYTES } from "../images/probe.js";
@@ -65,7 +65,7 @@ export async function hotplugLayers(ctx: HookContext, domain: Domain, file: stri
   const disk: Disk = { type: st.isBlockDevice() ? "block" : "file", device: "disk", path: file, format, readonly: false, shareable: false, target: TARGET };
   const synthetic: Domain = { ...domain, devices: { ...domain.devices, disks: [...domain.devices.disks, disk] } };
   const { buildProfile } = await import("../pipeline.js");
-  const rules = buildProfile(synthetic, { layout: ctx.layout }).rules;
+  const rules = buildProfile(synthetic, { layout: ctx.layout, qemu: qemuConfOf(ctx) }).rules;
   const prefix = `disk ${TARGET} `;
   const seen = new Set<string>();
   const out: RuntimeGrant[] = [];

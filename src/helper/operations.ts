@@ -9,7 +9,7 @@ import { detectEnvironment, Parser } from "../apparmor/index.js";
 import { parseDomain } from "../domain/index.js";
 import type { Domain } from "../domain/model.js";
 import { GuestError, PathError } from "../errors.js";
-import type { HookContext, Outcome } from "../hook/context.js";
+import { qemuConfOf, type HookContext, type Outcome } from "../hook/context.js";
 import { HostFs } from "../hostfs.js";
 import type { Rule, RuntimeGrant } from "../ir.js";
 import { canonicalise } from "../policy/canonical.js";
@@ -159,7 +159,7 @@ async function fileGrant(ctx: HookContext, domain: Domain, file: string): Promis
 /** The rules the XML alone gives, policy applied: what the guest gets without any grant. */
 async function xmlRules(ctx: HookContext, domain: Domain): Promise<readonly Rule[]> {
   const { buildProfile } = await import("../pipeline.js");
-  return buildProfile(domain, { layout: ctx.layout }).rules;
+  return buildProfile(domain, { layout: ctx.layout, qemu: qemuConfOf(ctx) }).rules;
 }
 
 /**

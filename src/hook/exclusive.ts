@@ -7,6 +7,7 @@ import { listStates, type GuestState, type HeldPath } from "../store/state.js";
 import { runningPid } from "../host/qemu-process.js";
 import { isUnder, RECURSIVE_SUFFIXES } from "../policy/restricted.js";
 import { runtimeOwnership } from "../rules/ownership.js";
+import type { QemuConf } from "../host/qemu-conf.js";
 
 /**
  * Exclusive write access across guests: the nearest AppArmor gets to sVirt's per-guest categories.
@@ -42,14 +43,14 @@ export const PREPARE_GRACE_MS = 5 * 60 * 1000;
  * tree of another guest above it, by the same rule as two paths (one of them written, not both
  * shareable). Compared by path only: a hard link into a tree from outside it is not recognised.
  */
-export function heldPaths(layout: Layout, domain: Domain, rules: readonly Rule[]): HeldPath[] {
+export function heldPaths(layout: Layout, domain: Domain, rules: readonly Rule[], qemu: QemuConf): HeldPath[] {
   const shareable = domain.devices.disks.flatMap((d, i) => (d.shareable ? [`disk ${d.target ?? i}`] : []));
   const fromShareableDisk = (source: string) => shareable.some((d) => source === d || source.startsWith(`${d} `));
   const out: HeldPath[] = [];
   // Only the guest's own per-guest directories are exempt (the policy keeps every other guest out
   // of them, policy/provenance.ts class 4), never a tree merely below a managed root: should the
   // policy ever let one through (libvirt's shared NVRAM directory did), it is still exclusive.
-  const ownTrees = runtimeOwnership(domain, layout).ownTrees;
+  const ownTrees = runtimeOwnership(domain, layout, qemu).ownTrees;
   for (const r of rules) {
     if (RECURSIVE_SUFFIXES.has(r.suffix)) {
       if (ownTrees.some((own) => isUnder(r.path, own))) continue;

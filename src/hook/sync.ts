@@ -12,7 +12,7 @@ import { withGuestLock } from "../store/lock.js";
 import { ignoredModeWarning, planSync, planTarget, type LoadPolicy } from "../store/plan.js";
 import { readState } from "../store/state.js";
 import { checkAttach } from "./attach-check.js";
-import type { HookContext, Outcome } from "./context.js";
+import { qemuConfOf, type HookContext, type Outcome } from "./context.js";
 import { conflictError, findConflict, heldPaths } from "./exclusive.js";
 import { checkKeptOwner } from "./kept.js";
 
@@ -75,7 +75,8 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
   // Built before the lock (as it always was, so a bad guest fails before anything waits), with the
   // grants as the record has them now; checked again under the lock.
   const early = applyGrantChange(readState(guestPaths(layout, domain.uuid).state)?.grants, change);
-  const build = (grants: readonly RuntimeGrant[]) => buildProfile(domain, { layout, grants, ...(previousFiles ? { previousFiles } : {}) });
+  const qemu = qemuConfOf(ctx);
+  const build = (grants: readonly RuntimeGrant[]) => buildProfile(domain, { layout, grants, qemu, ...(previousFiles ? { previousFiles } : {}) });
   let built = build(early);
   const { uuid, name } = built.domain;
   // require_attach: a guest that would run outside its profile is refused before anything is written.
@@ -105,7 +106,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
     const grants = applyGrantChange(onDisk.state?.grants, change);
     if (!sameGrants(grants, early)) built = build(grants);
     const now = Date.now();
-    const holds = heldPaths(layout, built.domain, built.rules);
+    const holds = heldPaths(layout, built.domain, built.rules, qemu);
     const plan = planSync(
       {
         uuid,

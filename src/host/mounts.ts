@@ -7,11 +7,14 @@ const MAX_MOUNTS_BYTES = 1024 * 1024;
  * Mount points of every hugetlbfs in /proc/mounts (through the root), in file order, without
  * duplicates, as libvirt's virFileFindHugeTLBFS finds them. When none is mounted libvirt refuses
  * to start a hugepage guest anyway; we then name the conventional `/dev/hugepages` so the profile
- * still says what the guest would need. (A qemu.conf `hugetlbfs_mount` override is not read.)
+ * still says what the guest would need. When qemu.conf sets `hugetlbfs_mount` (`configured`,
+ * host/qemu-conf.ts), libvirt uses exactly those mount points and detects nothing
+ * (qemu_conf.c virQEMUDriverConfigLoadProcessEntry); an empty list means none.
  * Read by the runtime rules (the guest's hugepage directory) and the policy (the mounts are
  * libvirt-managed roots), hence here rather than in either.
  */
-export function hugetlbfsMounts(fs: HostFs): string[] {
+export function hugetlbfsMounts(fs: HostFs, configured?: readonly string[]): string[] {
+  if (configured !== undefined) return [...configured];
   const text = readMounts(fs, fs.layout.procMounts);
   const mounts: string[] = [];
   for (const line of text.split("\n")) {

@@ -20,10 +20,11 @@
  */
 import fs from "node:fs";
 import { detectEnvironment, Parser } from "../apparmor/index.js";
-import type { HookContext } from "../hook/context.js";
+import { qemuConfOf, type HookContext } from "../hook/context.js";
 import { applyGrantChange, profileCompiler, type GrantChange } from "../hook/sync.js";
 import { HostFs } from "../hostfs.js";
 import { noRuntimeOwnership, type RuntimeGrant } from "../ir.js";
+import { qemuConfManagedRoots } from "../host/qemu-conf.js";
 import { grantRules } from "../pipeline.js";
 import { applyPolicy } from "../policy/index.js";
 import { renderRule } from "../render/files.js";
@@ -38,7 +39,7 @@ export type GrantEditOutcome = { done: string } | { nothing: string };
 
 /** The rule line the network hook appends for `g` (policy-checked first). */
 function grantLine(ctx: HookContext, g: RuntimeGrant): string {
-  const [rule] = applyPolicy(new HostFs(ctx.layout), grantRules([g]), noRuntimeOwnership(ctx.layout));
+  const [rule] = applyPolicy(new HostFs(ctx.layout), grantRules([g]), noRuntimeOwnership(ctx.layout, qemuConfManagedRoots(qemuConfOf(ctx), ctx.layout)), qemuConfOf(ctx));
   return renderRule(rule!);
 }
 

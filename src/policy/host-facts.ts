@@ -5,6 +5,7 @@ import { listDirectory, readAttribute } from "../host/sysfs.js";
 import type { Layout } from "../layout.js";
 import { PathError } from "../errors.js";
 import { canonicalise } from "./canonical.js";
+import type { QemuConf } from "../host/qemu-conf.js";
 
 /**
  * The edge of the policy: everything it needs to know about the host, read through the layout
@@ -37,6 +38,11 @@ export interface PathFacts {
 export interface HostView {
   /** Mount points of every hugetlbfs (libvirt puts guests' hugepage RAM below them). */
   hugetlbfsMounts: readonly string[];
+  /**
+   * The firmware code images qemu.conf's `nvram` list names (canonical): the admin declared them
+   * firmware, so a guest may read them wherever they are (only read; provenance.ts class 2).
+   */
+  firmwareLoaders?: readonly string[];
 }
 
 export class HostFacts {
@@ -44,14 +50,22 @@ export class HostFacts {
   private swaps: SwapAreas | undefined;
   private hugetlbfs: string[] | undefined;
 
+  private loaders: string[] | undefined;
+
+  /** `qemu`: qemu.conf's values (hugetlbfs_mount, the nvram list); undefined = libvirt's defaults. */
   constructor(
     private readonly fs: HostFs,
     private readonly layout: Layout,
+    private readonly qemu?: Pick<QemuConf, "hugetlbfsMount" | "nvram">,
   ) {}
 
   view(): HostView {
-    this.hugetlbfs ??= hugetlbfsMounts(this.fs);
-    return { hugetlbfsMounts: this.hugetlbfs };
+    this.hugetlbfs ??= hugetlbfsMounts(this.fs, this.qemu?.hugetlbfsMount);
+    this.loaders ??= (this.qemu?.nvram ?? []).flatMap(({ loader }) => {
+      const canonical = quietly(() => canonicalise(this.fs, loader));
+      return canonical === undefined || canonical === loader ? [loader] : [loader, canonical];
+    });
+    return { hugetlbfsMounts: this.hugetlbfs, firmwareLoaders: this.loaders };
   }
 
   /** Facts about `canonicalPath` (already canonical: no symlink left in it). */

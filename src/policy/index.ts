@@ -5,6 +5,7 @@ import { HostFacts, type PathFacts } from "./host-facts.js";
 import { mergeRules } from "./merge.js";
 import { refusal } from "./provenance.js";
 import { PathError } from "../errors.js";
+import type { QemuConf } from "../host/qemu-conf.js";
 
 export { canonicalise } from "./canonical.js";
 export { checkRestricted, isUnder, locationRefusal, restrictedLocations } from "./restricted.js";
@@ -23,9 +24,12 @@ export interface PolicyContext {
   host: HostFacts;
 }
 
-/** A context for one build: host facts read once, through `fs`'s root. */
-export function policyContext(fs: HostFs, ownership: RuntimeOwnership): PolicyContext {
-  return { ownership, host: new HostFacts(fs, fs.layout) };
+/**
+ * A context for one build: host facts read once, through `fs`'s root. `qemu`: qemu.conf's values
+ * (its hugetlbfs mounts are managed roots); libvirt's defaults when absent.
+ */
+export function policyContext(fs: HostFs, ownership: RuntimeOwnership, qemu?: QemuConf): PolicyContext {
+  return { ownership, host: new HostFacts(fs, fs.layout, qemu) };
 }
 
 /**
@@ -33,8 +37,8 @@ export function policyContext(fs: HostFs, ownership: RuntimeOwnership): PolicyCo
  * Each rule is judged on its own (with its origin) before rules for the same path are merged.
  * Without `ownership` nothing in libvirt's managed directories is the guest's own (stricter).
  */
-export function applyPolicy(fs: HostFs, rules: readonly OriginRule[], ownership: RuntimeOwnership = noRuntimeOwnership(fs.layout)): Rule[] {
-  const context = policyContext(fs, ownership);
+export function applyPolicy(fs: HostFs, rules: readonly OriginRule[], ownership: RuntimeOwnership = noRuntimeOwnership(fs.layout), qemu?: QemuConf): Rule[] {
+  const context = policyContext(fs, ownership, qemu);
   return mergeRules(rules.map((r) => checkRule(fs, r, context)));
 }
 

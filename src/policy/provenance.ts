@@ -62,9 +62,14 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
     return `sysfs files of a host device are granted only to the <hostdev> (or <tpm> passthrough) that assigns that very device, not to ${what}; assign the device with a <hostdev> instead`;
   }
 
-  // 2. Restricted locations.
+  // 2. Restricted locations. A firmware image qemu.conf's `nvram` list names is firmware wherever
+  // the admin keeps it: readable (never writable, never as a tree) by a firmware element. The
+  // same for the TLS certificates of qemu.conf's cert dirs (/etc/pki/...): rules/tls.ts names only
+  // files in those dirs (the XML decides whether a guest uses TLS, never which files), and no XML
+  // can give a rule the "tls" origin.
   const location = locationRefusal(path, rule.perms, rule.suffix, input.layout);
-  if (location !== undefined) return location;
+  const configured = !recursive && readOnlyPerms(rule.perms) && ((kind === "firmware" && input.host.firmwareLoaders?.includes(path)) || kind === "tls");
+  if (location !== undefined && !configured) return location;
 
   // 3. Recursive grants over trees that hold other guests', processes' or the host's devices.
   if (recursive) {
@@ -80,8 +85,9 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
     return `${managed} holds libvirt's runtime state for every guest and for libvirt itself; only this guest's own entries (named after its id, name and UUID) are granted; name a path outside ${managed}`;
   }
 
-  // 5. POSIX shared memory.
-  if (isUnder(path, shmDir) && kind !== "shmem") {
+  // 5. POSIX shared memory (and, with qemu.conf's memory_backing_dir = "/dev/shm", the guest's
+  // own RAM directory there: rules/ownership.ts names it an own tree).
+  if (isUnder(path, shmDir) && kind !== "shmem" && !(kind === "runtime" && ownRuntime(path, recursive, input))) {
     return `${shmDir} holds the shared memory of other host processes; only a <shmem> may name an object there; use another directory`;
   }
 
@@ -124,6 +130,11 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
   // 9. Swap.
   if (facts.swap) return `active swap area (listed in /proc/swaps): it holds host memory; never give it to a guest`;
   return undefined;
+}
+
+/** Permissions that cannot change a file (restricted.ts READ_ONLY_PERMS). */
+function readOnlyPerms(perms: string): boolean {
+  return [...perms].every((p) => p === "r" || p === "k" || p === "m");
 }
 
 // ---- sysfs ---------------------------------------------------------------------------------------
@@ -299,6 +310,7 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
   vsock: { char: [/^\/dev\/vhost-vsock$/], block: false },
   rng: { char: [/^\/dev\/(?:u?random|hwrng)$/], block: false },
   "launch-security": { char: [/^\/dev\/sev$/], block: false },
+  tls: NO_DEVICES,
   "tpm-passthrough": { char: [/^\/dev\/tpm(?:rm)?[0-9]+$/], block: false },
   "hostdev-usb": HOSTDEV_USB,
   "hostdev-scsi": HOSTDEV_SCSI,
@@ -371,6 +383,7 @@ const ELEMENT_NAMES: Record<OriginKind, string> = {
   "tpm-passthrough": "passthrough <tpm>",
   "tpm-socket": "external <tpm>",
   "launch-security": "<launchSecurity>",
+  tls: "TLS certificate from qemu.conf",
   "hostdev-pci": "PCI <hostdev>",
   "hostdev-mdev": "mdev <hostdev>",
   "hostdev-usb": "USB <hostdev>",

@@ -111,6 +111,14 @@ const FORBIDDEN: ReadonlyArray<string | typeof OWN_LOCATIONS> = [
 /**
  * Read-only exceptions inside forbidden locations: kernels, initrds and firmware images that
  * guests legitimately boot from. Only permissions that cannot change the file are allowed there.
+ * Firmware of every architecture libvirt runs: Debian's edk2 packages (ovmf, qemu-efi-aarch64,
+ * qemu-efi-arm, qemu-efi-riscv64, qemu-efi-loongarch64: /usr/share/<package>), Fedora's
+ * (/usr/share/edk2/<arch>), QEMU's own blobs (pc-bios, installed in its data directory:
+ * /usr/share/qemu for a packaged QEMU, /usr/local/share/qemu for one built from source; that is
+ * also where edk2-{x86_64,aarch64,riscv,loongarch64}-code.fd and their firmware descriptors are),
+ * and Debian's opensbi, which /usr/share/qemu/opensbi-riscv64-generic-fw_dynamic.* links to.
+ * Firmware an admin keeps elsewhere is read-only firmware when qemu.conf's `nvram` list names it
+ * (provenance.ts, HostView.firmwareLoaders).
  */
 const READ_ONLY_ALLOWED: readonly string[] = [
   "/boot",
@@ -122,7 +130,10 @@ const READ_ONLY_ALLOWED: readonly string[] = [
   "/usr/share/qemu-efi",
   "/usr/share/qemu-efi-aarch64",
   "/usr/share/qemu-efi-riscv64",
+  "/usr/share/qemu-efi-loongarch64",
   "/usr/share/qemu",
+  "/usr/local/share/qemu",
+  "/usr/lib/riscv64-linux-gnu/opensbi",
   "/usr/share/seabios",
   "/usr/share/ipxe",
   "/usr/share/opensbi",

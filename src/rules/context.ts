@@ -1,6 +1,7 @@
 import type { Domain } from "../domain/model.js";
 import type { HostFs } from "../hostfs.js";
 import type { Layout } from "../layout.js";
+import type { QemuConf } from "../host/qemu-conf.js";
 import type { Origin, OriginKind, OriginRule, Rule } from "../ir.js";
 
 /** What a rule family may look at: the domain model and read-only host state (through the root). */
@@ -8,6 +9,12 @@ export interface RuleContext {
   domain: Domain;
   fs: HostFs;
   layout: Layout;
+  /**
+   * libvirt's qemu.conf (read once per build at the edge, host/qemu-conf.ts): the per-guest
+   * directories it moves and the files QEMU opens because of it. Families read such directories
+   * here, never from layout defaults.
+   */
+  qemu: QemuConf;
   /** Backing-chain depth limit for image header walks: a deeper chain is refused, never cut short. */
   maxBackingDepth: number;
   /** What the disk rules ask of later stages and earlier hook calls (supplied by the pipeline). */

@@ -13,6 +13,7 @@ import { launchSecurityRules } from "./security.js";
 import { diskRules } from "./storage.js";
 import { tpmRules } from "./tpm.js";
 import { runtimeRules } from "./runtime.js";
+import { tlsRules } from "./tls.js";
 import { metadataRules } from "./metadata.js";
 
 /**
@@ -38,6 +39,8 @@ const FAMILIES: RuleFamily[] = [
   tpmRules,
   launchSecurityRules,
   hostdevRules,
+  // TLS certificates qemu.conf gives the devices above
+  tlsRules,
   // per-guest runtime paths last: they depend on the guest, not on its devices
   runtimeRules,
   // what the admin pre-authorised in the domain's <metadata>, after everything the devices need

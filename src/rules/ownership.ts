@@ -2,13 +2,14 @@ import path from "node:path";
 import type { Domain } from "../domain/model.js";
 import { noRuntimeOwnership, type RuntimeOwnership } from "../ir.js";
 import type { Layout } from "../layout.js";
+import { qemuConfManagedRoots, type QemuConf } from "../host/qemu-conf.js";
 import { domainShortName } from "./runtime.js";
 
 /**
  * This guest's own entries in libvirt's managed places (ir.ts: RuntimeOwnership), named as the
- * runtime and TPM families name the paths they grant.
+ * runtime and TPM families name the paths they grant, in the directories `qemu` (qemu.conf) puts them.
  */
-export function runtimeOwnership(domain: Domain, layout: Layout): RuntimeOwnership {
+export function runtimeOwnership(domain: Domain, layout: Layout, qemu: QemuConf): RuntimeOwnership {
   const short = domainShortName(domain);
   const ownTrees = [`${layout.swtpmStorageDir}/${domain.uuid}`];
   const ownFiles = [
@@ -31,11 +32,11 @@ export function runtimeOwnership(domain: Domain, layout: Layout): RuntimeOwnersh
     ownTrees.push(
       `${layout.libvirtLibDir}/domain-${short}`,
       `${layout.libvirtChannelTargetDir}/domain-${short}`,
-      `${layout.libvirtMemoryBackingDir}/${short}`,
+      `${qemu.memoryBackingDir}/${short}`,
     );
   }
   return {
-    ...noRuntimeOwnership(layout),
+    ...noRuntimeOwnership(layout, qemuConfManagedRoots(qemu, layout)),
     ownTrees,
     ownFiles,
     // `<log dir>/<name>-*`: chardev logs the XML names after the guest (libvirt's documented

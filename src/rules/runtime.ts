@@ -9,25 +9,31 @@ const rule = ruleOf("runtime");
 
 /**
  * Per-guest paths libvirt computes from the name and the runtime id (qemu_domain.c,
- * qemu_process.c), with the default qemu.conf directories from the layout:
+ * qemu_process.c), in the directories qemu.conf puts them (ctx.qemu) or libvirt's fixed ones
+ * (the layout):
  *
- * - `/var/log/libvirt/qemu/<name>.log` (`w`: QEMU's stderr ends up there) and
- *   `/run/libvirt/qemu/<name>.pid` (`rwk`: QEMU writes and locks its `-pidfile`). Both depend on
- *   the name only, so they are granted even for XML without an id (stopped/release).
+ * - `/var/log/libvirt/qemu/<name>.log` (`w`) only with qemu.conf `stdio_handler = "file"`: then
+ *   libvirtd opens the log and hands it to QEMU as stdout/stderr, and the kernel checks that
+ *   inherited descriptor against the profile. With "logd" (libvirt's default) QEMU's stdout/stderr
+ *   is virtlogd's pipe (qemu_logcontext.c / qemu_domain.c qemuDomainLogContextNew: virLogManager
+ *   DomainOpenLogFile returns the pipe's write end) and QEMU never opens the file.
+ * - `/run/libvirt/qemu/<name>.pid` (`rwk`: QEMU writes and locks its `-pidfile`). It depends on
+ *   the name only, so it is granted even for XML without an id (stopped/release).
  * - `/var/lib/libvirt/qemu/save/<name>.save` (`r`) when it exists: the managed save image a
  *   restoring start hands QEMU.
  * - With an id: the private dir `domain-<id>-<shortname>` (monitor socket, master key, TPM/dbus
  *   helpers' files; recursive `rwk`), the channel dir for auto-named unix channels (recursive
- *   `rw`), the per-guest hugepage dir under each hugetlbfs mount when `<hugepages/>` is set, and
- *   the file-backed RAM dir when `<source type='file'/>` is set (both recursive `rw`).
+ *   `rw`), the per-guest hugepage dir under each hugetlbfs mount (qemu.conf `hugetlbfs_mount`,
+ *   else the detected mounts) when `<hugepages/>` is set, and the file-backed RAM dir below
+ *   qemu.conf's `memory_backing_dir` when `<source type='file'/>` is set (both recursive `rw`;
+ *   qemu_domain.c qemuGetMemoryBackingDomainPath: `<dir>/<id>-<short name>`).
  */
 export const runtimeRules: RuleFamily = (ctx) => {
   const { domain, layout } = ctx;
   const name = checkedName(domain.name);
-  const out: OriginRule[] = [
-    rule(`${layout.libvirtLogDir}/${name}.log`, "w", "log"),
-    rule(`${layout.libvirtRunDir}/${name}.pid`, "rwk", "pidfile"),
-  ];
+  const out: OriginRule[] = [];
+  if (ctx.qemu.stdioHandler === "file") out.push(rule(`${layout.libvirtLogDir}/${name}.log`, "w", "log"));
+  out.push(rule(`${layout.libvirtRunDir}/${name}.pid`, "rwk", "pidfile"));
   // A start from `virsh managedsave` (and a `virsh restore` of libvirt's own save path) hands QEMU
   // the open save image; the kernel checks that fd against the profile (file_perm in seclabel
   // mode, file_inherit at the wrapper's exec), so QEMU needs to read it. Only when it exists at
@@ -42,12 +48,12 @@ export const runtimeRules: RuleFamily = (ctx) => {
     rule(`${layout.libvirtChannelTargetDir}/domain-${short}`, "rw", "channel dir", "{,/**}"),
   );
   if (domain.memoryBacking.hugepages) {
-    for (const mount of hugetlbfsMounts(ctx.fs)) {
+    for (const mount of hugetlbfsMounts(ctx.fs, ctx.qemu.hugetlbfsMount)) {
       out.push(rule(`${mount}/libvirt/qemu/${short}`, "rw", "hugepages", "{,/**}"));
     }
   }
   if (domain.memoryBacking.sourceType === "file") {
-    out.push(rule(`${layout.libvirtMemoryBackingDir}/${short}`, "rw", "memory backing", "{,/**}"));
+    out.push(rule(`${ctx.qemu.memoryBackingDir}/${short}`, "rw", "memory backing", "{,/**}"));
   }
   return out;
 };

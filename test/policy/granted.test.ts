@@ -14,9 +14,10 @@ import { buildProfile, grantRules } from "../../src/pipeline.js";
 import { runtimeOwnership } from "../../src/rules/ownership.js";
 import { baseDomain, tempRoot } from "../rules/fixtures.js";
 import { canMknod, GUEST_UUID, guestXml, plantHost } from "./fakehost.js";
+import { defaultQemuConf } from "../../src/host/qemu-conf.js";
 
 const layout = new Layout("/");
-const own = runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout);
+const own = runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout, defaultQemuConf(layout));
 const input: PolicyInput = { ownership: own, host: { hugetlbfsMounts: ["/dev/hugepages"] }, layout };
 const missing: PathFacts = { type: "missing", swap: false, blockUse: [] };
 const granted = (p: string, perms = "rwk"): Rule => ({ path: p, suffix: "", perms, source: "admin grant", origin: { kind: "granted" } });

@@ -9,9 +9,10 @@ import { refusal, type PathFacts, type PolicyInput } from "../../src/policy/inde
 import type { Rule } from "../../src/ir.js";
 import { runtimeOwnership } from "../../src/rules/ownership.js";
 import { baseDomain } from "../rules/fixtures.js";
+import { defaultQemuConf } from "../../src/host/qemu-conf.js";
 
 const layout = new Layout("/");
-const input: PolicyInput = { ownership: runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout), host: { hugetlbfsMounts: ["/dev/hugepages"] }, layout };
+const input: PolicyInput = { ownership: runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout, defaultQemuConf(layout)), host: { hugetlbfsMounts: ["/dev/hugepages"] }, layout };
 const facts = (type: PathFacts["type"], over: Partial<PathFacts> = {}): PathFacts => ({ type, swap: false, blockUse: [], ...over });
 const FILE = facts("file");
 const DIR = facts("dir");

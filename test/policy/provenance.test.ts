@@ -9,12 +9,13 @@ import { noRuntimeOwnership, type OriginKind, type Rule } from "../../src/ir.js"
 import { runtimeOwnership } from "../../src/rules/ownership.js";
 import { baseDomain, tempRoot } from "../rules/fixtures.js";
 import { canMknod, plantHost } from "./fakehost.js";
+import { defaultQemuConf } from "../../src/host/qemu-conf.js";
 
 const layout = new Layout("/");
 /** vm1, id 7: short name 7-vm1. */
 const vm1 = baseDomain({ name: "vm1", id: 7 });
 vm1.os.nvram = { path: "/var/lib/libvirt/qemu/nvram/vm1_VARS.fd" };
-const own = runtimeOwnership(vm1, layout);
+const own = runtimeOwnership(vm1, layout, defaultQemuConf(layout));
 const input: PolicyInput = { ownership: own, host: { hugetlbfsMounts: ["/dev/hugepages"] }, layout };
 const missing: PathFacts = { type: "missing", swap: false, blockUse: [] };
 
@@ -201,13 +202,13 @@ describe("libvirt-managed runtime paths: only this guest's own", () => {
   });
 
   it("a guest whose XML names no NVRAM owns none: its old default file is another guest's too", () => {
-    const noNvram: PolicyInput = { ...input, ownership: runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout) };
+    const noNvram: PolicyInput = { ...input, ownership: runtimeOwnership(baseDomain({ name: "vm1", id: 7 }), layout, defaultQemuConf(layout)) };
     expect(judge(r("/var/lib/libvirt/qemu/nvram/vm1_VARS.fd", "chardev-file"), missing, noNvram)).toContain("/var/lib/libvirt/qemu holds libvirt's runtime state");
     expect(judge(r("/var/lib/libvirt/qemu/nvram/vm1_VARS.fd", "chardev-file"), missing, input)).toBeUndefined();
   });
 
   it("without an id (stopped/release XML) or without ownership (the pre-read check) nothing id-based is the guest's", () => {
-    const stopped: PolicyInput = { ...input, ownership: runtimeOwnership(baseDomain({ name: "vm1", id: undefined }), layout) };
+    const stopped: PolicyInput = { ...input, ownership: runtimeOwnership(baseDomain({ name: "vm1", id: undefined }), layout, defaultQemuConf(layout)) };
     expect(judge(r("/run/libvirt/qemu/vm1.pid", "runtime"), missing, stopped)).toBeUndefined();
     expect(judge(r("/var/lib/libvirt/qemu/domain-7-vm1", "runtime", { suffix: "{,/**}" }), missing, stopped)).toContain("recursive access would include /var/lib/libvirt/qemu");
     const stranger: PolicyInput = { ownership: noRuntimeOwnership(layout), host: { hugetlbfsMounts: [] }, layout };
@@ -246,7 +247,7 @@ describe.skipIf(!canMknod)("HostFacts: what the host says, read through the root
     expect(f.about("/dev/sg1")).toEqual({ type: "char", swap: false, blockUse: ["sg1 is disk sdb: sdb1 is mounted on /srv/data"] });
     expect(f.about("/dev/sg2")).toEqual({ type: "char", swap: false, blockUse: [] });
     expect(f.about("/nowhere")).toEqual({ type: "missing", swap: false, blockUse: [] });
-    expect(f.view()).toEqual({ hugetlbfsMounts: ["/dev/hugepages"] });
+    expect(f.view()).toEqual({ hugetlbfsMounts: ["/dev/hugepages"], firmwareLoaders: [] });
   });
 
   it("a partition of a disk device-mapper holds whole (multipath) is in use", () => {

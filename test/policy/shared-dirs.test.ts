@@ -6,6 +6,7 @@
  * per-guest directories.
  */
 import fs from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { heldPaths } from "../../src/hook/exclusive.js";
 import { Layout } from "../../src/layout.js";
@@ -13,6 +14,8 @@ import { buildProfile } from "../../src/pipeline.js";
 import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { guestXml } from "./fakehost.js";
 import { outcomeOf } from "../hostile/arbitraries.js";
+import { defaultQemuConf } from "../../src/host/qemu-conf.js";
+
 
 let t: TestRoot;
 let layout: Layout;
@@ -69,7 +72,12 @@ describe("libvirt's shared NVRAM directory: per-file ownership", () => {
 
 describe("libvirt's log directory: only the guest's own logs", () => {
   it("grants its QEMU log and a <name>-serial0.log; refuses another guest's log for a serial file and a metadata allow", () => {
+    // QEMU opens its own log only with stdio_handler = "file" (rules/runtime.ts).
+    fs.mkdirSync(path.join(layout.root, "etc/libvirt"), { recursive: true });
+    const conf = path.join(layout.root, "etc/libvirt/qemu.conf");
+    fs.writeFileSync(conf, 'stdio_handler = "file"\n');
     const own = build(serialFile("/var/log/libvirt/qemu/vm1-serial0.log"));
+    fs.rmSync(conf);
     expect(own.ok && own.value.rules.filter((r) => r.path.startsWith("/var/log/libvirt/")).map((r) => r.path)).toEqual([
       "/var/log/libvirt/qemu/vm1-serial0.log",
       "/var/log/libvirt/qemu/vm1.log",
@@ -87,7 +95,7 @@ describe("exclusive access: which trees are held", () => {
   it("holds a tree below a managed root that is not one of the guest's own directories; not its private dir", () => {
     const domain = { ...buildDomain(), id: 7 };
     const rule = (p: string, perms: string, source: string) => ({ path: p, suffix: "{,/**}" as const, perms, source });
-    const held = heldPaths(layout, domain, [rule("/var/lib/libvirt/qemu/domain-7-vm1", "rwk", "private dir"), rule("/var/lib/libvirt/qemu/nvram", "rw", "filesystem 0")]);
+    const held = heldPaths(layout, domain, [rule("/var/lib/libvirt/qemu/domain-7-vm1", "rwk", "private dir"), rule("/var/lib/libvirt/qemu/nvram", "rw", "filesystem 0")], defaultQemuConf(layout));
     expect(held).toEqual([{ path: "/var/lib/libvirt/qemu/nvram", write: true, shareable: false, source: "filesystem 0", tree: true }]);
   });
 });

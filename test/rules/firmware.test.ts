@@ -23,7 +23,7 @@ describe("firmwareRules", () => {
     ]);
   });
 
-  it("gives a writable loader rwk", () => {
+  it("gives a writable pflash loader rwk", () => {
     const domain = baseDomain({ os: { loader: { path: "/var/lib/libvirt/flash/vm1.fd", readonly: false, type: "pflash" } } });
     expect(firmwareRules(ruleContext(domain))).toEqual([
       { path: "/var/lib/libvirt/flash/vm1.fd", suffix: "", perms: "rwk", source: "loader" },
@@ -80,12 +80,27 @@ describe("firmwareRules", () => {
   });
 
   it.each([
-    ["loader", baseDomain({ os: { loader: { path: "OVMF_CODE.fd", readonly: true } } }), "OVMF_CODE.fd"],
-    ["nvram", baseDomain({ os: { nvram: { path: "nvram/vm1_VARS.fd" } } }), "nvram/vm1_VARS.fd"],
-    ["kernel", baseDomain({ os: { kernel: "vmlinuz" } }), "vmlinuz"],
-    ["fwcfg", baseDomain({ fwcfgFiles: ["./blob"] }), "./blob"],
-    ["empty initrd", baseDomain({ os: { initrd: "" } }), ""],
-  ])("rejects a relative %s path", (_what, domain, path) => {
-    expectPathError(() => firmwareRules(ruleContext(domain)), path, "path is not absolute");
+    ["loader", baseDomain({ os: { loader: { path: "OVMF_CODE.fd", readonly: true, type: "pflash" } } }), "OVMF_CODE.fd", "loader"],
+    ["rom loader", baseDomain({ os: { loader: { path: "bios-256k.bin", readonly: false, type: "rom" } } }), "bios-256k.bin", "loader"],
+    ["nvram", baseDomain({ os: { nvram: { path: "nvram/vm1_VARS.fd" } } }), "nvram/vm1_VARS.fd", "nvram"],
+    ["nvram backing", baseDomain({ os: { nvram: { path: "/srv/n.qcow2", backingStore: [{ type: "file", path: "base.qcow2" }] } } }), "base.qcow2", "nvram backing 1"],
+    ["kernel", baseDomain({ os: { kernel: "vmlinuz" } }), "vmlinuz", "kernel"],
+    ["acpi table", baseDomain({ os: { acpiTables: ["/srv/a.bin", "slic.bin"] } }), "slic.bin", "acpi table 1"],
+    ["fwcfg", baseDomain({ fwcfgFiles: ["./blob"] }), "./blob", "fwcfg 0"],
+    ["empty initrd", baseDomain({ os: { initrd: "" } }), "", "initrd"],
+  ])("rejects a relative %s path, naming the element", (_what, domain, path, element) => {
+    expectPathError(() => firmwareRules(ruleContext(domain)), path, `${element}: path is not absolute`);
+  });
+
+  it("reads a ROM loader (-bios) with r only, whatever readonly= says; a loader without a type is a ROM (libvirt's default)", () => {
+    for (const readonly of [true, false]) {
+      for (const type of ["rom", undefined]) {
+        const domain = baseDomain({ os: { loader: { path: "/usr/share/seabios/bios-256k.bin", readonly, ...(type ? { type } : {}) } } });
+        expect(firmwareRules(ruleContext(domain))).toEqual([{ path: "/usr/share/seabios/bios-256k.bin", suffix: "", perms: "r", source: "loader" }]);
+      }
+    }
+    // Negative control: the same file as a writable pflash is rwk.
+    const pflash = baseDomain({ os: { loader: { path: "/usr/share/seabios/bios-256k.bin", readonly: false, type: "pflash" } } });
+    expect(firmwareRules(ruleContext(pflash))[0]!.perms).toBe("rwk");
   });
 });

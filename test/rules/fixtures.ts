@@ -11,6 +11,7 @@ import { emptyDevices } from "../../src/domain/index.js";
 import { PathError } from "../../src/errors.js";
 import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
+import { defaultQemuConf, parseQemuConf } from "../../src/host/qemu-conf.js";
 import type { RuleContext, RuleFamily } from "../../src/rules/context.js";
 import type { Rule } from "../../src/ir.js";
 import { canonicalise, checkRule } from "../../src/policy/index.js";
@@ -54,12 +55,16 @@ export function tempRoot(): { root: string; cleanup: () => void } {
 /** A root that does not exist: every host read through it finds nothing. */
 export const ABSENT_ROOT = "/nonexistent/virt-aa-hook-test-root";
 
-/** A rule context over `domain` whose host reads go under `root` (ABSENT_ROOT if omitted). */
-export function ruleContext(domain: Domain, root = ABSENT_ROOT, maxBackingDepth = 64): RuleContext {
+/**
+ * A rule context over `domain` whose host reads go under `root` (ABSENT_ROOT if omitted), with
+ * libvirt's default qemu.conf unless `qemu` (a qemu.conf text, parsed by the real parser) is given.
+ */
+export function ruleContext(domain: Domain, root = ABSENT_ROOT, maxBackingDepth = 64, qemu?: string): RuleContext {
   const layout = new Layout(root);
   const fs = new HostFs(layout);
   const images = { vet: (r: Rule) => checkRule(fs, r), canonical: (p: string) => canonicalise(fs, p), writableByOtherGuest: () => undefined };
-  return { domain, fs, layout, maxBackingDepth, images };
+  const conf = qemu === undefined ? defaultQemuConf(layout) : parseQemuConf(qemu, layout);
+  return { domain, fs, layout, qemu: conf, maxBackingDepth, images };
 }
 
 /** Write `content` at host path `hostPath` under `root`, creating parent directories. */

@@ -61,7 +61,7 @@ describe("every family's rules carry the origin of the element that asked for th
     const NVME = "0000:01:00.0";
     const pciFiles = (source: string, kind: string) =>
       ["config", "device", "reset", "resource", "resource0", "resource2_wc", "rom", "vendor"].map((): [string, string] => [source, kind]);
-    expect(origins(deriveRules(ruleContext(domain, root)))).toEqual([
+    expect(origins(deriveRules(ruleContext(domain, root, 64, 'stdio_handler = "file"')))).toEqual([
       ["disk vda", "disk"],
       ["filesystem share", "filesystem"],
       ["loader", "firmware"],

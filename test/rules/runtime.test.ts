@@ -37,9 +37,8 @@ describe("shortName", () => {
 });
 
 describe("runtimeRules", () => {
-  it("grants log, pid file, private dir and channel dir for a running guest", () => {
+  it("grants pid file, private dir and channel dir for a running guest (no log: stdio_handler is logd)", () => {
     expect(runtimeRules(ruleContext(baseDomain({ name: "vm1", id: 7 })))).toEqual([
-      { path: "/var/log/libvirt/qemu/vm1.log", suffix: "", perms: "w", source: "log" },
       { path: "/run/libvirt/qemu/vm1.pid", suffix: "", perms: "rwk", source: "pidfile" },
       { path: "/var/lib/libvirt/qemu/domain-7-vm1", suffix: "{,/**}", perms: "rwk", source: "private dir" },
       { path: "/var/lib/libvirt/qemu/channel/target/domain-7-vm1", suffix: "{,/**}", perms: "rw", source: "channel dir" },
@@ -49,11 +48,10 @@ describe("runtimeRules", () => {
   it("reads the guest's own managed save image only when one exists (a restoring start)", () => {
     const r = root();
     const without = runtimeRules(ruleContext(baseDomain({ name: "vm1", id: 7 }), r));
-    expect(without.map((x) => x.source)).toEqual(["log", "pidfile", "private dir", "channel dir"]);
+    expect(without.map((x) => x.source)).toEqual(["pidfile", "private dir", "channel dir"]);
     writeHostFile(r, "/var/lib/libvirt/qemu/save/vm1.save", "saved state");
     writeHostFile(r, "/var/lib/libvirt/qemu/save/vm2.save", "another guest's saved state");
-    expect(runtimeRules(ruleContext(baseDomain({ name: "vm1", id: 7 }), r)).slice(0, 3)).toEqual([
-      { path: "/var/log/libvirt/qemu/vm1.log", suffix: "", perms: "w", source: "log" },
+    expect(runtimeRules(ruleContext(baseDomain({ name: "vm1", id: 7 }), r)).slice(0, 2)).toEqual([
       { path: "/run/libvirt/qemu/vm1.pid", suffix: "", perms: "rwk", source: "pidfile" },
       { path: "/var/lib/libvirt/qemu/save/vm1.save", suffix: "", perms: "r", source: "managed save image" },
     ]);
@@ -62,7 +60,6 @@ describe("runtimeRules", () => {
   it("uses the full name for log and pid file but the short name for the id-based dirs", () => {
     const name = "a-very-long-guest-name-for-testing";
     expect(runtimeRules(ruleContext(baseDomain({ name, id: 42 })))).toEqual([
-      { path: `/var/log/libvirt/qemu/${name}.log`, suffix: "", perms: "w", source: "log" },
       { path: `/run/libvirt/qemu/${name}.pid`, suffix: "", perms: "rwk", source: "pidfile" },
       { path: "/var/lib/libvirt/qemu/domain-42-a-very-long-guest-na", suffix: "{,/**}", perms: "rwk", source: "private dir" },
       {
@@ -74,9 +71,8 @@ describe("runtimeRules", () => {
     ]);
   });
 
-  it("grants only log and pid file when the XML has no id (stopped/release)", () => {
+  it("grants only the pid file when the XML has no id (stopped/release)", () => {
     expect(runtimeRules(ruleContext(baseDomain({ name: "vm1", id: undefined, memoryBacking: { hugepages: true } })))).toEqual([
-      { path: "/var/log/libvirt/qemu/vm1.log", suffix: "", perms: "w", source: "log" },
       { path: "/run/libvirt/qemu/vm1.pid", suffix: "", perms: "rwk", source: "pidfile" },
     ]);
   });
@@ -121,7 +117,7 @@ describe("runtimeRules", () => {
     ]);
     for (const sourceType of ["memfd", "anonymous", undefined]) {
       const other = baseDomain({ id: 5, memoryBacking: { sourceType } });
-      expect(runtimeRules(ruleContext(other)).map((x) => x.source)).toEqual(["log", "pidfile", "private dir", "channel dir"]);
+      expect(runtimeRules(ruleContext(other)).map((x) => x.source)).toEqual(["pidfile", "private dir", "channel dir"]);
     }
   });
 
