@@ -14,10 +14,21 @@ export type GlobSuffix = (typeof GLOB_SUFFIXES)[number];
 
 /**
  * AppArmor file permissions we emit, in canonical order. `r` read, `w` write, `k` lock,
- * `m` mmap-exec (firmware/pflash is never needed executable, so `m` is rare), `a` append.
+ * `m` mmap-exec (firmware/pflash is never needed executable, so `m` is rare), `a` append,
+ * `l` link: create a hard link at the path (9p shares, where the guest makes links inside the
+ * share; libvirt's virt-aa-helper grants 9p `rwl`). A link changes the file system like a write,
+ * so everything that asks "may this rule change the file?" uses `isWritablePerms`, never `w` alone.
  */
-export type Perm = "r" | "w" | "a" | "k" | "m";
-export const PERM_ORDER: readonly Perm[] = ["r", "w", "a", "k", "m"];
+export type Perm = "r" | "w" | "a" | "l" | "k" | "m";
+export const PERM_ORDER: readonly Perm[] = ["r", "w", "a", "l", "k", "m"];
+
+/** Permissions that change the file system at the path: write, append, link. */
+export const WRITE_PERMS: ReadonlySet<string> = new Set(["w", "a", "l"]);
+
+/** Whether a permission string lets the guest change what is at the path (w, a or l). */
+export function isWritablePerms(perms: string): boolean {
+  return [...perms].some((p) => WRITE_PERMS.has(p));
+}
 
 /**
  * The kind of element (or derivation) a rule comes from: what the policy judges a path against.
@@ -53,6 +64,12 @@ export const ORIGIN_KINDS = [
   "shmem",
   /** `<memory model='nvdimm'|'virtio-pmem'>` backing files or devices. */
   "memory",
+  /** `<memory model='sgx-epc'>`: the host's virtual EPC and SGX provisioning nodes (rules/sgx.ts). */
+  "sgx",
+  /** `<pstore backend='acpi-erst'>`: the error-record file (rules/pstore.ts). */
+  "pstore",
+  /** `<smartcard mode='host'|'host-certificates'>`: the NSS database, read-only (rules/smartcard.ts). */
+  "smartcard",
   /** `<tpm><backend type='emulator'>`: swtpm state, log, socket, pid. */
   "tpm-emulator",
   /** `<tpm><backend type='passthrough'>`: the host TPM and its sysfs `cancel` file. */
@@ -96,7 +113,8 @@ export interface Origin {
   /**
    * The host device the rule family resolved, when the rule is one of that device's own files:
    * a PCI address (`0000:03:00.0`) for hostdev-pci/nvme, the TPM's name (`tpm0`) for
-   * tpm-passthrough. The policy grants sysfs files only of this device.
+   * tpm-passthrough, the macvtap's tap node (`/dev/tap23`) for a `type='direct'` interface. The
+   * policy grants sysfs files only of this device, and `/dev/tapN` only as the node resolved.
    */
   device?: string;
 }

@@ -9,7 +9,7 @@ import { applyPolicy, canonicalise, checkRule } from "./policy/index.js";
 import type { ImageChecks } from "./rules/context.js";
 import { deriveRules } from "./rules/index.js";
 import { runtimeOwnership } from "./rules/ownership.js";
-import type { OriginRule, Rule, RuntimeGrant, RuntimeOwnership } from "./ir.js";
+import { isWritablePerms, type OriginRule, type Rule, type RuntimeGrant, type RuntimeOwnership } from "./ir.js";
 import { renderFiles } from "./render/index.js";
 import { otherGuestsGrants, parseGranted, permsFor } from "./render/granted.js";
 
@@ -92,7 +92,7 @@ export function imageChecks(fs: HostFs, layout: Layout, uuid: string, previous?:
       if (c === undefined) canonical.set(p, (c = canonicalise(fs, p)));
       return c;
     },
-    writableByOtherGuest: (p) => others().find((g) => permsFor(g, p)?.includes("w"))?.guest,
+    writableByOtherGuest: (p) => others().find((g) => isWritablePerms(permsFor(g, p) ?? ""))?.guest,
     ...(before === undefined ? {} : { grantedBefore: (p: string) => permsFor(before, p) }),
   };
 }

@@ -72,6 +72,9 @@ export function readInterface(el: XmlElement): NetInterface {
   const driver = el.child("driver");
   const backend = el.child("backend");
   const mac = el.child("mac");
+  const target = el.child("target");
+  const alias = el.child("alias");
+  const backendType = backend && token(backend, "type");
   return defined({
     type,
     model: model && token(model, "type"),
@@ -81,6 +84,10 @@ export function readInterface(el: XmlElement): NetInterface {
     backendTap: path(backend, "tap"),
     backendVhost: path(backend, "vhost"),
     mac: mac && label(mac, "address"),
+    // Read only where a rule needs them: the macvtap link, passt's socket name.
+    targetDev: type === "direct" && target ? label(target, "dev") : undefined,
+    alias: backendType === "passt" && alias ? label(alias, "name") : undefined,
+    backendType,
   });
 }
 

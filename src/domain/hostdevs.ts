@@ -1,7 +1,7 @@
 /** Host devices handed to the guest: `<hostdev>` and the PCI/USB function of `<interface type='hostdev'>`. */
 import type { Hostdev } from "./model.js";
 import type { XmlElement } from "./tree.js";
-import { cUnsigned, defined, pciAddress, requireToken, textPath, token, uuidAttr } from "./fields.js";
+import { cUnsigned, defined, pciAddress, requireToken, textPath, token, uuidAttr, yesNo } from "./fields.js";
 import { InvalidValue, preview } from "./fault.js";
 
 export function readHostdev(el: XmlElement): Hostdev {
@@ -15,7 +15,7 @@ export function readHostdev(el: XmlElement): Hostdev {
       return readUsb(source);
     case "pci": {
       const driver = el.child("driver");
-      return defined({ type: "pci", driver: driver && token(driver, "name"), ...pciAddress(source.one("address")) });
+      return defined({ type: "pci", driver: driver && token(driver, "name"), iommufd: iommufd(driver), ...pciAddress(source.one("address")) });
     }
     case "scsi":
       return readScsi(source);
@@ -103,6 +103,11 @@ export function readInterfaceHostdev(el: XmlElement): Hostdev | undefined {
   }
   if (kind !== "pci") address.fail(`unsupported address type "${preview(kind)}"`);
   const driver = el.child("driver");
-  return defined({ type: "pci" as const, driver: driver && token(driver, "name"), ...pciAddress(address) });
+  return defined({ type: "pci" as const, driver: driver && token(driver, "name"), iommufd: iommufd(driver), ...pciAddress(address) });
+}
+
+/** `<driver iommufd='yes'/>` (libvirt 11.x, virDomainHostdevSubsysPCIDriverInfo): true, or absent. */
+function iommufd(driver: XmlElement | undefined): true | undefined {
+  return driver !== undefined && yesNo(driver, "iommufd") ? true : undefined;
 }
 

@@ -184,6 +184,15 @@ export interface NetInterface {
   backendTap?: string;
   backendVhost?: string;
   mac?: string;
+  /**
+   * `<target dev=...>`: the host-side link. For `type='direct'` the macvtap whose `/dev/tapN`
+   * libvirt opens; absent in the XML of `prepare` (libvirt names the link when it creates it).
+   */
+  targetDev?: string;
+  /** `<alias name=...>` (live XML only): libvirt names the passt socket after it. */
+  alias?: string;
+  /** `<backend type=...>`: "passt" for a passt-backed user/vhostuser interface (libvirt 9.0+). */
+  backendType?: string;
 }
 
 export interface Rng {
@@ -225,12 +234,35 @@ export interface Vsock {
 
 export type Hostdev =
   | { type: "usb"; vendor?: string; product?: string; bus?: number; device?: number }
-  | ({ type: "pci"; driver?: string } & PciAddress)
+  /** `iommufd`: `<driver iommufd='yes'/>` (libvirt 11.x): the device through `/dev/iommu` and its VFIO cdev. */
+  | ({ type: "pci"; driver?: string; iommufd?: boolean } & PciAddress)
   | { type: "scsi"; protocol?: string; adapter?: string; bus?: number; target?: number; unit?: number }
   | { type: "scsi_host"; wwpn?: string }
   | { type: "mdev"; uuid: string; model?: string }
   /** `<hostdev mode='capabilities' type='storage|misc|net'>` */
   | { type: "caps"; capsType: string; block?: string; char?: string };
+
+/** `<pstore backend='acpi-erst'>` (libvirt 10+): the file QEMU keeps the guest's error records in. */
+export interface Pstore {
+  backend: string;
+  /** `<path>`: required by libvirt. */
+  path: string;
+}
+
+/** `<smartcard mode='host'|'host-certificates'>` (passthrough smartcards are chardevs). */
+export interface Smartcard {
+  mode: "host" | "host-certificates";
+  /** host-certificates `<database>`: the NSS database directory; absent = libvirt's /etc/pki/nssdb. */
+  database?: string;
+}
+
+/** `<graphics type='dbus'>`: QEMU's D-Bus display. */
+export interface DbusDisplay {
+  /** `p2p='yes'`: libvirt passes QEMU a connected socket pair, no bus. */
+  p2p: boolean;
+  /** `address='unix:path=...'`: the bus to connect to instead of libvirt's per-guest bus. */
+  address?: string;
+}
 
 export interface Devices {
   disks: Disk[];
@@ -247,4 +279,7 @@ export interface Devices {
   tpms: Tpm[];
   vsocks: Vsock[];
   hostdevs: Hostdev[];
+  pstores: Pstore[];
+  smartcards: Smartcard[];
+  dbusDisplays: DbusDisplay[];
 }

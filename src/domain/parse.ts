@@ -9,6 +9,7 @@ import { readChardevs } from "./chardevs.js";
 import { readFilesystem, readGraphics, readInput, readInterface, readMemoryDevice, readRng, readShmem, readTpm, readVideo, readVsock } from "./devices.js";
 import { defined, textPath, token } from "./fields.js";
 import { readHostdev, readInterfaceHostdev } from "./hostdevs.js";
+import { readDbusDisplay, readPstore, readSmartcard } from "./newer-devices.js";
 import { readId, readName, readType, readUuid } from "./identity.js";
 import { readSettings } from "./metadata.js";
 import { readFwcfgFiles, readMemoryBacking, readOs, readSecLabels } from "./os.js";
@@ -76,6 +77,9 @@ function readDevices(devices: XmlElement): Devices {
     tpms: devices.children("tpm").map(readTpm),
     vsocks: devices.children("vsock").map(readVsock),
     hostdevs,
+    pstores: devices.children("pstore").map(readPstore),
+    smartcards: devices.children("smartcard").flatMap((el) => readSmartcard(el) ?? []),
+    dbusDisplays: devices.children("graphics").flatMap((el) => readDbusDisplay(el) ?? []),
   };
 }
 
@@ -95,5 +99,8 @@ export function emptyDevices(): Devices {
     tpms: [],
     vsocks: [],
     hostdevs: [],
+    pstores: [],
+    smartcards: [],
+    dbusDisplays: [],
   };
 }

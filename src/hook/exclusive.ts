@@ -2,7 +2,7 @@ import fs from "node:fs";
 import type { Domain } from "../domain/model.js";
 import { GuestError } from "../errors.js";
 import type { Layout } from "../layout.js";
-import type { Rule } from "../ir.js";
+import { isWritablePerms, type Rule } from "../ir.js";
 import { listStates, type GuestState, type HeldPath } from "../store/state.js";
 import { runningPid } from "../host/qemu-process.js";
 import { isUnder, RECURSIVE_SUFFIXES } from "../policy/restricted.js";
@@ -54,7 +54,7 @@ export function heldPaths(layout: Layout, domain: Domain, rules: readonly Rule[]
   for (const r of rules) {
     if (RECURSIVE_SUFFIXES.has(r.suffix)) {
       if (ownTrees.some((own) => isUnder(r.path, own))) continue;
-      out.push({ path: r.path, write: r.perms.includes("w") || r.perms.includes("a"), shareable: r.source.split(", ").every(fromShareableDisk), source: r.source, tree: true });
+      out.push({ path: r.path, write: isWritablePerms(r.perms), shareable: r.source.split(", ").every(fromShareableDisk), source: r.source, tree: true });
       continue;
     }
     if (r.suffix !== "") continue;
@@ -68,7 +68,7 @@ export function heldPaths(layout: Layout, domain: Domain, rules: readonly Rule[]
     const id = st === undefined ? undefined : st.isBlockDevice() ? `block:${st.rdev}` : st.isFile() ? `file:${st.dev}:${st.ino}` : undefined;
     out.push({
       path: r.path,
-      write: r.perms.includes("w") || r.perms.includes("a"),
+      write: isWritablePerms(r.perms),
       shareable: r.source.split(", ").every(fromShareableDisk),
       source: r.source,
       ...(id !== undefined ? { id } : {}),

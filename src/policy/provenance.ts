@@ -56,6 +56,17 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
   const recursive = RECURSIVE_SUFFIXES.has(rule.suffix);
   const what = kind === undefined ? "this element" : `a ${ELEMENT_NAMES[kind]}`;
 
+  // Link (`l`): only a 9p share, where the guest's link(2) becomes QEMU's (rules/filesystems.ts).
+  if (rule.perms.includes("l") && kind !== "filesystem") {
+    return `the link permission is granted only to a 9p <filesystem>, not to ${what}`;
+  }
+
+  // The host's NSS database, which libvirt's smartcard emulation reads (rules/smartcard.ts): the
+  // admin's choice of what to expose, read-only, the directory and the files directly in it.
+  if (kind === "smartcard" && path === NSS_DEFAULT_DATABASE && (rule.suffix === "/" || rule.suffix === "/*") && READ_ONLY.test(rule.perms)) {
+    return undefined;
+  }
+
   // 1. sysfs, bound to the device the element resolved.
   if (isUnder(path, sysfsDir) && !recursive && sysfsGranted(rule)) return undefined;
   if (isUnder(path, sysfsDir) && (SYSFS_PCI_FILE.test(path) || SYSFS_TPM_CANCEL.some((re) => re.test(path)))) {
@@ -101,7 +112,7 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
   const deviceArea = isUnder(path, devDir) && !isUnder(path, shmDir) && managed === undefined;
   const allowed = kind === undefined ? NO_DEVICES : DEVICES[kind];
   if (deviceArea) {
-    const isChar = allowed.char.some((re) => re.test(path));
+    const isChar = allowed.char.some((re) => re.test(path)) || boundTap(rule);
     const isBlock = allowed.block && BLOCK_NAMES.some((re) => re.test(path));
     if (!isChar && !isBlock) return deviceRefusal(path, what, kind, input.layout);
     if (isChar && facts.type !== "missing" && facts.type !== "char") {
@@ -136,6 +147,14 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
 function readOnlyPerms(perms: string): boolean {
   return [...perms].every((p) => p === "r" || p === "k" || p === "m");
 }
+
+/**
+ * libvirt's default smartcard database (VIR_DOMAIN_SMARTCARD_DEFAULT_DATABASE), the only one
+ * granted inside a restricted location: any other `<database>` is judged like every path an XML
+ * names (docs/threat-model.md, "Smartcard databases").
+ */
+const NSS_DEFAULT_DATABASE = "/etc/pki/nssdb";
+const READ_ONLY = /^[rk]+$/;
 
 // ---- sysfs ---------------------------------------------------------------------------------------
 
@@ -261,7 +280,19 @@ const SERIAL_LINES: readonly RegExp[] = [
 ];
 const NULL_DEVICE = /^\/dev\/null$/;
 const INPUT_EVENTS = /^\/dev\/input\/event[0-9]+$/;
-const VFIO = [/^\/dev\/vfio\/vfio$/, /^\/dev\/vfio\/[0-9]+$/];
+/** The VFIO container and groups; with iommufd (libvirt 11.x) `/dev/iommu` and the device cdevs. */
+const VFIO = [/^\/dev\/vfio\/vfio$/, /^\/dev\/vfio\/[0-9]+$/, /^\/dev\/iommu$/, /^\/dev\/vfio\/devices\/vfio[0-9]+$/];
+/** A macvtap's tap node: granted to an `<interface>` only as the node its rule family resolved. */
+const TAP = /^\/dev\/tap[0-9]+$/;
+
+/**
+ * `/dev/tapN` of a `type='direct'` interface: the family resolved N from the macvtap link the
+ * interface names (origin.device), so the XML cannot point at another guest's macvtap through
+ * `<backend tap=...>` or any other element.
+ */
+function boundTap(rule: Rule): boolean {
+  return rule.origin?.kind === "net" && rule.origin.device === rule.path && TAP.test(rule.path);
+}
 
 /** Block device names (canonical: /dev/disk/by-* and LVM's /dev/<vg>/<lv> links resolve to these). */
 const BLOCK_NAMES: readonly RegExp[] = [
@@ -277,7 +308,7 @@ const NO_DEVICES: DeviceAllowance = { char: [], block: false };
 
 const CHARDEV_DEV: DeviceAllowance = { char: [...SERIAL_LINES, NULL_DEVICE], block: false };
 const INPUT: DeviceAllowance = { char: [INPUT_EVENTS], block: false };
-const NET: DeviceAllowance = { char: [/^\/dev\/vhost-net$/, /^\/dev\/net\/tun$/, /^\/dev\/tap[0-9]+$/, /^\/dev\/vhost-vdpa-[0-9]+$/], block: false };
+const NET: DeviceAllowance = { char: [/^\/dev\/vhost-net$/, /^\/dev\/net\/tun$/, /^\/dev\/vhost-vdpa-[0-9]+$/], block: false };
 const HOSTDEV_USB: DeviceAllowance = { char: [/^\/dev\/bus\/usb\/[0-9]{3}\/[0-9]{3}$/], block: false };
 const HOSTDEV_SCSI: DeviceAllowance = { char: [/^\/dev\/sg[0-9]+$/], block: false };
 
@@ -287,7 +318,8 @@ const HOSTDEV_SCSI: DeviceAllowance = { char: [/^\/dev\/sg[0-9]+$/], block: fals
  * port): the union of their allow-lists, and nothing wider. Sysfs never (it names no device).
  */
 const GRANTED: DeviceAllowance = {
-  char: [...new Set([...CHARDEV_DEV.char, ...INPUT.char, ...NET.char, ...HOSTDEV_USB.char, ...HOSTDEV_SCSI.char, ...VFIO])],
+  // A macvtap hotplugged to a running guest reaches it as a helper `-F /dev/tapN` grant.
+  char: [...new Set([...CHARDEV_DEV.char, ...INPUT.char, ...NET.char, TAP, ...HOSTDEV_USB.char, ...HOSTDEV_SCSI.char, ...VFIO])],
   block: true,
 };
 
@@ -315,6 +347,9 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
   "hostdev-usb": HOSTDEV_USB,
   "hostdev-scsi": HOSTDEV_SCSI,
   "hostdev-scsi-host": { char: [/^\/dev\/vhost-scsi$/], block: false },
+  sgx: { char: [/^\/dev\/sgx_vepc$/, /^\/dev\/sgx_provision$/], block: false },
+  pstore: NO_DEVICES,
+  smartcard: NO_DEVICES,
   firmware: NO_DEVICES,
   shmem: NO_DEVICES,
   "tpm-emulator": NO_DEVICES,
@@ -379,6 +414,9 @@ const ELEMENT_NAMES: Record<OriginKind, string> = {
   rng: "<rng>",
   shmem: "<shmem>",
   memory: "<memory> device",
+  sgx: "SGX EPC <memory> device",
+  pstore: "<pstore>",
+  smartcard: "host <smartcard>",
   "tpm-emulator": "emulated <tpm>",
   "tpm-passthrough": "passthrough <tpm>",
   "tpm-socket": "external <tpm>",

@@ -9,8 +9,10 @@ const rule = ruleOf("filesystem");
  * `<filesystem>` devices.
  *
  * - 9p (`type='mount'`, driver path/handle or none): QEMU itself serves the directory tree, so it
- *   needs the directory and everything below it (`rw`, or `r` when read-only). No `k`: 9p does not
- *   lock host files on QEMU's behalf.
+ *   needs the directory and everything below it: `rwl` (the guest's link(2) becomes QEMU's
+ *   linkat() in the share, as in libvirt's virt-aa-helper.c get_files since libvirt 10; 9.0 grants `rw`),
+ *   or `r` when read-only. No `k`: 9p does not lock host files on QEMU's behalf. AppArmor checks a
+ *   hard link against both ends, so `l` on the share reaches only files inside the share.
  * - virtiofs: virtiofsd serves the tree, not QEMU. When libvirt starts virtiofsd it hands QEMU a
  *   connected socket, so there is nothing to allow; an externally started virtiofsd is reached
  *   through `<source socket>`, which QEMU connects to (`rw`).
@@ -30,7 +32,7 @@ function rulesForFilesystem(fs: Filesystem, element: string): OriginRule[] {
   switch (fs.type) {
     case "mount":
       if (!NINE_P_DRIVERS.has(fs.driver)) return [];
-      return [rule(absolute(fs.source), fs.readonly ? "r" : "rw", element, "{,/**}")];
+      return [rule(absolute(fs.source), fs.readonly ? "r" : "rwl", element, "{,/**}")];
     case "file":
     case "block":
       return [rule(absolute(fs.source), fs.readonly ? "rk" : "rwk", element)];

@@ -5,7 +5,7 @@ import type { OriginRule } from "../ir.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { absolute } from "./absolute.js";
 import { listDirectory, readAttribute } from "../host/sysfs.js";
-import { formatPciAddress, mdevVfioRules, pciVfioRules } from "./vfio.js";
+import { formatPciAddress, iommufdRules, mdevVfioRules, pciVfioRules } from "./vfio.js";
 
 /**
  * `<hostdev>` devices: PCI and mdev through VFIO, USB device nodes, SCSI generic nodes,
@@ -35,7 +35,9 @@ function hostdevRulesFor(fs: HostFs, dev: Hostdev): OriginRule[] {
       // Only VFIO exists for QEMU today; the legacy "kvm" and "xen" backends need no files of ours
       // (libvirt refuses to start them), so they get nothing rather than a guess.
       if (dev.driver !== undefined && dev.driver !== "vfio") return [];
-      return pciVfioRules(fs, dev, `hostdev pci ${formatPciAddress(dev)}`, "hostdev-pci");
+      const source = `hostdev pci ${formatPciAddress(dev)}`;
+      const vfio = pciVfioRules(fs, dev, source, "hostdev-pci");
+      return dev.iommufd === true ? [...vfio, ...iommufdRules(fs, dev, source, "hostdev-pci")] : vfio;
     }
     case "mdev":
       return mdevVfioRules(fs, dev.uuid, `hostdev mdev ${dev.uuid.toLowerCase()}`);

@@ -15,6 +15,10 @@ import { tpmRules } from "./tpm.js";
 import { runtimeRules } from "./runtime.js";
 import { tlsRules } from "./tls.js";
 import { metadataRules } from "./metadata.js";
+import { sgxRules } from "./sgx.js";
+import { pstoreRules } from "./pstore.js";
+import { smartcardRules } from "./smartcard.js";
+import { dbusDisplayRules } from "./dbus.js";
 
 /**
  * Every device family, in the order their rules appear in the `.files`. Each family lives in its
@@ -29,6 +33,7 @@ const FAMILIES: RuleFamily[] = [
   // devices
   nvmeDiskRules,
   graphicsRules,
+  dbusDisplayRules,
   videoRules,
   inputRules,
   interfaceRules,
@@ -36,6 +41,9 @@ const FAMILIES: RuleFamily[] = [
   rngRules,
   shmemRules,
   memoryDeviceRules,
+  sgxRules,
+  pstoreRules,
+  smartcardRules,
   tpmRules,
   launchSecurityRules,
   hostdevRules,

@@ -27,6 +27,12 @@ export function runtimeOwnership(domain: Domain, layout: Layout, qemu: QemuConf)
     // exclusive-write check (hook/exclusive.ts); the installer's abstraction drops libvirt's
     // shared `nvram/*_VARS.fd` rule (docs/threat-model.md, "Policy by provenance").
     ...nvramFiles(domain),
+    // A `<pstore>` file kept next to the NVRAM files (libvirt 10+, rules/pstore.ts): like an NVRAM
+    // file, named by the XML, directly in libvirt's NVRAM directory only (never deeper, never
+    // another managed place), held exclusively like one.
+    ...domain.devices.pstores
+      .map((p) => path.posix.normalize(p.path))
+      .filter((p) => path.posix.dirname(p) === layout.libvirtNvramDir),
   ];
   if (short !== undefined) {
     ownTrees.push(

@@ -61,6 +61,28 @@ export function pciVfioRules(fs: HostFs, addr: PciAddress, source: string, kind:
   return [...groupRules(fs, group, rule, source), ...sysfsFiles];
 }
 
+/**
+ * iommufd (`<hostdev><driver iommufd='yes'/>`, libvirt 11.x): QEMU gets the device through the
+ * iommufd interface instead of a VFIO container: `/dev/iommu` and the device's own VFIO character
+ * device `/dev/vfio/devices/vfio<N>`, which libvirt opens and passes as descriptors
+ * (`-object iommufd,fd=`, `vfio-pci,fd=`), revalidated by AppArmor at the exec. N comes from
+ * sysfs (`<device>/vfio-dev/vfio<N>`, the kernel's vfio-dev class entry), never from the XML, so
+ * only the assigned device's node is granted. libvirt's virt-aa-helper.c grants
+ * `/dev/vfio/devices/vfio[0-9]*` (every device's) with `rwm`; `rw` is enough: AppArmor asks for
+ * `m` only for PROT_EXEC mappings (security/apparmor/lsm.c common_mmap), and QEMU maps BARs
+ * read/write. The container and group rules of pciVfioRules stay (libvirt grants them too).
+ */
+export function iommufdRules(fs: HostFs, addr: PciAddress, source: string, kind: "hostdev-pci" | "nvme"): OriginRule[] {
+  const name = formatPciAddress(addr);
+  const rule = ruleOf(kind, name);
+  const dir = `${fs.layout.sysfsPciDevices}/${name}/vfio-dev`;
+  const cdevs = (listDirectory(fs, dir) ?? []).filter((e) => /^vfio[0-9]+$/.test(e));
+  if (cdevs.length !== 1) {
+    throw new PathError(dir, cdevs.length === 0 ? "no VFIO device node: is the device bound to vfio-pci on a kernel with VFIO cdev support?" : `several VFIO device nodes (${cdevs.join(", ")})`);
+  }
+  return [rule("/dev/iommu", "rw", source), rule(`${fs.layout.vfioDir}/devices/${cdevs[0]}`, "rw", source)];
+}
+
 /** Rules for a mediated device (vfio-pci/ccw/ap mdev): the container and the mdev's group. */
 export function mdevVfioRules(fs: HostFs, uuid: string, source: string): OriginRule[] {
   const rule = ruleOf("hostdev-mdev");

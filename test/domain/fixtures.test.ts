@@ -19,6 +19,9 @@ const noDevices: Devices = {
   tpms: [],
   vsocks: [],
   hostdevs: [],
+  pstores: [],
+  smartcards: [],
+  dbusDisplays: [],
 };
 
 describe("parseDomain on realistic XML", () => {
@@ -245,6 +248,9 @@ describe("parseDomain on realistic XML", () => {
           // <interface type='hostdev'> is a PCI passthrough too (bus 0x3b = 59).
           { type: "pci", driver: "vfio", domain: 0, bus: 59, slot: 2, function: 1 },
         ],
+        pstores: [],
+        smartcards: [],
+        dbusDisplays: [],
       },
     } satisfies Domain);
   });

@@ -274,7 +274,38 @@ describe("device values", () => {
       tpms: [{ backend: "emulator" }],
       vsocks: [{}],
       hostdevs: [],
+      pstores: [],
+      smartcards: [],
+      dbusDisplays: [],
     });
+  });
+
+  it("libvirt 10-12 devices: faults located at the element", () => {
+    expect(rejection(guest(`<pstore backend='other'><path>/x</path></pstore>`))).toEqual(["g1", "devices/pstore", 'unsupported pstore backend "other"']);
+    expect(rejection(guest(`<pstore backend='acpi-erst'/>`))).toEqual(["g1", "devices/pstore/path", "missing element"]);
+    expect(rejection(guest(`<pstore backend='acpi-erst'><path/></pstore>`))).toEqual(["g1", "devices/pstore/path", "missing pstore file path"]);
+    expect(rejection(guest(`<smartcard mode='other'/>`))).toEqual(["g1", "devices/smartcard", 'unsupported smartcard mode "other"']);
+    expect(rejection(guest(`<smartcard/>`))).toEqual(["g1", "devices/smartcard", 'missing attribute "mode"']);
+    expect(rejection(guest(`<hostdev mode='subsystem' type='pci'><driver iommufd='maybe'/><source><address bus='1'/></source></hostdev>`))).toEqual([
+      "g1",
+      "devices/hostdev/driver",
+      'attribute "iommufd": invalid value "maybe" (expected yes or no)',
+    ]);
+    const devices = parseDomain(
+      guest(
+        `<pstore backend='acpi-erst'><path>/srv/p.raw</path><size unit='KiB'>8</size></pstore><smartcard mode='host'/><smartcard mode='host-certificates'><certificate>c1</certificate><database>/srv/db</database></smartcard>` +
+          `<graphics type='dbus' p2p='yes'/><graphics type='dbus' address='unix:path=/srv/bus'/><graphics type='vnc'/>` +
+          `<interface type='direct'><target dev='macvtap0'/><alias name='net0'/></interface><interface type='user'><backend type='passt'/><target dev='x'/><alias name='net1'/></interface>` +
+          `<hostdev mode='subsystem' type='pci'><driver name='vfio' iommufd='yes'/><source><address bus='1'/></source></hostdev>`,
+      ),
+    ).devices;
+    expect([devices.pstores, devices.smartcards, devices.dbusDisplays, devices.interfaces, devices.hostdevs]).toStrictEqual([
+      [{ backend: "acpi-erst", path: "/srv/p.raw" }],
+      [{ mode: "host" }, { mode: "host-certificates", database: "/srv/db" }],
+      [{ p2p: true }, { p2p: false, address: "unix:path=/srv/bus" }],
+      [{ type: "direct", targetDev: "macvtap0" }, { type: "user", alias: "net1", backendType: "passt" }],
+      [{ type: "pci", driver: "vfio", iommufd: true, domain: 0, bus: 1, slot: 0, function: 0 }],
+    ]);
   });
 
   it("reads the 8.5+ NVRAM source forms", () => {

@@ -225,7 +225,7 @@ describe("property: a directory tree (9p filesystem, recursive grant) is refused
     /^(resolves to \/.*: )?filesystem t: cannot grant the whole filesystem$/s,
     /^(resolves to \/.*: )?filesystem t: recursive access would include the restricted location \/[^ ]+$/s,
     /^(resolves to \/.*: )?filesystem t: restricted location \/[^ ]+ is never granted to guests$/s,
-    /^(resolves to \/.*: )?filesystem t: only read access is allowed under \/[^ ]+ \(asked for "rw"\)$/s,
+    /^(resolves to \/.*: )?filesystem t: only read access is allowed under \/[^ ]+ \(asked for "rwl?"\)$/s,
     // Policy by provenance (src/policy/provenance.ts).
     /^(resolves to \/.*: )?filesystem t: recursive access would include (the device nodes below \/dev.*|\/dev\/shm, the shared memory of other host processes|\/[^ ]+, libvirt's runtime state for other guests and for itself); share a directory of its own instead$/s,
     /^(resolves to \/.*: )?filesystem t: users' dotfiles \(shell start-up files, ssh keys, autostart\) are never granted to guests$/s,
@@ -252,7 +252,7 @@ describe("property: a directory tree (9p filesystem, recursive grant) is refused
         expect(mustReject(input), `${what} was accepted`).toBe(false);
         expect(tree, what).toHaveLength(1);
         const rule = tree[0]!;
-        expect({ perms: rule.perms, suffix: rule.suffix }, what).toEqual({ perms: readonly ? "r" : "rw", suffix: "{,/**}" });
+        expect({ perms: rule.perms, suffix: rule.suffix }, what).toEqual({ perms: readonly ? "r" : "rwl", suffix: "{,/**}" });
         expect(rule.path, what).toBe(lexicalCanonical(rule.path));
         expect(noSymlinkComponent(rule.path), `${what}: ${rule.path} still goes through a symlink`).toBe(true);
         if (!input.includes("lnk-")) expect(rule.path, what).toBe(lexicalCanonical(input));

@@ -160,7 +160,7 @@ describe.skipIf(!canMknod)("controls: the same elements naming what they legitim
     expect(r.stdout.split("\n").filter((l) => l.startsWith("  "))).toEqual([
       '  "/dev/sdc" rwk,  # disk vdb',
       '  "/dev/dm-1" rwk,  # disk vdc, disk vdd',
-      '  "/srv/share{,/**}" rw,  # filesystem t',
+      '  "/srv/share{,/**}" rwl,  # filesystem t',
       '  "/dev/ttyS0" rw,  # serial 0',
       '  "/var/lib/libvirt/qemu/channel/target/domain-7-vm1/org.example.0" rw,  # channel org.example.0',
       '  "/dev/input/event3" rw,  # input evdev',

@@ -123,12 +123,14 @@ describe("runtime grants: locations", () => {
     const own: [string, OriginKind][] = [
       ["/dev/sg2", "hostdev-scsi"],
       ["/dev/bus/usb/001/005", "hostdev-usb"],
-      ["/dev/tap42", "net"],
       ["/dev/input/event3", "input"],
       ["/dev/ttyS0", "chardev-dev"],
       ["/dev/vfio/17", "hostdev-pci"],
     ];
     for (const [p, kind] of own) expect(judge({ ...granted(p), origin: { kind } }, { ...missing, type: "char" })).toBeUndefined();
+    // A macvtap's node: an <interface> gets it only as the node its family resolved (origin device).
+    expect(judge({ ...granted("/dev/tap42"), origin: { kind: "net", device: "/dev/tap42" } }, { ...missing, type: "char" })).toBeUndefined();
+    expect(judge(granted("/dev/tap42"), { ...missing, type: "char" })).toBeUndefined();
   });
 });
 

@@ -39,10 +39,17 @@ describe("every family's rules carry the origin of the element that asked for th
         ],
         graphics: [{ type: "vnc", sockets: ["/srv/vnc.sock"], glEnabled: false }],
         inputs: [{ type: "evdev", dev: "/dev/input/event3" }],
-        interfaces: [{ type: "vdpa", vdpaDev: "/dev/vhost-vdpa-0" }],
+        interfaces: [
+          { type: "vdpa", vdpaDev: "/dev/vhost-vdpa-0" },
+          { type: "direct", targetDev: "macvtap0" },
+          { type: "user", backendType: "passt", alias: "net2" },
+        ],
+        dbusDisplays: [{ p2p: false }],
+        pstores: [{ backend: "acpi-erst", path: "/srv/pstore.raw" }],
+        smartcards: [{ mode: "host" }],
         rngs: [{ backend: "random" }],
         shmems: [{ name: "shm0", hasServer: false }],
-        memoryDevices: [{ model: "nvdimm", path: "/dev/dax0.0" }],
+        memoryDevices: [{ model: "nvdimm", path: "/dev/dax0.0" }, { model: "sgx-epc" }],
         tpms: [{ backend: "passthrough" }, { backend: "external", socket: "/srv/swtpm.sock" }, { backend: "emulator" }],
         vsocks: [{}],
         hostdevs: [
@@ -55,6 +62,9 @@ describe("every family's rules carry the origin of the element that asked for th
         ],
       },
     });
+    // A macvtap link with ifindex 23: its tap node is bound to the interface's rule.
+    writeHostFile(root, "/sys/class/net/macvtap0/ifindex", "23\n");
+    fs.mkdirSync(`${root}/sys/class/net/macvtap0/macvtap/tap23`, { recursive: true });
     // mdev needs an iommu_group link; give it the PCI device's group.
     fs.symlinkSync("../../../../kernel/iommu_groups/17", `${root}/sys/bus/mdev/devices/c2177883-f1bb-47f0-914d-32a22e3a8804/iommu_group`);
     const PCI = "0000:03:00.0";
@@ -77,12 +87,20 @@ describe("every family's rules carry the origin of the element that asked for th
       [`disk vdn nvme ${NVME}`, `nvme ${NVME}`],
       ...pciFiles(`disk vdn nvme ${NVME}`, `nvme ${NVME}`),
       ["graphics vnc socket", "graphics"],
+      ["graphics dbus 0", "graphics"],
       ["input evdev", "input"],
       ["interface 0 vdpa", "net"],
+      ["interface 1 macvtap macvtap0", "net /dev/tap23"],
+      ["interface 2 passt", "net"],
       ["vsock", "vsock"],
       ["rng 0 random", "rng"],
       ["shmem shm0", "shmem"],
       ["memory 0 nvdimm", "memory"],
+      ["memory 1 sgx-epc", "sgx"],
+      ["memory 1 sgx-epc", "sgx"],
+      ["pstore 0 acpi-erst", "pstore"],
+      ["smartcard 0 database", "smartcard"],
+      ["smartcard 0 database", "smartcard"],
       ["tpm passthrough device", "tpm-passthrough tpm0"],
       ["tpm passthrough cancel", "tpm-passthrough tpm0"],
       ["tpm external socket", "tpm-socket"],

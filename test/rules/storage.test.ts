@@ -246,7 +246,7 @@ describe("filesystemRules", () => {
   const fsRules = (...filesystems: Filesystem[]) => filesystemRules(ruleContext(baseDomain({ devices: { filesystems } })));
   const mount = (o: Partial<Filesystem>): Filesystem => ({ type: "mount", readonly: false, ...o });
 
-  it("grants a 9p share recursively, rw or r", () => {
+  it("grants a 9p share recursively, rwl (link, as libvirt 10+) or r", () => {
     expect(
       fsRules(
         mount({ source: "/srv/share", target: "share" }),
@@ -254,9 +254,9 @@ describe("filesystemRules", () => {
         mount({ driver: "handle", source: "/srv/h", target: "h" }),
       ),
     ).toEqual([
-      { path: "/srv/share", suffix: "{,/**}", perms: "rw", source: "filesystem share" },
+      { path: "/srv/share", suffix: "{,/**}", perms: "rwl", source: "filesystem share" },
       { path: "/srv/ro", suffix: "{,/**}", perms: "r", source: "filesystem ro" },
-      { path: "/srv/h", suffix: "{,/**}", perms: "rw", source: "filesystem h" },
+      { path: "/srv/h", suffix: "{,/**}", perms: "rwl", source: "filesystem h" },
     ]);
   });
 
