@@ -159,6 +159,7 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
 function readOnlyPerms(perms: string): boolean {
   return [...perms].every((p) => p === "r" || p === "k" || p === "m");
 }
+
 /**
  * libvirt's default smartcard database (VIR_DOMAIN_SMARTCARD_DEFAULT_DATABASE), the only one
  * granted inside a restricted location: any other `<database>` is judged like every path an XML

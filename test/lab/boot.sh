@@ -24,4 +24,10 @@ timeout "${LAB_BOOT_TIMEOUT:-2000}" qemu-system-x86_64 -accel "${LAB_ACCEL:-tcg,
   -serial "file:$SERIAL" </dev/null
 rc=$?
 set -e
+# QEMU's CPU time (user + sys, seconds: this shell's waited-for descendants) next to the serial log,
+# for run.sh's timings: CPU seconds over wall seconds says how many of the host's cores a boot
+# kept busy, i.e. whether running modes in parallel can gain anything on this machine.
+CPU=$(dirname "$SERIAL")/qemu-cpu-seconds
+times > "$CPU"   # not in a pipeline: a subshell's `times` has no children
+awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } printf "%.0f\n", n }' "$CPU" > "$CPU.tmp" && mv "$CPU.tmp" "$CPU"
 exit $rc

@@ -74,6 +74,12 @@ if [ "$LAB_ONLY" = ops ]; then
   check no-virt-aa-helper-after-ops no_helper_exec
   return 0
 fi
+# run.sh --only devices (lab.only=devices, helper mode): just issue 18's device guests.
+if [ "$LAB_ONLY" = devices ]; then
+  . "$PROJECT/test/lab/guest/devices.sh"
+  check no-virt-aa-helper-after-devices no_helper_exec
+  return 0
+fi
 check define-guests define_all lab-a lab-b lab-n lab-auto
 check define-guests-listed listed lab-a lab-b lab-n lab-auto
 if [ "$LAB_ATTACH" != helper ]; then
@@ -159,6 +165,10 @@ check no-virt-aa-helper-after-lifecycle no_helper_exec
 
 # ---------------------------------------------------------------- issue 17: hotplug, media, jobs
 . "$PROJECT/test/lab/guest/ops.sh"
+# ---------------------------------------------------------------- issue 18: device families
+# helper mode only (the default attach mode): guests whose QEMU uses 9p, a ROM loader, macvtap,
+# file-backed RAM in a non-default memory_backing_dir, a dbus display (passt: libvirt 9.2+).
+[ "$LAB_ATTACH" = helper ] && . "$PROJECT/test/lab/guest/devices.sh"
 check no-virt-aa-helper-after-ops no_helper_exec
 
 # ---------------------------------------------------------------- the tripwire can fire

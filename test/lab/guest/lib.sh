@@ -36,6 +36,11 @@ declare -A UUID=(
   [lab-u]=1ab000f0-0000-4000-8000-0000000000f0
   [lab-x]=1ab000c0-0000-4000-8000-0000000000c0
   [lab-o]=1ab000d0-0000-4000-8000-0000000000d0
+  # guest/devices.sh (issue 18)
+  [lab-f]=1ab000f9-0000-4000-8000-0000000000f9
+  [lab-m]=1ab000e1-0000-4000-8000-0000000000e1
+  [lab-s]=1ab000e5-0000-4000-8000-0000000000e5
+  [lab-r]=1ab000e9-0000-4000-8000-0000000000e9
 )
 disk_of() { printf '%s/%s.qcow2' "$IMAGES" "$1"; }
 profile_of() { printf 'libvirt-%s' "${UUID[$1]}"; }
@@ -124,6 +129,19 @@ expect_opens() {
   lines=$(dmesg | tail -n +$((mark + 1)) | grep 'apparmor="DENIED"' | grep -F "name=\"$2\"")
   echo "qemu: $out${lines:+ | kernel: $lines}"
   [ "$(printf '%s' "$out" | sed '/^$/d')" = OK ] && [ -z "$lines" ]
+}
+
+# expect_write_denied NAME PATH: NAME's QEMU may not open PATH read-write (the kernel says so).
+expect_write_denied() {
+  local mark out lines prof
+  prof=$(profile_of "$1"); mark=$(dmesg | wc -l); HMP_N=$((HMP_N + 1))
+  out=$(v qemu-monitor-command "$1" --hmp "drive_add 0 if=none,id=labrw$HMP_N,file=$2,file.locking=off" 2>&1 | tr -d '\r')
+  [ "$(printf '%s' "$out" | sed '/^$/d')" = OK ] && v qemu-monitor-command "$1" --hmp "drive_del labrw$HMP_N" >/dev/null 2>&1
+  sleep 0.3
+  lines=$(dmesg | tail -n +$((mark + 1)) | grep 'apparmor="DENIED"' | grep -F "profile=\"$prof\"" | grep -F "name=\"$2\"" | grep 'denied_mask="[^"]*w')
+  echo "qemu: $out | kernel: ${lines:-no DENIED write line for $prof and $2}"
+  case $out in *"Permission denied"*) ;; *) return 1 ;; esac
+  [ -n "$lines" ]
 }
 
 # isolation PREFIX ME OTHER: the isolation checks of guest ME against guest OTHER (running).

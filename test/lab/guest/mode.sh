@@ -37,7 +37,13 @@ vah() {
 lab_qemu_conf() {
   sed -i '/^[[:space:]]*security_driver[[:space:]]*=/d' /etc/libvirt/qemu.conf
   echo "security_driver = \"$LAB_SECURITY_DRIVER\"" >> /etc/libvirt/qemu.conf
-  echo "qemu.conf: $(grep '^security_driver' /etc/libvirt/qemu.conf)"
+  # helper mode: a NON-default memory_backing_dir (issue 18: the hook reads qemu.conf's per-guest
+  # dirs; guest lab-m of guest/devices.sh has file-backed RAM there).
+  if [ "$LAB_ATTACH" = helper ]; then
+    sed -i '/^[[:space:]]*memory_backing_dir[[:space:]]*=/d' /etc/libvirt/qemu.conf
+    echo 'memory_backing_dir = "/srv/lab-ram"' >> /etc/libvirt/qemu.conf
+  fi
+  echo "qemu.conf: $(grep '^security_driver\|^memory_backing_dir' /etc/libvirt/qemu.conf)"
 }
 
 # The project's own installer, as an admin runs it on this host (not --root: it loads profiles).

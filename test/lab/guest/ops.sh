@@ -74,19 +74,6 @@ do_op() {
 }
 hmp_o() { v qemu-monitor-command "$OG" --hmp "$1" 2>&1 | tr -d '\r'; }
 
-# expect_write_denied NAME PATH: NAME's QEMU may not open PATH read-write (the kernel says so).
-expect_write_denied() {
-  local mark out lines prof
-  prof=$(profile_of "$1"); mark=$(dmesg | wc -l); HMP_N=$((HMP_N + 1))
-  out=$(v qemu-monitor-command "$1" --hmp "drive_add 0 if=none,id=labrw$HMP_N,file=$2,file.locking=off" 2>&1 | tr -d '\r')
-  [ "$(printf '%s' "$out" | sed '/^$/d')" = OK ] && v qemu-monitor-command "$1" --hmp "drive_del labrw$HMP_N" >/dev/null 2>&1
-  sleep 0.3
-  lines=$(dmesg | tail -n +$((mark + 1)) | grep 'apparmor="DENIED"' | grep -F "profile=\"$prof\"" | grep -F "name=\"$2\"" | grep 'denied_mask="[^"]*w')
-  echo "qemu: $out | kernel: ${lines:-no DENIED write line for $prof and $2}"
-  case $out in *"Permission denied"*) ;; *) return 1 ;; esac
-  [ -n "$lines" ]
-}
-
 # qemu_writes DEV: QEMU writes 4 KiB at offset 0 of the SCSI disk DEV through the fd it holds
 # (HMP qemu-io; its report goes to QEMU's stdout, i.e. the guest's log), and the kernel logs no
 # denial.
