@@ -165,7 +165,20 @@ function layerOwnFiles(ctx: RuleContext, layer: BackingLayer, depth: number, ele
       return real;
     },
   };
-  return named(`${element} backing ${depth}`, () => discoverChain(ctx.fs, path, layer.format, 0, walk), element).map((e) => ({ ...e, depth: e.depth + depth }));
+  let entries: ChainEntry[];
+  try {
+    entries = discoverChain(ctx.fs, path, layer.format, 0, walk);
+  } catch (err) {
+    // The layer's own header does not parse (or is not a file we read): the XML states the
+    // chain, so that is not a refusal; we learn no data file from it, and QEMU, which opens the
+    // same bytes, fails on it itself. A refusal of a file the header names (policy, provenance,
+    // not granted at prepare) carries that file's path and still refuses.
+    if (err instanceof PathError && err.path === real) return [];
+    return named(`${element} backing ${depth}`, () => {
+      throw err;
+    }, element);
+  }
+  return entries.map((e) => ({ ...e, depth: e.depth + depth }));
 }
 
 /** The directory trees of an image: where the XML names it, and where its symlinks lead. */

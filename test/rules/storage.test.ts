@@ -488,6 +488,15 @@ describe("diskRules: chains the XML states completely, layers' data files, netwo
       ]);
     });
 
+    it("a garbage header in an XML-stated backing layer does not fail the chain either (no data file learnt from it)", () => {
+      const r = garbageTop();
+      const layer = { type: "file", path: `${IMAGES}/top.qcow2`, format: "qcow2" };
+      expect(disksRules([fileDisk({ format: "raw", path: `${IMAGES}/base.qcow2`, backingStore: [layer] })], r)).toEqual([
+        { path: `${IMAGES}/base.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+        { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+      ]);
+    });
+
     it("negative controls: without <backingStore>, or with a chain that stops without <backingStore/>, the header is read and refused", () => {
       const r = garbageTop();
       for (const disk of [
