@@ -166,7 +166,7 @@ const stats: OracleStats = { libvirtRules: 0, covered: 0, runtime: 0, libvirtOnl
 describe.skipIf(helper === undefined)("libvirt 9.0's virt-aa-helper as the oracle", () => {
   beforeAll(async () => {
     await oracleRuns;
-  }, 120_000);
+  }, 180_000);
 
   afterAll(() => {
     if (stats.libvirtRules > 0) {

@@ -216,7 +216,7 @@ export type LibvirtOutcome = { ok: true; rules: LibvirtRule[] } | { ok: false; e
  */
 export function runLibvirt(helper: string, xml: string, uuid: string): Promise<LibvirtOutcome> {
   return new Promise((resolve) => {
-    const child = execFile(helper, ["-r", "-d", "-u", `libvirt-${uuid}`], { encoding: "utf8", timeout: 10_000, env: { LC_ALL: "C" } }, (err, _stdout, stderr) => {
+    const child = execFile(helper, ["-r", "-d", "-u", `libvirt-${uuid}`], { encoding: "utf8", timeout: 30_000, env: { LC_ALL: "C" } }, (err, _stdout, stderr) => {
       if (err) resolve({ ok: false, error: `exit ${String(err.code ?? err.signal)}: ${stderr.trim().split("\n").pop() ?? ""}` });
       else resolve({ ok: true, rules: parseLibvirtRules(stderr) });
     });
