@@ -36,7 +36,16 @@ export interface TlsSetting {
 export interface QemuConf {
   /** The file the values came from (host path), for messages. */
   file: string;
-  /** `memory_backing_dir`: per-guest `<dir>/<id>-<short name>` for `<source type='file'/>` RAM. */
+  /**
+   * libvirt's memory backing dir (cfg->memoryBackingDir): per-guest `<this>/<id>-<short name>`
+   * for `<source type='file'/>` RAM (qemuGetMemoryBackingDomainPath in libvirt's qemu_conf.c).
+   * Not the string qemu.conf writes: when `memory_backing_dir` is set, libvirt appends
+   * `/libvirt/qemu` to it as it loads the file (virQEMUDriverConfigLoadMemoryEntry, qemu_conf.c;
+   * the lab saw libvirt 9.0 label `/srv/lab-ram/libvirt/qemu/3-lab-m`); unset, it is
+   * `/var/lib/libvirt/qemu/ram` as is. One layout, no version split, in the libvirt sources read
+   * (9.x-era master and the lab's 9.0); the pre-6.x code appended `/libvirt/qemu` in
+   * qemuGetMemoryBackingBasePath instead, to the default too (not granted here).
+   */
   memoryBackingDir: string;
   /**
    * `hugetlbfs_mount` (a string or a list): undefined when not set (libvirt then finds the
@@ -296,7 +305,7 @@ function fromValues(layout: Layout, entries: Map<string, Entry>, file: string, e
 
   return {
     file,
-    memoryBackingDir: dir("memory_backing_dir", `${layout.libvirtLibDir}/ram`),
+    memoryBackingDir: string("memory_backing_dir") === undefined ? `${layout.libvirtLibDir}/ram` : path.posix.join(dir("memory_backing_dir", "/"), "libvirt/qemu"),
     hugetlbfsMount: hugetlbfs?.filter((mount) => mount !== "").map(trimSlashes),
     nvram,
     stdioHandler: stdio as QemuConf["stdioHandler"],

@@ -62,7 +62,7 @@ describe("libvirt's defaults (qemu_conf.c virQEMUDriverConfigNew)", () => {
     expect(loadQemuConf(new HostFs(l))).toEqual(defaultQemuConf(l));
     fs.mkdirSync(path.join(r, "etc/libvirt"), { recursive: true });
     fs.writeFileSync(path.join(r, "etc/libvirt/qemu.conf"), 'memory_backing_dir = "/srv/ram"\n');
-    expect(loadQemuConf(new HostFs(l)).memoryBackingDir).toBe("/srv/ram");
+    expect(loadQemuConf(new HostFs(l)).memoryBackingDir).toBe("/srv/ram/libvirt/qemu");
   });
 
   it("is read once per hook call: the first profile build reads it, later ones reuse it", () => {
@@ -75,7 +75,7 @@ describe("libvirt's defaults (qemu_conf.c virQEMUDriverConfigNew)", () => {
     const first = qemuConfOf(ctx);
     fs.writeFileSync(file, 'memory_backing_dir = "/srv/two"\n');
     expect(qemuConfOf(ctx)).toBe(first);
-    expect(first.memoryBackingDir).toBe("/srv/one");
+    expect(first.memoryBackingDir).toBe("/srv/one/libvirt/qemu");
   });
 
   it("takes /etc/pki/libvirt-<user> as a TLS user's cert dir when it exists (SET_TLS_X509_CERT_DEFAULT)", () => {
@@ -116,7 +116,7 @@ describe("virConf syntax", () => {
   });
 
   it("lets the last assignment win", () => {
-    expect(parseQemuConf('memory_backing_dir = "/a"\nmemory_backing_dir = "/b"\n', layout).memoryBackingDir).toBe("/b");
+    expect(parseQemuConf('memory_backing_dir = "/a"\nmemory_backing_dir = "/b"\n', layout).memoryBackingDir).toBe("/b/libvirt/qemu");
   });
 
   it.each([
@@ -187,7 +187,7 @@ describe("the settings", () => {
   });
 
   it("managed roots: the moved memory_backing_dir and auto_dump_path, but never /dev/shm (it keeps its own class)", () => {
-    expect(qemuConfManagedRoots(parseQemuConf('memory_backing_dir = "/srv/ram"\nauto_dump_path = "/srv/dumps"\n', layout), layout)).toEqual(["/srv/ram", "/srv/dumps"]);
+    expect(qemuConfManagedRoots(parseQemuConf('memory_backing_dir = "/srv/ram"\nauto_dump_path = "/srv/dumps"\n', layout), layout)).toEqual(["/srv/ram/libvirt/qemu", "/srv/dumps"]);
     expect(qemuConfManagedRoots(parseQemuConf('memory_backing_dir = "/dev/shm"\n', layout), layout)).toEqual(["/var/lib/libvirt/qemu/dump"]);
     expect(layout.libvirtManagedRoots(["/srv/ram", "/var/lib/libvirt/qemu/dump"])).toEqual([
       "/var/lib/libvirt/qemu",
