@@ -115,6 +115,12 @@ describe("virConf syntax", () => {
     });
   });
 
+  it("negative control for the memory_backing_dir refusals: dedicated dirs, /dev/shm and libvirt's default dir are kept", () => {
+    for (const dir of ["/srv/ram", "/dev/shm", "/var/lib/libvirt/qemu/ram", "/srv//ram/./"]) {
+      expect(parseQemuConf(`memory_backing_dir = "${dir}"\n`, layout).memoryBackingDir).toBe(`${dir === "/srv//ram/./" ? "/srv/ram" : dir}/libvirt/qemu`);
+    }
+  });
+
   it("lets the last assignment win", () => {
     expect(parseQemuConf('memory_backing_dir = "/a"\nmemory_backing_dir = "/b"\n', layout).memoryBackingDir).toBe("/b/libvirt/qemu");
   });
@@ -142,6 +148,13 @@ describe("virConf syntax", () => {
     ["nvram = [ 1 ]\n", "/etc/libvirt/qemu.conf: line 1: nvram: expected a list of strings, found an integer"],
     ['stdio_handler = "journal"\n', '/etc/libvirt/qemu.conf: line 1: stdio_handler: unknown stdio handler "journal" (expected "logd" or "file")'],
     ['hugetlbfs_mount = [ "hugepages" ]\n', '/etc/libvirt/qemu.conf: line 1: hugetlbfs_mount: path is not absolute: "hugepages"'],
+    // A degenerate memory_backing_dir (review18 F10): it would become a managed root over libvirt's state.
+    ['\nmemory_backing_dir = "/"\n', '/etc/libvirt/qemu.conf: line 2: memory_backing_dir: "/" would make /var/lib/libvirt/qemu part of every guest\'s RAM dir; name a dedicated directory'],
+    ['memory_backing_dir = "/var/lib/libvirt"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: "/var/lib/libvirt" would make /var/lib/libvirt/qemu part of every guest\'s RAM dir; name a dedicated directory'],
+    ['memory_backing_dir = "/run"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: "/run" would make /run/libvirt part of every guest\'s RAM dir; name a dedicated directory'],
+    ['memory_backing_dir = "/var/lib/libvirt/images"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: "/var/lib/libvirt/images" would make /var/lib/libvirt/images part of every guest\'s RAM dir; name a dedicated directory'],
+    ['memory_backing_dir = "/etc/ram"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: "/etc/ram" is inside /etc; name a dedicated directory'],
+    ['memory_backing_dir = "/srv/a/../ram"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: path has a ".." component: "/srv/a/../ram"'],
   ])("refuses a value of the wrong type or form naming file, line and key: %j", (text, message) => {
     expect(hostError(() => parseQemuConf(text, layout))).toBe(message);
   });
