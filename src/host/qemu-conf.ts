@@ -36,7 +36,16 @@ export interface TlsSetting {
 export interface QemuConf {
   /** The file the values came from (host path), for messages. */
   file: string;
-  /** `memory_backing_dir`: per-guest `<dir>/<id>-<short name>` for `<source type='file'/>` RAM. */
+  /**
+   * libvirt's memory backing dir (cfg->memoryBackingDir): per-guest `<this>/<id>-<short name>`
+   * for `<source type='file'/>` RAM (qemuGetMemoryBackingDomainPath in libvirt's qemu_conf.c).
+   * Not the string qemu.conf writes: when `memory_backing_dir` is set, libvirt appends
+   * `/libvirt/qemu` to it as it loads the file (virQEMUDriverConfigLoadMemoryEntry, qemu_conf.c;
+   * the lab saw libvirt 9.0 label `/srv/lab-ram/libvirt/qemu/3-lab-m`); unset, it is
+   * `/var/lib/libvirt/qemu/ram` as is. One layout, no version split, in the libvirt sources read
+   * (9.x-era master and the lab's 9.0); the pre-6.x code appended `/libvirt/qemu` in
+   * qemuGetMemoryBackingBasePath instead, to the default too (not granted here).
+   */
   memoryBackingDir: string;
   /**
    * `hugetlbfs_mount` (a string or a list): undefined when not set (libvirt then finds the
@@ -83,6 +92,9 @@ export function defaultQemuConf(layout: Layout, exists: (hostPath: string) => bo
 }
 
 /** qemu.conf files are a few KiB; a bound keeps a hostile root from stalling us. */
+/** System locations no memory_backing_dir may be in (a subset of policy/restricted.ts FORBIDDEN). */
+const SYSTEM_DIRS = ["/etc", "/proc", "/sys", "/bin", "/sbin", "/lib", "/lib64", "/usr", "/boot", "/root", "/var/lib/virt-aa-hook", "/run/virt-aa-hook"];
+
 const MAX_QEMU_CONF_BYTES = 1024 * 1024;
 
 /**
@@ -249,7 +261,21 @@ function fromValues(layout: Layout, entries: Map<string, Entry>, file: string, e
     const value = string(key);
     if (value === undefined) return fallback;
     if (!value.startsWith("/")) fail(key, `path is not absolute: ${JSON.stringify(value)}`);
+    // Kept as written: `..` is refused, not resolved lexically (`/a/link/../x` is not `/a/x`
+    // when `link` is a symlink); only doubled slashes, `.` and a trailing slash are dropped.
+    if (value.split("/").includes("..")) fail(key, `path has a ".." component: ${JSON.stringify(value)}`);
     return trimSlashes(value);
+  };
+  // memory_backing_dir becomes a managed root (every guest's RAM dir): not `/`, not a directory
+  // holding libvirt's own state or images, not a system location. The list repeats the gist of
+  // policy/restricted.ts, which this stage may not import.
+  const memoryDir = (written: string): string => {
+    const ancestorOf = [...layout.libvirtManagedRoots([]), `${path.posix.dirname(layout.libvirtLibDir)}/images`, layout.libvirtConfigDir];
+    const covers = ancestorOf.find((root) => written === "/" || root === written || root.startsWith(`${written}/`));
+    if (covers !== undefined) fail("memory_backing_dir", `${JSON.stringify(written)} would make ${covers} part of every guest's RAM dir; name a dedicated directory`);
+    const system = SYSTEM_DIRS.find((d) => written === d || written.startsWith(`${d}/`));
+    if (system !== undefined) fail("memory_backing_dir", `${JSON.stringify(written)} is inside ${system}; name a dedicated directory`);
+    return path.posix.join(written, "libvirt/qemu");
   };
   const flag = (key: string): boolean => {
     const entry = entries.get(key);
@@ -296,7 +322,7 @@ function fromValues(layout: Layout, entries: Map<string, Entry>, file: string, e
 
   return {
     file,
-    memoryBackingDir: dir("memory_backing_dir", `${layout.libvirtLibDir}/ram`),
+    memoryBackingDir: string("memory_backing_dir") === undefined ? `${layout.libvirtLibDir}/ram` : memoryDir(dir("memory_backing_dir", "/")),
     hugetlbfsMount: hugetlbfs?.filter((mount) => mount !== "").map(trimSlashes),
     nvram,
     stdioHandler: stdio as QemuConf["stdioHandler"],

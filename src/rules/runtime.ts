@@ -26,7 +26,10 @@ const rule = ruleOf("runtime");
  *   `rw`), the per-guest hugepage dir under each hugetlbfs mount (qemu.conf `hugetlbfs_mount`,
  *   else the detected mounts) when `<hugepages/>` is set, and the file-backed RAM dir below
  *   qemu.conf's `memory_backing_dir` when `<source type='file'/>` is set (both recursive `rw`;
- *   qemu_domain.c qemuGetMemoryBackingDomainPath: `<dir>/<id>-<short name>`).
+ *   qemu_conf.c qemuGetDomainHugepagePath: `<mount>/libvirt/qemu/<id>-<short name>`;
+ *   qemuGetMemoryBackingDomainPath: `<cfg dir>/<id>-<short name>`, where the cfg dir is
+ *   `<memory_backing_dir>/libvirt/qemu` when qemu.conf sets it, else /var/lib/libvirt/qemu/ram:
+ *   QemuConf.memoryBackingDir already holds that).
  */
 export const runtimeRules: RuleFamily = (ctx) => {
   const { domain, layout } = ctx;

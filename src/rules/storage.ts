@@ -81,7 +81,7 @@ function rulesForDisk(ctx: RuleContext, disk: Disk, element: string): Rule[] {
  * to walk: the XML's layers are all we grant.
  */
 function networkTopChain(ctx: RuleContext, disk: Disk, element: string): Rule[] {
-  const out = xmlChainRules(ctx, disk.backingStore ?? [], element, []);
+  const out = xmlChainRules(ctx, disk.backingStore ?? [], element, [], disk.backingOpen === true);
   for (const r of out) checkGrantedBefore(ctx, r, r.path);
   return out;
 }
@@ -93,8 +93,9 @@ function networkTopChain(ctx: RuleContext, disk: Disk, element: string): Rule[] 
  * `<dataStore>`, `<backingStore>` layers) are granted as the XML says. Files named only inside an
  * image header, which the guest itself can rewrite, are granted read-only, only as backing layers
  * (or their own files) below the top, only inside the directory tree of the top image, and never
- * when another guest's profile grants them writable (headerNamedCheck). Headers are read only when
- * the XML says nothing about the chain: an XML `<backingStore>` is taken as the whole chain.
+ * when another guest's profile grants them writable (headerNamedCheck). The top's header is read
+ * only when the XML says nothing about the chain: a complete XML `<backingStore>` is the whole
+ * chain, and an open one is walked on from its last layer's header (as libvirt probes it).
  * At start and reconnect no image file outside what prepare granted is added (grantedBefore).
  */
 function imageRules(ctx: RuleContext, disk: Disk, top: string, element: string, topPerms: string): Rule[] {
@@ -112,10 +113,12 @@ function imageRules(ctx: RuleContext, disk: Disk, top: string, element: string, 
     // granted at prepare (checkGrantedBefore).
     chain.push(...xmlChainRules(ctx, disk.backingStore, element, imageTrees(ctx, top)));
   } else {
-    chain.push(...headerChain(ctx, disk, top, element).map((e) => chainRule(e, element)));
-    // An open chain (layers named but no closing `<backingStore/>`): libvirt probes below the
-    // last layer it was given, so the headers decide; the named layers are granted as well.
-    if (disk.backingStore !== undefined) chain.push(...xmlChainRules(ctx, disk.backingStore, element, imageTrees(ctx, top)));
+    // An open chain (layers named but no closing `<backingStore/>`): libvirt takes the layers it
+    // was given as they are and probes only below the last one (docs/kbase/backing_chains.rst:
+    // "probing from the last specified <backingStore>. Any image specified explicitly will not be
+    // probed"). So the top's header is not read at all; the walk starts at the last XML layer.
+    if (disk.backingStore !== undefined) chain.push(...xmlChainRules(ctx, disk.backingStore, element, imageTrees(ctx, top), true));
+    else chain.push(...headerChain(ctx, disk, top, element).map((e) => chainRule(e, element)));
   }
   for (const r of chain) checkGrantedBefore(ctx, r, r.path);
   return [rule(top, topPerms, element), ...chain];
@@ -130,12 +133,15 @@ function imageRules(ctx: RuleContext, disk: Disk, top: string, element: string, 
  * the top or of that layer, granted at prepare when this is start). Without this, the data file
  * prepare found through the headers vanished from the `.files` at start.
  */
-function xmlChainRules(ctx: RuleContext, layers: BackingLayer[], element: string, trees: string[]): Rule[] {
+function xmlChainRules(ctx: RuleContext, layers: BackingLayer[], element: string, trees: string[], open = false): Rule[] {
   const out = layerRules(layers, ctx, element, (n) => ["rk", `${element} backing ${n}`]);
   for (const [i, layer] of layers.entries()) {
     if (layer.type === "network") continue;
     if (layer.path === undefined || layer.format === undefined || !HEADER_FORMATS.has(layer.format)) continue;
-    out.push(...layerOwnFiles(ctx, layer, i + 1, element, trees).map((e) => chainRule(e, element)));
+    // An open chain's last layer: its header's backing chain is walked too (what libvirt probes),
+    // counted from that layer's depth, the names in it judged against the top's tree and its own.
+    const follow = open && i === layers.length - 1 ? Math.max(ctx.maxBackingDepth - layers.length, 1) : 0;
+    out.push(...layerOwnFiles(ctx, layer, i + 1, element, trees, follow).map((e) => chainRule(e, element)));
   }
   return out;
 }
@@ -143,7 +149,7 @@ function xmlChainRules(ctx: RuleContext, layers: BackingLayer[], element: string
 const HEADER_FORMATS = new Set(["qcow2", "qed", "vmdk"]);
 
 /** The data file and extents one XML-named layer's header names (depth = the layer's number). */
-function layerOwnFiles(ctx: RuleContext, layer: BackingLayer, depth: number, element: string, trees: string[]): ChainEntry[] {
+function layerOwnFiles(ctx: RuleContext, layer: BackingLayer, depth: number, element: string, trees: string[], follow = 0): ChainEntry[] {
   const { images } = ctx;
   const path = absolute(layer.path!, `${element} backing ${depth}`);
   // The policy's verdict first (the hook runs as root), then: a layer that is not there has no
@@ -167,7 +173,7 @@ function layerOwnFiles(ctx: RuleContext, layer: BackingLayer, depth: number, ele
   };
   let entries: ChainEntry[];
   try {
-    entries = discoverChain(ctx.fs, path, layer.format, 0, walk);
+    entries = discoverChain(ctx.fs, path, layer.format, follow, walk);
   } catch (err) {
     // The layer's own header does not parse (or is not a file we read): the XML states the
     // chain, so that is not a refusal; we learn no data file from it, and QEMU, which opens the

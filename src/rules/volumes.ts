@@ -96,7 +96,10 @@ export function resolveVolume(ctx: RuleContext, element: string, source: VolumeS
  * A disk pool's volumes are the partitions of its `<source><device path>`; libvirt names each by
  * the base name of the partition's device node (`sdb1`, `nvme0n1p1`, `mpatha1`), which sits
  * beside the disk's node. The name must be the disk's own name plus a partition number, so a
- * guest cannot name another disk's partition through this pool.
+ * guest cannot name another disk's partition through this pool. When the disk's name ends in a
+ * digit the kernel puts a `p` before the number (add_partition() in the kernel's block/partitions/
+ * core.c: nvme0n1p1, loop1p1, md1p1; udev's by-id links use `-part<N>`): `nvme0n10`, `loop10`,
+ * `md12` are other devices, not partitions of nvme0n1, loop1, md1, and are refused.
  */
 function diskPartition(ctx: RuleContext, def: PoolDefinition, volume: string, fail: Fail): string {
   const device = def.devicePaths[0];
@@ -107,11 +110,13 @@ function diskPartition(ctx: RuleContext, def: PoolDefinition, volume: string, fa
     if (disk === undefined) continue;
     const slash = disk.lastIndexOf("/");
     const base = disk.slice(slash + 1);
-    if (volume.length > base.length && volume.startsWith(base) && /^(?:p|-part)?[0-9]+$/.test(volume.slice(base.length))) {
+    const suffix = /[0-9]$/.test(base) ? /^(?:p|-part)[0-9]+$/ : /^(?:p|-part)?[0-9]+$/;
+    if (volume.length > base.length && volume.startsWith(base) && suffix.test(volume.slice(base.length))) {
       return `${disk.slice(0, slash)}/${volume}`;
     }
   }
-  throw fail(`not a partition of the pool's disk ${device} (a disk pool's volumes are named after it, e.g. ${device.slice(device.lastIndexOf("/") + 1)}1)`);
+  const name = device.slice(device.lastIndexOf("/") + 1);
+  throw fail(`not a partition of the pool's disk ${device} (a disk pool's volumes are named after it, e.g. ${name}${/[0-9]$/.test(name) ? "p" : ""}1)`);
 }
 
 // ---- iscsi and scsi pools ---------------------------------------------------------------------

@@ -62,7 +62,7 @@ describe("libvirt's defaults (qemu_conf.c virQEMUDriverConfigNew)", () => {
     expect(loadQemuConf(new HostFs(l))).toEqual(defaultQemuConf(l));
     fs.mkdirSync(path.join(r, "etc/libvirt"), { recursive: true });
     fs.writeFileSync(path.join(r, "etc/libvirt/qemu.conf"), 'memory_backing_dir = "/srv/ram"\n');
-    expect(loadQemuConf(new HostFs(l)).memoryBackingDir).toBe("/srv/ram");
+    expect(loadQemuConf(new HostFs(l)).memoryBackingDir).toBe("/srv/ram/libvirt/qemu");
   });
 
   it("is read once per hook call: the first profile build reads it, later ones reuse it", () => {
@@ -75,7 +75,7 @@ describe("libvirt's defaults (qemu_conf.c virQEMUDriverConfigNew)", () => {
     const first = qemuConfOf(ctx);
     fs.writeFileSync(file, 'memory_backing_dir = "/srv/two"\n');
     expect(qemuConfOf(ctx)).toBe(first);
-    expect(first.memoryBackingDir).toBe("/srv/one");
+    expect(first.memoryBackingDir).toBe("/srv/one/libvirt/qemu");
   });
 
   it("takes /etc/pki/libvirt-<user> as a TLS user's cert dir when it exists (SET_TLS_X509_CERT_DEFAULT)", () => {
@@ -115,8 +115,14 @@ describe("virConf syntax", () => {
     });
   });
 
+  it("negative control for the memory_backing_dir refusals: dedicated dirs, /dev/shm and libvirt's default dir are kept", () => {
+    for (const dir of ["/srv/ram", "/dev/shm", "/var/lib/libvirt/qemu/ram", "/srv//ram/./"]) {
+      expect(parseQemuConf(`memory_backing_dir = "${dir}"\n`, layout).memoryBackingDir).toBe(`${dir === "/srv//ram/./" ? "/srv/ram" : dir}/libvirt/qemu`);
+    }
+  });
+
   it("lets the last assignment win", () => {
-    expect(parseQemuConf('memory_backing_dir = "/a"\nmemory_backing_dir = "/b"\n', layout).memoryBackingDir).toBe("/b");
+    expect(parseQemuConf('memory_backing_dir = "/a"\nmemory_backing_dir = "/b"\n', layout).memoryBackingDir).toBe("/b/libvirt/qemu");
   });
 
   it.each([
@@ -142,6 +148,13 @@ describe("virConf syntax", () => {
     ["nvram = [ 1 ]\n", "/etc/libvirt/qemu.conf: line 1: nvram: expected a list of strings, found an integer"],
     ['stdio_handler = "journal"\n', '/etc/libvirt/qemu.conf: line 1: stdio_handler: unknown stdio handler "journal" (expected "logd" or "file")'],
     ['hugetlbfs_mount = [ "hugepages" ]\n', '/etc/libvirt/qemu.conf: line 1: hugetlbfs_mount: path is not absolute: "hugepages"'],
+    // A degenerate memory_backing_dir (review18 F10): it would become a managed root over libvirt's state.
+    ['\nmemory_backing_dir = "/"\n', '/etc/libvirt/qemu.conf: line 2: memory_backing_dir: "/" would make /var/lib/libvirt/qemu part of every guest\'s RAM dir; name a dedicated directory'],
+    ['memory_backing_dir = "/var/lib/libvirt"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: "/var/lib/libvirt" would make /var/lib/libvirt/qemu part of every guest\'s RAM dir; name a dedicated directory'],
+    ['memory_backing_dir = "/run"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: "/run" would make /run/libvirt part of every guest\'s RAM dir; name a dedicated directory'],
+    ['memory_backing_dir = "/var/lib/libvirt/images"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: "/var/lib/libvirt/images" would make /var/lib/libvirt/images part of every guest\'s RAM dir; name a dedicated directory'],
+    ['memory_backing_dir = "/etc/ram"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: "/etc/ram" is inside /etc; name a dedicated directory'],
+    ['memory_backing_dir = "/srv/a/../ram"\n', '/etc/libvirt/qemu.conf: line 1: memory_backing_dir: path has a ".." component: "/srv/a/../ram"'],
   ])("refuses a value of the wrong type or form naming file, line and key: %j", (text, message) => {
     expect(hostError(() => parseQemuConf(text, layout))).toBe(message);
   });
@@ -187,7 +200,7 @@ describe("the settings", () => {
   });
 
   it("managed roots: the moved memory_backing_dir and auto_dump_path, but never /dev/shm (it keeps its own class)", () => {
-    expect(qemuConfManagedRoots(parseQemuConf('memory_backing_dir = "/srv/ram"\nauto_dump_path = "/srv/dumps"\n', layout), layout)).toEqual(["/srv/ram", "/srv/dumps"]);
+    expect(qemuConfManagedRoots(parseQemuConf('memory_backing_dir = "/srv/ram"\nauto_dump_path = "/srv/dumps"\n', layout), layout)).toEqual(["/srv/ram/libvirt/qemu", "/srv/dumps"]);
     expect(qemuConfManagedRoots(parseQemuConf('memory_backing_dir = "/dev/shm"\n', layout), layout)).toEqual(["/var/lib/libvirt/qemu/dump"]);
     expect(layout.libvirtManagedRoots(["/srv/ram", "/var/lib/libvirt/qemu/dump"])).toEqual([
       "/var/lib/libvirt/qemu",

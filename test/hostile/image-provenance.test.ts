@@ -169,6 +169,33 @@ describe("a file named only inside an image header (explain, real bundle)", () =
   });
 });
 
+describe("an XML-stated layer's own header (explain, real bundle)", () => {
+  // The XML states the chain, but QEMU (libvirt before 10.10 writes no <dataStore> for a backing
+  // layer) opens the data file the layer's own header names: that name is header-named, judged
+  // against the top's tree and the layer's (storage.ts layerOwnFiles), never granted elsewhere.
+  it("a layer whose header names ../other/victim.img as its data file is refused; beside the layer it is granted rk", () => {
+    write(`${IMAGES}/other/victim.img`, Buffer.alloc(4096));
+    write(`${IMAGES}/g/base.data`, Buffer.alloc(4096));
+    write(`${IMAGES}/g/a.qcow2`, header({}));
+    write(`${IMAGES}/g/base.qcow2`, header({ dataFile: "../other/victim.img" }));
+    const xml = guestXml(A, { file: `${IMAGES}/g/a.qcow2`, chain: [`${IMAGES}/g/base.qcow2`] });
+    expect(explain(xml)).toEqual({
+      status: 1,
+      disk: [],
+      stderr:
+        `virt-aa-hook: error: guest-a: ${IMAGES}/other/victim.img: disk vda backing 1 data-file: named only by the header of ${IMAGES}/g/base.qcow2: ` +
+        `outside ${IMAGES}/g, the directory tree of the disk image (name the layer in <backingStore> to grant it)\n`,
+    });
+    // Negative control: the same layer naming a data file beside it.
+    write(`${IMAGES}/g/base.qcow2`, header({ dataFile: "base.data" }));
+    expect(explain(xml)).toEqual({
+      status: 0,
+      disk: [`  "${IMAGES}/g/a.qcow2" rwk,  # disk vda`, `  "${IMAGES}/g/base.qcow2" rk,  # disk vda backing 1`, `  "${IMAGES}/g/base.data" rk,  # disk vda backing 1 data-file`],
+      stderr: "",
+    });
+  });
+});
+
 describe("names are resolved as QEMU and the kernel resolve them (explain, real qemu-img chains)", () => {
   it("dir/link/../x.qcow2: the chain is read from the file the kernel reaches, not the lexical dir/x.qcow2", () => {
     qemuImg(`${IMAGES}/real`, "create", "-q", "-f", "qcow2", "base.qcow2", "1M");

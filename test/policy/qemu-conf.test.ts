@@ -54,27 +54,30 @@ describe("memory_backing_dir", () => {
   it("moves the guest's file-backed RAM dir; the default dir is then not granted", async () => {
     const layout = host('memory_backing_dir = "/srv/ram"\n');
     const rules = rulesOf(layout, "", FILE_RAM);
-    expect(rules.filter((r) => r.source === "memory backing")).toEqual([{ path: "/srv/ram/7-vm1", suffix: "{,/**}", perms: "rw", source: "memory backing" }]);
+    // libvirt appends /libvirt/qemu to a memory_backing_dir qemu.conf sets (qemu_conf.c
+    // virQEMUDriverConfigLoadMemoryEntry; the lab saw libvirt 9.0 use /srv/lab-ram/libvirt/qemu/3-lab-m).
+    expect(rules.filter((r) => r.source === "memory backing")).toEqual([{ path: "/srv/ram/libvirt/qemu/7-vm1", suffix: "{,/**}", perms: "rw", source: "memory backing" }]);
     const exprs = await compiled(layout, "", FILE_RAM);
-    expect(grants(exprs, "/srv/ram/7-vm1/pc.ram")).toBe(true);
+    expect(grants(exprs, "/srv/ram/libvirt/qemu/7-vm1/pc.ram")).toBe(true);
+    expect(grants(exprs, "/srv/ram/7-vm1/pc.ram")).toBe(false);
     expect(grants(exprs, "/var/lib/libvirt/qemu/ram/7-vm1/pc.ram")).toBe(false);
-    expect(grants(exprs, "/srv/ram/3-other/pc.ram")).toBe(false);
+    expect(grants(exprs, "/srv/ram/libvirt/qemu/3-other/pc.ram")).toBe(false);
   });
 
   it("makes the moved dir a managed root: another guest's RAM dir there is refused to any element", () => {
     const layout = host('memory_backing_dir = "/srv/ram"\n');
-    expect(refusal(layout, disk("/srv/ram/3-other/pc.ram"))).toBe(
-      "virt-aa-hook: error: vm1: /srv/ram/3-other/pc.ram: disk vda: /srv/ram holds libvirt's runtime state for every guest and for libvirt itself; only this guest's own entries (named after its id, name and UUID) are granted; name a path outside /srv/ram",
+    expect(refusal(layout, disk("/srv/ram/libvirt/qemu/3-other/pc.ram"))).toBe(
+      "virt-aa-hook: error: vm1: /srv/ram/libvirt/qemu/3-other/pc.ram: disk vda: /srv/ram/libvirt/qemu holds libvirt's runtime state for every guest and for libvirt itself; only this guest's own entries (named after its id, name and UUID) are granted; name a path outside /srv/ram/libvirt/qemu",
     );
     // Negative control: with libvirt's default qemu.conf /srv/ram is an ordinary directory.
-    expect(rulesOf(host(undefined), disk("/srv/ram/3-other/pc.ram")).map((r) => r.path)).toContain("/srv/ram/3-other/pc.ram");
+    expect(rulesOf(host(undefined), disk("/srv/ram/libvirt/qemu/3-other/pc.ram")).map((r) => r.path)).toContain("/srv/ram/libvirt/qemu/3-other/pc.ram");
   });
 
   it('= "/dev/shm": the guest\'s own RAM dir there is granted, /dev/shm stays shared memory for everything else', () => {
     const layout = host('memory_backing_dir = "/dev/shm"\n');
     expect(rulesOf(layout, "<shmem name='ivshmem0'><model type='ivshmem-plain'/></shmem>", FILE_RAM).filter((r) => r.path.startsWith("/dev/shm"))).toEqual([
       { path: "/dev/shm/ivshmem0", suffix: "", perms: "rw", source: "shmem ivshmem0" },
-      { path: "/dev/shm/7-vm1", suffix: "{,/**}", perms: "rw", source: "memory backing" },
+      { path: "/dev/shm/libvirt/qemu/7-vm1", suffix: "{,/**}", perms: "rw", source: "memory backing" },
     ]);
     expect(refusal(layout, disk("/dev/shm/3-other/pc.ram"))).toContain("disk vda: /dev/shm holds the shared memory of other host processes");
   });

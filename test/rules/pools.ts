@@ -15,6 +15,8 @@ export const POOLS: Record<string, string> = {
   zpool: "<pool type='zfs'><name>zpool</name><source><name>tank/vms</name></source></pool>",
   sdc: "<pool type='disk'><name>sdc</name><source><device path='/dev/sdc'/><format type='gpt'/></source><target><path>/dev</path></target></pool>",
   nvme: "<pool type='disk'><name>nvme</name><source><device path='/dev/nvme1n1'/><format type='gpt'/></source><target><path>/dev</path></target></pool>",
+  loop: "<pool type='disk'><name>loop</name><source><device path='/dev/loop1'/><format type='gpt'/></source><target><path>/dev</path></target></pool>",
+  md: "<pool type='disk'><name>md</name><source><device path='/dev/md1'/><format type='gpt'/></source><target><path>/dev</path></target></pool>",
   byid: "<pool type='disk'><name>byid</name><source><device path='/dev/disk/by-id/wwn-0x5000c500a1b2c3d4'/></source><target><path>/dev/disk/by-id</path></target></pool>",
   san: "<pool type='iscsi'><name>san</name><source><host name='192.0.2.10' port='3260'/><device path='iqn.2004-04.com.example:storage.lun1'/></source><target><path>/dev/disk/by-path</path></target></pool>",
   hba: "<pool type='scsi'><name>hba</name><source><adapter type='scsi_host' name='host3'/></source><target><path>/dev/disk/by-path</path></target></pool>",

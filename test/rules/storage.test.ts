@@ -497,14 +497,56 @@ describe("diskRules: chains the XML states completely, layers' data files, netwo
       ]);
     });
 
-    it("negative controls: without <backingStore>, or with a chain that stops without <backingStore/>, the header is read and refused", () => {
+    it("negative control: without <backingStore> the top's header is read and refused", () => {
       const r = garbageTop();
-      for (const disk of [
-        fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2` }),
-        fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: [base], backingOpen: true }),
-      ]) {
-        expect(() => disksRules([disk], r)).toThrow(/^\/var\/lib\/libvirt\/images\/top\.qcow2: disk vda: (corrupt|unsupported|qcow2)/);
-      }
+      const disk = fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2` });
+      expect(() => disksRules([disk], r)).toThrow(/^\/var\/lib\/libvirt\/images\/top\.qcow2: disk vda: (corrupt|unsupported|qcow2)/);
+    });
+  });
+
+  describe("an open XML chain (no closing <backingStore/>): libvirt probes only below its last layer", () => {
+    // docs/kbase/backing_chains.rst: "probing from the last specified <backingStore>. Any image
+    // specified explicitly will not be probed". The top's header is never read.
+    const GOLDEN = "/srv/golden";
+    /** top.qcow2 (garbage header) in IMAGES; base.qcow2 in /srv/golden, backed by `baseBacking` if given. */
+    function openChainRoot(baseBacking?: string): string {
+      const r = root();
+      const dir = path.join(r, IMAGES);
+      const golden = path.join(r, GOLDEN);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.mkdirSync(golden, { recursive: true });
+      fs.mkdirSync(path.join(r, "/srv/other"), { recursive: true });
+      fs.writeFileSync(path.join(dir, "top.qcow2"), Buffer.concat([Buffer.from("QFI\xfb", "latin1"), Buffer.alloc(508, 0xff)]));
+      execFileSync("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", "base0.qcow2", "1M"], { cwd: golden });
+      execFileSync("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", "base0.qcow2", "1M"], { cwd: path.join(r, "/srv/other") });
+      const backing = baseBacking === undefined ? [] : ["-u", "-b", baseBacking, "-F", "qcow2"];
+      execFileSync("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", ...backing, "base.qcow2", "1M"], { cwd: golden });
+      return r;
+    }
+    const base = { type: "file", path: `${GOLDEN}/base.qcow2`, format: "qcow2" };
+    const openDisk = () => fileDisk({ format: "qcow2", path: `${IMAGES}/top.qcow2`, backingStore: [base], backingOpen: true });
+
+    it("garbage top header + open chain [base] → the XML's rules, the top's header unread", () => {
+      expect(disksRules([openDisk()], openChainRoot())).toEqual([
+        { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+        { path: `${GOLDEN}/base.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+      ]);
+    });
+
+    it("the last XML layer's header is walked: base0 beside base (outside the top's tree) → backing 2", () => {
+      expect(disksRules([openDisk()], openChainRoot("base0.qcow2"))).toEqual([
+        { path: `${IMAGES}/top.qcow2`, suffix: "", perms: "rwk", source: "disk vda" },
+        { path: `${GOLDEN}/base.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 1" },
+        { path: `${GOLDEN}/base0.qcow2`, suffix: "", perms: "rk", source: "disk vda backing 2" },
+      ]);
+    });
+
+    it("negative control: a layer base's header names outside both trees is refused", () => {
+      expectPathError(
+        () => disksRules([openDisk()], openChainRoot("../other/base0.qcow2")),
+        "/srv/other/base0.qcow2",
+        `disk vda backing 2: named only by the header of ${GOLDEN}/base.qcow2: outside ${IMAGES} and ${GOLDEN}, the directory tree of the disk image (name the layer in <backingStore> to grant it)`,
+      );
     });
 
     it("the domain parser tells a complete chain from an open one", async () => {
