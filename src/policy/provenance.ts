@@ -401,8 +401,8 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
   // LXC's device passthrough: a serial line or an input device at most.
   "hostdev-misc": { char: [...SERIAL_LINES, INPUT_EVENTS], block: false },
   graphics: { char: [/^\/dev\/dri\/renderD[0-9]+$/, /^\/dev\/udmabuf$/], block: false },
-  // NVIDIA's nodes (host/drm.ts nvidiaNodes); `/dev/dri/` itself is glHostFileGranted's.
-  gl: { char: [/^\/dev\/nvidia(?:ctl|-modeset|-uvm|-uvm-tools|[0-9]+)$/], block: false },
+  // NVIDIA's nodes (host/drm.ts nvidiaNodesFor; never UVM); `/dev/dri/` itself is glHostFileGranted's.
+  gl: { char: [/^\/dev\/nvidia(?:ctl|-modeset|[0-9]+)$/], block: false },
   xauth: NO_DEVICES,
   net: NET,
   vsock: { char: [/^\/dev\/vhost-vsock$/], block: false },
