@@ -280,6 +280,17 @@ describe("<smartcard mode='host'|'host-certificates'>", () => {
     expect(refusal(certs("/srv/db"))).toEqual({ path: "/srv/db", reason: "resolves to /etc/ssl/private: smartcard 0 database: restricted location /etc is never granted to guests" });
   });
 
+  it("a <database> is a tree: never over libvirt's images dir (every guest's disks) or above a managed root (review18 F4)", () => {
+    mkdir(root, "/var/lib/libvirt/images");
+    mkdir(root, "/srv/nss");
+    expect(refusal(certs("/var/lib/libvirt")).reason).toMatch(/^smartcard 0 database: recursive access would include /);
+    expect(refusal(certs("/var/lib/libvirt/images")).reason).toBe(
+      "smartcard 0 database: recursive access would include /var/lib/libvirt/images, where libvirt keeps every guest's images; name a directory of this guest's own below it",
+    );
+    // Negative control: a database of its own elsewhere is granted.
+    expect(deviceLines(certs("/srv/nss"))).toEqual(['  "/srv/nss/" r,  # smartcard 0 database', '  "/srv/nss/*" rk,  # smartcard 0 database']);
+  });
+
   it("passthrough smartcards stay chardevs; an unknown mode is refused at the element", () => {
     expect(deviceLines(`<smartcard mode='passthrough' type='unix'><source mode='connect' path='/srv/cac.sock'/></smartcard>`)).toEqual([
       '  "/srv/cac.sock" rw,  # smartcard 0',
