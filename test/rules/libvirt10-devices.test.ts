@@ -95,7 +95,7 @@ describe("<pstore backend='acpi-erst'>", () => {
     );
     expect(refusal(pstore("/etc/shadow")).reason).toBe("pstore 0 acpi-erst: restricted location /etc is never granted to guests");
     expect(refusal(pstore("/dev/sda")).reason).toMatch(/^pstore 0 acpi-erst: \/dev\/sda is not a device node a <pstore> may use \(it may use none\)/);
-    expect(refusal(pstore("relative.raw"))).toEqual({ path: "relative.raw", reason: "path is not absolute" });
+    expect(refusal(pstore("relative.raw"))).toEqual({ path: "relative.raw", reason: "pstore 0: path is not absolute" });
   });
 
   it("rejects an unknown backend and a missing path at the element", () => {
