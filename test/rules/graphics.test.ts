@@ -221,7 +221,12 @@ describe.skipIf(!canMknod)("GL guests through the pipeline, exact rules, compile
     ]);
     await expectCompiles(devices);
     const dbus = "<graphics type='dbus'><gl enable='yes' rendernode='/dev/dri/renderD128'/></graphics>";
-    expect(strip(glPart(dbus))).toEqual([r("/dev/dri/renderD128", "rw", "graphics dbus rendernode"), ...glFiles()]);
+    // libvirt's private bus for the D-Bus display (rules/dbus.ts), then the render path.
+    expect(strip(glPart(dbus))).toEqual([
+      r("/dev/dri/renderD128", "rw", "graphics dbus rendernode"),
+      r("/run/libvirt/qemu/dbus/7-vm1-dbus.sock", "rw", "graphics dbus 0"),
+      ...glFiles(),
+    ]);
     await expectCompiles(dbus);
   });
 
