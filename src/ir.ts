@@ -196,6 +196,13 @@ export interface RuntimeOwnership {
   /** This guest's own single files. */
   ownFiles: readonly string[];
   /**
+   * `<nvram>` (and its layers) and `<pstore>` paths the XML names, as named: one is this guest's own
+   * file only where it canonicalises to a file directly in libvirt's NVRAM directory (`nvramDir`),
+   * resolved by the pipeline (canonicalOwnership), never by where the XML says it is.
+   */
+  nvramNamed?: readonly string[];
+  nvramDir?: string;
+  /**
    * Prefixes (`<dir>/<name>-`) of files directly in a directory that are this guest's: the
    * `<name>-serial0.log`-style chardev logs next to its QEMU log. No trees, no subdirectories.
    */

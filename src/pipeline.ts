@@ -1,3 +1,4 @@
+import path from "node:path";
 import type { Domain } from "./domain/model.js";
 import { parseDomain } from "./domain/index.js";
 import { literalBudgetProblem, pathLimitProblem } from "./domain/limits.js";
@@ -112,18 +113,23 @@ function checkLimits(rules: readonly Rule[]): void {
 
 /**
  * The guest's own files as the policy sees paths: canonical. A rule is judged by where its path
- * leads, so an own file the XML names through a symlink (an `<nvram>` path) is its own there.
+ * leads, so an own file the XML names through a symlink (an `<nvram>` path) is its own there. An
+ * `<nvram>`/`<pstore>` path is own only where it leads directly into libvirt's NVRAM directory.
  */
 function canonicalOwnership(fs: HostFs, own: RuntimeOwnership): RuntimeOwnership {
   const extra: string[] = [];
-  for (const file of own.ownFiles) {
+  const add = (file: string, accept: (resolved: string) => boolean) => {
     let resolved: string;
     try {
       resolved = canonicalise(fs, file);
     } catch {
-      continue; // its rule is refused by the policy with the reason
+      return; // its rule is refused by the policy with the reason
     }
-    if (!own.ownFiles.includes(resolved) && !extra.includes(resolved)) extra.push(resolved);
-  }
+    if (accept(resolved) && !own.ownFiles.includes(resolved) && !extra.includes(resolved)) extra.push(resolved);
+  };
+  const nvramNamed = new Set(own.nvramNamed ?? []);
+  const inNvramDir = (p: string) => own.nvramDir !== undefined && path.posix.dirname(p) === own.nvramDir;
+  for (const file of own.ownFiles) add(file, (resolved) => !nvramNamed.has(file) || inNvramDir(resolved));
+  for (const file of nvramNamed) add(file, inNvramDir);
   return extra.length === 0 ? own : { ...own, ownFiles: [...own.ownFiles, ...extra] };
 }

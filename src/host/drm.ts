@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { HostFs } from "../hostfs.js";
-import { exists, listDirectory } from "./sysfs.js";
+import { exists, linkTargetName, listDirectory, readAttribute } from "./sysfs.js";
 
 /**
  * What the host's OpenGL stack (QEMU's EGL helpers, Mesa, libdrm, libglvnd, NVIDIA's driver)
@@ -95,16 +95,28 @@ export function drmDeviceFiles(fs: HostFs, dev: DrmDevice): string[] {
   return files.filter(has).map((name) => `${dev.deviceDir}/${name}`);
 }
 
-/** NVIDIA's proprietary driver's nodes: the control node, modeset, UVM, one per GPU. */
-const NVIDIA_NODE = /^nvidia(?:ctl|-modeset|-uvm|-uvm-tools|[0-9]+)$/;
-
-/** NVIDIA device nodes present on this host (character devices in /dev), in name order. */
-export function nvidiaNodes(fs: HostFs): string[] {
-  const dev = fs.layout.devDir;
-  return (listDirectory(fs, dev) ?? [])
-    .filter((name) => NVIDIA_NODE.test(name))
-    .filter((name) => quietStat(fs, `${dev}/${name}`)?.isCharacterDevice() === true)
-    .map((name) => `${dev}/${name}`);
+/**
+ * The NVIDIA device nodes the GPU behind a render node needs, or [] when that GPU is not driven by
+ * NVIDIA's proprietary driver (its sysfs `driver` link does not end in `nvidia`): a guest rendering
+ * on an Intel or AMD node gets no NVIDIA node, whatever else the host has. For an NVIDIA GPU: the
+ * control node `/dev/nvidiactl`, `/dev/nvidia-modeset` and that GPU's own `/dev/nvidia<minor>`,
+ * the minor read from the driver's `/proc/driver/nvidia/gpus/<pci>/information` ("Device Minor:");
+ * never another GPU's node, never `/dev/nvidia-uvm`/`-uvm-tools` (CUDA's unified memory and its
+ * profiling interface: not part of the GL path; neither libvirt's helper nor abstractions/nvidia
+ * grants them). Only nodes that exist as character devices are listed, in name order.
+ */
+export function nvidiaNodesFor(fs: HostFs, dev: DrmDevice): string[] {
+  if (dev.bus !== "pci" || linkTargetName(fs, `${dev.deviceDir}/driver`) !== "nvidia") return [];
+  const pci = path.posix.basename(dev.deviceDir);
+  const info = readAttribute(fs, `${fs.layout.procDir}/driver/nvidia/gpus/${pci}/information`);
+  const minor = /^Device Minor:[ \t]*([0-9]+)[ \t]*$/m.exec(info ?? "")?.[1];
+  const names = ["nvidiactl", "nvidia-modeset"];
+  if (minor !== undefined) names.push(`nvidia${Number(minor)}`);
+  const devDir = fs.layout.devDir;
+  return names
+    .map((name) => `${devDir}/${name}`)
+    .filter((node) => quietStat(fs, node)?.isCharacterDevice() === true)
+    .sort();
 }
 
 /**
@@ -129,7 +141,7 @@ export const GL_CONFIG_FILES: readonly string[] = ["/etc/drirc"];
 /**
  * What NVIDIA's userspace driver reads in /proc: its module parameters (device file modes) and the
  * module list. AppArmor's `abstractions/nvidia` and libvirt's own helper (for every GL guest) grant
- * both; we grant them only where the host has NVIDIA's nodes.
+ * both; we grant them only to a guest whose render node's GPU is NVIDIA's (nvidiaNodesFor).
  */
 export const NVIDIA_PROC_FILES: readonly string[] = ["/proc/driver/nvidia/params", "/proc/modules"];
 

@@ -119,6 +119,12 @@ function reason(rule: Rule, facts: PathFacts, input: PolicyInput): string | unde
     const wrong = metadataRefusal(rule, facts, input);
     if (wrong !== undefined) return wrong;
   }
+  // A smartcard database's entries (`<db>/*`) are a tree like a `<vah:allow tree>`: not over
+  // every guest's images or a managed root (review18 F4).
+  if (kind === "smartcard" && rule.suffix === "/*") {
+    const wrong = imagesTreeRefusal(path, input);
+    if (wrong !== undefined) return wrong;
+  }
 
   // 6, 7. Device nodes.
   const deviceArea = isUnder(path, devDir) && !isUnder(path, shmDir) && managed === undefined;
@@ -298,6 +304,21 @@ function recursiveReach(dir: string, input: PolicyInput): string | undefined {
  * present and future, and, since a tree is held like a disk (hook/exclusive.ts), block every other
  * guest whose disk is in it.
  */
+/**
+ * A tree (a `<vah:allow tree>`, a smartcard database's entries) over libvirt's images directory or
+ * one of its managed roots: every guest's images and runtime state, and, held for the
+ * exclusive-write check, every other guest with a disk there made unstartable.
+ */
+function imagesTreeRefusal(path: string, input: PolicyInput): string | undefined {
+  const images = libvirtImagesDir(input.layout);
+  if (isUnder(images, path)) {
+    return `recursive access would include ${images}, where libvirt keeps every guest's images; name a directory of this guest's own below it`;
+  }
+  const root = input.ownership.managedRoots.find((r) => isUnder(r, path));
+  if (root !== undefined) return `recursive access would include ${root}, libvirt's runtime state for other guests and for itself; name a directory of this guest's own`;
+  return undefined;
+}
+
 function metadataRefusal(rule: Rule, facts: PathFacts, input: PolicyInput): string | undefined {
   const { path } = rule;
   const tree = RECURSIVE_SUFFIXES.has(rule.suffix);
@@ -307,11 +328,7 @@ function metadataRefusal(rule: Rule, facts: PathFacts, input: PolicyInput): stri
   if (tree) {
     if (facts.type === "missing") return `tree="yes" needs an existing directory and ${path} does not exist; create it before the guest starts`;
     if (facts.type !== "dir") return `tree="yes" needs a directory and ${path} is a ${TYPE_NAMES[facts.type]}; remove tree="yes" to grant the file alone`;
-    const images = libvirtImagesDir(input.layout);
-    if (isUnder(images, path)) {
-      return `recursive access would include ${images}, where libvirt keeps every guest's images; name a directory of this guest's own below it`;
-    }
-    return undefined;
+    return imagesTreeRefusal(path, input);
   }
   if (facts.type === "dir") return `${path} is a directory; add tree="yes" to grant it and everything below it`;
   return undefined;
@@ -401,8 +418,8 @@ const DEVICES: Record<OriginKind, DeviceAllowance> = {
   // LXC's device passthrough: a serial line or an input device at most.
   "hostdev-misc": { char: [...SERIAL_LINES, INPUT_EVENTS], block: false },
   graphics: { char: [/^\/dev\/dri\/renderD[0-9]+$/, /^\/dev\/udmabuf$/], block: false },
-  // NVIDIA's nodes (host/drm.ts nvidiaNodes); `/dev/dri/` itself is glHostFileGranted's.
-  gl: { char: [/^\/dev\/nvidia(?:ctl|-modeset|-uvm|-uvm-tools|[0-9]+)$/], block: false },
+  // NVIDIA's nodes (host/drm.ts nvidiaNodesFor; never UVM); `/dev/dri/` itself is glHostFileGranted's.
+  gl: { char: [/^\/dev\/nvidia(?:ctl|-modeset|[0-9]+)$/], block: false },
   xauth: NO_DEVICES,
   net: NET,
   vsock: { char: [/^\/dev\/vhost-vsock$/], block: false },

@@ -1,3 +1,4 @@
+import { PathError } from "../errors.js";
 import { absolute } from "./absolute.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
 import { domainShortName } from "./runtime.js";
@@ -22,8 +23,7 @@ export const dbusDisplayRules: RuleFamily = (ctx: RuleContext) => {
     if (display.p2p) continue;
     const source = `graphics dbus ${i}`;
     if (display.address !== undefined) {
-      const socket = /^unix:path=([^,;]+)$/.exec(display.address)?.[1];
-      if (socket !== undefined) out.push(rule(absolute(socket, source), "rw", source));
+      for (const socket of busSockets(display.address, source)) out.push(rule(absolute(socket, source), "rw", source));
       continue;
     }
     const short = domainShortName(ctx.domain);
@@ -33,3 +33,39 @@ export const dbusDisplayRules: RuleFamily = (ctx: RuleContext) => {
   }
   return out;
 };
+
+/**
+ * The socket files a D-Bus address names (D-Bus specification, "Server Addresses"):
+ * `transport:key=value,key=value`, several addresses separated by `;` (tried in order), values
+ * %-escaped. `unix:path=<file>` names a file (QEMU connects: rw); `unix:abstract=` and `tcp:` name
+ * none; `guid=` only checks the server. Anything else (other unix keys, nonce-tcp's noncefile,
+ * unixexec, malformed text) is refused naming the element rather than left without a rule.
+ */
+function busSockets(address: string, source: string): string[] {
+  const files: string[] = [];
+  for (const one of address.split(";").filter((a) => a !== "")) {
+    const colon = one.indexOf(":");
+    const transport = colon < 0 ? "" : one.slice(0, colon);
+    if (transport === "tcp") continue;
+    const pairs = (colon < 0 ? "" : one.slice(colon + 1)).split(",").filter((p) => p !== "").map((p) => {
+      const eq = p.indexOf("=");
+      return eq < 1 ? undefined : ([p.slice(0, eq), p.slice(eq + 1)] as const);
+    });
+    const keys = pairs.map((p) => p?.[0]);
+    const known = pairs.every((p) => p !== undefined && (p[0] === "path" || p[0] === "abstract" || p[0] === "guid"));
+    const targets = keys.filter((k) => k === "path" || k === "abstract").length;
+    if (transport !== "unix" || !known || targets !== 1) {
+      throw new PathError(address, `${source}: unsupported D-Bus address ${JSON.stringify(one)}; use unix:path=<socket>[,guid=...], unix:abstract=... or tcp:...`);
+    }
+    const path = pairs.find((p) => p![0] === "path")?.[1];
+    if (path === undefined) continue;
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      throw new PathError(address, `${source}: malformed %-escape in D-Bus address ${JSON.stringify(one)}`);
+    }
+    files.push(decoded);
+  }
+  return files;
+}

@@ -11,10 +11,14 @@ const rule = ruleOf("filesystem");
  * - 9p (`type='mount'`, driver path/handle or none): QEMU itself serves the directory tree, so it
  *   needs the directory and everything below it: `rwl` (the guest's link(2) becomes QEMU's
  *   linkat() in the share, as in libvirt's virt-aa-helper.c get_files since libvirt 10; 9.0 grants `rw`),
- *   or `r` when read-only. No `k`: 9p does not lock host files on QEMU's behalf. A link rule
- *   without a target lets the kernel create the link only when the target already carries the
- *   permissions the link path grants (AppArmor's link subset rule), so `l` reaches no file the
- *   profile does not already grant `rw`.
+ *   or `r` when read-only. No `k`: 9p does not lock host files on QEMU's behalf. What `l` means
+ *   (apparmor.d(5), "Link rules"): `<share>/** rwl` is `link subset <share>/** -> /**`, i.e. QEMU may
+ *   create a hard link in the share to ANY file the profile grants with at least the link path's
+ *   permissions (`rw`): its own disks, NVRAM, pstore, files in its private dir (master-key.aes),
+ *   on the same filesystem and within the kernel's protected_hardlinks rules. It reaches no file
+ *   the profile does not already grant `rw` (`ln /etc/passwd share/x` is denied), but such a link
+ *   outlives the guest, keeps the data reachable through the share after the grant is gone, and
+ *   the exclusive-write check (hook/exclusive.ts, by path) cannot see it (docs/threat-model.md).
  * - virtiofs: virtiofsd serves the tree, not QEMU. When libvirt starts virtiofsd it hands QEMU a
  *   connected socket, so there is nothing to allow; an externally started virtiofsd is reached
  *   through `<source socket>`, which QEMU connects to (`rw`).

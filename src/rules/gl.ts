@@ -1,7 +1,7 @@
 import type { OriginRule } from "../ir.js";
 import { PathError } from "../errors.js";
 import { ruleOf, type RuleContext, type RuleFamily } from "./context.js";
-import { drmDevice, drmDeviceFiles, firstRenderNode, glConfig, NVIDIA_PROC_FILES, nvidiaNodes } from "../host/drm.js";
+import { drmDevice, drmDeviceFiles, firstRenderNode, glConfig, NVIDIA_PROC_FILES, nvidiaNodesFor } from "../host/drm.js";
 import { needsAutoRenderNode } from "./graphics.js";
 
 const rule = ruleOf("gl");
@@ -22,7 +22,9 @@ const rule = ruleOf("gl");
  * - EGL vendor and external-platform JSONs, Mesa's drirc files (host/drm.ts GL_CONFIG_DIRS), each
  *   directory listed (`/`) and each file there by name. A file the policy would refuse (a link out
  *   of those directories) is left out rather than refusing the guest: it is the host's, not the XML's.
- * - NVIDIA's nodes, `/proc/driver/nvidia/params` and `/proc/modules`, only when the host has `/dev/nvidiactl` & co.
+ * - NVIDIA's nodes, `/proc/driver/nvidia/params` and `/proc/modules`, only when a render node used is
+ *   an NVIDIA GPU's, and then only that GPU's nodes (host/drm.ts nvidiaNodesFor): never another GPU's,
+ *   never UVM.
  *
  * Mesa's shader cache and NVIDIA's GL cache need nothing: libvirt runs QEMU with HOME and
  * XDG_CACHE_HOME in the guest's private directory (qemuBuildCommandLine: virCommandAddEnvPair
@@ -34,10 +36,12 @@ export const glRules: RuleFamily = (ctx: RuleContext) => {
   if (nodes === undefined) return [];
   const out: OriginRule[] = [rule(ctx.layout.driDir, "r", "gl dri", "/")];
   const seen = new Set<string>();
+  const nvidia = new Set<string>();
   for (const node of nodes) {
     const dev = drmDevice(ctx.fs, node);
     if (dev === undefined || seen.has(dev.deviceDir)) continue;
     seen.add(dev.deviceDir);
+    for (const n of nvidiaNodesFor(ctx.fs, dev)) nvidia.add(n);
     const devRule = ruleOf("gl", dev.deviceDir);
     const source = `gl ${node.slice(node.lastIndexOf("/") + 1)} sysfs`;
     out.push(devRule(`${dev.minorDir}/uevent`, "r", source));
@@ -50,9 +54,8 @@ export const glRules: RuleFamily = (ctx: RuleContext) => {
     ...config.files.map((file) => rule(file, "r", "gl config")),
   ];
   out.push(...optional.filter((r) => admitted(ctx, r)));
-  const nvidia = nvidiaNodes(ctx.fs);
-  if (nvidia.length > 0) {
-    out.push(...nvidia.map((node) => rule(node, "rw", "gl nvidia")));
+  if (nvidia.size > 0) {
+    out.push(...[...nvidia].sort().map((node) => rule(node, "rw", "gl nvidia")));
     out.push(...NVIDIA_PROC_FILES.map((file) => rule(file, "r", "gl nvidia")));
   }
   return out;

@@ -26,13 +26,11 @@ export function runtimeOwnership(domain: Domain, layout: Layout, qemu: QemuConf)
     // variables. What keeps a guest off another running guest's NVRAM it names is the
     // exclusive-write check (hook/exclusive.ts); the installer's abstraction drops libvirt's
     // shared `nvram/*_VARS.fd` rule (docs/threat-model.md, "Policy by provenance").
-    ...nvramFiles(domain),
-    // A `<pstore>` file kept next to the NVRAM files (libvirt 10+, rules/pstore.ts): like an NVRAM
-    // file, named by the XML, directly in libvirt's NVRAM directory only (never deeper, never
-    // another managed place), held exclusively like one.
-    ...domain.devices.pstores
-      .map((p) => path.posix.normalize(p.path))
-      .filter((p) => path.posix.dirname(p) === layout.libvirtNvramDir),
+    // Only a file directly in the NVRAM directory is an NVRAM file: `<nvram>` naming another
+    // guest's swtpm state or pid file is not made "own" by being named there. A `<pstore>` file
+    // kept next to the NVRAM files (libvirt 10+, rules/pstore.ts) is treated the same way. Here
+    // lexically; nvramNamed below is resolved by the pipeline (a symlinked alias of the directory).
+    ...nvramNamed(domain).filter((p) => path.posix.dirname(p) === layout.libvirtNvramDir),
   ];
   if (short !== undefined) {
     ownTrees.push(
@@ -45,6 +43,8 @@ export function runtimeOwnership(domain: Domain, layout: Layout, qemu: QemuConf)
     ...noRuntimeOwnership(layout, qemuConfManagedRoots(qemu, layout)),
     ownTrees,
     ownFiles,
+    nvramNamed: nvramNamed(domain),
+    nvramDir: layout.libvirtNvramDir,
     // `<log dir>/<name>-*`: chardev logs the XML names after the guest (libvirt's documented
     // `<name>-serial0.log`). Not another guest's QEMU log unless a guest is called `<name>-...`;
     // while that guest runs, its log is held and the exclusive-write check refuses the path.
@@ -53,10 +53,12 @@ export function runtimeOwnership(domain: Domain, layout: Layout, qemu: QemuConf)
   };
 }
 
-/** The `<nvram>` file and its backing layers as the XML names them (normalised, still absolute). */
-function nvramFiles(domain: Domain): string[] {
+/** The `<nvram>` file, its backing layers and the `<pstore>` files as the XML names them (normalised, absolute). */
+function nvramNamed(domain: Domain): string[] {
   const nvram = domain.os.nvram;
-  if (nvram === undefined) return [];
-  const named = [nvram.path, ...(nvram.backingStore ?? []).map((layer) => layer.path)];
+  const named = [
+    ...(nvram === undefined ? [] : [nvram.path, ...(nvram.backingStore ?? []).map((layer) => layer.path)]),
+    ...domain.devices.pstores.map((p) => p.path),
+  ];
   return named.filter((p): p is string => p !== undefined && p.startsWith("/")).map((p) => path.posix.normalize(p));
 }

@@ -55,10 +55,12 @@ describe("gl: configuration and /dev/dri/, read-only, nothing else", () => {
   });
 
   it("grants NVIDIA's nodes to gl, and to no other element", () => {
-    for (const node of ["/dev/nvidiactl", "/dev/nvidia-modeset", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia0"]) {
+    for (const node of ["/dev/nvidiactl", "/dev/nvidia-modeset", "/dev/nvidia0"]) {
       expect(gl(node, "rw", "", "char")).toBeUndefined();
       expect(refusal(rule(node, "rw", { kind: "graphics" }), facts("char"), input)).toContain("is not a device node a <graphics> or <video> may use");
     }
+    // CUDA's unified memory and its profiling interface are not the GL path's.
+    for (const node of ["/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"]) expect(gl(node, "rw", "", "char")).toContain("is not a device node a GL render path");
     expect(gl("/dev/nvidia-caps", "rw", "", "dir")).toContain("is not a device node a GL render path");
   });
 

@@ -44,6 +44,29 @@ function refusal(devices: string, extra = ""): string {
 }
 
 describe("libvirt's shared NVRAM directory: per-file ownership", () => {
+  it("an <nvram> or <pstore> path is own only directly in the NVRAM directory, after canonicalisation", () => {
+    const OTHER = "0b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9";
+    fs.mkdirSync(t.at(`/var/lib/libvirt/swtpm/${OTHER}/tpm2`), { recursive: true });
+    fs.writeFileSync(t.at(`/var/lib/libvirt/swtpm/${OTHER}/tpm2/tpm2-00.permall`), "");
+    fs.mkdirSync(t.at("/run/libvirt/qemu"), { recursive: true });
+    fs.writeFileSync(t.at("/run/libvirt/qemu/other.pid"), "");
+    fs.mkdirSync(t.at("/srv/alias2"), { recursive: true });
+    if (!fs.existsSync(t.at("/srv/alias2/swtpm"))) fs.symlinkSync("/var/lib/libvirt/swtpm", t.at("/srv/alias2/swtpm"));
+    const managed = "holds libvirt's runtime state";
+    // Another guest's swtpm state and libvirt's pid file, named as <nvram> or through an alias: refused.
+    for (const p of [`/var/lib/libvirt/swtpm/${OTHER}/tpm2/tpm2-00.permall`, "/run/libvirt/qemu/other.pid", `/srv/alias2/swtpm/${OTHER}/tpm2/tpm2-00.permall`]) {
+      expect(refusal("", OS_NVRAM(p))).toContain(managed);
+    }
+    const pstore = (p: string) => `<pstore backend='acpi-erst'><path>${p}</path><size unit='KiB'>8</size></pstore>`;
+    expect(refusal(pstore("/run/libvirt/qemu/other.pid"))).toContain(managed);
+    expect(refusal(pstore(`/srv/alias2/swtpm/${OTHER}/tpm2/tpm2-00.permall`))).toContain(managed);
+    // Negative controls: directly in the NVRAM directory, named there or through the alias, it is own.
+    for (const p of ["/var/lib/libvirt/qemu/nvram/vm1_pstore.raw", "/srv/alias/nvram/vm1_pstore.raw"]) {
+      const ok = build(pstore(p));
+      expect(ok.ok && ok.value.rules.find((r) => r.path === "/var/lib/libvirt/qemu/nvram/vm1_pstore.raw")?.perms).toBe("rw");
+    }
+  });
+
   it("grants the NVRAM file the XML names (also through a symlink), not another guest's", () => {
     const own = build("", OS_NVRAM("/var/lib/libvirt/qemu/nvram/vm1_VARS.fd"));
     expect(own.ok && own.value.rules.find((r) => r.path === "/var/lib/libvirt/qemu/nvram/vm1_VARS.fd")?.perms).toBe("rwk");

@@ -221,7 +221,7 @@ describe.skipIf(!canMknod)("GL guests through the pipeline, exact rules, compile
     ]);
     await expectCompiles(devices);
     const dbus = "<graphics type='dbus'><gl enable='yes' rendernode='/dev/dri/renderD128'/></graphics>";
-    // The D-Bus display also gets the bus libvirt starts for it (rules/dbus.ts).
+    // libvirt's private bus for the D-Bus display (rules/dbus.ts), then the render path.
     expect(strip(glPart(dbus))).toEqual([
       r("/dev/dri/renderD128", "rw", "graphics dbus rendernode"),
       r("/run/libvirt/qemu/dbus/7-vm1-dbus.sock", "rw", "graphics dbus 0"),
@@ -260,31 +260,60 @@ describe.skipIf(!canMknod)("GL guests through the pipeline, exact rules, compile
     await expectCompiles(devices);
   });
 
-  it("NVIDIA's nodes when the host has them, read-write, and its parameters", async () => {
-    for (const [name, minor] of [["nvidiactl", 255], ["nvidia0", 0], ["nvidia-modeset", 254], ["nvidia-uvm", 0]] as const) {
-      charDevice(root, `/dev/${name}`, name === "nvidia-uvm" ? 511 : 195, minor);
+  /** A host with NVIDIA's nodes for two GPUs (minors 0 and 1), UVM and its tools, and NVIDIA's EGL JSONs. */
+  function plantNvidiaNodes(): void {
+    for (const [name, major, minor] of [
+      ["nvidiactl", 195, 255], ["nvidia0", 195, 0], ["nvidia1", 195, 1], ["nvidia-modeset", 195, 254],
+      ["nvidia-uvm", 511, 0], ["nvidia-uvm-tools", 511, 1],
+    ] as const) {
+      charDevice(root, `/dev/${name}`, major, minor);
     }
     writeHostFile(root, "/dev/nvidia-not-a-node", "");
     writeHostFile(root, "/usr/share/glvnd/egl_vendor.d/10_nvidia.json", "{}\n");
     writeHostFile(root, "/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json", "{}\n");
+  }
+  /** Make a fake GPU NVIDIA's: its driver link and the driver's /proc information with its minor. */
+  function makeNvidia(dev: string, pci: string, minor: number): void {
+    link(root, `${dev}/driver`, "../../../bus/pci/drivers/nvidia");
+    writeHostFile(root, `/proc/driver/nvidia/gpus/${pci}/information`, `Model: \t\t NVIDIA Test\nBus Location: \t ${pci}\nDevice Minor: \t ${minor}\nGPU Excluded:\t No\n`);
+  }
+  const nvidiaConfig = [
+    r("/etc/glvnd/egl_vendor.d", "r", "gl config", "/"),
+    r("/usr/share/glvnd/egl_vendor.d", "r", "gl config", "/"),
+    r("/usr/share/egl/egl_external_platform.d", "r", "gl config", "/"),
+    r("/usr/share/drirc.d", "r", "gl config", "/"),
+    r("/usr/share/glvnd/egl_vendor.d/10_nvidia.json", "r", "gl config"),
+    r("/usr/share/glvnd/egl_vendor.d/50_mesa.json", "r", "gl config"),
+    r("/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json", "r", "gl config"),
+    r("/usr/share/drirc.d/00-mesa-defaults.conf", "r", "gl config"),
+  ];
+
+  it("NVIDIA's nodes only for an NVIDIA render node: that GPU's node, control and modeset, never UVM", async () => {
+    plantNvidiaNodes();
+    const dev2 = "/sys/devices/pci0000:00/0000:01:00.0";
+    makeNvidia(dev2, "0000:01:00.0", 1);
+    const devices = "<graphics type='egl-headless'><gl rendernode='/dev/dri/renderD129'/></graphics>";
+    expect(strip(glPart(devices))).toEqual([
+      r("/dev/dri/renderD129", "rw", "graphics egl-headless rendernode"),
+      ...glFiles("renderD129", dev2).slice(0, 9),
+      ...nvidiaConfig,
+      r("/dev/nvidia-modeset", "rw", "gl nvidia"),
+      r("/dev/nvidia1", "rw", "gl nvidia"),
+      r("/dev/nvidiactl", "rw", "gl nvidia"),
+      r("/proc/driver/nvidia/params", "r", "gl nvidia"),
+      r("/proc/modules", "r", "gl nvidia"),
+    ]);
+    await expectCompiles(devices);
+  });
+
+  it("negative control: an Intel render node on a host with NVIDIA GPUs gets no NVIDIA node", async () => {
+    plantNvidiaNodes();
+    makeNvidia("/sys/devices/pci0000:00/0000:01:00.0", "0000:01:00.0", 1);
     const devices = "<graphics type='egl-headless'><gl rendernode='/dev/dri/renderD128'/></graphics>";
     expect(strip(glPart(devices))).toEqual([
       r("/dev/dri/renderD128", "rw", "graphics egl-headless rendernode"),
       ...glFiles().slice(0, 9),
-      r("/etc/glvnd/egl_vendor.d", "r", "gl config", "/"),
-      r("/usr/share/glvnd/egl_vendor.d", "r", "gl config", "/"),
-      r("/usr/share/egl/egl_external_platform.d", "r", "gl config", "/"),
-      r("/usr/share/drirc.d", "r", "gl config", "/"),
-      r("/usr/share/glvnd/egl_vendor.d/10_nvidia.json", "r", "gl config"),
-      r("/usr/share/glvnd/egl_vendor.d/50_mesa.json", "r", "gl config"),
-      r("/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json", "r", "gl config"),
-      r("/usr/share/drirc.d/00-mesa-defaults.conf", "r", "gl config"),
-      r("/dev/nvidia-modeset", "rw", "gl nvidia"),
-      r("/dev/nvidia-uvm", "rw", "gl nvidia"),
-      r("/dev/nvidia0", "rw", "gl nvidia"),
-      r("/dev/nvidiactl", "rw", "gl nvidia"),
-      r("/proc/driver/nvidia/params", "r", "gl nvidia"),
-      r("/proc/modules", "r", "gl nvidia"),
+      ...nvidiaConfig,
     ]);
     await expectCompiles(devices);
   });

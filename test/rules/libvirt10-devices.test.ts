@@ -240,6 +240,19 @@ describe("passt and D-Bus sockets libvirt creates per guest", () => {
     expect(deviceLines(`<graphics type='dbus'/>`, "")).toEqual([]);
   });
 
+  it("parses the D-Bus address: path= among key=value pairs (guid ignored); anything else refused at the element (review18 F8)", () => {
+    expect(deviceLines(`<graphics type='dbus' address='unix:path=/srv/bus,guid=0123456789abcdef0123456789abcdef'/>`)).toEqual(['  "/srv/bus" rw,  # graphics dbus 0']);
+    expect(deviceLines(`<graphics type='dbus' address='unix:guid=ab,path=/srv/b%20us'/>`)).toEqual(['  "/srv/b us" rw,  # graphics dbus 0']);
+    expect(deviceLines(`<graphics type='dbus' address='unix:abstract=/tmp/x;tcp:host=localhost,port=1'/>`)).toEqual([]);
+    for (const address of ["unix:path=/srv/bus,tmpdir=/tmp", "unixexec:path=/bin/sh", "nonce-tcp:host=h,port=1,noncefile=/etc/shadow", "unix:", "garbage"]) {
+      expect(refusal(`<graphics type='dbus' address='${address}'/>`).reason).toMatch(/^graphics dbus 0: unsupported D-Bus address /);
+    }
+    // Each address of a list is judged: the second reaches the system bus.
+    expect(refusal(`<graphics type='dbus' address='unix:path=/srv/bus;unix:path=/run/dbus/system_bus_socket'/>`).reason).toBe(
+      "graphics dbus 0: restricted location /run/dbus is never granted to guests",
+    );
+  });
+
   it("negative control: another guest's dbus or passt socket, the system bus", () => {
     expect(refusal(`<graphics type='dbus' address='unix:path=/run/libvirt/qemu/dbus/3-other-dbus.sock'/>`).reason).toMatch(
       /^graphics dbus 0: \/run\/libvirt holds libvirt's runtime state for every guest/,
@@ -278,6 +291,17 @@ describe("<smartcard mode='host'|'host-certificates'>", () => {
     mkdir(root, "/etc/ssl/private");
     link(root, "/srv/db", "/etc/ssl/private");
     expect(refusal(certs("/srv/db"))).toEqual({ path: "/srv/db", reason: "resolves to /etc/ssl/private: smartcard 0 database: restricted location /etc is never granted to guests" });
+  });
+
+  it("a <database> is a tree: never over libvirt's images dir (every guest's disks) or above a managed root (review18 F4)", () => {
+    mkdir(root, "/var/lib/libvirt/images");
+    mkdir(root, "/srv/nss");
+    expect(refusal(certs("/var/lib/libvirt")).reason).toMatch(/^smartcard 0 database: recursive access would include /);
+    expect(refusal(certs("/var/lib/libvirt/images")).reason).toBe(
+      "smartcard 0 database: recursive access would include /var/lib/libvirt/images, where libvirt keeps every guest's images; name a directory of this guest's own below it",
+    );
+    // Negative control: a database of its own elsewhere is granted.
+    expect(deviceLines(certs("/srv/nss"))).toEqual(['  "/srv/nss/" r,  # smartcard 0 database', '  "/srv/nss/*" rk,  # smartcard 0 database']);
   });
 
   it("passthrough smartcards stay chardevs; an unknown mode is refused at the element", () => {

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deriveRules } from "../../src/rules/index.js";
 import type { OriginRule } from "../../src/ir.js";
 import { baseDomain, fileDisk, ruleContext, tempRoot, writeHostFile } from "./fixtures.js";
-import { canMknod, charDevice, fakeDrmGpu, fakePciDevice } from "./hosttree.js";
+import { canMknod, charDevice, fakeDrmGpu, fakePciDevice, link } from "./hosttree.js";
 
 let root: string;
 let cleanup: () => void;
@@ -130,6 +130,7 @@ describe("every family's rules carry the origin of the element that asked for th
     const gpu = fakeDrmGpu(root, "0000:00:02.0", [128]);
     writeHostFile(root, "/usr/share/glvnd/egl_vendor.d/50_mesa.json", "{}");
     charDevice(root, "/dev/nvidiactl", 195, 255);
+    link(root, `${gpu}/driver`, "../../../bus/pci/drivers/nvidia"); // an NVIDIA GPU: only then NVIDIA's nodes
     const domain = baseDomain({
       devices: {
         graphics: [
