@@ -5,7 +5,7 @@
 // Every verdict line the VM prints on its serial console becomes one assertion here; a check the
 // VM never reported fails as surely as one it reported FAIL.
 //
-// Slow (six TCG boots, several minutes each; modes in parallel, VIRT_AA_HOOK_LAB_JOBS, default 2):
+// Slow (six TCG boots, several minutes each; one VM at a time unless VIRT_AA_HOOK_LAB_JOBS > 1):
 // runs when CI=true or VIRT_AA_HOOK_LAB=1.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -27,7 +27,7 @@ const ONLY_OPS = ONLY === "ops";
 const REUSE = process.env.VIRT_AA_HOOK_LAB_REUSE === "1";
 const HOW = "set VIRT_AA_HOOK_LAB=1 (or CI=true) to boot the lab VM: VIRT_AA_HOOK_LAB=1 npx vitest run test/lab";
 /** VMs at once (run.sh --jobs): modes run in parallel, each mode's boot 2 after its own boot 1. */
-const JOBS = Math.max(1, Number.parseInt(process.env.VIRT_AA_HOOK_LAB_JOBS ?? "2", 10) || 2);
+const JOBS = Math.max(1, Number.parseInt(process.env.VIRT_AA_HOOK_LAB_JOBS ?? "1", 10) || 1);
 
 type Mode = "seclabel" | "wrapper" | "helper";
 const ALL_MODES: Mode[] = ["seclabel", "wrapper", "helper"];

@@ -1,8 +1,8 @@
 #!/bin/bash
 # run.sh [--out DIR] [--modes "seclabel wrapper helper"] (or "record": guest/record.sh) [--jobs N] — the whole lab: the cached
 # kernel + initramfs, then per attach mode a fresh state disk and two boots on it (setup + checks,
-# then a "host reboot"). Modes run in parallel, at most N VMs at once (--jobs, else
-# $VIRT_AA_HOOK_LAB_JOBS, default 2); a mode's boot 2 always follows its own boot 1. Leaves
+# then a "host reboot"). Modes may run side by side, at most N VMs at once (--jobs, else
+# $VIRT_AA_HOOK_LAB_JOBS, default 1: see README); a mode's boot 2 always follows its own boot 1. Leaves
 # DIR/<mode>-boot<N>/serial.log (the verdict lines), the VM's logs next to it, and DIR/timings
 # (per boot: wall seconds, QEMU's CPU seconds, the host's 1-minute load at its end; "lab-total":
 # wall clock, the job count). Exit 0 when every boot reached
@@ -19,7 +19,7 @@ PROJECT=$(cd "$HERE/../.." && pwd)
 OUT=$PROJECT/.cache/lab/run
 MODES="seclabel wrapper helper"
 ONLY=
-JOBS=${VIRT_AA_HOOK_LAB_JOBS:-2}
+JOBS=${VIRT_AA_HOOK_LAB_JOBS:-1}
 while [ $# -gt 0 ]; do
   case $1 in
     --out) OUT=$2; shift 2 ;;
