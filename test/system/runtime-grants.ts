@@ -69,8 +69,8 @@ export function filesText(name: string, uuid: string, rules: string[]): string {
 /** The per-guest runtime rules (src/rules/runtime.ts) of a running guest with domain id `id`. */
 export function runtimeLines(name: string, id: number | string): string[] {
   const dir = `domain-${id}-${name.slice(0, 20)}`;
+  // No QEMU log rule: libvirt's default stdio_handler ("logd") gives QEMU virtlogd's pipe, not the file.
   return [
-    line(`/var/log/libvirt/qemu/${name}.log`, "w", "log"),
     line(`/run/libvirt/qemu/${name}.pid`, "rwk", "pidfile"),
     `  "/var/lib/libvirt/qemu/${dir}{,/**}" rwk,  # private dir`,
     `  "/var/lib/libvirt/qemu/channel/target/${dir}{,/**}" rw,  # channel dir`,

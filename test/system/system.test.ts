@@ -205,7 +205,6 @@ if (!ENABLED) {
         `  "${OVMF_CODE}" rk,  # loader`,
         `  "${a.nvram}" rwk,  # nvram`,
         `  "${img("a", "serial.log")}" rw,  # serial 0, console 0`,
-        `  "/var/log/libvirt/qemu/${a.name}.log" w,  # log`,
         `  "/run/libvirt/qemu/${a.name}.pid" rwk,  # pidfile`,
         `  "/var/lib/libvirt/qemu/${dir}{,/**}" rwk,  # private dir`,
         `  "/var/lib/libvirt/qemu/channel/target/${dir}{,/**}" rw,  # channel dir`,
