@@ -1,24 +1,18 @@
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { HostError } from "../../src/errors.js";
 import { HostFs } from "../../src/hostfs.js";
 import { Layout } from "../../src/layout.js";
 import { defaultQemuConf, loadQemuConf, parseQemuConf, parseVirConf, qemuConfManagedRoots } from "../../src/host/qemu-conf.js";
-import { tempRoot } from "../rules/fixtures.js";
+import { tempRootsPerTest } from "../rules/fixtures.js";
 import { qemuConfOf, type HookContext } from "../../src/hook/context.js";
 import { DEFAULT_CONFIG } from "../../src/config.js";
 
 const layout = new Layout("/");
 const FILE = "/etc/libvirt/qemu.conf";
 
-const cleanups: (() => void)[] = [];
-afterEach(() => cleanups.splice(0).forEach((c) => c()));
-function root(): string {
-  const t = tempRoot();
-  cleanups.push(t.cleanup);
-  return t.root;
-}
+const root = tempRootsPerTest();
 
 function hostError(fn: () => unknown): string {
   try {

@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { expect } from "vitest";
+import { afterEach, expect } from "vitest";
 import type { Devices, Disk, Domain, MemoryBacking, OsConfig } from "../../src/domain/model.js";
 import { emptyDevices } from "../../src/domain/index.js";
 import { PathError } from "../../src/errors.js";
@@ -50,6 +50,20 @@ export function fileDisk(overrides: Partial<Disk> = {}): Disk {
 export function tempRoot(): { root: string; cleanup: () => void } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "virt-aa-hook-rules-"));
   return { root, cleanup: () => fs.rmSync(root, { recursive: true, force: true }) };
+}
+
+/**
+ * Call at a test file's top level: returns a maker of fresh temp roots, each removed after the
+ * test that made it (registers its own afterEach).
+ */
+export function tempRootsPerTest(): () => string {
+  const cleanups: (() => void)[] = [];
+  afterEach(() => cleanups.splice(0).forEach((c) => c()));
+  return () => {
+    const t = tempRoot();
+    cleanups.push(t.cleanup);
+    return t.root;
+  };
 }
 
 /** A root that does not exist: every host read through it finds nothing. */

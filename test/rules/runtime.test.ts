@@ -1,17 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runtimeRules as runtimeRulesWithOrigin, shortName } from "../../src/rules/runtime.js";
-import { baseDomain, expectPathError, ruleContext, tempRoot, writeHostFile, withoutOrigins } from "./fixtures.js";
+import { baseDomain, expectPathError, ruleContext, writeHostFile, withoutOrigins, tempRootsPerTest } from "./fixtures.js";
 
 // Origins are checked once per family in origins.test.ts; here rules are compared without them.
 const runtimeRules = withoutOrigins(runtimeRulesWithOrigin);
 
-const cleanups: (() => void)[] = [];
-afterEach(() => cleanups.splice(0).forEach((c) => c()));
-function root(): string {
-  const t = tempRoot();
-  cleanups.push(t.cleanup);
-  return t.root;
-}
+const root = tempRootsPerTest();
 
 describe("shortName", () => {
   it("keeps a short name whole", () => {

@@ -1,23 +1,17 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Disk, Filesystem } from "../../src/domain/model.js";
 import { filesystemRules as filesystemRulesWithOrigin } from "../../src/rules/filesystems.js";
 import { diskRules as diskRulesWithOrigin } from "../../src/rules/storage.js";
-import { baseDomain, expectPathError, fileDisk, ruleContext, tempRoot, writeHostFile, withoutOrigins } from "./fixtures.js";
+import { baseDomain, expectPathError, fileDisk, ruleContext, writeHostFile, withoutOrigins, tempRootsPerTest } from "./fixtures.js";
 
 // Origins are checked once per family in origins.test.ts; here rules are compared without them.
 const filesystemRules = withoutOrigins(filesystemRulesWithOrigin);
 const diskRules = withoutOrigins(diskRulesWithOrigin);
 
-const cleanups: (() => void)[] = [];
-afterEach(() => cleanups.splice(0).forEach((c) => c()));
-function root(): string {
-  const t = tempRoot();
-  cleanups.push(t.cleanup);
-  return t.root;
-}
+const root = tempRootsPerTest();
 
 const disksRules = (disks: Disk[], r?: string, maxDepth?: number) =>
   diskRules(ruleContext(baseDomain({ devices: { disks } }), r, maxDepth));
