@@ -181,6 +181,9 @@ export class Layout {
   readonly systemdUnitDir = "/etc/systemd/system";
   readonly libvirtdDropIn = `${this.systemdUnitDir}/libvirtd.service.d/virt-aa-hook.conf`;
   /** systemd is running (this machine's, never mapped), and where its systemctl may be. */
+  /** logrotate's drop-in directory, and install's entry there for the hook's log. */
+  readonly logrotateDir = "/etc/logrotate.d";
+  readonly logrotateEntry = `${this.logrotateDir}/virt-aa-hook`;
   readonly systemdRunDir = "/run/systemd/system";
   readonly systemctls: readonly string[] = ["/usr/bin/systemctl", "/bin/systemctl"];
   /** What uninstall works from, under the state directory: the manifest, backups, pristine copies. */

@@ -29,8 +29,13 @@ export function hostView(layout: Layout): HostView {
 /**
  * Say each step (`out`), and unless `dryRun`, do it. `manifest` is the host path of the manifest:
  * entries made before it exists (the state directory's own parents) are written when it is created.
+ * `unload` unloads a profile by name (uninstall); a failure is said as a warning and the run goes on.
  */
-export function applySteps(layout: Layout, steps: readonly Step[], opts: { dryRun: boolean; manifest: string; out: (line: string) => void }): void {
+export async function applySteps(
+  layout: Layout,
+  steps: readonly Step[],
+  opts: { dryRun: boolean; manifest: string; out: (line: string) => void; unload?: (profileName: string) => Promise<void> },
+): Promise<void> {
   const real = (p: string) => layout.host(p);
   const manifest = real(opts.manifest);
   const pending: string[] = [];
@@ -99,6 +104,14 @@ export function applySteps(layout: Layout, steps: readonly Step[], opts: { dryRu
         break;
       case "undivert":
         dpkgDivert(layout, ["--package", step.package, "--rename", "--divert", step.to, "--remove", step.path]);
+        break;
+      case "unload":
+        try {
+          if (!opts.unload) throw new Error("no load target");
+          await opts.unload(step.profile);
+        } catch (err) {
+          opts.out(`warning: ${(err as Error).message}`);
+        }
         break;
       case "note":
         break;

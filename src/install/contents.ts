@@ -123,6 +123,14 @@ export function wantedFiles(src: Source, host: Host): Wanted {
     "# static AppArmor label names a profile that is not loaded: load them before libvirtd starts.\n" +
     `[Unit]\nAfter=apparmor.service\n\n[Service]\nExecStartPre=-${layout.command} load-adopted\n`;
 
+  // logrotate (where the host has it): the hook opens the log for each line it appends, so a
+  // rotated log is simply created again at the next call; nothing needs to be signalled.
+  const logrotate =
+    "# Installed by virt-aa-hook install.sh (uninstall.sh removes it): the hook's log, one line per hook call.\n" +
+    `${layout.logFile} {\n\tweekly\n\trotate 4\n\tcompress\n\tdelaycompress\n\tmissingok\n\tnotifempty\n\tnocreate\n}\n`;
+  // A path logrotate would read as a pattern or split (glob characters, spaces) gets no entry.
+  const withLogrotate = /^\/[A-Za-z0-9/._+-]+$/.test(layout.logFile) && fs.statSync(layout.host(layout.logrotateDir), { throwIfNoEntry: false })?.isDirectory() === true;
+
   // Config (used only where none exists), abstraction and template derived from this host, or
   // from the fallbacks installed where the host has none.
   const choice = chooseAttach(readSecurityDriver(layout), helperDivertable(layout));
@@ -167,7 +175,12 @@ export function wantedFiles(src: Source, host: Host): Wanted {
     emulatorDir,
     config: put(layout.configPath, config),
     libvirtFallbacks: [put(layout.libvirtTemplate, src.read("template")), put(layout.libvirtAbstraction, src.read("abstraction"))],
-    derived: [put(layout.ourAbstraction, abstraction), put(layout.derivedTemplate, template), put(layout.command, command, 0o755)],
+    derived: [
+      put(layout.ourAbstraction, abstraction),
+      put(layout.derivedTemplate, template),
+      put(layout.command, command, 0o755),
+      ...(withLogrotate ? [put(layout.logrotateEntry, logrotate)] : []),
+    ],
     ...(fs.statSync(layout.host(layout.systemdUnitDir), { throwIfNoEntry: false })?.isDirectory() ? { dropin: put(layout.libvirtdDropIn, dropin) } : {}),
     apparmor: [put(layout.hookProfile, hookProfile), local],
     hook: {

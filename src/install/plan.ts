@@ -57,7 +57,9 @@ export type Step =
   /** dpkg-divert --package PKG --rename --divert TO --add PATH (recorded after it succeeded, unless the manifest has it already). */
   | { do: "divert"; path: string; to: string; package: string; record: boolean }
   /** dpkg-divert --package PKG --rename --divert TO --remove PATH. */
-  | { do: "undivert"; path: string; to: string; package: string };
+  | { do: "undivert"; path: string; to: string; package: string }
+  /** Unload a guest's profile (by name) from the load target. */
+  | { do: "unload"; profile: string };
 
 /** The line a step prints (without the program prefix), or undefined for silent steps. */
 export function describeStep(step: Step, dryRun: boolean): string | undefined {
@@ -87,6 +89,8 @@ export function describeStep(step: Step, dryRun: boolean): string | undefined {
       return act(`divert ${step.path} to ${step.to} (dpkg-divert --package ${step.package} --rename --add)`);
     case "undivert":
       return act(`remove the diversion of ${step.path}: ${step.to} back to ${step.path} (dpkg-divert --package ${step.package} --rename --remove)`);
+    case "unload":
+      return act(`unload ${step.profile}`);
     case "note":
       return step.text;
     case "manifest":

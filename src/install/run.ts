@@ -8,15 +8,18 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { detectEnvironment } from "../apparmor/environment.js";
+import { Parser } from "../apparmor/parser.js";
 import { runParser, parserFailed, parserMessage } from "../apparmor/runner.js";
-import { ConfigError, loadConfig, type Config } from "../config.js";
+import { ConfigError, loadConfig } from "../config.js";
 import { ExitError } from "../errors.js";
 import { Layout } from "../layout.js";
 import { applySteps, hostView } from "./apply.js";
 import { compileFeatures, compileProfiles } from "./compile.js";
 import { openSource, wantedFiles, type Source } from "./contents.js";
 import { hasHookDirs } from "./host.js";
-import { planInstall, planUninstall, Refusal, type Wanted } from "./plan.js";
+import { gatherLeftovers } from "./hook-files.js";
+import { planLeftovers, runningGuests } from "./leftovers.js";
+import { planInstall, planUninstall, readManifest, Refusal, type Wanted } from "./plan.js";
 import { libvirtVersion, runProgram } from "./probes.js";
 
 export interface InstallOptions {
@@ -60,6 +63,16 @@ function rootLayout(root: string, die: (why: string) => never): Layout {
 function refusing<T>(die: (why: string) => never, decide: () => T): T {
   try {
     return decide();
+  } catch (err) {
+    if (err instanceof Refusal) die(err.message);
+    throw err;
+  }
+}
+
+/** Carry out `steps`; a refusal found on the way ends the command (what was done is in the manifest). */
+async function applying(die: (why: string) => never, apply: () => Promise<void>): Promise<void> {
+  try {
+    await apply();
   } catch (err) {
     if (err instanceof Refusal) die(err.message);
     throw err;
@@ -189,7 +202,7 @@ export async function runInstall(opts: InstallOptions, write: (text: string) => 
     say(`warning: ${layout.parser} not found: AppArmor files installed without a compile check`);
   }
 
-  refusing(die, () => applySteps(layout, plan.steps, { dryRun: opts.dryRun, manifest: wanted.manifest, out: say }));
+  await applying(die, () => applySteps(layout, plan.steps, { dryRun: opts.dryRun, manifest: wanted.manifest, out: say }));
 
   const real = layout.isRealRoot && !opts.dryRun;
   if (real && plan.changed) {
@@ -277,8 +290,9 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
       die(`guests still carry virt-aa-hook's static AppArmor label (${labelled.map((n) => `${n} `).join("")}): run 'virt-aa-hook adopt --all --undo' first, or pass --force`);
     }
   }
+  const view = hostView(base);
   const plan = refusing(die, () =>
-    planUninstall(hostView(base), {
+    planUninstall(view, {
       stateDir: base.stateDir,
       manifest,
       backupDir: base.installBackupDir,
@@ -297,27 +311,33 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
   );
   const pid = opts.reload ? libvirtdPid(base, die) : undefined;
 
-  // The configured layout; without a readable config, the defaults (load-adopted says so below).
-  let config: Config | undefined;
+  // The configured layout (where the hook put profiles, log, cache); without a readable config, the defaults.
   let layout = base;
+  let parserTimeout = 60;
   try {
-    config = loadConfig(base);
+    const config = loadConfig(base);
     layout = Layout.from(base.root, config);
+    parserTimeout = config.parserTimeout;
   } catch {
-    // keep the default layout
+    say(`warning: cannot read ${base.configPath}: looking for what the hook made at the default locations`);
   }
-  if (!opts.dryRun && fs.existsSync(layout.host(layout.bundle))) {
-    // Profiles release kept loaded for adopted domains: released now that no domain is adopted
-    // (as load-adopted does for domains no longer defined with our label). Running guests keep theirs.
-    try {
-      if (config === undefined) throw new Error("no config");
-      const { loadAdopted } = await import("../adopted/load.js");
-      const r = await loadAdopted(layout, config, say, { releaseOnly: true });
-      if (r.failed.length > 0) throw new Error("failed");
-    } catch {
-      say(`warning: virt-aa-hook load-adopted failed: kept profiles may be left in ${layout.profilesDir}`);
+  // What the hook made while guests ran: decided here, so the dry run lists what the real run does.
+  const wrapperLinks = readManifest(view, manifest)
+    .filter((e) => e.startsWith(`created ${base.wrapperDir}/`))
+    .map((e) => e.slice("created ".length));
+  const facts = gatherLeftovers(layout, wrapperLinks);
+  const running = runningGuests(facts);
+  if (running.length > 0) {
+    const names = running.join(" ");
+    if (!opts.force) {
+      die(
+        `managed guests are running (${names}): shut them down (virsh shutdown NAME) and run uninstall again, or pass --force (they keep their loaded profiles until they stop; their files are removed)`,
+      );
     }
+    say(`warning: managed guests are running (${names}): --force: their profiles stay loaded while they run, their files are removed`);
   }
+  const steps = [...planLeftovers(facts), ...plan.steps];
+
   // Unload our profile while its file is still there (only on this host, only with AppArmor).
   const real = layout.isRealRoot && !opts.dryRun;
   const loading = real && canLoad(layout);
@@ -325,7 +345,9 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
     if (parserFailed(await runParser(layout.parser, ["-R", layout.hookProfile]))) say(`warning: cannot unload ${layout.hookProfile}`);
   }
 
-  refusing(die, () => applySteps(layout, plan.steps, { dryRun: opts.dryRun, manifest, out: say }));
+  const parser = new Parser(layout.parser, detectEnvironment(layout), parserTimeout * 1000);
+  const unload = async (profileName: string) => void (await parser.unload(profileName));
+  await applying(die, () => applySteps(layout, steps, { dryRun: opts.dryRun, manifest, out: say, unload }));
 
   if (loading && fs.existsSync(layout.libvirtdProfile)) {
     if (parserFailed(await runParser(layout.parser, ["-r", layout.libvirtdProfile]))) say("warning: cannot reload libvirtd's profile");
@@ -340,6 +362,5 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
   } else {
     say(`reload libvirtd so it forgets the hook: systemctl reload libvirtd, or kill -HUP $(cat ${layout.libvirtdPidFile})`);
   }
-  say(`per-guest profiles in ${layout.profilesDir}/ were left in place`);
   say(opts.dryRun ? "dry run: nothing was changed" : "done");
 }

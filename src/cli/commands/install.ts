@@ -60,7 +60,7 @@ export function uninstallCommand(): CommandModule<{ root: string }, { root: stri
       y
         .option("dry-run", { type: "boolean", default: false, describe: "print what would be done, change nothing" })
         .option("reload", { type: "boolean", default: false, describe: "send SIGHUP to libvirtd so it forgets the hook" })
-        .option("force", { type: "boolean", default: false, describe: "even while guests still use the wrapper or our static label" }) as never,
+        .option("force", { type: "boolean", default: false, describe: "even while managed guests run (they keep their loaded profiles) or still use the wrapper or our static label" }) as never,
     handler: async (args) => {
       const { runUninstall } = await import("../../install/run.js");
       await runUninstall({ root: args.root, dryRun: args["dry-run"], reload: args.reload, force: args.force }, out);
