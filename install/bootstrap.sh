@@ -3,7 +3,7 @@
 # node that can run it and hands over every other argument unchanged.
 #
 # --node PATH (default: node on PATH) is the node that runs the bundle, and for install also the
-# one the hook will run: an absolute path to Node >= 20.19. --source DIR (default: this script's
+# one the hook will run: an absolute path to Node >= 18.19 (Debian 12's nodejs). --source DIR (default: this script's
 # tree) holds dist/virt-aa-hook.cjs.
 bootstrap() {
     local command=$1 node= src args=()
@@ -25,7 +25,7 @@ bootstrap() {
     done
     if [ -z "$node" ]; then
         node=$(command -v node || true)
-        [ -n "$node" ] || die "no node on PATH: pass --node /path/to/node (Node >= 20.19)"
+        [ -n "$node" ] || die "no node on PATH: pass --node /path/to/node (Node >= 18.19)"
     fi
     case $node in /*) ;; *) die "--node $node: must be an absolute path" ;; esac
     [ -f "$node" ] && [ -x "$node" ] || die "--node $node: not an executable file"
@@ -34,8 +34,9 @@ bootstrap() {
     case $version in [0-9]*.[0-9]*.[0-9]*) ;; *) die "$node: cannot tell its version (is it node?)" ;; esac
     local major=${version%%.*} minor=${version#*.}
     minor=${minor%%.*}
-    if [ "$major" -lt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -lt 19 ]; }; then
-        die "$node is Node $version; virt-aa-hook needs Node >= 20.19 (pass --node with a newer one)"
+    # The bundle runs on Debian 12's and Ubuntu 24.04's node 18 (build.mjs targets it).
+    if [ "$major" -lt 18 ] || { [ "$major" -eq 18 ] && [ "$minor" -lt 19 ]; }; then
+        die "$node is Node $version; virt-aa-hook needs Node >= 18.19 (pass --node with a newer one)"
     fi
     [ -f "$src/dist/virt-aa-hook.cjs" ] || die "$src/dist/virt-aa-hook.cjs: missing from the source tree (run 'npm run build' for dist/)"
     [ "$command" = install ] && args=(--node "$node" --source "$src" "${args[@]}")

@@ -11,7 +11,7 @@
 # profiles). --dry-run prints exactly the steps the real run takes. The work is
 # `virt-aa-hook uninstall` (src/install/) in this tree's bundle; this finds node and runs it.
 #
-# Usage: uninstall.sh [--root DIR] [--dry-run] [--reload] [--force] [--node PATH]
+# Usage: uninstall.sh [--root DIR] [--dry-run] [--reload] [--force] [--keep-config] [--node PATH]
 set -eu
 here=${BASH_SOURCE[0]%/*}
 [ "$here" != "${BASH_SOURCE[0]}" ] || here=.

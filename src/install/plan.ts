@@ -388,6 +388,8 @@ export interface UninstallPaths {
    * virt-aa-helper), each with the launcher it points at: removed only while they still do.
    */
   ourLinks?: Readonly<Record<string, string>>;
+  /** Files install created that stay (the Debian package's prerm keeps the config until purge). */
+  keep?: readonly string[];
 }
 
 export interface UninstallPlan {
@@ -431,7 +433,9 @@ export function planUninstall(view: HostView, p: UninstallPaths): UninstallPlan 
       case "created": {
         const pristine = `${p.pristineDir}${rest}`;
         const linkTarget = p.ourLinks?.[rest];
-        if (view.stat(pristine)?.kind === "file" && view.stat(rest)?.kind === "file" && !view.read(pristine).equals(view.read(rest))) {
+        if (p.keep?.includes(rest) && exists(rest)) {
+          steps.push({ do: "note", text: `kept ${rest}: asked to keep the config` });
+        } else if (view.stat(pristine)?.kind === "file" && view.stat(rest)?.kind === "file" && !view.read(pristine).equals(view.read(rest))) {
           steps.push({ do: "note", text: `kept ${rest}: edited since install` });
         } else if (linkTarget !== undefined && exists(rest) && !(view.stat(rest)?.kind === "link" && view.readlink(rest) === linkTarget)) {
           steps.push({ do: "note", text: `kept ${rest}: no longer virt-aa-hook's link to ${linkTarget}` });

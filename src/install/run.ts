@@ -38,6 +38,8 @@ export interface UninstallOptions {
   dryRun: boolean;
   reload: boolean;
   force: boolean;
+  /** Keep the config file (the Debian package's prerm: it goes at purge). */
+  keepConfig?: boolean;
 }
 
 type Out = (line: string) => void;
@@ -307,6 +309,7 @@ export async function runUninstall(opts: UninstallOptions, write: (text: string)
         [base.libvirtNetworkHookDropIn]: base.networkLauncher,
         [base.libvirtNetworkHookScript]: base.networkLauncher,
       },
+      ...(opts.keepConfig ? { keep: [base.configPath] } : {}),
     }),
   );
   const pid = opts.reload ? libvirtdPid(base, die) : undefined;

@@ -39,7 +39,7 @@ describe("the bootstraps", () => {
     expect(runScript("uninstall.sh", src, ["--root", root], { PATH: "/nonexistent" })).toEqual({
       status: 1,
       stdout: "",
-      stderr: "virt-aa-hook uninstall: error: no node on PATH: pass --node /path/to/node (Node >= 20.19)\n",
+      stderr: "virt-aa-hook uninstall: error: no node on PATH: pass --node /path/to/node (Node >= 18.19)\n",
     });
   });
 

@@ -314,14 +314,14 @@ describe("install.sh with libvirt older than 6.5 (one qemu hook only)", () => {
 });
 
 describe("install.sh refusals", () => {
-  it("refuses a Node older than 20.19 and changes nothing", () => {
+  it("refuses a Node older than 18.19 and changes nothing", () => {
     const fake = path.join(src, "node-old");
-    write(fake, "#!/bin/sh\nprintf 20.18.3\n", 0o755);
+    write(fake, "#!/bin/sh\nprintf 18.18.2\n", 0o755);
     const before = tree(root, { dirMtimes: true });
     const r = runScript("install.sh", src, ["--root", root, "--node", fake, "--libvirt-version", "9.0.0"]);
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(
-      `virt-aa-hook install: error: ${fake} is Node 20.18.3; virt-aa-hook needs Node >= 20.19 (pass --node with a newer one)\n`,
+      `virt-aa-hook install: error: ${fake} is Node 18.18.2; virt-aa-hook needs Node >= 18.19 (pass --node with a newer one)\n`,
     );
     expect(tree(root, { dirMtimes: true })).toEqual(before);
   });

@@ -29,7 +29,7 @@ export function installCommand(): CommandModule<{ root: string }, InstallArgs> {
         .option("dry-run", { type: "boolean", default: false, describe: "print what would be done, change nothing" })
         .option("reload", { type: "boolean", default: false, describe: "send SIGHUP to libvirtd (its pidfile) so it finds the hook now" })
         .option("adopt-all", { type: "boolean", default: false, describe: "then switch every defined domain to the configured attach mode (virt-aa-hook adopt --all)" })
-        .option("node", { type: "string", default: process.execPath, describe: "node binary the hook runs (Node >= 20.19)" })
+        .option("node", { type: "string", default: process.execPath, describe: "node binary the hook runs (Node >= 18.19)" })
         .option("libvirt-version", { type: "string", describe: "skip detecting the libvirt version with `libvirtd --version`" })
         // The bundle of a source tree is its dist/virt-aa-hook.cjs.
         .option("source", { type: "string", default: path.resolve(path.dirname(process.argv[1] ?? "."), ".."), describe: "source tree holding dist/, hooks/ and install/" }) as never,
@@ -51,8 +51,8 @@ export function installCommand(): CommandModule<{ root: string }, InstallArgs> {
   };
 }
 
-/** `virt-aa-hook uninstall [--root DIR] [--dry-run] [--reload] [--force]` */
-export function uninstallCommand(): CommandModule<{ root: string }, { root: string; "dry-run": boolean; reload: boolean; force: boolean }> {
+/** `virt-aa-hook uninstall [--root DIR] [--dry-run] [--reload] [--force] [--keep-config]` */
+export function uninstallCommand(): CommandModule<{ root: string }, { root: string; "dry-run": boolean; reload: boolean; force: boolean; "keep-config": boolean }> {
   return {
     command: "uninstall",
     describe: "Remove virt-aa-hook and put back exactly what install found (install/uninstall.sh runs it)",
@@ -60,10 +60,11 @@ export function uninstallCommand(): CommandModule<{ root: string }, { root: stri
       y
         .option("dry-run", { type: "boolean", default: false, describe: "print what would be done, change nothing" })
         .option("reload", { type: "boolean", default: false, describe: "send SIGHUP to libvirtd so it forgets the hook" })
-        .option("force", { type: "boolean", default: false, describe: "even while managed guests run (they keep their loaded profiles) or still use the wrapper or our static label" }) as never,
+        .option("force", { type: "boolean", default: false, describe: "even while managed guests run (they keep their loaded profiles) or still use the wrapper or our static label" })
+        .option("keep-config", { type: "boolean", default: false, describe: "keep /etc/libvirt/virt-aa-hook.conf (the Debian package removes it at purge)" }) as never,
     handler: async (args) => {
       const { runUninstall } = await import("../../install/run.js");
-      await runUninstall({ root: args.root, dryRun: args["dry-run"], reload: args.reload, force: args.force }, out);
+      await runUninstall({ root: args.root, dryRun: args["dry-run"], reload: args.reload, force: args.force, keepConfig: args["keep-config"] }, out);
     },
   };
 }
