@@ -9,13 +9,19 @@ export default defineConfig({
       // Everything that works in temporary roots (and the enforcement VM) first, files in parallel.
       {
         extends: true,
-        test: { name: "unit", include: ["test/**/*.test.ts"], exclude: ["test/system/**"], sequence: { groupOrder: 0 } },
+        test: { name: "unit", include: ["test/**/*.test.ts"], exclude: ["test/system/**", "test/package/**"], sequence: { groupOrder: 0 } },
       },
       // Then the system suite alone: it installs virt-aa-hook into this machine's /etc, which
       // other suites copy (/etc/apparmor.d) and must see as it was.
       {
         extends: true,
         test: { name: "system", include: ["test/system/**/*.test.ts"], sequence: { groupOrder: 1 } },
+      },
+      // Then the Debian package (dpkg -i/-r/-P on this machine), alone and after the system suite:
+      // both install into /etc/libvirt; groups run one after another.
+      {
+        extends: true,
+        test: { name: "package", include: ["test/package/**/*.test.ts"], sequence: { groupOrder: 2 } },
       },
     ],
   },
