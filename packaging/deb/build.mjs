@@ -72,7 +72,6 @@ if (completion.status === 0 && completion.stdout.includes("virt-aa-hook")) {
 const doc = "/usr/share/doc/virt-aa-hook";
 put(`${doc}/copyright`, copyright());
 put(`${doc}/changelog.gz`, gzip(changelog()));
-put("/usr/share/lintian/overrides/virt-aa-hook", fs.readFileSync(path.join(HERE, "lintian-overrides")));
 
 // Control and maintainer scripts.
 const installedSize = Math.ceil(dirSize(stage) / 1024);

@@ -97,7 +97,6 @@ function expectedPackageFiles(): string[] {
     "/usr/share/man/man8/virt-aa-hook.8.gz",
     "/usr/share/doc/virt-aa-hook/copyright",
     "/usr/share/doc/virt-aa-hook/changelog.gz",
-    "/usr/share/lintian/overrides/virt-aa-hook",
     // Shipped when the CLI has a `completion` command (build.mjs).
     ...(run(process.execPath, [path.join(REPO, "dist/virt-aa-hook.cjs"), "completion"]).status === 0 ? ["/usr/share/bash-completion/completions/virt-aa-hook"] : []),
   ].sort();
