@@ -7,9 +7,9 @@ import path from "node:path";
 import { isActive } from "../adopted/defined.js";
 import { detectEnvironment, profileMode } from "../apparmor/index.js";
 import { LOCATION_DEFAULTS, type Layout } from "../layout.js";
-import { readIfExists } from "../store/atomic.js";
-import { guestPaths, sha256 } from "../store/guest-files.js";
-import { listStates, readKept } from "../store/state.js";
+import { sha256 } from "../store/guest-files.js";
+import { readKept } from "../store/state.js";
+import { collectStatus } from "../store/status.js";
 import type { LeftoverFacts } from "./leftovers.js";
 
 /**
@@ -27,10 +27,6 @@ export function capsCacheEntry(emulatorPath: string): string {
 /** `wrapperLinks`: the emulator paths install made in the wrapper directory (from the manifest). */
 export function gatherLeftovers(layout: Layout, wrapperLinks: readonly string[]): LeftoverFacts {
   const exists = (hostPath: string) => fs.lstatSync(layout.host(hostPath), { throwIfNoEntry: false }) !== undefined;
-  const hashOf = (real: string) => {
-    const b = readIfExists(real);
-    return b === undefined ? undefined : sha256(b);
-  };
   const env = detectEnvironment(layout);
   // Undefined: nowhere to unload from. A target that cannot list its profiles may hold it: unload
   // (the parser takes "not loaded" as done).
@@ -38,25 +34,11 @@ export function gatherLeftovers(layout: Layout, wrapperLinks: readonly string[])
     if (!env.target) return undefined;
     return profileMode(env.target.dir, profileName) !== null;
   };
-  const states = listStates(layout.host(layout.stateDir));
+  // What `status` says of each guest's files: the same definition of "edited".
+  const states = collectStatus(layout, () => undefined);
   const guests = states.map((s) => {
-    const p = guestPaths(layout, s.uuid);
-    const profileNow = hashOf(p.profile);
-    const filesNow = hashOf(p.files);
-    const isLoaded = loaded(p.profileName);
-    return {
-      uuid: s.uuid,
-      name: s.name,
-      profileName: p.profileName,
-      profilePath: p.hostProfile,
-      filesPath: p.hostFiles,
-      ...(profileNow !== undefined ? { profileNow } : {}),
-      ...(s.profileSha256 !== undefined ? { profileWritten: s.profileSha256 } : {}),
-      ...(filesNow !== undefined ? { filesNow } : {}),
-      ...(s.filesSha256 !== undefined ? { filesWritten: s.filesSha256 } : {}),
-      running: isActive(layout, s.name, s.uuid),
-      ...(isLoaded !== undefined ? { loaded: isLoaded } : {}),
-    };
+    const isLoaded = loaded(s.profile);
+    return { ...s, running: isActive(layout, s.name, s.uuid), ...(isLoaded !== undefined ? { mayBeLoaded: isLoaded } : {}) };
   });
 
   const keptDir = `${layout.stateDir}/kept`;

@@ -11,26 +11,19 @@
  * Every guest record goes (with the state directory): a kept file is then simply the admin's,
  * and a reinstall treats it as such (the hook never removes a profile it has no record of).
  */
+import type { GuestStatus } from "../store/status.js";
 import type { Step } from "./plan.js";
 
-/** One guest the hook has a record of (`<stateDir>/<uuid>.json`), with what is on disk now. */
-export interface GuestFacts {
-  uuid: string;
-  name: string;
-  profileName: string;
-  /** Host paths. */
-  profilePath: string;
-  filesPath: string;
-  /** sha256 of the file now (undefined: missing) and as the hook recorded writing it (undefined: not the hook's). */
-  profileNow?: string;
-  profileWritten?: string;
-  filesNow?: string;
-  filesWritten?: string;
+/**
+ * One guest the hook has a record of (`<stateDir>/<uuid>.json`), as `status` sees its files
+ * (store/status.ts: the one definition of "edited"), and whether it runs and may be loaded.
+ */
+export type GuestFacts = Pick<GuestStatus, "name" | "uuid" | "profile" | "profilePath" | "filesPath" | "profileOrigin" | "filesExists" | "filesModified"> & {
   /** libvirt says the domain is active (its status XML or a live pid file). */
   running: boolean;
   /** The load target may hold the profile (undefined: there is no load target). */
-  loaded?: boolean;
-}
+  mayBeLoaded?: boolean;
+};
 
 /** A profile the hook kept at release because an admin edited it (`<stateDir>/kept/<uuid>.json`). */
 export interface KeptFacts {
@@ -64,25 +57,17 @@ export function planLeftovers(facts: LeftoverFacts): Step[] {
     if (g.running) {
       // Unloading a profile moves the processes in it to unconfined (the kernel replaces it by
       // the namespace's unconfined profile): QEMU keeps the one it runs in until it stops.
-      note(`kept ${g.profileName} loaded: ${g.name} is running (unloading it would leave its QEMU unconfined); the kernel forgets it at the next reboot`);
-    } else if (g.loaded) {
-      steps.push({ do: "unload", profile: g.profileName });
+      note(`kept ${g.profile} loaded: ${g.name} is running (unloading it would leave its QEMU unconfined); the kernel forgets it at the next reboot`);
+    } else if (g.mayBeLoaded) {
+      steps.push({ do: "unload", profile: g.profile });
     }
-    let profileKept = false;
-    if (g.profileNow !== undefined) {
-      if (g.profileWritten === undefined) {
-        profileKept = true;
-        note(`kept ${g.profilePath}: the admin's (it was there before virt-aa-hook saw ${g.name})`);
-      } else if (g.profileNow !== g.profileWritten) {
-        profileKept = true;
-        note(`kept ${g.profilePath}: edited since virt-aa-hook wrote it`);
-      } else {
-        steps.push({ do: "remove", path: g.profilePath });
-      }
-    }
-    if (g.filesNow !== undefined) {
+    const profileKept = g.profileOrigin === "admin" || g.profileOrigin === "modified";
+    if (g.profileOrigin === "admin") note(`kept ${g.profilePath}: the admin's (it was there before virt-aa-hook saw ${g.name})`);
+    else if (g.profileOrigin === "modified") note(`kept ${g.profilePath}: edited since virt-aa-hook wrote it`);
+    else if (g.profileOrigin === "pristine") steps.push({ do: "remove", path: g.profilePath });
+    if (g.filesExists) {
       if (profileKept) note(`kept ${g.filesPath}: the kept ${g.profilePath} includes it`);
-      else if (g.filesWritten !== undefined && g.filesNow !== g.filesWritten) note(`kept ${g.filesPath}: edited since virt-aa-hook wrote it`);
+      else if (g.filesModified) note(`kept ${g.filesPath}: edited since virt-aa-hook wrote it`);
       else steps.push({ do: "remove", path: g.filesPath });
     }
   }
