@@ -101,7 +101,7 @@ export function guestFacts(layout: Layout, uuids: ReadonlySet<string>): { facts:
 
 function factsOf(k: Known, layout: Layout, hostFs: HostFs, qemuConf: () => QemuConf): GuestFacts {
   let domain: Domain | undefined;
-  const base = { uuid: k.uuid, name: k.name };
+  const base = { uuid: k.uuid, name: k.name, profileFile: layout.profilePath(k.uuid) };
   const judge = (path: string, perms: string) => refusalOf(hostFs, path, perms, ownershipOf(domain, layout, qemuConf));
   if (k.xml === undefined) return { ...base, judge };
   try {

@@ -26,6 +26,8 @@ export type FindingClass = (typeof FINDING_CLASSES)[number];
 export interface GuestFacts {
   uuid: string;
   name: string;
+  /** Its per-guest profile (Layout.profilePath): the admin's file, where a rule for this guest alone goes. */
+  profileFile: string;
   /** The rules its XML gives it now, runtime grants included; absent without an accepted XML. */
   rules?: readonly Rule[];
   /** Where the XML came from: libvirt's live status XML of the running guest, or its definition. */
@@ -92,7 +94,6 @@ function explain(g: DenialGroup, uuid: string, guests: ReadonlyMap<string, Guest
   const r = g.record;
   const facts = guests.get(uuid);
   const base = { ...g, uuid, ...(facts !== undefined ? { guest: facts.name } : {}), elements: [] as string[], others: [] as string[] };
-  const profileFile = `/etc/apparmor.d/libvirt/libvirt-${uuid}`;
   if (facts === undefined) {
     return {
       ...base,
@@ -102,6 +103,7 @@ function explain(g: DenialGroup, uuid: string, guests: ReadonlyMap<string, Guest
     };
   }
   const name = visible(facts.name);
+  const profileFile = visible(facts.profileFile);
   const path = r.name === undefined ? undefined : r.name.toString("utf8");
   const shown = r.name === undefined ? "" : visible(r.name);
   const asked = r.requested ?? r.denied ?? "";

@@ -33,11 +33,6 @@ export function mayBeDecision(line: string): boolean {
   return line.includes('apparmor="DENIED"') || line.includes('apparmor="ALLOWED"');
 }
 
-const AUDIT_LOG = "/var/log/audit/audit.log";
-const KERN_LOG = "/var/log/kern.log";
-const SYSLOG = "/var/log/syslog";
-const JOURNALCTLS = ["/usr/bin/journalctl", "/bin/journalctl"];
-const DMESGS = ["/usr/bin/dmesg", "/bin/dmesg"];
 /** How often a followed file is looked at. */
 const POLL_MS = 500;
 
@@ -45,12 +40,12 @@ const POLL_MS = 500;
 export function chooseSources(layout: Layout): Source[] {
   const sources: Source[] = [];
   const isFile = (p: string) => fs.statSync(layout.host(p), { throwIfNoEntry: false })?.isFile() === true;
-  if (isFile(AUDIT_LOG)) sources.push(fileSource("audit.log", AUDIT_LOG, layout));
-  const journalctl = JOURNALCTLS.find((p) => isFile(p));
-  const dmesg = DMESGS.find((p) => isFile(p));
+  if (isFile(layout.auditLog)) sources.push(fileSource("audit.log", layout.auditLog, layout));
+  const journalctl = layout.journalctls.find((p) => isFile(p));
+  const dmesg = layout.dmesgs.find((p) => isFile(p));
   if (journalctl !== undefined && hasJournal(layout)) sources.push(journalSource(layout.host(journalctl), layout));
-  else if (isFile(KERN_LOG)) sources.push(fileSource("kern.log", KERN_LOG, layout));
-  else if (isFile(SYSLOG)) sources.push(fileSource("syslog", SYSLOG, layout));
+  else if (isFile(layout.kernLog)) sources.push(fileSource("kern.log", layout.kernLog, layout));
+  else if (isFile(layout.syslog)) sources.push(fileSource("syslog", layout.syslog, layout));
   else if (dmesg !== undefined && layout.isRealRoot) sources.push(dmesgSource(dmesg));
   return sources;
 }
@@ -61,8 +56,8 @@ export function chooseSources(layout: Layout): Source[] {
  * /var/log/journal alone (a host or VM without journald) is not: dmesg is read there instead.
  */
 function hasJournal(layout: Layout): boolean {
-  if (fs.statSync(layout.host("/run/systemd/journal/socket"), { throwIfNoEntry: false }) !== undefined) return true;
-  const dir = layout.host("/var/log/journal");
+  if (fs.statSync(layout.host(layout.journaldSocket), { throwIfNoEntry: false }) !== undefined) return true;
+  const dir = layout.host(layout.journalDir);
   try {
     return fs.readdirSync(dir).some((machine) => {
       try {
