@@ -9,9 +9,9 @@
  * with the runtime grants of the state record.
  */
 import fs from "node:fs";
-import { listDefined } from "../adopted/defined.js";
+import { listDefined, readSmall } from "../adopted/defined.js";
 import { parseDomain, type Domain } from "../domain/index.js";
-import { GuestError, PathError } from "../errors.js";
+import { ExitError, formatLine, GuestError, HostError, PathError } from "../errors.js";
 import { HostFs } from "../hostfs.js";
 import { loadQemuConf, type QemuConf } from "../host/qemu-conf.js";
 import { noRuntimeOwnership, type RuntimeOwnership } from "../ir.js";
@@ -21,9 +21,6 @@ import { checkRule, policyContext } from "../policy/index.js";
 import { runtimeOwnership } from "../rules/ownership.js";
 import { listStates, readKept, type GuestState } from "../store/state.js";
 import type { GuestFacts } from "./map.js";
-
-/** libvirt's own XML files are far smaller; a bigger file is not one of them. */
-const MAX_XML_BYTES = 16 * 1024 * 1024;
 
 interface Known {
   uuid: string;
@@ -83,8 +80,16 @@ function liveDomains(layout: Layout): { uuid: string; name: string; xml: string 
 export function guestFacts(layout: Layout, uuids: ReadonlySet<string>): { facts: Map<string, GuestFacts>; byName: Map<string, string[]> } {
   const known = knownGuests(layout);
   const fs_ = new HostFs(layout);
-  let qemu: QemuConf | undefined;
-  const qemuConf = () => (qemu ??= loadQemuConf(fs_));
+  // libvirt's qemu.conf decides some of every guest's paths; a broken one ends the command as it
+  // would fail the hook (its error names the file, line and key).
+  let qemu: QemuConf;
+  try {
+    qemu = loadQemuConf(fs_);
+  } catch (err) {
+    if (err instanceof HostError) throw new ExitError(1, formatLine("error", "cannot read libvirt's qemu.conf", `${err.message}; correct it (the hook fails on it as well)`));
+    throw err;
+  }
+  const qemuConf = () => qemu;
   const facts = new Map<string, GuestFacts>();
   const byName = new Map<string, string[]>();
   for (const k of known.values()) byName.set(k.name, [...(byName.get(k.name) ?? []), k.uuid]);
@@ -110,6 +115,9 @@ function factsOf(k: Known, layout: Layout, hostFs: HostFs, qemuConf: () => QemuC
     return { ...base, rules: built.rules, xmlFrom: k.xml.from, judge };
   } catch (err) {
     if (err instanceof PathError) return { ...base, xmlFrom: k.xml.from, xmlRefusal: err instanceof GuestError ? `${err.path}: ${err.reason}` : err.message, judge };
+    // A fault of the host (an unreadable image header, a broken qemu.conf) says nothing about
+    // this denial's element: the guest is then reported as one without rules, with the cause.
+    if (err instanceof HostError) return { ...base, buildError: err.message, judge };
     throw err;
   }
 }
@@ -142,15 +150,5 @@ function readdirOrEmpty(dir: string): string[] {
     return fs.readdirSync(dir);
   } catch {
     return [];
-  }
-}
-
-function readSmall(file: string): string | undefined {
-  try {
-    const st = fs.statSync(file);
-    if (!st.isFile() || st.size > MAX_XML_BYTES) return undefined;
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    return undefined;
   }
 }

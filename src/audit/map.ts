@@ -34,6 +34,8 @@ export interface GuestFacts {
   xmlFrom?: "live" | "defined";
   /** The policy's refusal of that XML, as the hook would say it. */
   xmlRefusal?: string;
+  /** Why its rules could not be built from the XML (a fault of the host, not of the XML). */
+  buildError?: string;
   /** The policy's refusal of `path` with `perms` asked for by a runtime grant, or undefined when it would be granted. */
   judge(path: string, perms: string): string | undefined;
 }
@@ -125,6 +127,14 @@ function explain(g: DenialGroup, uuid: string, guests: ReadonlyMap<string, Guest
         class: "xml-refused",
         explanation: `${name}'s XML is refused by the policy now: ${visible(facts.xmlRefusal)}`,
         fix: "correct the XML as that says (`virt-aa-hook explain` of it shows the same); the hook refuses the guest's start until then",
+      };
+    }
+    if (facts.buildError !== undefined) {
+      return {
+        ...base,
+        class: "no-xml",
+        explanation: `${name}'s rules cannot be built now: ${visible(facts.buildError)}`,
+        fix: `correct that, then run denials again; \`virt-aa-hook explain\` of ${name}'s XML says the same`,
       };
     }
     return {

@@ -313,7 +313,7 @@ describe("denials: sources, --since, errors", () => {
     );
   });
 
-  it("errors: no source, an unknown guest, an unreadable --since", () => {
+  it("errors: no source, an unknown guest, a broken qemu.conf, an unreadable --since", () => {
     define("lab-a");
     expect(run("lab-a")).toEqual({
       code: 1,
@@ -326,6 +326,12 @@ describe("denials: sources, --since, errors", () => {
       code: 1,
       stdout: "",
       stderr: "virt-aa-hook: error: cannot find guest lab-x: no running domain, definition, state record or kept profile has that name; give its UUID, or run `virt-aa-hook denials` for every guest\n",
+    });
+    put("/etc/libvirt/qemu.conf", "memory_backing_dir = \n");
+    expect(run("lab-a")).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: "virt-aa-hook: error: cannot read libvirt's qemu.conf: /etc/libvirt/qemu.conf: line 1: memory_backing_dir: expecting a value; correct it (the hook fails on it as well)\n",
     });
     expect(run("lab-a", "--since", "yesterday-ish")).toEqual({
       code: 2,

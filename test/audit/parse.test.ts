@@ -3,7 +3,9 @@
  * (dmesg, syslog, auditd's raw and enriched formats, the journal's JSON), the kernel's masks,
  * `--since`, rule coverage, escaping.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { FIXED_SEED, RANDOM_SEED } from "../hostile/arbitraries.js";
 import { visible } from "../../src/audit/display.js";
 import { covers } from "../../src/audit/map.js";
 import { guestUuidOf, parseAuditLine, permsOfMask } from "../../src/audit/parse.js";
@@ -128,4 +130,24 @@ describe("masks, profiles, since, coverage, escaping", () => {
     expect(journalMessage(JSON.stringify({ MESSAGE: bytes }))).toBe(Buffer.from(bytes).toString("latin1"));
     expect(journalMessage(JSON.stringify({ MESSAGE: "kernel: something else" }))).toBeUndefined();
   });
+});
+
+describe("hostile names (property, fast-check: the hostile suite's fixed seed, then a random one)", () => {
+  for (const seed of [FIXED_SEED, RANDOM_SEED]) {
+    it(`seed ${seed}: any bytes as the kernel writes them come back whole, in the line's own profile, and print as printable ASCII`, () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.boolean(), (bytes, quotedIfPlain) => {
+          const name = Buffer.from(bytes);
+          // audit_log_untrustedstring: quoted when plain (no quote, blank, control byte or byte > 0x7e), else hex.
+          const plain = name.every((b) => b > 0x20 && b < 0x7f && b !== 0x22);
+          const field = plain && quotedIfPlain ? `"${name.toString("latin1")}"` : name.toString("hex").toUpperCase();
+          const r = parseAuditLine(`audit(1796465974.904:20): apparmor="DENIED" operation="open" profile="libvirt-1ab0000b-0000-4000-8000-00000000000b" name=${field} pid=1 comm="qemu-system-x86" requested_mask="r" denied_mask="r"`);
+          expect(r?.profile).toBe("libvirt-1ab0000b-0000-4000-8000-00000000000b");
+          expect(r?.name).toEqual(name);
+          expect(visible(name)).toMatch(/^[\x20-\x7e]*$/);
+        }),
+        { seed, numRuns: 300 },
+      );
+    });
+  }
 });
