@@ -8,7 +8,7 @@ import { canonicalUuid } from "../names.js";
 import { visible } from "./display.js";
 import { findingJson, findingText } from "./format.js";
 import { guestFacts } from "./guests.js";
-import { groupRecords, mapDenials, type GuestFacts } from "./map.js";
+import { groupRecords, mapDenials } from "./map.js";
 import { guestUuidOf, parseAuditLine, type AuditRecord } from "./parse.js";
 import { chooseSources, eventKey, type Source } from "./sources.js";
 
@@ -56,8 +56,12 @@ export async function runDenials(opts: DenialsOptions): Promise<void> {
   records.sort((a, b) => (a.time ?? Infinity) - (b.time ?? Infinity));
 
   const uuids = new Set(records.map((r) => guestUuidOf(r.profile)).filter((u): u is string => u !== undefined));
-  let { facts, byName } = guestFacts(opts.layout, uuids);
-  const targets = opts.name === undefined ? undefined : targetUuids(opts.name, byName, facts);
+  const first = guestFacts(opts.layout, uuids);
+  let facts = first.facts;
+  const byName = first.byName;
+  // UUIDs the host's facts were read for (--follow reads them again once for a new one).
+  const lookedUp = new Set(uuids);
+  const targets = opts.name === undefined ? undefined : targetUuids(opts.name, byName);
   const ours = (r: AuditRecord) => {
     const uuid = guestUuidOf(r.profile);
     return uuid !== undefined && (targets === undefined || targets.has(uuid));
@@ -87,7 +91,11 @@ export async function runDenials(opts: DenialsOptions): Promise<void> {
       const r = keep(parseAuditLine(line), seen, opts.since);
       if (r === undefined || !ours(r)) return;
       const uuid = guestUuidOf(r.profile)!;
-      if (!facts.has(uuid)) ({ facts, byName } = guestFacts(opts.layout, new Set([uuid])));
+      // A guest not seen before (started since): the host's facts read again, for it and the others.
+      if (!facts.has(uuid) && !lookedUp.has(uuid)) {
+        lookedUp.add(uuid);
+        facts = guestFacts(opts.layout, new Set([...facts.keys(), uuid])).facts;
+      }
       print(mapDenials(groupRecords([r]), facts));
     };
     for (const line of pending.splice(0)) onLive(line);
@@ -108,11 +116,11 @@ function keep(r: AuditRecord | undefined, seen: Set<string>, since: number | und
 }
 
 /** The UUIDs NAME stands for: a guest of that name (a renamed or re-created guest may have had several), or a UUID. */
-function targetUuids(name: string, byName: ReadonlyMap<string, string[]>, facts: ReadonlyMap<string, GuestFacts>): Set<string> {
+function targetUuids(name: string, byName: ReadonlyMap<string, string[]>): Set<string> {
   const uuids = new Set(byName.get(name) ?? []);
   const asUuid = canonicalUuid(name);
   if (asUuid !== undefined) uuids.add(asUuid);
-  if (uuids.size === 0 && !facts.has(name)) {
+  if (uuids.size === 0) {
     throw new ExitError(
       1,
       formatLine("error", `cannot find guest ${visible(name)}`, "no running domain, definition, state record or kept profile has that name; give its UUID, or run `virt-aa-hook denials` for every guest"),
