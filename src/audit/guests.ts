@@ -115,10 +115,11 @@ function factsOf(k: Known, layout: Layout, hostFs: HostFs, qemuConf: () => QemuC
     return { ...base, rules: built.rules, xmlFrom: k.xml.from, judge };
   } catch (err) {
     if (err instanceof PathError) return { ...base, xmlFrom: k.xml.from, xmlRefusal: err instanceof GuestError ? `${err.path}: ${err.reason}` : err.message, judge };
-    // A fault of the host (an unreadable image header, a broken qemu.conf) says nothing about
-    // this denial's element: the guest is then reported as one without rules, with the cause.
+    // A fault of the host (an unreadable image header) says nothing about this denial's element:
+    // the guest is then reported as one without rules, with the cause. So is a bug of ours with
+    // one guest's XML, named as one: it must not hide every other guest's denials.
     if (err instanceof HostError) return { ...base, buildError: err.message, judge };
-    throw err;
+    return { ...base, buildError: `internal error: ${err instanceof Error ? err.message : String(err)}`, judge };
   }
 }
 
