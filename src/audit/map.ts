@@ -11,12 +11,17 @@
  *   granted-now    the XML's rules grant all of it now: the profile that denied it was older
  *   partial        a rule covers the path with fewer permissions than QEMU asked for
  *   refused        nothing in the XML asks for it, and the policy refuses it to every element
- *   not-asked      nothing in the XML asks for it; an element, `<vah:allow>` or `grant` could
+ *   not-asked      nothing in the XML asks for it; an element or `<vah:allow>` could, if the admin decides so
+ *
+ * Every command printed has its guest name and path as single-quoted shell words, and none is
+ * printed for a path a shell or AppArmor would interpret (quote.ts, review19 F3); a path the XML
+ * does not ask for gets no command at all (F5): the guest chose it.
  */
 import type { Rule } from "../ir.js";
 import type { AuditRecord } from "./parse.js";
 import { guestUuidOf } from "./parse.js";
 import { isPlain, visible } from "./display.js";
+import { commandSafe, NO_COMMAND_FOR_PATH, shellWord, xmlAttr } from "./quote.js";
 import { ADMIN_SOURCE } from "../grants/admin.js";
 
 export const FINDING_CLASSES = ["unknown-guest", "template", "no-xml", "xml-refused", "granted-now", "partial", "refused", "not-asked"] as const;
@@ -62,15 +67,40 @@ export interface Finding extends DenialGroup {
   fix: string;
 }
 
-/** Identical denials (same decision, profile, operation, object, masks, command) as one group, in order of first appearance. */
-export function groupRecords(records: readonly AuditRecord[]): DenialGroup[] {
-  const groups = new Map<string, DenialGroup>();
-  for (const r of records) {
+/**
+ * Distinct denials a guest's profile is kept for (review19 F9): a guest chooses its denials'
+ * paths, and distinct paths defeat grouping; past this, a new distinct denial of that guest is
+ * only counted (`DenialGroups.notShown`). One guest's probing never hides another guest's groups.
+ */
+export const MAX_GROUPS_PER_GUEST = 1000;
+
+/**
+ * Identical denials (same decision, profile, operation, object, masks, command) as one group,
+ * added one record at a time (nothing but the groups is held), at most `maxPerGuest` groups per
+ * guest profile; records of other profiles are left out.
+ */
+export class DenialGroups {
+  private readonly groups = new Map<string, DenialGroup>();
+  private readonly perGuest = new Map<string, number>();
+  /** Per guest UUID: denials not kept because the guest had `maxPerGuest` groups already. */
+  readonly notShown = new Map<string, number>();
+
+  constructor(private readonly maxPerGuest = MAX_GROUPS_PER_GUEST) {}
+
+  add(r: AuditRecord): void {
+    const uuid = guestUuidOf(r.profile);
+    if (uuid === undefined) return;
     const key = JSON.stringify([r.decision, r.profile, r.operation, r.name?.toString("hex"), r.requested, r.denied, r.capname, r.comm?.toString("hex")]);
-    const g = groups.get(key);
+    const g = this.groups.get(key);
     if (g === undefined) {
-      groups.set(key, { record: r, count: 1, ...(r.time !== undefined ? { first: r.time, last: r.time } : {}) });
-      continue;
+      const n = this.perGuest.get(uuid) ?? 0;
+      if (n >= this.maxPerGuest) {
+        this.notShown.set(uuid, (this.notShown.get(uuid) ?? 0) + 1);
+        return;
+      }
+      this.perGuest.set(uuid, n + 1);
+      this.groups.set(key, { record: r, count: 1, ...(r.time !== undefined ? { first: r.time, last: r.time } : {}) });
+      return;
     }
     g.count++;
     if (r.time !== undefined) {
@@ -78,7 +108,18 @@ export function groupRecords(records: readonly AuditRecord[]): DenialGroup[] {
       g.last = g.last === undefined ? r.time : Math.max(g.last, r.time);
     }
   }
-  return [...groups.values()];
+
+  /** The groups in order of their first denial's time (groups without a time last), ties in the order they were read. */
+  list(): DenialGroup[] {
+    return [...this.groups.values()].sort((a, b) => (a.first ?? Infinity) - (b.first ?? Infinity));
+  }
+}
+
+/** The groups of `records` (no limit that a handful of records could reach). */
+export function groupRecords(records: readonly AuditRecord[]): DenialGroup[] {
+  const groups = new DenialGroups(Infinity);
+  for (const r of records) groups.add(r);
+  return groups.list();
 }
 
 /** One finding per group of a guest profile (`libvirt-<uuid>`); other profiles' groups are left out. */
@@ -105,6 +146,7 @@ function explain(g: DenialGroup, uuid: string, guests: ReadonlyMap<string, Guest
     };
   }
   const name = visible(facts.name);
+  const cmd = commandsFor(facts.name, r.name);
   const profileFile = visible(facts.profileFile);
   const path = r.name === undefined ? undefined : r.name.toString("utf8");
   const shown = r.name === undefined ? "" : visible(r.name);
@@ -161,7 +203,7 @@ function explain(g: DenialGroup, uuid: string, guests: ReadonlyMap<string, Guest
       ...found,
       class: "granted-now",
       explanation: `${name}'s ${from} now grants "${granted}" via ${elements.map(visible).join(", ")}: the denial came from an earlier profile`,
-      fix: `none if it does not recur (the XML changed since, or a hotplug, media change or block job reached the profile later); if it does, \`virt-aa-hook sync ${name}\` (seclabel/wrapper) or restart the guest`,
+      fix: `none if it does not recur (the XML changed since, or a hotplug, media change or block job reached the profile later); if it does, ${cmd("sync", false)} (seclabel/wrapper) or restart the guest`,
     };
   }
   if (covering.length > 0) {
@@ -169,7 +211,7 @@ function explain(g: DenialGroup, uuid: string, guests: ReadonlyMap<string, Guest
       ...found,
       class: "partial",
       explanation: `the profile grants "${granted}" via ${elements.map(visible).join(", ")}, but not "${missing}"`,
-      fix: partialFix(covering, name, shown, missing, profileFile),
+      fix: partialFix(covering, name, cmd, missing, profileFile),
     };
   }
   const also = others.length > 0 ? `; another guest's XML asks for it: ${others.join(", ")}` : "";
@@ -184,15 +226,38 @@ function explain(g: DenialGroup, uuid: string, guests: ReadonlyMap<string, Guest
   }
   const write = /[wa]/.test(asked);
   const shareHint = others.length > 0 ? ` (another guest's file: both disks <shareable/> if either writes it; docs/threat-model.md)` : "";
+  const element =
+    r.name !== undefined && isPlain(r.name)
+      ? `the element that uses it (e.g. a <disk> with <source ${path.startsWith("/dev/") ? "dev" : "file"}='${xmlAttr(shown)}'/>)${shareHint}, ` +
+        `or a <vah:allow path="${xmlAttr(shown)}" access="${write ? "rw" : "r"}"/> in the domain's <metadata> (docs/metadata.md)` +
+        (commandSafe(shown) ? "" : ` (the path holds characters a shell or AppArmor would interpret: a QEMU that asks for such a path is not doing what an element explains)`)
+      : `the element that uses it, or a <vah:allow> in the domain's <metadata> (docs/metadata.md)${shareHint}; no snippet printed: the path holds bytes shown escaped, which no element explains`;
+  // No `grant` command here (review19 F5): the guest chose the path; the admin decides whether an element names it.
   return {
     ...found,
     class: "not-asked",
     explanation: `nothing in ${name}'s ${from} asks for ${shown}${also}`,
     fix:
-      `if ${name} should open it: name it in the element that uses it (e.g. a <disk> with <source ${path.startsWith("/dev/") ? "dev" : "file"}='${shown}'/>)${shareHint}, ` +
-      `or pre-authorise it in the domain's <metadata>: <vah:allow path="${shown}" access="${write ? "rw" : "r"}"/> (docs/metadata.md), ` +
-      `or for a running guest in seclabel/wrapper mode: virt-aa-hook grant ${name} ${shown}${write ? "" : " --read-only"} (docs/runtime-grants.md); ` +
+      `if ${name} should open it, an element of its XML must name it: ${element}; decide that yourself: a guest chooses what its QEMU tries to open, and a misconfigured or compromised one probes paths, so grant nothing you did not put there for it; ` +
       `if it should not, nothing: the profile did its job`,
+  };
+}
+
+/**
+ * `cmd("grant", withPath)`: the ready-to-run command with the guest's name (and the denied path)
+ * as single-quoted words, or, where one of them cannot be printed as it is, the command's name and
+ * why no command is printed.
+ */
+type Commands = (sub: "grant" | "revoke" | "sync", withPath: boolean) => string;
+
+function commandsFor(guestName: string, pathBytes: Buffer | undefined): Commands {
+  const nameOk = isPlain(Buffer.from(guestName, "utf8"));
+  const path = pathBytes === undefined ? undefined : visible(pathBytes);
+  return (sub, withPath) => {
+    if (!nameOk) return `virt-aa-hook ${sub} (no command printed: the guest's name holds bytes shown escaped)`;
+    if (!withPath) return `\`virt-aa-hook ${sub} ${shellWord(guestName)}\``;
+    if (path === undefined || !commandSafe(path)) return `virt-aa-hook ${sub} (${NO_COMMAND_FOR_PATH})`;
+    return `\`virt-aa-hook ${sub} ${shellWord(guestName)} ${shellWord(path)}\``;
   };
 }
 
@@ -202,19 +267,19 @@ function explain(g: DenialGroup, uuid: string, guests: ReadonlyMap<string, Guest
  * the rule's source, whose first word the rule family sets (never the XML): "disk vda",
  * "disk vda backing 1", "loader", "metadata allow 2", the runtime grants' sources.
  */
-function partialFix(covering: readonly Rule[], name: string, path: string, missing: string, profileFile: string): string {
+function partialFix(covering: readonly Rule[], name: string, cmd: Commands, missing: string, profileFile: string): string {
   const sources = covering.flatMap((rule) => rule.source.split(", "));
   if (sources.some((s) => /^disk \S+ backing \d/.test(s))) {
-    return `it is a backing layer, read-only by design; a block job that writes into it (blockcommit) needs write access first: in helper mode libvirt asks for it, in seclabel/wrapper mode run virt-aa-hook grant ${name} ${path} before the job (docs/runtime-grants.md)`;
+    return `it is a backing layer, read-only by design; a block job that writes into it (blockcommit) needs write access first: in helper mode libvirt asks for it, in seclabel/wrapper mode run ${cmd("grant", true)} before the job (docs/runtime-grants.md)`;
   }
   if (sources.some((s) => s.startsWith("disk "))) {
-    return `if ${name} should write it, remove <readonly/> from that <disk>; for a running guest in seclabel/wrapper mode: virt-aa-hook grant ${name} ${path} (docs/runtime-grants.md)`;
+    return `if ${name} should write it, remove <readonly/> from that <disk>; for a running guest in seclabel/wrapper mode: ${cmd("grant", true)} (docs/runtime-grants.md)`;
   }
   if (sources.some((s) => /^(?:loader|kernel|initrd|dtb)\b/.test(s))) {
     return `a <loader>, kernel or initrd is read-only by design (QEMU writes only the <nvram>); if ${name}'s QEMU must write it all the same, add that rule to its profile ${profileFile} (the admin's file: never overwritten)`;
   }
   if (sources.some((s) => s.startsWith("metadata allow"))) return `set access="rw" on its <vah:allow> in the domain's <metadata> (docs/metadata.md)`;
-  if (sources.some((s) => s === ADMIN_SOURCE)) return `virt-aa-hook revoke ${name} ${path}, then virt-aa-hook grant ${name} ${path} without --read-only`;
+  if (sources.some((s) => s === ADMIN_SOURCE)) return `${cmd("revoke", true)}, then ${cmd("grant", true)} (without --read-only)`;
   return `the element needs no "${missing}" as virt-aa-hook reads it; to allow it for ${name} alone, add a rule to its profile ${profileFile} (the admin's file: never overwritten)`;
 }
 

@@ -8,7 +8,7 @@ import { canonicalUuid } from "../names.js";
 import { visible } from "./display.js";
 import { findingJson, findingText } from "./format.js";
 import { guestFacts } from "./guests.js";
-import { groupRecords, mapDenials } from "./map.js";
+import { DenialGroups, groupRecords, mapDenials, MAX_GROUPS_PER_GUEST } from "./map.js";
 import { guestUuidOf, parseAuditLine, type AuditRecord } from "./parse.js";
 import { chooseSources, eventKey, type Source } from "./sources.js";
 
@@ -21,6 +21,8 @@ export interface DenialsOptions {
   follow: boolean;
   json: boolean;
   write: (text: string) => void;
+  /** A warning line for stderr (with --json, where stdout holds only findings). */
+  warn: (line: string) => void;
 }
 
 export async function runDenials(opts: DenialsOptions): Promise<void> {
@@ -39,23 +41,22 @@ export async function runDenials(opts: DenialsOptions): Promise<void> {
   let ended: ((why: string) => void) | undefined;
   const stops = opts.follow ? sources.map((s) => s.follow((line) => (onLive ? onLive(line) : pending.push(line)), (why) => ended?.(why || `${s.label} ended`))) : [];
 
-  const records: AuditRecord[] = [];
+  // Streamed: each line parsed and added to its group; only the groups are held (review19 F9).
+  const groups = new DenialGroups();
   for (const source of sources) {
-    let lines: string[];
     try {
-      lines = await source.read(opts.since);
+      await source.read(opts.since, (line) => {
+        const r = keep(parseAuditLine(line), seen, opts.since);
+        if (r !== undefined) groups.add(r);
+      });
     } catch (err) {
       stops.forEach((stop) => stop());
       throw new ExitError(1, formatLine("error", `cannot read ${source.label}`, (err as Error).message));
     }
-    for (const line of lines) {
-      const r = keep(parseAuditLine(line), seen, opts.since);
-      if (r !== undefined) records.push(r);
-    }
   }
-  records.sort((a, b) => (a.time ?? Infinity) - (b.time ?? Infinity));
+  const grouped = groups.list();
 
-  const uuids = new Set(records.map((r) => guestUuidOf(r.profile)).filter((u): u is string => u !== undefined));
+  const uuids = new Set([...grouped.map((g) => guestUuidOf(g.record.profile)!), ...groups.notShown.keys()]);
   const first = guestFacts(opts.layout, uuids);
   let facts = first.facts;
   const byName = first.byName;
@@ -70,9 +71,16 @@ export async function runDenials(opts: DenialsOptions): Promise<void> {
     for (const f of findings) opts.write(opts.json ? `${findingJson(f)}\n` : findingText(f));
   };
 
-  const findings = mapDenials(groupRecords(records.filter(ours)), facts);
+  const findings = mapDenials(grouped.filter((g) => ours(g.record)), facts);
   print(findings);
-  if (findings.length === 0 && !opts.json) opts.write(nothingLine(opts, sources));
+  for (const [uuid, n] of groups.notShown) {
+    if (targets !== undefined && !targets.has(uuid)) continue;
+    const who = facts.get(uuid)?.name;
+    const line = `${who !== undefined ? visible(who) : "(unknown guest)"}: ${n} more ${n === 1 ? "denial" : "denials"} not shown: more than ${MAX_GROUPS_PER_GUEST} distinct denials of profile libvirt-${uuid} (a guest chooses the paths its QEMU tries: one that probes makes a denial per path); narrow with --since`;
+    if (opts.json) opts.warn(formatLine("warning", line));
+    else opts.write(`${line}\n`);
+  }
+  if (findings.length === 0 && groups.notShown.size === 0 && !opts.json) opts.write(nothingLine(opts, sources));
   if (!opts.follow) return;
 
   await new Promise<void>((resolve, reject) => {

@@ -12,9 +12,9 @@
  * only the running kernel's, so it is used only with the root `/`.
  */
 import fs from "node:fs";
-import readline from "node:readline";
 import type { Layout } from "../layout.js";
 import { PROGRAM_ENV } from "../install/probes.js";
+import { LineSplitter } from "./lines.js";
 
 export type SourceKind = "audit.log" | "journal" | "kern.log" | "syslog" | "dmesg";
 
@@ -22,8 +22,8 @@ export interface Source {
   kind: SourceKind;
   /** How the admin would name it: the file, or the program line. */
   label: string;
-  /** The lines that may be AppArmor decisions, from `since` (epoch seconds) where the source can skip older ones itself. */
-  read(since?: number): Promise<string[]>;
+  /** Hands each line that may be an AppArmor decision to `onLine`, from `since` (epoch seconds) where the source can skip older ones itself; nothing is held. */
+  read(since: number | undefined, onLine: (line: string) => void): Promise<void>;
   /** New lines as they come, until the returned function is called. */
   follow(onLine: (line: string) => void, onEnd: (why: string) => void): () => void;
 }
@@ -31,6 +31,21 @@ export interface Source {
 /** Cheap pre-filter before the parser: every line the kernel writes for a decision has one of these. */
 export function mayBeDecision(line: string): boolean {
   return line.includes('apparmor="DENIED"') || line.includes('apparmor="ALLOWED"');
+}
+
+/**
+ * A kernel line as rsyslog writes it to kern.log or syslog (review19 F4): the syslog tag `kernel`
+ * right after the host (traditional `Dec  5 10:30:00 host kernel: `, RFC 3339
+ * `2026-12-05T10:30:00.123456+00:00 host kernel: `, RFC 5424 `<6>1 TIME host kernel - - - `),
+ * then the kernel's optional printk time and its audit prefix, with `apparmor=` right after the
+ * stamp. `logger` from a local user writes its user name as the tag; it can claim `kernel` too
+ * (`logger -t kernel`): these files are not trustworthy (docs/denials.md, "Sources").
+ */
+const SYSLOG_KERNEL_DECISION =
+  /^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)|<\d{1,3}>1 \S+) \S+ kernel(?::| - - -) (?:\[ *\d+\.\d+\] )?audit: type=1400 audit\(\d+(?:\.\d+)?:\d+\): apparmor="(?:DENIED|ALLOWED)" /;
+
+export function isSyslogKernelDecision(line: string): boolean {
+  return SYSLOG_KERNEL_DECISION.test(line);
 }
 
 /** How often a followed file is looked at. */
@@ -73,56 +88,103 @@ function hasJournal(layout: Layout): boolean {
 
 function fileSource(kind: SourceKind, hostPath: string, layout: Layout): Source {
   const file = layout.host(hostPath);
+  // audit.log is written by auditd alone; kern.log and syslog by rsyslog for every program.
+  const pick = kind === "audit.log" ? mayBeDecision : isSyslogKernelDecision;
   return {
     kind,
     label: hostPath,
-    read: async () => {
-      const lines: string[] = [];
-      const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: "latin1" }), crlfDelay: Infinity });
-      for await (const line of rl) if (mayBeDecision(line)) lines.push(line);
-      return lines;
-    },
-    follow: (onLine, onEnd) => followFile(file, onLine, onEnd),
+    read: (_since, onLine) =>
+      new Promise<void>((resolve, reject) => {
+        // latin1: every byte stays one character; the kernel's lines are ASCII anyway.
+        const lines = new LineSplitter((line) => {
+          if (pick(line)) onLine(line);
+        });
+        const input = fs.createReadStream(file, { encoding: "latin1" });
+        input.on("data", (chunk) => lines.push(chunk as string));
+        input.on("error", reject);
+        input.on("end", () => {
+          lines.end();
+          resolve();
+        });
+      }),
+    follow: (onLine, onEnd) => followFile(file, pick, onLine, onEnd),
   };
 }
 
 /**
- * Polls `file` for what is appended after now. A file that was replaced (logrotate: another
- * inode) or truncated is read again from its start. Lines are read as latin1: every byte stays
- * one character, and the kernel's lines are ASCII anyway.
+ * Polls `file` for what is appended after now (review19 F10). It is read through an open
+ * descriptor: when the name is given to another file (logrotate renames, then the logger creates a
+ * new one), the old file is read to its end first, then the new one from its start. A file whose
+ * size went below what was read, or whose byte before the offset is no longer the one read there
+ * (copytruncate, then regrown within one poll), is read again from its start: events read twice
+ * are dropped by their stamp (eventKey). An unfinished line of a replaced or truncated file is
+ * dropped.
  */
-function followFile(file: string, onLine: (line: string) => void, onEnd: (why: string) => void): () => void {
-  let st = fs.statSync(file, { throwIfNoEntry: false });
-  let offset = st?.size ?? 0;
-  let ino = st?.ino;
-  let rest = "";
+function followFile(file: string, pick: (line: string) => boolean, onLine: (line: string) => void, onEnd: (why: string) => void): () => void {
+  let fd: number | undefined;
+  let ino: number | undefined;
+  let offset = 0;
+  let lastByte: number | undefined;
+  const lines = new LineSplitter((line) => {
+    if (pick(line)) onLine(line);
+  });
+  const byteAt = (at: number): number | undefined => {
+    const b = Buffer.alloc(1);
+    return fs.readSync(fd!, b, 0, 1, at) === 1 ? b[0] : undefined;
+  };
+  const open = (atEnd: boolean) => {
+    try {
+      fd = fs.openSync(file, "r");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    const st = fs.fstatSync(fd);
+    ino = st.ino;
+    offset = atEnd ? st.size : 0;
+    lastByte = atEnd && offset > 0 ? byteAt(offset - 1) : undefined;
+    lines.reset();
+  };
+  const drain = () => {
+    const size = fs.fstatSync(fd!).size;
+    if (size < offset || (lastByte !== undefined && byteAt(offset - 1) !== lastByte)) {
+      offset = 0;
+      lastByte = undefined;
+      lines.reset();
+    }
+    const buf = Buffer.alloc(1024 * 1024);
+    while (offset < size) {
+      const n = fs.readSync(fd!, buf, 0, Math.min(buf.length, size - offset), offset);
+      if (n === 0) break;
+      offset += n;
+      lastByte = buf[n - 1];
+      lines.push(buf.subarray(0, n).toString("latin1"));
+    }
+  };
+  const close = () => {
+    if (fd !== undefined) fs.closeSync(fd);
+    fd = undefined;
+  };
+  open(true);
   const timer = setInterval(() => {
     try {
-      st = fs.statSync(file, { throwIfNoEntry: false });
-      if (st === undefined) return;
-      if (st.ino !== ino || st.size < offset) {
-        ino = st.ino;
-        offset = 0;
-        rest = "";
-      }
-      if (st.size === offset) return;
-      const fd = fs.openSync(file, "r");
-      try {
-        const buf = Buffer.alloc(Math.min(st.size - offset, 16 * 1024 * 1024));
-        const n = fs.readSync(fd, buf, 0, buf.length, offset);
-        offset += n;
-        const lines = (rest + buf.subarray(0, n).toString("latin1")).split("\n");
-        rest = lines.pop() ?? "";
-        for (const line of lines) if (mayBeDecision(line)) onLine(line);
-      } finally {
-        fs.closeSync(fd);
+      const st = fs.statSync(file, { throwIfNoEntry: false });
+      if (fd !== undefined) drain();
+      if (st !== undefined && st.ino !== ino) {
+        close();
+        open(false);
+        if (fd !== undefined) drain();
       }
     } catch (err) {
       clearInterval(timer);
+      close();
       onEnd(`cannot read ${file}: ${(err as Error).message}`);
     }
   }, POLL_MS);
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    close();
+  };
 }
 
 /**
@@ -135,7 +197,7 @@ function journalSource(journalctl: string, layout: Layout): Source {
   return {
     kind: "journal",
     label: `${journalctl} ${base.join(" ")}`,
-    read: (since) => collect(journalctl, [...base, ...(since !== undefined ? [`--since=@${Math.floor(since)}`] : [])], journalMessage),
+    read: (since, onLine) => collect(journalctl, [...base, ...(since !== undefined ? [`--since=@${Math.floor(since)}`] : [])], journalMessage, onLine),
     follow: (onLine, onEnd) => stream(journalctl, [...base, "--follow", "--lines=0"], journalMessage, onLine, onEnd),
   };
 }
@@ -164,18 +226,16 @@ function dmesgSource(dmesg: string): Source {
   return {
     kind: "dmesg",
     label: dmesg,
-    read: () => collect(dmesg, [], (l) => (mayBeDecision(l) ? l : undefined)),
+    read: (_since, onLine) => collect(dmesg, [], (l) => (mayBeDecision(l) ? l : undefined), onLine),
     // `--follow` prints the whole buffer first: what was read already is dropped by eventKey.
     follow: (onLine, onEnd) => stream(dmesg, ["--follow"], (l) => (mayBeDecision(l) ? l : undefined), onLine, onEnd),
   };
 }
 
-async function collect(program: string, args: string[], pick: (line: string) => string | undefined): Promise<string[]> {
-  const lines: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    stream(program, args, pick, (l) => lines.push(l), (why) => (why === "" ? resolve() : reject(new Error(why))));
+function collect(program: string, args: string[], pick: (line: string) => string | undefined, onLine: (line: string) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    stream(program, args, pick, onLine, (why) => (why === "" ? resolve() : reject(new Error(why))));
   });
-  return lines;
 }
 
 /**
@@ -191,14 +251,16 @@ function stream(program: string, args: string[], pick: (line: string) => string 
     if (stopped) return;
     const proc = execa(program, args, { env: PROGRAM_ENV, extendEnv: false, reject: false, stdin: "ignore", buffer: { stdout: false, stderr: true } });
     kill = () => proc.kill();
-    const rl = readline.createInterface({ input: proc.stdout, crlfDelay: Infinity });
-    const closed = new Promise<void>((resolve) => rl.once("close", () => resolve()));
-    rl.on("line", (line) => {
+    const lines = new LineSplitter((line) => {
       const picked = pick(line);
       if (picked !== undefined && !stopped) onLine(picked);
     });
+    proc.stdout.setEncoding("utf8");
+    proc.stdout.on("data", (chunk: string) => lines.push(chunk));
+    const closed = new Promise<void>((resolve) => proc.stdout.once("end", () => resolve()));
     const r = await proc;
     await closed;
+    lines.end();
     if (stopped) return;
     if (r.exitCode === 0) onEnd("");
     else {

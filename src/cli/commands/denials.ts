@@ -36,7 +36,7 @@ export function denialsCommand(): CommandModule<{ root: string }, DenialsArgs> {
               "  the XML now grants it: an older profile denied it          (granted-now)",
               "  the template decides it (capabilities, running programs)   (template)",
             ].join("\n"),
-            "with a fix: the element to add or correct, a <vah:allow> in the domain's <metadata>, `virt-aa-hook grant` for a running guest, or why nothing can grant it. Paths and command names are untrusted: printed with control, quote and non-ASCII bytes as \\xNN. Denials of profiles that are not guests' (libvirtd, virt-aa-hook...) are not shown.",
+            "with a fix: the element to add or correct, a <vah:allow> in the domain's <metadata>, `virt-aa-hook grant` for a running guest where its XML already asks for the path, or why nothing can grant it. Paths and command names are untrusted (a guest chooses what its QEMU tries to open): printed with control, quote and non-ASCII bytes as \\xNN; a command is printed only with its arguments single-quoted and never for a path a shell would interpret, and none for a path the XML does not ask for. kern.log and syslog lines count only with the kernel's tag, but any local user can write such a line (logger): audit.log and the journal are the trustworthy sources. At most 1000 distinct denials per guest are shown; the rest are counted. Denials of profiles that are not guests' (libvirtd, virt-aa-hook...) are not shown.",
             "Exit status: 0 (also when there is no denial), 1 when no source can be read or NAME is unknown, 2 for a usage error.",
           ].join("\n\n"),
         ),
@@ -57,6 +57,7 @@ export function denialsCommand(): CommandModule<{ root: string }, DenialsArgs> {
         follow: args.follow,
         json: args.json,
         write: (text) => process.stdout.write(text),
+        warn: (line) => process.stderr.write(`${line}\n`),
       });
     },
   };
