@@ -110,9 +110,10 @@ export async function runDenials(opts: DenialsOptions): Promise<void> {
   });
 }
 
-/** The record, unless it is none, older than `since`, or an event already seen in another source. */
+/** The record, unless it is none, not a guest profile's, older than `since`, or an event already seen in another source. */
 function keep(r: AuditRecord | undefined, seen: Set<string>, since: number | undefined): AuditRecord | undefined {
-  if (r === undefined) return undefined;
+  // Only guest profiles' events are remembered (the set grows with them: one key per event).
+  if (r === undefined || guestUuidOf(r.profile) === undefined) return undefined;
   // A line without the kernel's stamp cannot be placed in time: with --since it is left out.
   if (since !== undefined && (r.time === undefined || r.time < since)) return undefined;
   const key = eventKey(r.time, r.serial);
