@@ -286,6 +286,20 @@ export class Layout {
     ];
   }
 
+  // ---- The kernel's audit lines (`denials`, src/audit/sources.ts, docs/denials.md) ----------------
+
+  /** auditd's log: the kernel's audit records while auditd runs. */
+  readonly auditLog = "/var/log/audit/audit.log";
+  /** rsyslog's kernel log and its everything log. */
+  readonly kernLog = "/var/log/kern.log";
+  readonly syslog = "/var/log/syslog";
+  /** journald's socket (it runs) and its persistent journal directory. */
+  readonly journaldSocket = "/run/systemd/journal/socket";
+  readonly journalDir = "/var/log/journal";
+  /** The programs that read the journal and the kernel's ring buffer, first found wins (this machine's, found under the root). */
+  readonly journalctls: readonly string[] = ["/usr/bin/journalctl", "/bin/journalctl"];
+  readonly dmesgs: readonly string[] = ["/usr/bin/dmesg", "/bin/dmesg"];
+
   // ---- Kernel interfaces -----------------------------------------------------------------------
 
   readonly procDir = "/proc";

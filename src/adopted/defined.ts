@@ -23,7 +23,8 @@ export interface DefinedDomain {
   ourLabel: boolean;
 }
 
-function readSmall(file: string): string | undefined {
+/** A regular file of at most MAX_XML_BYTES, as text; undefined otherwise (also read by audit/guests.ts). */
+export function readSmall(file: string): string | undefined {
   try {
     const st = fs.statSync(file);
     if (!st.isFile() || st.size > MAX_XML_BYTES) return undefined;
