@@ -21,7 +21,7 @@ import { helperProblems } from "../install/divert.js";
 import { Layout } from "../layout.js";
 import { listStates } from "../store/state.js";
 import { filesInclude } from "../store/guest-files.js";
-import { guestUuidsOnDisk, readGuestFiles, recordedName, standing, type GuestFiles } from "../store/leftovers.js";
+import { guestUuidsOnDisk, readGuestFiles, standing, type GuestFiles } from "../store/leftovers.js";
 import { legacyFilesInclude } from "../render/profile.js";
 import { templateProblem, templateProblemText } from "./template.js";
 import { runningGuests } from "./confinement.js";
@@ -434,13 +434,14 @@ function legacyIncludes(layout: Layout): { profileName: string; hostProfile: str
 function leftoversCheck(env: DoctorEnv): Check {
   const { layout } = env;
   const name = "left-over profiles";
-  const defined = new Set(listDefined(layout).map((d) => d.uuid));
+  const definedNames = new Map(listDefined(layout).map((d) => [d.uuid, d.name]));
+  const defined = new Set(definedNames.keys());
   const running = new Set(runningGuests(layout).flatMap((r) => (r.uuid !== undefined ? [r.uuid] : [])));
   const guests = guestUuidsOnDisk(layout).map((u) => readGuestFiles(layout, u));
   const orphaned = guests.filter((g) => standing(g.uuid, g.state !== undefined, defined, running) === "orphaned");
   const kept = guests.filter((g) => standing(g.uuid, g.state !== undefined, defined, running) === "kept" && g.profile !== undefined);
   const legacy = legacyIncludes(layout);
-  const show = (g: GuestFiles) => `${g.paths.profileName} (${displayName(recordedName(g))}, ${g.origin})`;
+  const show = (g: GuestFiles) => `${g.paths.profileName} (${displayName(g.state?.name ?? g.kept?.name ?? definedNames.get(g.uuid) ?? "-")}, ${g.origin})`;
   const problems: string[] = [];
   const fixes: string[] = [];
   if (orphaned.length > 0) {
