@@ -10,6 +10,7 @@ import fs from "node:fs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callHook, domainXml, installHook, UUID } from "../lifecycle/harness.js";
+import { FAKE_VIRSH } from "../helpers/virsh.js";
 
 vi.setConfig({ testTimeout: 120_000 });
 
@@ -90,14 +91,6 @@ describe("a template that does not compile is named with its line", () => {
   });
 });
 
-const FAKE_VIRSH = `#!/bin/sh
-# Test fixture standing in for virsh: prints <root>/live/<last argument>.xml.
-DIR=$(dirname "$0")/../..
-printf '%s\\n' "$*" >> "$DIR/virsh-calls"
-for a; do name=$a; done
-[ -f "$DIR/live/$name.xml" ] || { echo "error: failed to get domain '$name'" >&2; exit 1; }
-cat "$DIR/live/$name.xml"
-`;
 
 describe("explain NAME", () => {
   beforeEach(() => {
