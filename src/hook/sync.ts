@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { detectEnvironment, Parser, removeCacheEntries, type ApparmorEnvironment } from "../apparmor/index.js";
-import { PathError } from "../errors.js";
+import { GuestError, PathError } from "../errors.js";
 import { parseDomain } from "../domain/index.js";
 import type { RuntimeGrant } from "../ir.js";
 import { buildProfile } from "../pipeline.js";
@@ -139,7 +139,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
     } catch (err) {
       // A profile just made from the template did not compile: name the template (or the include
       // it names) and its line when the template alone is the cause, not our generated files.
-      if (plan.write?.profile !== undefined && err instanceof PathError) throw await blameTemplate(ctx, env, paths, err);
+      if (plan.write?.profile !== undefined && err instanceof PathError && !(err instanceof GuestError)) throw await blameTemplate(ctx, env, paths, err);
       throw err;
     }
     return done(plan.summary);
