@@ -24,6 +24,12 @@ export interface TemplateProblem {
   line?: number;
   /** The parser's message, with our scratch files named as the admin knows them. */
   message: string;
+  /**
+   * A syntax or rule error the parser located in a file it read (not a parser that could not run
+   * or crashed, and not an include it could not open: a missing file of the include base, such as
+   * tunables/global, is no fault of the template's line that names it).
+   */
+  located: boolean;
 }
 
 export interface TemplateCheckOptions {
@@ -41,7 +47,7 @@ export async function templateProblem(layout: Layout, opts: TemplateCheckOptions
   try {
     text = fs.readFileSync(layout.host(template), "utf8");
   } catch (err) {
-    return { file: template, message: `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    return { file: template, message: `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, located: false };
   }
   const name = layout.profileName(PROBE_UUID);
   const include = `libvirt/${name}.files`;
@@ -49,7 +55,7 @@ export async function templateProblem(layout: Layout, opts: TemplateCheckOptions
   try {
     profile = renderProfile(text, name, include);
   } catch (err) {
-    return { file: template, message: (err as Error).message };
+    return { file: template, message: (err as Error).message, located: false };
   }
   const scratch = fs.mkdtempSync(path.join(opts.scratchIn, ".virt-aa-hook-template-"));
   try {
@@ -61,7 +67,9 @@ export async function templateProblem(layout: Layout, opts: TemplateCheckOptions
     const r = await runParser(layout.parser, args, { cwd: scratch, ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) });
     if (!parserFailed(r)) return undefined;
     const includeLine = profile.split("\n").findIndex((l) => l.trim() === filesIncludeLine(include)) + 1;
-    return mapMessage(parserMessage(r), { scratchProfile, template, includeLine, hostOf: (real) => hostPath(layout, real) });
+    const problem = mapMessage(parserMessage(r), { scratchProfile, template, includeLine, hostOf: (real) => hostPath(layout, real) });
+    const located = r.failure === undefined && problem.line !== undefined && !/Could not open '/.test(problem.message);
+    return { ...problem, located };
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
@@ -81,7 +89,7 @@ export function templateProblemText(p: TemplateProblem): string {
 function mapMessage(
   message: string,
   m: { scratchProfile: string; template: string; includeLine: number; hostOf: (real: string) => string },
-): TemplateProblem {
+): Omit<TemplateProblem, "located"> {
   const templateLine = (n: number) => (n < m.includeLine ? n : Math.max(1, n - 1));
   const where = /in profile (\S+) at line (\d+)/.exec(message);
   let file = m.template;

@@ -155,7 +155,7 @@ async function blameTemplate(ctx: HookContext, env: ApparmorEnvironment, paths: 
     scratchIn: paths.profilesDir,
     timeoutMs: ctx.config.parserTimeout * 1000,
   }).catch(() => undefined);
-  if (problem === undefined) return err;
+  if (problem === undefined || !problem.located) return err;
   const at = `${problem.file}${problem.line !== undefined ? ` line ${problem.line}` : ""}`;
   return new PathError(problem.file, `cannot create ${paths.hostProfile} from ${ctx.layout.template}: ${problem.message}; fix ${at}, then start the guest again`);
 }
