@@ -11,6 +11,7 @@ import { grantCommand } from "./commands/grant.js";
 import { revokeCommand } from "./commands/revoke.js";
 import { syncCommand } from "./commands/sync.js";
 import { denialsCommand } from "./commands/denials.js";
+import { pruneCommand } from "./commands/prune.js";
 
 /**
  * The admin-facing CLI. Each command lives in its own module under commands/. A command that ends
@@ -48,6 +49,7 @@ async function parse(argv: string[]): Promise<void> {
     .command(revokeCommand())
     .command(syncCommand())
     .command(denialsCommand())
+    .command(pruneCommand())
     .command(installCommand())
     .command(uninstallCommand())
     .command(installSummaryCommand())

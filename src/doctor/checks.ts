@@ -9,7 +9,8 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { definedWithOurLabel, isActive } from "../adopted/defined.js";
+import os from "node:os";
+import { definedWithOurLabel, isActive, listDefined } from "../adopted/defined.js";
 import { adoptionProblem, attachFacts } from "../attach/index.js";
 import { loadConfig, type Config } from "../config.js";
 import { compileFeatures, compileProfiles } from "../install/compile.js";
@@ -19,6 +20,10 @@ import { BEGIN_MARK } from "../install/plan.js";
 import { helperProblems } from "../install/divert.js";
 import { Layout } from "../layout.js";
 import { listStates } from "../store/state.js";
+import { filesInclude } from "../store/guest-files.js";
+import { guestUuidsOnDisk, readGuestFiles, standing, type GuestFiles } from "../store/leftovers.js";
+import { legacyFilesInclude } from "../render/profile.js";
+import { templateProblem, templateProblemText } from "./template.js";
 import { runningGuests } from "./confinement.js";
 import { parsePid, readProcessLabel } from "../host/qemu-process.js";
 import { displayName, shellQuote } from "./display.js";
@@ -175,6 +180,7 @@ export async function runDoctor(rootEnv: DoctorEnv): Promise<Check[]> {
   if (config?.attach === "helper") checks.push(helperCheck(env));
 
   if (parserOk) checks.push(await compileCheck(env));
+  if (parserOk) checks.push(await templateCheck(env));
 
   if (config) {
     checks.push(attachCheck(env, config));
@@ -182,6 +188,7 @@ export async function runDoctor(rootEnv: DoctorEnv): Promise<Check[]> {
     checks.push(runningCheck(env, config));
     checks.push(nvramCheck(env, config));
     checks.push(keptCheck(env));
+    checks.push(leftoversCheck(env));
     if (config.attach === "seclabel") checks.push(bootCheck(env));
   }
   return checks;
@@ -373,10 +380,13 @@ async function compileCheck(env: DoctorEnv): Promise<Check> {
     .filter((p) => fs.existsSync(layout.host(p)))
     .map((p) => path.posix.relative(layout.systemApparmorDir, p));
   const guests: string[] = [];
+  // Profiles of older versions include their .files without `if exists`: while the .files is gone
+  // (the guest stopped) they cannot compile, which is no fault of theirs (legacyIncludes says it).
+  const legacy = new Set(legacyIncludes(layout).map((l) => l.profileName));
   const profilesDir = layout.host(layout.profilesDir);
   if (fs.existsSync(profilesDir)) {
     for (const f of fs.readdirSync(profilesDir).sort()) {
-      if (isProfileName(f)) guests.push(path.posix.relative(layout.apparmorDir, `${layout.profilesDir}/${f}`));
+      if (isProfileName(f) && !legacy.has(f)) guests.push(path.posix.relative(layout.apparmorDir, `${layout.profilesDir}/${f}`));
     }
   }
   const failed = [
@@ -387,6 +397,64 @@ async function compileCheck(env: DoctorEnv): Promise<Check> {
   return failed.length === 0
     ? { name: "profiles compile", status: "ok", detail: `${profiles.length} profile(s): ${profiles.join(", ")}` }
     : { name: "profiles compile", status: "fail", detail: failed.map((f) => `${f.profile}: ${f.message}`).join("; "), fix: "fix the named files (per-guest profiles are yours to edit; .files are regenerated at the next start)" };
+}
+
+/**
+ * The template compiles on its own (with an empty .files): a syntax error in it, or in an
+ * abstraction or local override it includes, is named with its file and line (doctor/template.ts).
+ */
+async function templateCheck(env: DoctorEnv): Promise<Check> {
+  const { layout } = env;
+  const name = "template compiles";
+  if (!fs.existsSync(layout.host(layout.template))) return { name, status: "skip", detail: `${layout.template} missing (see "template and abstraction")` };
+  const features = compileFeatures(layout);
+  const problem = await templateProblem(layout, { ...(features !== undefined ? { features } : {}), scratchIn: os.tmpdir() });
+  if (problem === undefined) return { name, status: "ok", detail: `${layout.template} (with an empty .files)` };
+  const at = `${problem.file}${problem.line !== undefined ? ` line ${problem.line}` : ""}`;
+  return {
+    name,
+    status: "fail",
+    detail: templateProblemText(problem),
+    fix: `fix ${at}: no new guest can start until it compiles (apparmor_parser -QK ${layout.template} shows the same)`,
+  };
+}
+
+/** Per-guest profiles whose plain include of a missing .files keeps them from compiling (older versions). */
+function legacyIncludes(layout: Layout): { profileName: string; hostProfile: string; origin: string }[] {
+  const out: { profileName: string; hostProfile: string; origin: string }[] = [];
+  for (const uuid of guestUuidsOnDisk(layout)) {
+    const g = readGuestFiles(layout, uuid);
+    if (g.profile === undefined || g.files !== undefined) continue;
+    if (legacyFilesInclude(g.profile.toString("utf8"), filesInclude(uuid))) out.push({ profileName: g.paths.profileName, hostProfile: g.paths.hostProfile, origin: g.origin });
+  }
+  return out;
+}
+
+/** Profiles without a defined domain (prune removes them), profiles of older versions that cannot load without their .files. */
+function leftoversCheck(env: DoctorEnv): Check {
+  const { layout } = env;
+  const name = "left-over profiles";
+  const definedNames = new Map(listDefined(layout).map((d) => [d.uuid, d.name]));
+  const defined = new Set(definedNames.keys());
+  const running = new Set(runningGuests(layout).flatMap((r) => (r.uuid !== undefined ? [r.uuid] : [])));
+  const guests = guestUuidsOnDisk(layout).map((u) => readGuestFiles(layout, u));
+  const orphaned = guests.filter((g) => standing(g.uuid, g.state !== undefined, defined, running) === "orphaned");
+  const kept = guests.filter((g) => standing(g.uuid, g.state !== undefined, defined, running) === "kept" && g.profile !== undefined);
+  const legacy = legacyIncludes(layout);
+  const show = (g: GuestFiles) => `${g.paths.profileName} (${displayName(g.state?.name ?? g.kept?.name ?? definedNames.get(g.uuid) ?? "-")}, ${g.origin})`;
+  const problems: string[] = [];
+  const fixes: string[] = [];
+  if (orphaned.length > 0) {
+    problems.push(`no defined domain has the UUID of: ${orphaned.map(show).join(", ")}`);
+    fixes.push("virt-aa-hook prune --dry-run shows what goes, virt-aa-hook prune removes it (--force also edited profiles)");
+  }
+  if (legacy.length > 0) {
+    problems.push(`made by an older virt-aa-hook, they include their missing .files without "if exists" and cannot load until their guest starts: ${legacy.map((l) => `${l.hostProfile} (${l.origin})`).join(", ")}`);
+    fixes.push(`in each, replace "#include <libvirt/libvirt-<uuid>.files>" by "include if exists <libvirt/libvirt-<uuid>.files>" (virt-aa-hook never rewrites a profile once written), or remove a pristine one: the next start makes it anew`);
+  }
+  const keptText = kept.length > 0 ? `; kept for stopped defined guests: ${kept.map(show).join(", ")}` : "";
+  if (problems.length === 0) return { name, status: "ok", detail: `every profile belongs to a defined or running guest${keptText}` };
+  return { name, status: "warn", detail: problems.join("; ") + keptText, fix: fixes.join("; ") };
 }
 
 function domainsCheck(env: DoctorEnv, config: Config): Check {

@@ -1,5 +1,6 @@
 import { GuestError } from "../errors.js";
 import { removeDurably } from "../store/atomic.js";
+import { profileOrigin } from "../store/edited.js";
 import { sha256, type GuestPaths } from "../store/guest-files.js";
 import { readKept, writeKept, type GuestState } from "../store/state.js";
 import type { HookContext } from "./context.js";
@@ -24,7 +25,7 @@ export function checkKeptOwner(ctx: HookContext, paths: GuestPaths, name: string
   }
   let owner: string | undefined;
   if (kept !== undefined && kept.name !== name) owner = kept.name;
-  else if (state !== undefined && state.name !== name && !(state.profileSha256 !== undefined && sha256(profile) === state.profileSha256)) owner = state.name;
+  else if (state !== undefined && state.name !== name && profileOrigin(profile, state.profileSha256) !== "pristine") owner = state.name;
   if (owner === undefined) return;
   throw new GuestError(
     name,
@@ -34,7 +35,17 @@ export function checkKeptOwner(ctx: HookContext, paths: GuestPaths, name: string
   );
 }
 
-/** At `release`, when the profile is kept: record whose it is. */
-export function recordKept(paths: GuestPaths, name: string, profile: Buffer): void {
-  writeKept(paths.kept, { version: 1, uuid: paths.uuid, name, profileSha256: sha256(profile), kept: new Date().toISOString() });
+/**
+ * At `release`, when the profile is kept: record whose it is, and the hash recorded when we wrote
+ * it (`written`, absent when we never did) so that it stays "edited" without the state record.
+ */
+export function recordKept(paths: GuestPaths, name: string, profile: Buffer, written: string | undefined): void {
+  writeKept(paths.kept, {
+    version: 1,
+    uuid: paths.uuid,
+    name,
+    profileSha256: sha256(profile),
+    ...(written !== undefined ? { writtenSha256: written } : {}),
+    kept: new Date().toISOString(),
+  });
 }

@@ -4,9 +4,10 @@ import { profileOwner } from "../attach/ownership.js";
 import { errorReason } from "../errors.js";
 import { removeStaleStages } from "../store/apply.js";
 import { readIfExists, removeDurably } from "../store/atomic.js";
-import { guestPaths, sha256 } from "../store/guest-files.js";
+import { profileOrigin, ourToRemove, writtenProfileSha256 } from "../store/edited.js";
+import { guestPaths } from "../store/guest-files.js";
 import { withGuestLock } from "../store/lock.js";
-import { readState } from "../store/state.js";
+import { readKept, readState } from "../store/state.js";
 import type { HookContext, Outcome } from "./context.js";
 import { identifyGuest } from "./identify.js";
 import { recordKept } from "./kept.js";
@@ -14,7 +15,7 @@ import { recordKept } from "./kept.js";
 /**
  * `release`: the guest is gone. Unload its profile (only now: unloading while QEMU runs would
  * leave QEMU unconfined), remove the `.files`, its cache entries and our record, and remove the
- * per-guest profile only if it is byte-identical to what we created. Every step is attempted
+ * per-guest profile only if it is not edited (store/edited.ts: byte-identical to what we created). Every step is attempted
  * even if an earlier one fails; the problems become warnings (release never fails).
  *
  * Two exceptions:
@@ -91,13 +92,18 @@ export async function releaseIdentified(
     attempt(`remove ${paths.hostProfile}`, () => {
       const current = readIfExists(paths.profile);
       if (current === undefined) return;
-      if (state?.profileSha256 !== undefined && sha256(current) === state.profileSha256) {
+      // "Edited" as status, doctor and prune say it (store/edited.ts): the hash recorded at writing
+      // comes from the record, or from the kept record of an earlier release of this guest.
+      const written = writtenProfileSha256(state, readKept(paths.kept));
+      const origin = profileOrigin(current, written);
+      if (ourToRemove(origin)) {
         removeDurably(paths.profile);
+        removeDurably(paths.kept);
         done.push("removed profile");
       } else {
         // Whose it is, so that a different domain reusing the UUID cannot inherit it (kept.ts).
-        recordKept(paths, id.name, current);
-        done.push("kept admin's profile");
+        recordKept(paths, id.name, current, written);
+        done.push(origin === "edited" ? "kept edited profile" : "kept admin's profile");
       }
     });
     attempt("remove staging leftovers", () => removeStaleStages(paths));

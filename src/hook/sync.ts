@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { detectEnvironment, Parser, removeCacheEntries, type ApparmorEnvironment } from "../apparmor/index.js";
-import { PathError } from "../errors.js";
+import { GuestError, PathError } from "../errors.js";
 import { parseDomain } from "../domain/index.js";
 import type { RuntimeGrant } from "../ir.js";
 import { buildProfile } from "../pipeline.js";
@@ -130,13 +130,34 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
       });
       if (conflict) throw conflictError(name, conflict);
     };
-    await applySync(
-      plan,
-      { paths, hostProfilesDir: layout.profilesDir, lock, compiler, checkClaim, hostLock: { path: hostLockPath(layout), timeoutMs: config.lockTimeout * 1000 } },
-      ctx.warnings,
-    );
+    try {
+      await applySync(
+        plan,
+        { paths, hostProfilesDir: layout.profilesDir, lock, compiler, checkClaim, hostLock: { path: hostLockPath(layout), timeoutMs: config.lockTimeout * 1000 } },
+        ctx.warnings,
+      );
+    } catch (err) {
+      // A profile just made from the template did not compile: name the template (or the include
+      // it names) and its line when the template alone is the cause, not our generated files.
+      if (plan.write?.profile !== undefined && err instanceof PathError && !(err instanceof GuestError)) throw await blameTemplate(ctx, env, paths, err);
+      throw err;
+    }
     return done(plan.summary);
   });
+}
+
+/** `err` itself, or the template's own error when the template alone does not compile (doctor/template.ts). */
+async function blameTemplate(ctx: HookContext, env: ApparmorEnvironment, paths: GuestPaths, err: PathError): Promise<PathError> {
+  // Loaded only on this failure path: the hook's start-up stays lean.
+  const { templateProblem } = await import("../doctor/template.js");
+  const problem = await templateProblem(ctx.layout, {
+    ...(env.featuresFile !== undefined ? { features: env.featuresFile } : {}),
+    scratchIn: paths.profilesDir,
+    timeoutMs: ctx.config.parserTimeout * 1000,
+  }).catch(() => undefined);
+  if (problem === undefined || !problem.located) return err;
+  const at = `${problem.file}${problem.line !== undefined ? ` line ${problem.line}` : ""}`;
+  return new PathError(problem.file, `cannot create ${paths.hostProfile} from ${ctx.layout.template}: ${problem.message}; fix ${at}, then start the guest again`);
 }
 
 function createProfileText(ctx: HookContext, paths: GuestPaths): string {

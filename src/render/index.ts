@@ -2,4 +2,4 @@
 export { escapeLiteral } from "./escape.js";
 export { commentText } from "./comment.js";
 export { renderFiles, renderRule, renderPerms, type FilesOwner } from "./files.js";
-export { renderProfile, TEMPLATE_PLACEHOLDER } from "./profile.js";
+export { filesIncludeLine, legacyFilesInclude, profileFlags, renderProfile, TEMPLATE_PLACEHOLDER } from "./profile.js";

@@ -13,7 +13,7 @@ const INCLUDE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_./-]*$/;
 /**
  * The per-guest profile made from libvirt's `TEMPLATE.qemu`: the profile name replaces
  * `LIBVIRT_TEMPLATE` in the `profile LIBVIRT_TEMPLATE ... {` header, and
- * `  #include <filesInclude>` becomes the last line of that profile's block. Everything else in
+ * `  include if exists <filesInclude>` becomes the last line of that profile's block. Everything else in
  * the template (comments, tunables, flags, other rules) is kept byte for byte.
  *
  * `filesInclude` is the include name relative to the parser's include directory, normally
@@ -40,7 +40,7 @@ export function renderProfile(template: string, profileName: string, filesInclud
     throw new HostError(`AppArmor template: profile ${TEMPLATE_PLACEHOLDER} has no complete { ... } block`);
   }
 
-  const include = `  #include <${filesInclude}>\n`;
+  const include = `  ${filesIncludeLine(filesInclude)}\n`;
   const lineStart = template.lastIndexOf("\n", close - 1) + 1;
   const braceOnOwnLine = template.slice(lineStart, close).trim() === "";
   // Keep the closing brace where it was; put the include on the line before it.
@@ -54,6 +54,43 @@ export function renderProfile(template: string, profileName: string, filesInclud
     inserted +
     template.slice(insertAt)
   );
+}
+
+/**
+ * The profile's include of its `.files`: `include if exists <...>` (apparmor_parser >= 3.0; checked
+ * with Debian 12's 3.0.8), so a profile kept after release removed the `.files` (hook/release.ts)
+ * still compiles and loads, and doctor raises no false alarm for it. The `<...>` form, not a quoted
+ * path: it is searched along the include path, so the hook's staging dir (`-I`) is found first.
+ * Profiles of older versions have the plain `#include <...>` (doctor: legacyFilesInclude).
+ */
+export function filesIncludeLine(filesInclude: string): string {
+  return `include if exists <${filesInclude}>`;
+}
+
+/** Does `profile` include `filesInclude` without `if exists` (written by an older version)? */
+export function legacyFilesInclude(profile: string, filesInclude: string): boolean {
+  const target = `<${filesInclude}>`;
+  for (let at = profile.indexOf(target); at >= 0; at = profile.indexOf(target, at + 1)) {
+    // What precedes it on its line: exactly the directive (`# include` with a blank is a comment).
+    const directive = profile.slice(profile.lastIndexOf("\n", at) + 1, at).trim();
+    if (directive === "#include" || directive === "include") return true;
+  }
+  return false;
+}
+
+/**
+ * The flags of profile `profileName` in `profile` (`profile NAME flags=(attach_disconnected, complain) {`):
+ * `complain` there makes the kernel only log what the profile denies, whatever mode we load it in.
+ */
+export function profileFlags(profile: string, profileName: string): string[] {
+  const code = codeMask(profile);
+  const header = new RegExp(`(?<![^\\s{}])${profileName.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![^\\s{])([^{]*)\\{`, "g");
+  for (const m of profile.matchAll(header)) {
+    if (!code[m.index]) continue;
+    const flags = /(?:^|\s)flags\s*=\s*\(([^)]*)\)/.exec(m[1]!);
+    return flags ? flags[1]!.split(/[\s,]+/).filter(Boolean) : [];
+  }
+  return [];
 }
 
 /** Where `profile LIBVIRT_TEMPLATE` appears as code (not in a comment or a quoted string). */

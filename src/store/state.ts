@@ -163,6 +163,12 @@ export interface KeptProfile {
   name: string;
   /** sha256 of the profile as it was kept. */
   profileSha256: string;
+  /**
+   * sha256 recorded when virt-aa-hook wrote the profile (the state record's profileSha256 at
+   * release), so the profile stays "edited" (store/edited.ts) after the record is gone; absent in
+   * records of older versions and for profiles virt-aa-hook never wrote.
+   */
+  writtenSha256?: string;
   kept: string;
 }
 
@@ -170,6 +176,7 @@ export function readKept(file: string): KeptProfile | undefined {
   const v = readRecord<KeptProfile>(file);
   if (v === undefined) return undefined;
   if (v.version !== 1 || typeof v.uuid !== "string" || typeof v.name !== "string" || typeof v.profileSha256 !== "string") return undefined;
+  if (v.writtenSha256 !== undefined && typeof v.writtenSha256 !== "string") delete v.writtenSha256;
   return v as KeptProfile;
 }
 

@@ -1,9 +1,10 @@
-import { readIfExists } from "./atomic.js";
-import { guestPaths, sha256 } from "./guest-files.js";
+import { profileFlags } from "../render/profile.js";
+import type { ProfileOrigin } from "./edited.js";
+import { readGuestFiles, recordedName, type GuestFiles } from "./leftovers.js";
 import { listStates } from "./state.js";
 import type { Layout } from "../layout.js";
 
-/** One managed guest as `virt-aa-hook status` reports it. */
+/** One guest as `virt-aa-hook status` reports it. */
 export interface GuestStatus {
   name: string;
   uuid: string;
@@ -13,19 +14,19 @@ export interface GuestStatus {
   profileExists: boolean;
   filesPath: string;
   filesExists: boolean;
-  /**
-   * pristine: byte-identical to what we created; modified: we created it and the admin edited it;
-   * admin: it existed before we saw the guest (never ours); missing.
-   */
-  profileOrigin: "pristine" | "modified" | "admin" | "missing";
+  /** store/edited.ts: pristine, edited (we wrote it, it changed since), admin (never ours), missing. */
+  profileOrigin: ProfileOrigin;
   /** `.files` differs from what we last wrote (someone edited our generated file). */
   filesModified: boolean;
+  /** The profile's own header says `flags=(complain)`: the kernel only logs, whatever we load it as. */
+  profileComplain: boolean;
   /** "enforce"/"complain"/... from the kernel, "not loaded", or "unknown" when the kernel cannot say. */
   loaded: string;
   /** How we last loaded it ("enforce", "complain", "compile-only"), if we did. */
   loadedAs?: string;
   /** Where loadedAs came from: the config's `mode` or the domain's `<vah:mode>`; absent in older records. */
   modeFrom?: "config" | "metadata" | "ignored";
+  /** When the record was last written (the kept record's time for a guest without one). */
   updated: string;
 }
 
@@ -34,31 +35,29 @@ export interface GuestStatus {
  * Parser.loadedMode): mode, null for not loaded, undefined for unknown.
  */
 export function collectStatus(layout: Layout, loadedMode: (profile: string) => string | null | undefined): GuestStatus[] {
-  return listStates(layout.host(layout.stateDir)).map((s) => {
-    const p = guestPaths(layout, s.uuid);
-    const profile = readIfExists(p.profile);
-    const files = readIfExists(p.files);
-    let origin: GuestStatus["profileOrigin"];
-    if (profile === undefined) origin = "missing";
-    else if (s.profileSha256 === undefined) origin = "admin";
-    else origin = sha256(profile) === s.profileSha256 ? "pristine" : "modified";
-    const mode = loadedMode(p.profileName);
-    return {
-      name: s.name,
-      uuid: s.uuid,
-      profile: p.profileName,
-      profilePath: p.hostProfile,
-      profileExists: profile !== undefined,
-      filesPath: p.hostFiles,
-      filesExists: files !== undefined,
-      profileOrigin: origin,
-      filesModified: files !== undefined && s.filesSha256 !== undefined && sha256(files) !== s.filesSha256,
-      loaded: mode === undefined ? "unknown" : mode === null ? "not loaded" : mode,
-      ...(s.loadedAs ? { loadedAs: s.loadedAs } : {}),
-      ...(s.modeFrom ? { modeFrom: s.modeFrom } : {}),
-      updated: s.updated,
-    };
-  });
+  return listStates(layout.host(layout.stateDir)).map((s) => guestStatus(readGuestFiles(layout, s.uuid), loadedMode));
+}
+
+/** The status of one guest's files (with or without a record). */
+export function guestStatus(g: GuestFiles, loadedMode: (profile: string) => string | null | undefined): GuestStatus {
+  const { paths, state: s } = g;
+  const mode = loadedMode(paths.profileName);
+  return {
+    name: recordedName(g),
+    uuid: g.uuid,
+    profile: paths.profileName,
+    profilePath: paths.hostProfile,
+    profileExists: g.profile !== undefined,
+    filesPath: paths.hostFiles,
+    filesExists: g.files !== undefined,
+    profileOrigin: g.origin,
+    filesModified: g.filesEdited,
+    profileComplain: g.profile !== undefined && profileFlags(g.profile.toString("utf8"), paths.profileName).includes("complain"),
+    loaded: mode === undefined ? "unknown" : mode === null ? "not loaded" : mode,
+    ...(s?.loadedAs ? { loadedAs: s.loadedAs } : {}),
+    ...(s?.modeFrom ? { modeFrom: s.modeFrom } : {}),
+    updated: s?.updated ?? g.kept?.kept ?? "-",
+  };
 }
 
 /** Human-readable table, one guest per line. */

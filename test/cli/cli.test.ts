@@ -58,7 +58,7 @@ describe("runCli: every error line and exit code, printed once", () => {
     expect(await cli("explain", path.join(root, "missing.xml"), "--root", root)).toEqual({
       code: 1,
       stdout: "",
-      stderr: `virt-aa-hook: error: cannot read ${path.join(root, "missing.xml")}: ENOENT: no such file or directory, open '${path.join(root, "missing.xml")}'\n`,
+      stderr: `virt-aa-hook: error: cannot read ${path.join(root, "missing.xml")}: ENOENT: no such file or directory, open '${path.join(root, "missing.xml")}'; name a domain XML file, - for stdin, or --domain NAME\n`,
     });
     const xml = fs
       .readFileSync("examples/basic.xml", "utf8")

@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readState } from "../../src/store/state.js";
 import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callBundle, domainXml, UUID } from "../lifecycle/harness.js";
+import { FAKE_VIRSH } from "../helpers/virsh.js";
 
 const NAME = `libvirt-${UUID}`;
 const FILES = `/etc/apparmor.d/libvirt/${NAME}.files`;
@@ -20,14 +21,6 @@ const STATE = `/var/lib/virt-aa-hook/${UUID}.json`;
 const IMG = "/var/lib/libvirt/images";
 const NEW = `${IMG}/new.img`;
 
-const FAKE_VIRSH = `#!/bin/sh
-# Test fixture standing in for virsh: prints <root>/live/<last argument>.xml.
-DIR=$(dirname "$0")/../..
-printf '%s\\n' "$*" >> "$DIR/virsh-calls"
-for a; do name=$a; done
-[ -f "$DIR/live/$name.xml" ] || { echo "error: failed to get domain '$name'" >&2; exit 1; }
-cat "$DIR/live/$name.xml"
-`;
 
 let t: TestRoot;
 beforeEach(() => {

@@ -21,7 +21,7 @@ describe("renderProfile", () => {
         "",
         `profile ${NAME} flags=(attach_disconnected) {`,
         "  #include <abstractions/libvirt-qemu>",
-        `  #include <libvirt/${NAME}.files>`,
+        `  include if exists <libvirt/${NAME}.files>`,
         "}",
         "",
       ].join("\n"),
@@ -40,10 +40,13 @@ describe("renderProfile", () => {
     expect(withRule.some((e) => exprMatches(e, probe))).toBe(true);
   });
 
-  it("fails to compile when the included .files is missing", async () => {
-    const result = await compileProfile(renderProfile(realTemplate, NAME, INCLUDE));
-    expect(result.ok).toBe(false);
-    expect(result.stderr).toContain(`${NAME}.files`);
+  it("still compiles when the .files is gone (include if exists); the older plain include does not", async () => {
+    const profile = renderProfile(realTemplate, NAME, INCLUDE);
+    expect(await compileProfile(profile)).toEqual({ ok: true, stderr: expect.any(String) });
+    // Negative control: the include of older versions fails without the .files.
+    const legacy = await compileProfile(profile.replace(`include if exists <${INCLUDE}>`, `#include <${INCLUDE}>`));
+    expect(legacy.ok).toBe(false);
+    expect(legacy.stderr).toContain(`${NAME}.files`);
   });
 
   it("puts the include before a closing brace that shares a line, and skips braces in comments and strings", () => {
@@ -66,7 +69,7 @@ describe("renderProfile", () => {
         "  /usr/{bin,sbin}/x r,",
         "  ^hat { /h r, }",
         "  /y r, ",
-        `  #include <${INCLUDE}>`,
+        `  include if exists <${INCLUDE}>`,
         "}",
         "# trailer",
       ].join("\n"),
@@ -75,7 +78,7 @@ describe("renderProfile", () => {
 
   it("replaces only the profile header, not other mentions of the placeholder", () => {
     const template = "profile LIBVIRT_TEMPLATE {\n  /LIBVIRT_TEMPLATE r,\n}\n";
-    expect(renderProfile(template, NAME, INCLUDE)).toBe(`profile ${NAME} {\n  /LIBVIRT_TEMPLATE r,\n  #include <${INCLUDE}>\n}\n`);
+    expect(renderProfile(template, NAME, INCLUDE)).toBe(`profile ${NAME} {\n  /LIBVIRT_TEMPLATE r,\n  include if exists <${INCLUDE}>\n}\n`);
   });
 
   it("rejects invalid profile names", () => {

@@ -31,14 +31,14 @@ function guest(uuid: string, name: string, profile: string | undefined, recorded
 }
 
 describe("status", () => {
-  it("tells pristine, admin-modified, admin-provided and missing profiles apart, and reads the load state", () => {
+  it("tells pristine, edited, admin-provided and missing profiles apart, and reads the load state", () => {
     guest(U1, "web", "profile A", "profile A");
     guest(U2, "db", "profile B edited", "profile B", "  \"/b\" r,\n");
     guest(U3, "mail", "hand-made", undefined);
     const modes: Record<string, string | null | undefined> = { [`libvirt-${U1}`]: "enforce", [`libvirt-${U2}`]: null };
     const rows = collectStatus(layout, (p) => modes[p]);
     expect(rows.map((r) => [r.name, r.profileOrigin, r.filesModified, r.loaded])).toEqual([
-      ["db", "modified", true, "not loaded"],
+      ["db", "edited", true, "not loaded"],
       ["mail", "admin", false, "unknown"],
       ["web", "pristine", false, "enforce"],
     ]);
@@ -46,7 +46,7 @@ describe("status", () => {
       name: "web", uuid: U1, profile: `libvirt-${U1}`,
       profilePath: `/etc/apparmor.d/libvirt/libvirt-${U1}`, profileExists: true,
       filesPath: `/etc/apparmor.d/libvirt/libvirt-${U1}.files`, filesExists: true,
-      profileOrigin: "pristine", filesModified: false, loaded: "enforce", loadedAs: "enforce", updated: "2025-01-01T00:00:00.000Z",
+      profileOrigin: "pristine", filesModified: false, profileComplain: false, loaded: "enforce", loadedAs: "enforce", updated: "2025-01-01T00:00:00.000Z",
     });
     fs.rmSync(layout.host(layout.profilePath(U1)));
     expect(collectStatus(layout, () => undefined).find((r) => r.name === "web")!.profileOrigin).toBe("missing");

@@ -1,4 +1,8 @@
+import fs from "node:fs";
 import type { CommandModule } from "yargs";
+import { displayName } from "../../doctor/display.js";
+import { Layout } from "../../layout.js";
+import { connectOption } from "./grant.js";
 import { ExitError, formatLine, GuestError, PathError } from "../../errors.js";
 import { buildProfile } from "../../pipeline.js";
 import { loadForCommand } from "../config.js";
@@ -6,29 +10,62 @@ import { readInput } from "../input.js";
 import { effectiveMode } from "../../store/plan.js";
 
 interface ExplainArgs {
-  file: string;
+  target: string;
+  domain?: string;
+  connect: string;
   json: boolean;
   root: string;
 }
 
-/** `virt-aa-hook explain [FILE|-]`: what this domain XML would be allowed, without touching anything. */
+/**
+ * What `explain TARGET` reads: `-` is stdin; `--domain NAME` is always the domain NAME; otherwise
+ * an existing file wins, and a TARGET without a `/` that is no file is a domain name. A domain's
+ * live XML comes from `virsh dumpxml --security-info` by absolute path (grants/virsh.ts), the
+ * same XML libvirt hands the hook.
+ */
+export function explainSource(target: string, domain: string | undefined, isFile: (p: string) => boolean): { kind: "file"; file: string } | { kind: "domain"; name: string } {
+  if (domain !== undefined) return { kind: "domain", name: domain };
+  if (target === "-" || target.includes("/") || isFile(target)) return { kind: "file", file: target };
+  return { kind: "domain", name: target };
+}
+
+async function readExplained(args: ExplainArgs): Promise<Buffer> {
+  const source = explainSource(args.target, args.domain, (p) => fs.statSync(p, { throwIfNoEntry: false }) !== undefined);
+  if (source.kind === "file") {
+    try {
+      return readInput(source.file);
+    } catch (err) {
+      throw new ExitError(1, formatLine("error", `cannot read ${source.file}`, `${(err as Error).message}; name a domain XML file, - for stdin, or --domain NAME`));
+    }
+  }
+  const { liveXmlFrom } = await import("../../grants/virsh.js");
+  const layout = new Layout(args.root);
+  // With --root DIR nothing of the real host is used: virsh is DIR's (a stand-in in the tests).
+  const virsh = layout.isRealRoot ? layout.virsh : layout.host(layout.virsh);
+  try {
+    return await liveXmlFrom(virsh, args.connect)(source.name);
+  } catch (err) {
+    throw new ExitError(1, formatLine("error", `cannot read the XML of domain ${displayName(source.name)}`, `${(err as Error).message}; ${args.domain === undefined ? `no file ${displayName(source.name)} here either; ` : ""}is it defined (virsh list --all)?`));
+  }
+}
+
+/** `virt-aa-hook explain [FILE|-|NAME] [--domain NAME]`: what this domain would be allowed, without touching anything. */
 export function explainCommand(): CommandModule<{ root: string }, ExplainArgs> {
   return {
-    command: "explain [file]",
-    describe: "Print the AppArmor rules (.files) a domain XML gets, and why",
+    command: "explain [target]",
+    describe:
+      "Print the AppArmor rules (.files) a domain gets, and why. TARGET is a domain XML file, - for stdin, or a domain name (its live XML from virsh dumpxml); an existing file wins over a domain of the same name, a TARGET with a / is always a file; --domain NAME is always the domain",
     builder: (y) =>
       y
-        .positional("file", { type: "string", default: "-", describe: "domain XML file, or - for stdin" })
+        .positional("target", { type: "string", default: "-", describe: "domain XML file, - for stdin, or a domain name" })
+        .option("domain", { alias: "d", type: "string", describe: "explain the domain NAME (its live XML through virsh), even if a file has that name" })
+        .option("connect", connectOption)
         .option("json", { type: "boolean", default: false, describe: "print {uuid,name,profile,mode,modeFrom,rules:[{path,suffix,perms,source}]}" })
         .example("$0 explain examples/basic.xml", "the .files text for a guest")
-        .example("virsh dumpxml vm1 | $0 explain --json -", "the rules of a defined guest as JSON"),
-    handler: (args) => {
-      let xml: Buffer;
-      try {
-        xml = readInput(args.file);
-      } catch (err) {
-        throw new ExitError(1, formatLine("error", `cannot read ${args.file}`, (err as Error).message));
-      }
+        .example("$0 explain web1", "the rules of the domain web1 (virsh dumpxml --security-info web1)")
+        .example("$0 explain --domain web1 --json", "the same as JSON, even with a file named web1 here"),
+    handler: async (args) => {
+      const xml = await readExplained(args);
       // The config's locations are refused to guests like the hook refuses them.
       const { layout, config } = loadForCommand(args.root);
       try {

@@ -1,0 +1,208 @@
+/**
+ * Issue 19's edited and left-over profiles, through the built bundle and the real hooks/qemu in
+ * temp roots, with the real apparmor_parser loading into the stand-in securityfs: one meaning of
+ * "edited" for status, doctor, release and prune; `include if exists` keeping a kept profile
+ * loadable; `status --all`; `prune`. Needs `npm run build` first.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { FAKE_SECURITYFS, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
+import { BUNDLE, callHook, domainXml, installHook, UUID } from "../lifecycle/harness.js";
+import { UUID_B, UUID_C } from "../lifecycle/guests.js";
+
+vi.setConfig({ testTimeout: 120_000 });
+
+const NAME = `libvirt-${UUID}`;
+const PROFILE = `/etc/apparmor.d/libvirt/${NAME}`;
+const FILES = `${PROFILE}.files`;
+const STATE = `/var/lib/virt-aa-hook/${UUID}.json`;
+const KEPT = `/var/lib/virt-aa-hook/kept/${UUID}.json`;
+const DEFINED = "/etc/libvirt/qemu/vm1.xml";
+const LOADED = `${FAKE_SECURITYFS}/profiles`;
+const REMOVE = `${FAKE_SECURITYFS}/.remove`;
+
+let t: TestRoot;
+beforeEach(() => {
+  t = makeTestRoot("vaah-left-");
+  installHook(t);
+  fs.mkdirSync(t.at("/var/lib/libvirt/images"), { recursive: true });
+  for (const vm of ["vm1", "vm2", "vm3"]) fs.writeFileSync(t.at(`/var/lib/libvirt/images/${vm}.img`), Buffer.alloc(4096));
+  // The stand-in securityfs lists what is loaded (written by the test: the parser does not).
+  fs.writeFileSync(t.at(LOADED), "");
+});
+afterEach(() => t.remove());
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BUNDLE, "--root", t.root, ...args], { encoding: "utf8", cwd: t.root, env: { LC_ALL: "C" } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const op = (name: string, operation: string): [string, string, string, string] => [name, operation, operation === "release" ? "end" : "begin", "-"];
+function prepare(name: string, uuid: string): void {
+  const r = callHook(t, op(name, "prepare"), domainXml({ name, uuid, id: 3, disks: [`/var/lib/libvirt/images/${name}.img`] }));
+  expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+}
+function release(name: string, uuid: string): string {
+  const r = callHook(t, op(name, "release"), domainXml({ name, uuid, disks: [`/var/lib/libvirt/images/${name}.img`] }));
+  expect(r.status).toBe(0);
+  return r.stderr;
+}
+function define(name: string, uuid: string): void {
+  fs.mkdirSync(t.at("/etc/libvirt/qemu"), { recursive: true });
+  fs.writeFileSync(t.at(`/etc/libvirt/qemu/${name}.xml`), domainXml({ name, uuid }));
+}
+const statusJson = (...extra: string[]) => JSON.parse(cli("status", "--json", ...extra).stdout) as Record<string, unknown>[];
+/** The admin's edit: a comment and flags=(complain) in the header. */
+function edit(): void {
+  t.at(PROFILE);
+  const text = t.read(PROFILE).replace("flags=(attach_disconnected)", "flags=(attach_disconnected, complain)").replace(/}\n$/, "  # the admin's rule\n}\n");
+  fs.writeFileSync(t.at(PROFILE), text);
+}
+const doctorLine = (out: string, check: string) => out.split("\n").filter((l) => l.includes(`  ${check}: `) || l.startsWith(`FAIL  ${check}`));
+
+describe("edited: one meaning before and after a restart", () => {
+  it("status says edited before and after the restart, shows flags=(complain), release keeps it loadable", () => {
+    define("vm1", UUID);
+    prepare("vm1", UUID);
+    expect(t.read(PROFILE)).toContain(`  include if exists <libvirt/${NAME}.files>\n}\n`);
+    expect(statusJson()[0]).toMatchObject({ name: "vm1", profileOrigin: "pristine", profileComplain: false });
+    const written = JSON.parse(t.read(STATE)).profileSha256 as string;
+
+    edit();
+    expect(statusJson()[0]).toMatchObject({ name: "vm1", profileOrigin: "edited", profileComplain: true, loadedAs: "enforce" });
+    const table = cli("status").stdout.split("\n");
+    expect(table[2]).toMatch(/^vm1 +not running +libvirt-\S+ +not loaded +complain \(profile flags\) +edited +ok$/);
+
+    expect(release("vm1", UUID)).toBe("");
+    expect(t.exists(FILES)).toBe(false);
+    expect(t.exists(STATE)).toBe(false);
+    expect(JSON.parse(t.read(KEPT))).toMatchObject({ name: "vm1", writtenSha256: written });
+
+    // Without a record: not "no guests managed" while the profile sits there.
+    expect(cli("status").stdout.split("\n").slice(1).join("\n")).toBe(
+      "no guest running or managed by virt-aa-hook\n1 profile(s) of stopped or undefined guests not listed: virt-aa-hook status --all\n",
+    );
+    expect(statusJson("--all")).toMatchObject([{ name: "vm1", uuid: UUID, standing: "kept", profileOrigin: "edited", filesExists: false, qemu: "not running" }]);
+
+    // doctor: the kept profile compiles without its .files (no false alarm) and is reported as kept.
+    const doc = cli("doctor").stdout;
+    expect(doctorLine(doc, "profiles compile")[0]).toMatch(/^ok {4}profiles compile: .*libvirt\/libvirt-6a1e3c2b/);
+    expect(doctorLine(doc, "left-over profiles")).toEqual([
+      `ok    left-over profiles: every profile belongs to a defined or running guest; kept for stopped defined guests: ${NAME} (vm1, edited)`,
+    ]);
+
+    // The restart: still "edited" (it was "admin" after a restart before), and still kept at release.
+    prepare("vm1", UUID);
+    expect(statusJson()[0]).toMatchObject({ name: "vm1", profileOrigin: "edited" });
+    release("vm1", UUID);
+    expect(t.exists(PROFILE)).toBe(true);
+    expect(JSON.parse(t.read(KEPT))).toMatchObject({ writtenSha256: written });
+  });
+
+  it("an edit undone is pristine again: release removes the profile and the kept record", () => {
+    define("vm1", UUID);
+    prepare("vm1", UUID);
+    const original = t.read(PROFILE);
+    edit();
+    release("vm1", UUID);
+    prepare("vm1", UUID);
+    fs.writeFileSync(t.at(PROFILE), original);
+    expect(statusJson()[0]).toMatchObject({ profileOrigin: "pristine" });
+    release("vm1", UUID);
+    expect([t.exists(PROFILE), t.exists(KEPT)]).toEqual([false, false]);
+  });
+
+  it("a profile of an older version (plain include) without its .files: doctor says what to do, no compile failure", () => {
+    define("vm1", UUID);
+    prepare("vm1", UUID);
+    fs.writeFileSync(t.at(PROFILE), t.read(PROFILE).replace("include if exists <", "#include <"));
+    release("vm1", UUID);
+    const doc = cli("doctor").stdout;
+    expect(doctorLine(doc, "profiles compile")[0]).toMatch(/^ok {4}profiles compile: /);
+    const lines = doc.split("\n");
+    const at = lines.findIndex((l) => l.startsWith("warn  left-over profiles: "));
+    expect(lines.slice(at, at + 2)).toEqual([
+      `warn  left-over profiles: made by an older virt-aa-hook, they include their missing .files without "if exists" and cannot load until their guest starts: ${PROFILE} (edited); kept for stopped defined guests: ${NAME} (vm1, edited)`,
+      `      fix: in each, replace "#include <libvirt/libvirt-<uuid>.files>" by "include if exists <libvirt/libvirt-<uuid>.files>" (virt-aa-hook never rewrites a profile once written), or remove a pristine one: the next start makes it anew`,
+    ]);
+    // Negative control: the same profile does not compile, which is what doctor must not report as a failure.
+    const r = spawnSync("/usr/sbin/apparmor_parser", ["-QK", "-M", t.at("/usr/share/apparmor-features/features"), "--base", t.at("/etc/apparmor.d"), t.at(PROFILE)], { encoding: "utf8" });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`${NAME}.files`);
+  });
+});
+
+describe("prune", () => {
+  it("never touches a defined domain's profile; removes an unedited orphan; an edited one only with --force", () => {
+    define("vm1", UUID);
+    prepare("vm1", UUID);
+    edit();
+    release("vm1", UUID);
+    expect(cli("prune")).toEqual({ status: 0, stdout: "nothing to prune: every profile of virt-aa-hook belongs to a defined domain\n", stderr: "" });
+    expect(t.exists(PROFILE)).toBe(true);
+
+    // undefine; and a guest whose host went down before release (record, profile, .files; loaded).
+    fs.rmSync(t.at(DEFINED));
+    prepare("vm2", UUID_B);
+    fs.writeFileSync(t.at(LOADED), `libvirt-${UUID_B} (enforce)\n`);
+    expect(statusJson("--all").map((r) => [r.name, r.standing, r.profileOrigin])).toEqual([
+      ["vm1", "orphaned", "edited"],
+      ["vm2", "orphaned", "pristine"],
+    ]);
+    const before = [t.read(PROFILE), t.read(`/etc/apparmor.d/libvirt/libvirt-${UUID_B}`)];
+
+    const dry = cli("prune", "--dry-run");
+    expect(dry).toEqual({
+      status: 2,
+      stdout:
+        `kept ${NAME} (vm1): ${PROFILE} is edited (its sha256 is not what virt-aa-hook wrote): --force removes it\n` +
+        `would remove libvirt-${UUID_B} (vm2): profile, .files, record, cache entries, unload\n`,
+      stderr: "",
+    });
+    expect([t.read(PROFILE), t.read(`/etc/apparmor.d/libvirt/libvirt-${UUID_B}`)]).toEqual(before);
+
+    expect(t.read(REMOVE)).not.toContain(UUID_B);
+    const cache = t.at("/var/cache/apparmor/virt-aa-hook");
+    const cached = () => fs.readdirSync(cache).flatMap((d) => fs.readdirSync(`${cache}/${d}`)).filter((e) => e.startsWith(`libvirt-${UUID_B}`));
+    expect(cached()).toEqual([`libvirt-${UUID_B}`]);
+    const r = cli("prune");
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(2);
+    expect(r.stdout.split("\n")[1]).toBe(`removed libvirt-${UUID_B} (vm2): unloaded, .files, cache entries, profile, record`);
+    expect(r.stdout.split("\n")[0]).toBe(`kept ${NAME} (vm1): ${PROFILE} is edited (its sha256 is not what virt-aa-hook wrote): --force removes it`);
+    // Unloaded: the parser wrote its name to the stand-in securityfs's .remove.
+    expect(t.read(REMOVE)).toContain(`libvirt-${UUID_B}`);
+    expect(fs.readdirSync(t.at("/etc/apparmor.d/libvirt")).sort()).toEqual(["TEMPLATE.qemu", NAME]);
+    expect(fs.existsSync(t.at(`/var/lib/virt-aa-hook/${UUID_B}.json`))).toBe(false);
+    expect(cached()).toEqual([]);
+
+    expect(cli("prune", "--force")).toEqual({ status: 0, stdout: `removed ${NAME} (vm1): edited profile, kept record\n`, stderr: "" });
+    expect([t.exists(PROFILE), t.exists(KEPT)]).toEqual([false, false]);
+    expect(cli("prune").stdout).toBe("nothing to prune: every profile of virt-aa-hook belongs to a defined domain\n");
+  });
+
+  it("never prunes what a running QEMU uses, even with --force: by libvirt's pid file or by a process's label", () => {
+    prepare("vm3", UUID_C);
+    fs.mkdirSync(t.at("/run/libvirt/qemu"), { recursive: true });
+    fs.writeFileSync(t.at("/run/libvirt/qemu/vm3.pid"), "4242\n");
+    fs.mkdirSync(t.at("/proc/4242/attr/apparmor"), { recursive: true });
+    fs.writeFileSync(t.at("/proc/4242/attr/apparmor/current"), `libvirt-${UUID_C} (enforce)\n`);
+    // A QEMU libvirt lost track of (no pid file) still runs under UUID's orphaned profile.
+    prepare("vm1", UUID);
+    fs.mkdirSync(t.at("/proc/777/attr/apparmor"), { recursive: true });
+    fs.writeFileSync(t.at("/proc/777/attr/apparmor/current"), `${NAME} (enforce)\n`);
+    const r = cli("prune", "--force");
+    expect(r).toEqual({
+      status: 2,
+      stdout:
+        `kept ${NAME} (vm1): a guest with this UUID runs (it is never touched while its QEMU runs)\n` +
+        `kept libvirt-${UUID_C} (vm3): a guest with this UUID runs (it is never touched while its QEMU runs)\n`,
+      stderr: "",
+    });
+    expect([t.exists(PROFILE), t.exists(`/etc/apparmor.d/libvirt/libvirt-${UUID_C}`)]).toEqual([true, true]);
+    // Negative control: once the process is gone, the same call removes it.
+    fs.rmSync(t.at("/proc/777"), { recursive: true });
+    expect(cli("prune", "--force").stdout.split("\n")[0]).toMatch(new RegExp(`^removed ${NAME} \\(vm1\\): `));
+    expect(t.exists(PROFILE)).toBe(false);
+  });
+});
