@@ -61,9 +61,9 @@ export function planLeftovers(facts: LeftoverFacts): Step[] {
     } else if (g.mayBeLoaded) {
       steps.push({ do: "unload", profile: g.profile });
     }
-    const profileKept = g.profileOrigin === "admin" || g.profileOrigin === "modified";
+    const profileKept = g.profileOrigin === "admin" || g.profileOrigin === "edited";
     if (g.profileOrigin === "admin") note(`kept ${g.profilePath}: the admin's (it was there before virt-aa-hook saw ${g.name})`);
-    else if (g.profileOrigin === "modified") note(`kept ${g.profilePath}: edited since virt-aa-hook wrote it`);
+    else if (g.profileOrigin === "edited") note(`kept ${g.profilePath}: edited since virt-aa-hook wrote it`);
     else if (g.profileOrigin === "pristine") steps.push({ do: "remove", path: g.profilePath });
     if (g.filesExists) {
       if (profileKept) note(`kept ${g.filesPath}: the kept ${g.profilePath} includes it`);
