@@ -13,12 +13,14 @@ interface HookArgs {
 /**
  * `virt-aa-hook [--root DIR] hook NAME OP SUBOP EXTRA`: the same code as the fast path main.ts
  * takes when argv starts with "hook" (that path never loads yargs); this entry only exists so
- * `--root` may come first and `--help` lists the command.
+ * `--root` may come first and `--help` lists and explains the command (main.ts sends a `--help`
+ * before the hook's `--` here).
  */
 export function hookCommand(): CommandModule<{ root: string }, HookArgs> {
   return {
     command: "hook <name> <operation> <suboperation> <extra>",
-    describe: "Run as libvirt's qemu hook: the domain XML on stdin, one action per operation",
+    describe:
+      "Run as libvirt's qemu hook (/etc/libvirt/hooks/qemu runs this): the domain XML on stdin; prepare and start write and load the guest's profile, started checks that QEMU runs in it, release unloads and removes it, reconnect reloads it; other operations do nothing. Never calls libvirt; prints nothing on stdout; one line per call in /var/log/libvirt/virt-aa-hook.log",
     builder: (y) =>
       y
         .positional("name", { type: "string", demandOption: true, describe: "domain name" })
