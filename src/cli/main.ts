@@ -32,7 +32,7 @@ async function main(argv: string[]): Promise<number> {
 function asksForHelp(argv: string[]): boolean {
   if (argv[0] !== "hook" && argv[0] !== "network-hook" && argv[0] !== "virt-aa-helper") return false;
   const end = argv.indexOf("--");
-  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === "--help" || a === "-h");
+  return (end === -1 ? argv : argv.slice(0, end)).includes("--help");
 }
 
 main(process.argv.slice(2)).then(
