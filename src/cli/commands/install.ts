@@ -29,7 +29,7 @@ export function installCommand(): CommandModule<{ root: string }, InstallArgs> {
         .option("dry-run", { type: "boolean", default: false, describe: "print what would be done, change nothing" })
         .option("reload", { type: "boolean", default: false, describe: "send SIGHUP to libvirtd (its pidfile) so it finds the hook now" })
         .option("adopt-all", { type: "boolean", default: false, describe: "then switch every defined domain to the configured attach mode (virt-aa-hook adopt --all)" })
-        .option("node", { type: "string", default: process.execPath, describe: "node binary the hook runs (Node >= 20.19)" })
+        .option("node", { type: "string", default: process.execPath, describe: "node binary the hook runs (Node >= 18.19)" })
         .option("libvirt-version", { type: "string", describe: "skip detecting the libvirt version with `libvirtd --version`" })
         // The bundle of a source tree is its dist/virt-aa-hook.cjs.
         .option("source", { type: "string", default: path.resolve(path.dirname(process.argv[1] ?? "."), ".."), describe: "source tree holding dist/, hooks/ and install/" }) as never,
