@@ -13,7 +13,7 @@ import { syncCommand } from "./commands/sync.js";
 import { completionCommand } from "./commands/completion.js";
 import { networkHookCommand } from "./commands/network-hook.js";
 import { helperCommand } from "./commands/virt-aa-helper.js";
-import { withCommandHelp } from "./help.js";
+import { TOP_LEVEL_HELP, withCommandHelp } from "./help.js";
 import { versionLine } from "./version.js";
 
 /**
@@ -62,6 +62,9 @@ async function parse(argv: string[]): Promise<void> {
     .strict()
     .help()
     .version(versionLine())
+    .example("$0 status", "what confines each guest's QEMU")
+    .example("$0 doctor", "check the installation and the host")
+    .epilogue(TOP_LEVEL_HELP)
     .fail((msg, err) => {
       if (err) throw err;
       throw new ExitError(2, formatLine("error", msg));

@@ -11,6 +11,8 @@ export interface CommandHelp {
   examples?: readonly (readonly [string, string])[];
   /** One line per exit code, "N  meaning". */
   exitStatus: readonly string[];
+  /** Said before the exit status, when the purpose line cannot say it all. */
+  notes?: string;
 }
 
 /** The codes every admin command shares (runCli and main.ts). */
@@ -88,10 +90,25 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     exitStatus: ["0  printed", CONFIG, USAGE, INTERNAL],
   },
   completion: {
-    examples: [["$0 completion > /etc/bash_completion.d/virt-aa-hook", "complete command names and options in bash"]],
+    notes:
+      "The script is yargs' own: it asks `virt-aa-hook --get-yargs-completions WORDS...` for the candidates, so it completes every command and option this version has. yargs prints zsh's or fish's script instead when $SHELL names zsh or fish; SHELL=/bin/bash gives bash's whatever the shell.",
+    examples: [["SHELL=/bin/bash $0 completion > /etc/bash_completion.d/virt-aa-hook", "complete command names and options in bash"]],
     exitStatus: ["0  printed the script", USAGE],
   },
 };
+
+/** The end of `virt-aa-hook --help`. */
+export const TOP_LEVEL_HELP = [
+  "Every command has its own --help: what it does, its arguments and options, its exit status and examples.",
+  "",
+  "Files: /etc/libvirt/virt-aa-hook.conf (settings), /etc/apparmor.d/libvirt/libvirt-UUID and libvirt-UUID.files (each guest's profile and its rules), /var/lib/virt-aa-hook (what the hook wrote), /var/log/libvirt/virt-aa-hook.log (one line per hook call).",
+  "",
+  "Exit status:",
+  hanging("  0  done", 5),
+  hanging("  1  refused or failed: one line, virt-aa-hook: error: ..., says why and what to do", 5),
+  hanging(`  ${USAGE}`, 5),
+  hanging(`  ${INTERNAL}`, 5),
+].join("\n");
 
 /** The first word of a yargs command string ("grant <name> <path>" -> "grant"). */
 export function commandName(command: string | readonly string[] | undefined): string {
@@ -104,6 +121,7 @@ export function helpFor(name: string, y: Argv): Argv {
   const help = COMMAND_HELP[name];
   if (!help) return y;
   for (const [cmd, what] of help.examples ?? []) y.example(cmd, what);
+  if (help.notes) y.epilogue(`${help.notes}\n`);
   return y.epilogue(`Exit status:\n${help.exitStatus.map((l) => hanging(`  ${l}`, 5)).join("\n")}`);
 }
 

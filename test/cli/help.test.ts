@@ -39,6 +39,8 @@ describe("--help", () => {
     expect(r.stdout.startsWith("virt-aa-hook <command> [options]\n\nPer-guest AppArmor confinement for libvirt QEMU guests.\n")).toBe(true);
     for (const c of commands()) expect(r.stdout).toContain(`virt-aa-hook ${c}`);
     expect(r.stdout).toMatch(/^ {2}--version {2}Show version number/m);
+    expect(r.stdout).toMatch(/\nExamples:\n {2}virt-aa-hook status /);
+    expect(r.stdout).toMatch(/\nExit status:\n {2}0 {2}done\n {2}1 {2}refused or failed/);
   });
 
   it.each(commands().map((c) => [c]))("%s --help: exit 0, its usage, purpose, options, examples and exit status", (command) => {
@@ -48,7 +50,7 @@ describe("--help", () => {
     // The usage line names the command with its arguments; then its purpose.
     expect(r.stdout).toMatch(new RegExp(`^virt-aa-hook ${command.replace(/[-]/g, "\\-")}( [<[].*)?\\n\\n[A-Z(]`));
     expect(r.stdout).toMatch(/\nOptions:\n(?:.*\n)*? +--root /);
-    expect(r.stdout).toMatch(/\nExamples:\n {2}(virt-aa-hook|\S+\.sh|virsh) /);
+    expect(r.stdout).toMatch(/\nExamples:\n {2}(\S+ )*?(virt-aa-hook|\S+\.sh) /);
     const exit = /\nExit status:\n((?: {2}\d+ +\S.*\n(?: {5}\S.*\n)*)+)$/.exec(r.stdout);
     expect(exit, r.stdout).not.toBeNull();
     expect(exit![1]).toMatch(/^ {2}0 /);

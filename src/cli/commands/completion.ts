@@ -8,8 +8,7 @@ import type { CommandModule } from "yargs";
 export function completionCommand(show: () => void): CommandModule<{ root: string }, { root: string }> {
   return {
     command: "completion",
-    describe:
-      "Print a bash completion script for virt-aa-hook (yargs' own; it asks virt-aa-hook for the words). It is zsh's or fish's when $SHELL names zsh or fish: run it as SHELL=/bin/bash virt-aa-hook completion for bash",
+    describe: "Print the bash completion script for virt-aa-hook",
     builder: (y) => y,
     handler: () => show(),
   };
