@@ -74,6 +74,11 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
   sync: {
     exitStatus: ["0  the profile matches the live XML", "1  refused or failed; the line says why", CONFIG, USAGE, INTERNAL],
   },
+  // denials (src/cli/commands/denials.ts, on main) has its examples; its epilogue's one-line
+  // "Exit status: ..." paragraph goes when this is merged (this block says it).
+  denials: {
+    exitStatus: ["0  printed the denials (also when there is none)", "1  no log source can be read, or NAME is no guest virt-aa-hook knows", "2  --since cannot be read, or another usage error", CONFIG, INTERNAL],
+  },
   install: {
     examples: [
       ["$0 install --dry-run", "what install would change, changing nothing"],
