@@ -54,6 +54,8 @@ describe("--help", () => {
     const exit = /\nExit status:\n((?: {2}\d+ +\S.*\n(?: {5}\S.*\n)*)+)$/.exec(r.stdout);
     expect(exit, r.stdout).not.toBeNull();
     expect(exit![1]).toMatch(/^ {2}0 /);
+    // Said once (src/cli/help.ts), not also in a command's own epilogue: the man page repeats it otherwise.
+    expect(r.stdout.split("Exit status").length).toBe(2);
   });
 
   it.each([["hook"], ["network-hook"], ["virt-aa-helper"]])("%s --help, also after --root", (command) => {
