@@ -20,6 +20,8 @@ const BUNDLE = "dist/virt-aa-hook.cjs";
 const LOADER = "dist/loader.cjs";
 /** execa, for admin-side programs only, in a file of its own: the hook never reads it. */
 const EXECA = "dist/virt-aa-hook-execa.cjs";
+/** The oldest node the installed files run on (package.json "engines" is the build's own). */
+const NODE_TARGET = "node18.19";
 
 // The operation table, loaded from its TypeScript source (it imports nothing).
 const { CODE_CACHE_KINDS, OPERATIONS } = await import(
@@ -32,7 +34,10 @@ const built = await build({
   write: false,
   bundle: true,
   platform: "node",
-  target: "node20",
+  // The installed bundle runs on the distributions' node: Debian 12 ships 18.19+ (18.20.4 with its
+  // security updates), Ubuntu 24.04 18.19.1. CI runs the hook and CLI suites on Debian's own node 18
+  // (.ci/node18.sh, test/run.mjs).
+  target: NODE_TARGET,
   format: "cjs",
   sourcemap: false,
   // Whitespace only (names stay, so stacks still name functions): 624 -> 444 KiB that every hook
@@ -41,7 +46,15 @@ const built = await build({
   legalComments: "none",
   logLevel: "warning",
   // yargs is ESM-only and derives require() from import.meta.url, which a CJS bundle lacks.
-  define: { "import.meta.url": "__bundleUrl" },
+  define: {
+    "import.meta.url": "__bundleUrl",
+    // Printed by --version (src/cli/version.ts).
+    VIRT_AA_HOOK_VERSION: JSON.stringify(JSON.parse(fs.readFileSync("package.json", "utf8")).version),
+    // yargs-parser 22 throws on a node older than 20 at load; its own override knob, fixed here.
+    // The 20.19 minimum of yargs 18 is about `require()` of its ESM files, which a bundle never
+    // does; the rest of yargs runs on 18, as the node 18 run of test/cli shows (docs/node.md).
+    "process.env.YARGS_MIN_NODE_VERSION": JSON.stringify("18"),
+  },
   banner: { js: 'const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
   // Strings, regexps and names are escaped to ASCII; see asciiOnly for the comments.
   charset: "ascii",
@@ -63,8 +76,7 @@ const loader = await build({
   write: false,
   bundle: true,
   platform: "node",
-  // The installed hook may run on an older node than the build's.
-  target: "node18",
+  target: NODE_TARGET,
   format: "cjs",
   sourcemap: false,
   legalComments: "none",
@@ -83,7 +95,7 @@ const execa = await build({
   write: false,
   bundle: true,
   platform: "node",
-  target: "node18",
+  target: NODE_TARGET,
   format: "cjs",
   minifyWhitespace: true,
   legalComments: "none",

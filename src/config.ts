@@ -157,6 +157,44 @@ const SETTERS: Record<string, Setter> = {
 
 export const CONFIG_KEYS: readonly string[] = Object.keys(SETTERS);
 
+/** The reason for an unknown key: the nearest known key when it is a likely typo, else all of them. */
+function unknownKey(key: string): string {
+  const near = nearestKey(key);
+  return near ? `unknown key: did you mean ${near}?` : `unknown key (known: ${CONFIG_KEYS.join(", ")})`;
+}
+
+/**
+ * The one known key within a small edit distance of `key` (case, a typo, a swap): at
+ * most 1 edit for short keys, 2 from 6 characters on. None when two are equally near.
+ */
+function nearestKey(key: string): string | undefined {
+  const typed = key.toLowerCase();
+  const limit = typed.length >= 6 ? 2 : 1;
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  let tie = false;
+  for (const known of CONFIG_KEYS) {
+    const d = editDistance(typed, known);
+    if (d < bestDistance) [best, bestDistance, tie] = [known, d, false];
+    else if (d === bestDistance) tie = true;
+  }
+  return best !== undefined && !tie ? best : undefined;
+}
+
+/** Levenshtein distance where swapping two neighbours is one edit (optimal string alignment). */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
 // key = value | key = "value"; blanks around `=` and at both ends are allowed, like libvirt's files.
 const ASSIGNMENT = /^[ \t]*([A-Za-z0-9_]+)[ \t]*=[ \t]*(?:"([^"]*)"|([^"\s#]*))[ \t]*$/;
 const MAX_CONFIG_BYTES = 64 * 1024;
@@ -180,7 +218,7 @@ export function parseConfig(text: string, file: string): Config {
     const value = m[2] ?? m[3] ?? "";
     if (/[\u0000-\u001f\u007f]/.test(value)) throw new ConfigError(file, lineNo, key, "value contains a control character");
     const setter = SETTERS[key];
-    if (!setter) throw new ConfigError(file, lineNo, key, `unknown key (known: ${CONFIG_KEYS.join(", ")})`);
+    if (!setter) throw new ConfigError(file, lineNo, key, unknownKey(key));
     const earlier = seen.get(key);
     if (earlier !== undefined) throw new ConfigError(file, lineNo, key, `set again (first set on line ${earlier})`);
     seen.set(key, lineNo);

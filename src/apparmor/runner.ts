@@ -1,5 +1,7 @@
 import type { ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import { HostError } from "../errors.js";
+import { nodeChildProcess } from "../lazy.js";
 
 /** What one apparmor_parser run produced. */
 export interface ParserResult {
@@ -39,7 +41,7 @@ export async function runParser(parser: string, args: readonly string[], opts: R
     try {
       // Loaded here, not at the top: hook calls that never run the parser (started, an unchanged
       // start) skip node:child_process and the stream/net modules it pulls in (docs/performance.md).
-      child = process.getBuiltinModule("node:child_process").spawn(parser, [...args], {
+      child = nodeChildProcess().spawn(parser, [...args], {
         env: { LC_ALL: "C" },
         shell: false,
         // No input: /dev/null, which the parser reads as the empty input a closed pipe gives, without
@@ -165,7 +167,6 @@ export function parserMessage(r: ParserResult): string {
  * pays.
  */
 function descendantsOf(root: number): number[] {
-  const fs = process.getBuiltinModule("node:fs");
   const children = new Map<number, number[]>();
   let entries: string[];
   try {

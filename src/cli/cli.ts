@@ -12,6 +12,11 @@ import { revokeCommand } from "./commands/revoke.js";
 import { syncCommand } from "./commands/sync.js";
 import { denialsCommand } from "./commands/denials.js";
 import { pruneCommand } from "./commands/prune.js";
+import { completionCommand } from "./commands/completion.js";
+import { networkHookCommand } from "./commands/network-hook.js";
+import { helperCommand } from "./commands/virt-aa-helper.js";
+import { TOP_LEVEL_HELP, withCommandHelp } from "./help.js";
+import { versionLine } from "./version.js";
 
 /**
  * The admin-facing CLI. Each command lives in its own module under commands/. A command that ends
@@ -30,7 +35,8 @@ export async function runCli(argv: string[]): Promise<number> {
 }
 
 async function parse(argv: string[]): Promise<void> {
-  await yargs(argv)
+  const parser = withCommandHelp(yargs(argv));
+  await parser
     .scriptName("virt-aa-hook")
     .usage("$0 <command> [options]\n\nPer-guest AppArmor confinement for libvirt QEMU guests.")
     .option("root", {
@@ -53,10 +59,16 @@ async function parse(argv: string[]): Promise<void> {
     .command(installCommand())
     .command(uninstallCommand())
     .command(installSummaryCommand())
+    .command(networkHookCommand())
+    .command(helperCommand())
+    .command(completionCommand(() => parser.showCompletionScript()))
     .demandCommand(1, "name a command (see --help)")
     .strict()
     .help()
-    .version(false)
+    .version(versionLine())
+    .example("$0 status", "what confines each guest's QEMU")
+    .example("$0 doctor", "check the installation and the host")
+    .epilogue(TOP_LEVEL_HELP)
     .fail((msg, err) => {
       if (err) throw err;
       throw new ExitError(2, formatLine("error", msg));

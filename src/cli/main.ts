@@ -6,6 +6,7 @@
  * libvirt's AppArmor driver runs through hooks/virt-aa-helper.
  */
 async function main(argv: string[]): Promise<number> {
+  if (asksForHelp(argv)) return (await import("./cli.js")).runCli(argv);
   if (argv[0] === "hook") {
     const { runHookCommand } = await import("./hook-fast.js");
     return runHookCommand(argv.slice(1));
@@ -21,6 +22,17 @@ async function main(argv: string[]): Promise<number> {
   }
   const { runCli } = await import("./cli.js");
   return runCli(argv);
+}
+
+/**
+ * `hook --help` and the like: the launchers' commands parse their own arguments (no yargs), so
+ * their help is yargs' (cli.ts). Only an option before `--` counts: after it come libvirt's words,
+ * and a guest may be named "--help".
+ */
+function asksForHelp(argv: string[]): boolean {
+  if (argv[0] !== "hook" && argv[0] !== "network-hook" && argv[0] !== "virt-aa-helper") return false;
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).includes("--help");
 }
 
 main(process.argv.slice(2)).then(

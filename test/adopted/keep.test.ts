@@ -12,6 +12,7 @@ import { DEFAULT_CONFIG } from "../../src/config.js";
 import { Layout } from "../../src/layout.js";
 import { defaultTestConfig, FAKE_SECURITYFS, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callHook, domainXml, installHook, UUID } from "../lifecycle/harness.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const NAME = `libvirt-${UUID}`;
 const PROFILE = `/etc/apparmor.d/libvirt/${NAME}`;
@@ -52,7 +53,7 @@ const replaced = () => fs.readFileSync(t.at(REPLACE));
 const removed = () => fs.readFileSync(t.at(REMOVE), "latin1");
 const lastLog = () => t.read(LOG).trimEnd().split("\n").at(-1)!;
 const cli = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [BUNDLE, "--root", t.root, ...args], { encoding: "utf8", env: { LC_ALL: "C" } });
+  const r = spawnSync(TEST_NODE, [BUNDLE, "--root", t.root, ...args], { encoding: "utf8", env: { LC_ALL: "C" } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 /** The profile, .files and record as they are: what "kept" must leave byte for byte. */

@@ -12,6 +12,7 @@ import { defaultTestConfig, makeTestRoot, type TestRoot } from "../lifecycle/fix
 import { BUNDLE } from "../lifecycle/harness.js";
 import { guestXml, UUID_A } from "../lifecycle/guests.js";
 import { FAKE_VIRSH } from "./fake-virsh.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const VIRSH = "/usr/local/sbin/stand-in-virsh";
 const REAL_PROFILE = `/etc/apparmor.d/libvirt/libvirt-${UUID_A}`;
@@ -30,7 +31,7 @@ afterEach(() => t.remove());
 describe("adopt --root", () => {
   it("uses the root's virsh, temporary directory and profiles only", () => {
     expect(fs.existsSync(REAL_PROFILE)).toBe(false);
-    const r = spawnSync(process.execPath, [BUNDLE, "--root", t.root, "adopt", "--virsh", VIRSH, "vm1"], { env: { LC_ALL: "C" } });
+    const r = spawnSync(TEST_NODE, [BUNDLE, "--root", t.root, "adopt", "--virsh", VIRSH, "vm1"], { env: { LC_ALL: "C" } });
     expect({ status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() }).toEqual({
       status: 0,
       stdout: "vm1: adopted (attach = seclabel)\n",

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testNodeVersion, withTestNode } from "../helpers/node.js";
 import { CODE_CACHE_KINDS, OPERATIONS, codeCacheKindOf, operationOf } from "../../src/hook/operations.js";
 
 // The launch chain hooks/qemu → dist/loader.cjs → bundle, run for real from copies of the built
@@ -56,7 +57,7 @@ describe("hooks/qemu and the loader", () => {
     fs.mkdirSync(path.dirname(hook()), { recursive: true });
     fs.mkdirSync(dist(), { recursive: true });
     fs.mkdirSync(path.join(dir, "var/log/libvirt"), { recursive: true });
-    fs.copyFileSync(path.join(REPO, "hooks/qemu"), hook());
+    fs.writeFileSync(hook(), withTestNode(fs.readFileSync(path.join(REPO, "hooks/qemu"), "utf8")));
     fs.chmodSync(hook(), 0o755);
     for (const f of ["virt-aa-hook.cjs", "loader.cjs"]) fs.copyFileSync(path.join(REPO, "dist", f), path.join(dist(), f));
   });
@@ -70,7 +71,7 @@ describe("hooks/qemu and the loader", () => {
       // Only the cache's name matters here; most of these fail on "<domain/>" after the loader chose.
       expect(r.stdout).toBe("");
       const id = /\/\/# virt-aa-hook-build ([0-9a-f]{64})\n$/.exec(fs.readFileSync(path.join(dist(), "virt-aa-hook.cjs"), "utf8"))![1]!.slice(0, 24);
-      expect(caches()).toEqual([`virt-aa-hook.cjs.${id}-${process.version}-${process.arch}.${codeCacheKindOf(op)}.v8cache`]);
+      expect(caches()).toEqual([`virt-aa-hook.cjs.${id}-${testNodeVersion()}-${process.arch}.${codeCacheKindOf(op)}.v8cache`]);
     },
   );
 

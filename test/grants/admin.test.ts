@@ -14,6 +14,7 @@ import { readState } from "../../src/store/state.js";
 import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callBundle, domainXml, UUID } from "../lifecycle/harness.js";
 import { FAKE_VIRSH } from "../helpers/virsh.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const NAME = `libvirt-${UUID}`;
 const FILES = `/etc/apparmor.d/libvirt/${NAME}.files`;
@@ -39,7 +40,7 @@ function live(xml: string, name = "vm1"): void {
   fs.writeFileSync(t.at(`/live/${name}.xml`), xml);
 }
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BUNDLE, ...args, "--root", t.root], { encoding: "utf8", env: { LC_ALL: "C" }, timeout: 60_000 });
+  const r = spawnSync(TEST_NODE, [BUNDLE, ...args, "--root", t.root], { encoding: "utf8", env: { LC_ALL: "C" }, timeout: 60_000 });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -186,7 +187,7 @@ describe("sync", () => {
 
   it("helper mode: libvirt's -F grants the live XML covers go (a snapshot's overlay, a copy after its pivot); others stay", () => {
     prepare();
-    const helper = (...args: string[]) => spawnSync(process.execPath, [BUNDLE, "virt-aa-helper", "--root", t.root, "--", ...args], { input: domainXml(), encoding: "utf8", env: {}, timeout: 60_000 });
+    const helper = (...args: string[]) => spawnSync(TEST_NODE, [BUNDLE, "virt-aa-helper", "--root", t.root, "--", ...args], { input: domainXml(), encoding: "utf8", env: {}, timeout: 60_000 });
     for (const p of [NEW, `${IMG}/other.img`]) expect(helper("-r", "-u", NAME, "-F", p).status).toBe(0);
     expect(grants()?.map((g) => [g.by, g.path])).toEqual([["libvirt", NEW], ["libvirt", `${IMG}/other.img`]]);
     // libvirt sent no regeneration; the live XML names the new image as a disk now

@@ -50,6 +50,7 @@ import {
   versionXml,
   type Guest,
 } from "./faults-kit.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const SEED = process.env.VAAH_CRASH_SEED ? Number(process.env.VAAH_CRASH_SEED) : Math.floor(Math.random() * 2 ** 31);
 const KILLS = process.env.VAAH_CRASH_KILLS ? Number(process.env.VAAH_CRASH_KILLS) : 200;
@@ -90,7 +91,7 @@ const subjects: Subject[] = [];
 function spawnHook(s: Subject, xml: string): { child: ReturnType<typeof spawn>; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number; stderr: string }> } {
   const t0 = performance.now();
   // What hooks/qemu execs: node BUNDLE hook --root ROOT -- NAME OP SUBOP EXTRA
-  const child = spawn(process.execPath, [BUNDLE, "hook", "--root", s.t.root, "--", s.g.name, "prepare", "begin", "-"], {
+  const child = spawn(TEST_NODE, [BUNDLE, "hook", "--root", s.t.root, "--", s.g.name, "prepare", "begin", "-"], {
     env: { LC_ALL: "C" },
     cwd: "/",
     detached: true, // its own process group, so the group can be killed with its parser

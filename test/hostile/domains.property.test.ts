@@ -36,6 +36,7 @@ import {
   xmlAttr,
   xmlText,
 } from "./arbitraries.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const SEED_FILES = ["examples/basic.xml", "examples/kitchen-sink.xml", ...fs.readdirSync("test/fixtures/domains").map((f) => `test/fixtures/domains/${f}`)];
 
@@ -230,7 +231,7 @@ describe("property: random domains never crash, always compile, never grant a re
     expect(picked).toHaveLength(12);
     let ok = 0;
     for (const { xml, expected } of picked) {
-      const r = spawnSync(process.execPath, [BUNDLE, "explain", "--root", root, "-"], { input: xml, env: { LC_ALL: "C" }, timeout: 10_000 });
+      const r = spawnSync(TEST_NODE, [BUNDLE, "explain", "--root", root, "-"], { input: xml, env: { LC_ALL: "C" }, timeout: 10_000 });
       const got = { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
       if (expected.ok) {
         ok++;

@@ -13,6 +13,7 @@ import { buildProfile } from "../../src/pipeline.js";
 import { renderProfile } from "../../src/render/index.js";
 import { FAKE_SECURITYFS, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, domainXml, installHook, type HookRun } from "../lifecycle/harness.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 export const LIBVIRT_DIR = "/etc/apparmor.d/libvirt";
 export const STATE_DIR = "/var/lib/virt-aa-hook";
@@ -117,7 +118,7 @@ export function callHookAsync(t: TestRoot, args: [string, string, string, string
 
 /** `node dist/virt-aa-hook.cjs status --root ROOT --json` */
 export async function statusJson(t: TestRoot): Promise<Array<Record<string, unknown>>> {
-  const r = await runAsync(process.execPath, [BUNDLE, "status", "--root", t.root, "--json"], "", 30_000);
+  const r = await runAsync(TEST_NODE, [BUNDLE, "status", "--root", t.root, "--json"], "", 30_000);
   if (r.status !== 0) throw new Error(`status failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as Array<Record<string, unknown>>;
 }

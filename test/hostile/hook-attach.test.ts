@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultTestConfig, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callHook, installHook } from "../lifecycle/harness.js";
 import { guestXml, op, UUID_A } from "../lifecycle/guests.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const DISK = "/var/lib/libvirt/images/a.img";
 const WRAPPER = "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64";
@@ -133,7 +134,7 @@ describe("started accepts only the profile in the configured mode", () => {
 });
 
 describe("the hook's command line", () => {
-  const run = (args: string[]) => spawnSync(process.execPath, [BUNDLE, "hook", "--root", t.root, "--", ...args], { input: xml(), env: { LC_ALL: "C" } });
+  const run = (args: string[]) => spawnSync(TEST_NODE, [BUNDLE, "hook", "--root", t.root, "--", ...args], { input: xml(), env: { LC_ALL: "C" } });
   it.each([
     [["vm1", "prepare"], 2],
     [["vm1", "prepare", "begin"], 3],

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultTestConfig, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callHook, installHook } from "../lifecycle/harness.js";
 import { guestXml, op, UUID_A } from "../lifecycle/guests.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const IMG = "/var/lib/libvirt/images";
 let t: TestRoot;
@@ -19,7 +20,7 @@ afterEach(() => t.remove());
 
 const xml = (disks: string[]) => guestXml({ name: "vm1", uuid: UUID_A, id: 6, disks });
 function explain(doc: string) {
-  const r = spawnSync(process.execPath, [BUNDLE, "--root", t.root, "explain", "-"], { input: doc, env: { LC_ALL: "C" } });
+  const r = spawnSync(TEST_NODE, [BUNDLE, "--root", t.root, "explain", "-"], { input: doc, env: { LC_ALL: "C" } });
   return { status: r.status, stderr: r.stderr.toString() };
 }
 /** A path of `bytes` UTF-8 bytes under IMG, components of at most 200 bytes, in two-byte "é"s. */

@@ -19,6 +19,7 @@ import { buildProfile } from "../../src/pipeline.js";
 import { ImageRoot, pathErrorOf, qcow2Header, walkOf } from "../images/helpers.js";
 import { BUNDLE } from "../lifecycle/harness.js";
 import { outcomeOf } from "./arbitraries.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const UUID = "5d2e8f10-7c3b-4a9e-b1d2-3c4d5e6f7a8b";
 const BACKING_FORMAT = 0xe2792aca;
@@ -60,7 +61,7 @@ function runBundle(file: string, format = "qcow2", dir = root.dir): { status: nu
   let best: { status: number | null; stderr: string; ms: number } | undefined;
   for (let attempt = 0; attempt < 3 && (best === undefined || best.ms >= 1000); attempt++) {
     const start = performance.now();
-    const r = spawnSync(process.execPath, [BUNDLE, "explain", "--root", dir, "-"], { input: domainXml(file, format), env: { LC_ALL: "C" }, timeout: 5000 });
+    const r = spawnSync(TEST_NODE, [BUNDLE, "explain", "--root", dir, "-"], { input: domainXml(file, format), env: { LC_ALL: "C" }, timeout: 5000 });
     const run = { status: r.status, stderr: r.stderr.toString(), ms: performance.now() - start };
     if (best !== undefined) expect({ status: run.status, stderr: run.stderr }).toEqual({ status: best.status, stderr: best.stderr });
     if (best === undefined || run.ms < best.ms) best = run;

@@ -17,6 +17,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { qcow2Header, QEMU_IMG } from "../images/helpers.js";
 import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callHook, installHook } from "../lifecycle/harness.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const IMAGES = "/var/lib/libvirt/images";
 const A = { name: "guest-a", uuid: "0a0a0a0a-aaaa-4aaa-8aaa-00000000000a" };
@@ -82,7 +83,7 @@ function guestXml(guest: { name: string; uuid: string }, disk: DiskSpec, id?: nu
 
 /** `explain --root` through the bundle: exit status, the disk's rule lines, stderr. */
 function explain(xml: string): { status: number | null; disk: string[]; stderr: string } {
-  const r = spawnSync(process.execPath, [BUNDLE, "explain", "--root", t.root, "-"], { input: xml, env: { LC_ALL: "C" }, timeout: 30_000 });
+  const r = spawnSync(TEST_NODE, [BUNDLE, "explain", "--root", t.root, "-"], { input: xml, env: { LC_ALL: "C" }, timeout: 30_000 });
   const disk = r.stdout
     .toString()
     .split("\n")

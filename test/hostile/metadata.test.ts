@@ -13,6 +13,7 @@ import { defaultTestConfig, makeTestRoot, type TestRoot } from "../lifecycle/fix
 import { BUNDLE, callHook, installHook } from "../lifecycle/harness.js";
 import { guestXml as lifecycleGuest, op, UUID_A, UUID_B } from "../lifecycle/guests.js";
 import { canMknod, GUEST_UUID, guestXml, plantHost } from "../policy/fakehost.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const NS = "https://virt-aa-hook.org/xmlns/guest/1";
 /** `<metadata>` with our element, prefix `vah` as `virsh metadata --key vah` writes it. */
@@ -21,7 +22,7 @@ const allow = (p: string, access: "r" | "rw", tree = false) => `<vah:allow path=
 const FILES = `/etc/apparmor.d/libvirt/libvirt-${GUEST_UUID}.files`;
 
 function run(t: TestRoot, args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BUNDLE, ...args, "--root", t.root], { input, env: { LC_ALL: "C" }, cwd: "/", timeout: 20_000 });
+  const r = spawnSync(TEST_NODE, [BUNDLE, ...args, "--root", t.root], { input, env: { LC_ALL: "C" }, cwd: "/", timeout: 20_000 });
   return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callHook, installHook } from "../lifecycle/harness.js";
 import { canMknod, GUEST_UUID, guestXml, OTHER_UUID, plantHost } from "../policy/fakehost.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 let t: TestRoot;
 beforeAll(() => {
@@ -33,7 +34,7 @@ afterAll(() => t.remove());
 function explain(xml: string): { status: number | null; stdout: string; stderr: string } {
   const file = path.join(t.root, "tmp-domain.xml");
   fs.writeFileSync(file, xml);
-  const r = spawnSync(process.execPath, [BUNDLE, "explain", "--root", t.root, file], { env: { LC_ALL: "C" }, cwd: "/", timeout: 20_000 });
+  const r = spawnSync(TEST_NODE, [BUNDLE, "explain", "--root", t.root, file], { env: { LC_ALL: "C" }, cwd: "/", timeout: 20_000 });
   return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 

@@ -22,6 +22,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE } from "../lifecycle/harness.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const UUID = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
 const MiB = 1024 * 1024;
@@ -58,7 +59,7 @@ function runBundle(args: string[], input: Buffer | string): Promise<ChildRun> {
   const rssFile = path.join(work, `rss-${runs++}`);
   const start = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--max-old-space-size=128", "--require", probe, BUNDLE, ...args], {
+    const child = spawn(TEST_NODE, ["--max-old-space-size=128", "--require", probe, BUNDLE, ...args], {
       env: { LC_ALL: "C", VAAH_RSS_OUT: rssFile },
       cwd: "/",
     });

@@ -2,11 +2,13 @@
  * Runs the real hook the way libvirtd does: the unmodified in-repo `hooks/qemu`, placed at
  * `<root>/etc/libvirt/hooks/qemu` (so it serves that root) next to a link to the built bundle
  * where its `BUNDLE=${0%/*}/../dist/...` line looks; four arguments, the XML on stdin, and
- * libvirt's minimal environment `{LC_ALL: "C"}`. Needs `npm run build` first.
+ * libvirt's minimal environment `{LC_ALL: "C"}`. Needs `npm run build` first. Its NODE= line names
+ * the node under test (test/helpers/node.ts), as an installer rewrites it.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { TEST_NODE, withTestNode } from "../helpers/node.js";
 import type { TestRoot } from "./fixture.js";
 
 const REPO = path.resolve(new URL("../..", import.meta.url).pathname);
@@ -23,7 +25,7 @@ export function installHook(t: TestRoot): string {
   if (!fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build first`);
   const hook = t.at("/etc/libvirt/hooks/qemu");
   fs.mkdirSync(path.dirname(hook), { recursive: true });
-  fs.copyFileSync(HOOK_SOURCE, hook);
+  fs.writeFileSync(hook, withTestNode(fs.readFileSync(HOOK_SOURCE, "utf8")));
   fs.chmodSync(hook, 0o755);
   fs.mkdirSync(t.at("/etc/libvirt/dist"), { recursive: true });
   fs.symlinkSync(BUNDLE, t.at("/etc/libvirt/dist/virt-aa-hook.cjs"));
@@ -45,7 +47,7 @@ export function callHook(t: TestRoot, args: [string, string, string, string], xm
 
 /** The same call through `node dist/virt-aa-hook.cjs hook --root ROOT ...`. */
 export function callBundle(t: TestRoot, args: [string, string, string, string], xml: string): HookRun {
-  const r = spawnSync(process.execPath, [BUNDLE, "hook", "--root", t.root, "--", ...args], {
+  const r = spawnSync(TEST_NODE, [BUNDLE, "hook", "--root", t.root, "--", ...args], {
     input: xml,
     env: { LC_ALL: "C" },
     cwd: "/",

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readState } from "../../src/store/state.js";
 import { defaultTestConfig, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callBundle, domainXml, installHook, tree, UUID } from "../lifecycle/harness.js";
+import { TEST_NODE } from "../helpers/node.js";
 
 const REPO = path.resolve(new URL("../..", import.meta.url).pathname);
 const NAME = `libvirt-${UUID}`;
@@ -152,7 +153,7 @@ describe("network hook: port-created / port-deleted", () => {
   });
 
   it("the bundle command refuses a wrong command line with exit 2", () => {
-    const r = spawnSync(process.execPath, [BUNDLE, "network-hook", "--root", t.root, "--", "default", "port-created"], { encoding: "utf8" });
+    const r = spawnSync(TEST_NODE, [BUNDLE, "network-hook", "--root", t.root, "--", "default", "port-created"], { encoding: "utf8" });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("virt-aa-hook: error: -: -: expected 4 arguments after the options, got 2");
   });

@@ -75,7 +75,7 @@ export function pruneCommand(): CommandModule<{ root: string }, PruneArgs> {
   return {
     command: "prune",
     describe:
-      "Remove what virt-aa-hook left of guests that no domain defines any more (/etc/libvirt/qemu/*.xml): the profile libvirt-<uuid>, its .files, virt-aa-hook's records, its parser-cache entries, and the loaded profile. Never touches a defined domain's files, anything a running QEMU uses, or (without --force) an edited profile. One line per profile: removed / would remove / kept, and why. Exit 0: nothing left to prune; 1: a removal failed (error on stderr); 2: something was kept (edited, not virt-aa-hook's, or in use)",
+      "Remove what virt-aa-hook left of guests that no domain defines any more (/etc/libvirt/qemu/*.xml): the profile libvirt-<uuid>, its .files, virt-aa-hook's records, its parser-cache entries, and the loaded profile. Never touches a defined domain's files, anything a running QEMU uses, or (without --force) an edited profile. One line per profile: removed / would remove / kept, and why",
     builder: (y) =>
       y
         .option("dry-run", { type: "boolean", default: false, describe: "print what would be removed; change nothing" })
