@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { FAKE_SECURITYFS, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
+import { defaultTestConfig, FAKE_SECURITYFS, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callHook, domainXml, installHook, UUID } from "../lifecycle/harness.js";
 import { UUID_B, UUID_C } from "../lifecycle/guests.js";
 
@@ -275,6 +275,35 @@ describe("prune never touches a guest being started (review19 F6)", () => {
     expect(cli("prune")).toEqual({ status: 0, stdout: `removed ${NAME} (vm1): unloaded, .files, cache entries, profile, record\n`, stderr: "" });
     expect(fs.readFileSync(t.at(`${FAKE_SECURITYFS}/.replace`)).includes(Buffer.from(NAME))).toBe(true);
     expect(t.read(REMOVE)).toContain(NAME);
+  });
+});
+
+describe("prune: a QEMU that attaches while the profile is being removed", () => {
+  it("after the empty profile is loaded the tasks are scanned again: one under it keeps the guest, the profile file is loaded again, nothing removed", () => {
+    prepare("vm1", UUID);
+    age(UUID);
+    const loadedAtPrepare = fs.readFileSync(t.at(`${FAKE_SECURITYFS}/.replace`));
+    fs.writeFileSync(t.at(LOADED), `${NAME} (enforce)\n`);
+    // A fake, only for a race a test cannot time otherwise: a QEMU exec'ing into the profile
+    // between prune's scan and the removal. It runs the real parser after making task 950 appear
+    // when the empty profile is loaded (-r -K).
+    fs.writeFileSync(
+      t.at("/racing-parser"),
+      `#!/bin/sh\nif [ "$1" = "-r" ] && [ "$2" = "-K" ]; then mkdir -p '${t.at("/proc/950/attr")}' && echo '${NAME} (enforce)' > '${t.at("/proc/950/attr/current")}'; fi\nexec /usr/sbin/apparmor_parser "$@"\n`,
+      { mode: 0o755 },
+    );
+    t.writeConfig({ ...defaultTestConfig(), parser: t.at("/racing-parser") });
+    fs.writeFileSync(t.at(`${FAKE_SECURITYFS}/.replace`), "");
+    expect(cli("prune")).toEqual({
+      status: 2,
+      stdout: `kept ${NAME} (vm1): task 950 started under it during the prune; ${PROFILE} is loaded again\n`,
+      stderr: "",
+    });
+    expect([t.exists(PROFILE), t.exists(FILES), t.exists(STATE)]).toEqual([true, true, true]);
+    expect(t.read(REMOVE)).toBe("");
+    // The last load is the profile file again: the same policy the hook loaded at prepare.
+    expect(fs.readFileSync(t.at(`${FAKE_SECURITYFS}/.replace`)).length).toBeGreaterThan(0);
+    expect(fs.readFileSync(t.at(`${FAKE_SECURITYFS}/.replace`)).equals(loadedAtPrepare)).toBe(true);
   });
 });
 
