@@ -66,6 +66,23 @@ export class Parser {
     throw new HostError(`cannot unload ${profileName}: ${parserMessage(r)}`);
   }
 
+  /**
+   * Replace a loaded profile with an empty one (`profile NAME {}` on stdin: no rule, so every
+   * access is denied in enforce mode), without the cache. `prune` does this before removing a
+   * profile: removal moves the profile's tasks to unconfined (linux security/apparmor/policy.c
+   * __remove_profile -> __aa_update_proxy(profile, ns->unconfined)); a replacement keeps any task
+   * that attached meanwhile confined, and denied everything.
+   */
+  async replaceWithStub(profileName: string): Promise<void> {
+    const target = this.env.target;
+    if (!target) throw new HostError(`cannot replace ${profileName}: AppArmor is not enabled in this kernel`);
+    const args = ["-r", "-K"];
+    if (target.passDir) args.push("--subdomainfs", target.dir);
+    if (this.env.featuresFile) args.push("-M", this.env.featuresFile);
+    const r = await this.run(args, { input: `profile ${profileName} {}\n` });
+    if (parserFailed(r)) throw new HostError(`cannot replace ${profileName} with an empty profile: ${parserMessage(r)}`);
+  }
+
   /** Mode when loaded, null when not loaded, undefined when the load target cannot say. */
   loadedMode(profileName: string): string | null | undefined {
     const target = this.env.target;

@@ -122,3 +122,15 @@ export async function withGuestLock<T>(opts: GuestLockOptions, fn: (lock: GuestL
 export async function withHostLock<T>(lockPath: string, timeoutMs: number, fn: (lock: GuestLock) => Promise<T>): Promise<T> {
   return withGuestLock({ lockPath, guest: "-", subject: "the paths held by running guests", timeoutMs, retryMs: 20 }, fn);
 }
+
+/**
+ * Does some process hold this guest lock now (a lock directory refreshed within the stale time)?
+ * For `prune`, which leaves alone a guest a hook is working on. Unreadable counts as held.
+ */
+export function guestLockHeld(lockPath: string, staleMs = DEFAULT_STALE_MS): boolean {
+  try {
+    return lockfile.checkSync(lockPath, { realpath: false, lockfilePath: lockPath, stale: Math.max(2000, staleMs) });
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ENOENT";
+  }
+}

@@ -3,7 +3,8 @@
  * the profile `libvirt-<uuid>`, its `.files`, our state and kept records, its parser-cache entries,
  * and the loaded profile. Never anything of a domain libvirt defines (its kept profile waits for
  * the next start), never anything a running QEMU uses, never an edited profile (store/edited.ts)
- * or one virt-aa-hook never wrote unless `force`.
+ * or one virt-aa-hook never wrote unless `force`, and never (even with `force`) a guest being started
+ * or one whose UUID any file of libvirt's definitions names.
  */
 import type { GuestFiles } from "./leftovers.js";
 import { recordedName } from "./leftovers.js";
@@ -13,8 +14,18 @@ export interface PruneFacts {
   guests: readonly GuestFiles[];
   /** UUIDs of the domains libvirt defines. */
   defined: ReadonlySet<string>;
-  /** UUIDs of running guests, and of profiles some process runs under. */
-  running: ReadonlySet<string>;
+  /**
+   * A file under libvirt's definitions directory that names this UUID as text (a definition our
+   * scanner cannot read still counts as defined), or undefined.
+   */
+  namedIn: (uuid: string) => string | undefined;
+  /** Files under the definitions directory that cannot be read: they may define any UUID. */
+  unreadable: readonly string[];
+  /**
+   * UUIDs that run or are being started, with why: a live QEMU, a task under the profile, libvirt's
+   * status XML, a record inside the hook's prepare window, a held guest lock (doctor/in-use.ts).
+   */
+  inUse: ReadonlyMap<string, string>;
   force: boolean;
 }
 
@@ -37,8 +48,20 @@ export function planPrune(facts: PruneFacts): PruneItem[] {
     // A defined domain's files are never pruned: its profile waits for its next start.
     if (facts.defined.has(g.uuid)) continue;
     const id = { uuid: g.uuid, profileName: g.paths.profileName, name: recordedName(g) };
-    if (facts.running.has(g.uuid)) {
-      items.push({ ...id, action: "keep", reason: "a guest with this UUID runs (it is never touched while its QEMU runs)" });
+    // Never anything a guest uses or is being started with, not even with --force (review19 F6).
+    const use = facts.inUse.get(g.uuid);
+    if (use !== undefined) {
+      items.push({ ...id, action: "keep", reason: use });
+      continue;
+    }
+    // What libvirt may define is defined, also with --force (review19 F11).
+    const named = facts.namedIn(g.uuid);
+    if (named !== undefined) {
+      items.push({ ...id, action: "keep", reason: `its UUID appears in ${named}, which libvirt may read as its definition` });
+      continue;
+    }
+    if (facts.unreadable.length > 0) {
+      items.push({ ...id, action: "keep", reason: `cannot tell whether libvirt defines it: cannot read ${facts.unreadable.join(", ")}` });
       continue;
     }
     if (!facts.force && g.origin === "edited") {

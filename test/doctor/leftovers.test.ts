@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { FAKE_SECURITYFS, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
+import { defaultTestConfig, FAKE_SECURITYFS, makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
 import { BUNDLE, callHook, domainXml, installHook, UUID } from "../lifecycle/harness.js";
 import { UUID_B, UUID_C } from "../lifecycle/guests.js";
 
@@ -58,6 +58,14 @@ function edit(): void {
   const text = t.read(PROFILE).replace("flags=(attach_disconnected)", "flags=(attach_disconnected, complain)").replace(/}\n$/, "  # the admin's rule\n}\n");
   fs.writeFileSync(t.at(PROFILE), text);
 }
+/** The host went down long ago: the record's prepare is outside the hook's 5-minute window. */
+function age(uuid: string): void {
+  const file = `/var/lib/virt-aa-hook/${uuid}.json`;
+  const rec = JSON.parse(t.read(file)) as Record<string, unknown>;
+  rec.prepared = new Date(Date.now() - 10 * 60 * 1000).toISOString();
+  fs.writeFileSync(t.at(file), JSON.stringify(rec));
+}
+const STARTING = "starting: its record is from a prepare less than 5 minutes ago (";
 const doctorLine = (out: string, check: string) => out.split("\n").filter((l) => l.includes(`  ${check}: `) || l.startsWith(`FAIL  ${check}`));
 
 describe("edited: one meaning before and after a restart", () => {
@@ -144,6 +152,7 @@ describe("prune", () => {
     // undefine; and a guest whose host went down before release (record, profile, .files; loaded).
     fs.rmSync(t.at(DEFINED));
     prepare("vm2", UUID_B);
+    age(UUID_B);
     fs.writeFileSync(t.at(LOADED), `libvirt-${UUID_B} (enforce)\n`);
     expect(statusJson("--all").map((r) => [r.name, r.standing, r.profileOrigin])).toEqual([
       ["vm1", "orphaned", "edited"],
@@ -200,9 +209,128 @@ describe("prune", () => {
       stderr: "",
     });
     expect([t.exists(PROFILE), t.exists(`/etc/apparmor.d/libvirt/libvirt-${UUID_C}`)]).toEqual([true, true]);
-    // Negative control: once the process is gone, the same call removes it.
+    // Negative control: once the process is gone (and the record is older than a start), the same call removes it.
     fs.rmSync(t.at("/proc/777"), { recursive: true });
+    expect(cli("prune", "--force").stdout.split("\n")[0]).toContain(`kept ${NAME} (vm1): ${STARTING}`);
+    age(UUID);
     expect(cli("prune", "--force").stdout.split("\n")[0]).toMatch(new RegExp(`^removed ${NAME} \\(vm1\\): `));
     expect(t.exists(PROFILE)).toBe(false);
+  });
+});
+
+describe("prune never touches a guest being started (review19 F6)", () => {
+  const SHARED = "/var/lib/libvirt/images/shared.img";
+  const hook = (name: string, uuid: string, operation: string) =>
+    callHook(t, op(name, operation), domainXml({ name, uuid, id: name === "transA" ? 7 : 8, disks: [SHARED] }));
+
+  it("a transient guest between prepare and QEMU's pid file keeps its profile and its claim; a second guest stays refused", () => {
+    fs.writeFileSync(t.at(SHARED), Buffer.alloc(4096));
+    expect(hook("transA", UUID, "prepare").status).toBe(0);
+    const refused = hook("vmB", UUID_B, "prepare");
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain("transA");
+
+    for (const force of [[], ["--force"]]) {
+      const r = cli("prune", ...force);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(new RegExp(`^kept ${NAME} \\(transA\\): ${STARTING.replace(/[()]/g, "\\$&")}[^)]+\\); the hook holds its claims that long before QEMU runs\\n$`));
+    }
+    expect([t.exists(PROFILE), t.exists(FILES), t.exists(STATE)]).toEqual([true, true, true]);
+    expect(t.read(REMOVE)).toBe("");
+    expect(hook("vmB", UUID_B, "prepare")).toEqual(refused);
+
+    // Negative control: a record older than the window with no QEMU is stale: pruned, and the disk is free.
+    age(UUID);
+    const r = cli("prune");
+    expect(r).toEqual({ status: 0, stdout: `removed ${NAME} (transA): .files, cache entries, profile, record\n`, stderr: "" });
+    expect(hook("vmB", UUID_B, "prepare").status).toBe(0);
+  });
+
+  it("kept while libvirt's status XML exists, a hook holds the guest lock, or any thread runs under the profile", () => {
+    prepare("vm1", UUID);
+    age(UUID);
+    const dry = () => cli("prune", "--force", "--dry-run");
+    fs.mkdirSync(t.at("/run/libvirt/qemu"), { recursive: true });
+    fs.writeFileSync(t.at("/run/libvirt/qemu/vm1.xml"), `<domstatus state='paused'>\n<domain type='kvm'>\n<name>vm1</name>\n<uuid>${UUID}</uuid>\n</domain>\n</domstatus>\n`);
+    expect(dry()).toEqual({ status: 2, stdout: `kept ${NAME} (vm1): starting or running: libvirt's status XML /run/libvirt/qemu/vm1.xml exists\n`, stderr: "" });
+    fs.rmSync(t.at("/run/libvirt/qemu/vm1.xml"));
+
+    fs.mkdirSync(t.at(`/run/virt-aa-hook/locks/${UUID}.lock`), { recursive: true });
+    expect(dry()).toEqual({ status: 2, stdout: `kept ${NAME} (vm1): starting: a hook holds its lock /run/virt-aa-hook/locks/${UUID}.lock\n`, stderr: "" });
+    fs.rmSync(t.at(`/run/virt-aa-hook/locks/${UUID}.lock`), { recursive: true });
+
+    // Only a thread (not the process) carries the profile, as a hat.
+    fs.mkdirSync(t.at("/proc/900/task/901/attr"), { recursive: true });
+    fs.mkdirSync(t.at("/proc/900/attr"), { recursive: true });
+    fs.writeFileSync(t.at("/proc/900/attr/current"), "unconfined\n");
+    fs.writeFileSync(t.at("/proc/900/task/901/attr/current"), `${NAME}//hat (enforce)\n`);
+    expect(dry()).toEqual({ status: 2, stdout: `kept ${NAME} (vm1): a guest with this UUID runs (it is never touched while its QEMU runs)\n`, stderr: "" });
+    fs.rmSync(t.at("/proc/900"), { recursive: true });
+
+    // Negative control: nothing of the above: removed; the loaded profile is first replaced by an
+    // empty one (the parser writes the stub to .replace), then removed.
+    fs.writeFileSync(t.at(LOADED), `${NAME} (enforce)\n`);
+    fs.writeFileSync(t.at(`${FAKE_SECURITYFS}/.replace`), "");
+    expect(cli("prune")).toEqual({ status: 0, stdout: `removed ${NAME} (vm1): unloaded, .files, cache entries, profile, record\n`, stderr: "" });
+    expect(fs.readFileSync(t.at(`${FAKE_SECURITYFS}/.replace`)).includes(Buffer.from(NAME))).toBe(true);
+    expect(t.read(REMOVE)).toContain(NAME);
+  });
+});
+
+describe("prune: a QEMU that attaches while the profile is being removed", () => {
+  it("after the empty profile is loaded the tasks are scanned again: one under it keeps the guest, the profile file is loaded again, nothing removed", () => {
+    prepare("vm1", UUID);
+    age(UUID);
+    const loadedAtPrepare = fs.readFileSync(t.at(`${FAKE_SECURITYFS}/.replace`));
+    fs.writeFileSync(t.at(LOADED), `${NAME} (enforce)\n`);
+    // A fake, only for a race a test cannot time otherwise: a QEMU exec'ing into the profile
+    // between prune's scan and the removal. It runs the real parser after making task 950 appear
+    // when the empty profile is loaded (-r -K).
+    fs.writeFileSync(
+      t.at("/racing-parser"),
+      `#!/bin/sh\nif [ "$1" = "-r" ] && [ "$2" = "-K" ]; then mkdir -p '${t.at("/proc/950/attr")}' && echo '${NAME} (enforce)' > '${t.at("/proc/950/attr/current")}'; fi\nexec /usr/sbin/apparmor_parser "$@"\n`,
+      { mode: 0o755 },
+    );
+    t.writeConfig({ ...defaultTestConfig(), parser: t.at("/racing-parser") });
+    fs.writeFileSync(t.at(`${FAKE_SECURITYFS}/.replace`), "");
+    expect(cli("prune")).toEqual({
+      status: 2,
+      stdout: `kept ${NAME} (vm1): task 950 started under it during the prune; ${PROFILE} is loaded again\n`,
+      stderr: "",
+    });
+    expect([t.exists(PROFILE), t.exists(FILES), t.exists(STATE)]).toEqual([true, true, true]);
+    expect(t.read(REMOVE)).toBe("");
+    // The last load is the profile file again: the same policy the hook loaded at prepare.
+    expect(fs.readFileSync(t.at(`${FAKE_SECURITYFS}/.replace`)).length).toBeGreaterThan(0);
+    expect(fs.readFileSync(t.at(`${FAKE_SECURITYFS}/.replace`)).equals(loadedAtPrepare)).toBe(true);
+  });
+});
+
+describe("prune: what libvirt may define is defined (review19 F11)", () => {
+  it("a definition our scanner cannot parse, the UUID in character references, an unreadable file: kept even with --force", () => {
+    prepare("vm1", UUID);
+    age(UUID);
+    fs.mkdirSync(t.at("/etc/libvirt/qemu/autostart"), { recursive: true });
+    const keptBy = (file: string) => ({ status: 2, stdout: `kept ${NAME} (vm1): its UUID appears in ${file}, which libvirt may read as its definition\n`, stderr: "" });
+    // libvirt rewriting the file: cut short, the UUID in upper case without dashes.
+    fs.writeFileSync(t.at(DEFINED), `<domain type='kvm'>\n  <name>vm1</name>\n  <uuid>${UUID.replace(/-/g, "").toUpperCase()}</uu`);
+    expect(cli("prune", "--force")).toEqual(keptBy(DEFINED));
+    fs.rmSync(t.at(DEFINED));
+    const refs = [...UUID].map((c) => `&#x${c.charCodeAt(0).toString(16)};`).join("");
+    fs.writeFileSync(t.at("/etc/libvirt/qemu/autostart/x.xml"), `<domain type='kvm'><name>vm&#9;1</name><uuid>${refs}</uuid></domain>\n`);
+    expect(cli("prune", "--force")).toEqual(keptBy("/etc/libvirt/qemu/autostart/x.xml"));
+    fs.rmSync(t.at("/etc/libvirt/qemu/autostart/x.xml"));
+    fs.writeFileSync(t.at("/etc/libvirt/qemu/big.xml"), "");
+    fs.truncateSync(t.at("/etc/libvirt/qemu/big.xml"), 17 * 1024 * 1024);
+    expect(cli("prune", "--force")).toEqual({
+      status: 2,
+      stdout: `kept ${NAME} (vm1): cannot tell whether libvirt defines it: cannot read /etc/libvirt/qemu/big.xml (larger than 16777216 bytes)\n`,
+      stderr: "",
+    });
+    // Negative control: another domain's definition names other UUIDs only: removed.
+    fs.rmSync(t.at("/etc/libvirt/qemu/big.xml"));
+    define("vm3", UUID_C);
+    expect(cli("prune")).toEqual({ status: 0, stdout: `removed ${NAME} (vm1): .files, cache entries, profile, record\n`, stderr: "" });
   });
 });

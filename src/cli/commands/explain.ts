@@ -18,19 +18,33 @@ interface ExplainArgs {
 }
 
 /**
- * What `explain TARGET` reads: `-` is stdin; `--domain NAME` is always the domain NAME; otherwise
- * an existing file wins, and a TARGET without a `/` that is no file is a domain name. A domain's
- * live XML comes from `virsh dumpxml --security-info` by absolute path (grants/virsh.ts), the
- * same XML libvirt hands the hook.
+ * What `explain TARGET` reads: `-` is stdin; a TARGET with a `/` is a file; `--domain NAME` is
+ * always the domain NAME; a bare word is a domain name, and is refused when a file of that name
+ * also exists here (review19 F12: a file another user put in the working directory, /tmp or a
+ * shared checkout, must not be explained as if it were the domain). A domain's live XML comes
+ * from `virsh dumpxml --security-info` by absolute path (grants/virsh.ts), the same XML libvirt
+ * hands the hook.
  */
-export function explainSource(target: string, domain: string | undefined, isFile: (p: string) => boolean): { kind: "file"; file: string } | { kind: "domain"; name: string } {
+export function explainSource(
+  target: string,
+  domain: string | undefined,
+  isFile: (p: string) => boolean,
+): { kind: "file"; file: string } | { kind: "domain"; name: string } | { kind: "ambiguous"; name: string } {
   if (domain !== undefined) return { kind: "domain", name: domain };
-  if (target === "-" || target.includes("/") || isFile(target)) return { kind: "file", file: target };
+  if (target === "-" || target.includes("/")) return { kind: "file", file: target };
+  if (isFile(target)) return { kind: "ambiguous", name: target };
   return { kind: "domain", name: target };
 }
 
 async function readExplained(args: ExplainArgs): Promise<Buffer> {
   const source = explainSource(args.target, args.domain, (p) => fs.statSync(p, { throwIfNoEntry: false }) !== undefined);
+  if (source.kind === "ambiguous") {
+    const n = displayName(source.name);
+    throw new ExitError(
+      1,
+      formatLine("error", `cannot explain ${n}`, `it names both a file here and a domain; say ./${n} for the file or --domain ${n} for the domain`),
+    );
+  }
   if (source.kind === "file") {
     try {
       return readInput(source.file);
@@ -45,7 +59,7 @@ async function readExplained(args: ExplainArgs): Promise<Buffer> {
   try {
     return await liveXmlFrom(virsh, args.connect)(source.name);
   } catch (err) {
-    throw new ExitError(1, formatLine("error", `cannot read the XML of domain ${displayName(source.name)}`, `${(err as Error).message}; ${args.domain === undefined ? `no file ${displayName(source.name)} here either; ` : ""}is it defined (virsh list --all)?`));
+    throw new ExitError(1, formatLine("error", `cannot read the XML of domain ${displayName(source.name)}`, `${(err as Error).message}; is it defined (virsh list --all)?${args.domain === undefined ? ` (a file is named with a /: ./${displayName(source.name)})` : ""}`));
   }
 }
 
@@ -54,16 +68,16 @@ export function explainCommand(): CommandModule<{ root: string }, ExplainArgs> {
   return {
     command: "explain [target]",
     describe:
-      "Print the AppArmor rules (.files) a domain gets, and why. TARGET is a domain XML file, - for stdin, or a domain name (its live XML from virsh dumpxml); an existing file wins over a domain of the same name, a TARGET with a / is always a file; --domain NAME is always the domain",
+      "Print the AppArmor rules (.files) a domain gets, and why. TARGET is - for stdin, a domain XML file named with a / (./guest.xml, /tmp/guest.xml), or a domain name (its live XML from virsh dumpxml). A bare word that is also a file in the working directory is refused as ambiguous: say ./NAME for the file or --domain NAME for the domain. --domain NAME is always the domain",
     builder: (y) =>
       y
-        .positional("target", { type: "string", default: "-", describe: "domain XML file, - for stdin, or a domain name" })
+        .positional("target", { type: "string", default: "-", describe: "- for stdin, a file with a / in its name, or a domain name" })
         .option("domain", { alias: "d", type: "string", describe: "explain the domain NAME (its live XML through virsh), even if a file has that name" })
         .option("connect", connectOption)
         .option("json", { type: "boolean", default: false, describe: "print {uuid,name,profile,mode,modeFrom,rules:[{path,suffix,perms,source}]}" })
-        .example("$0 explain examples/basic.xml", "the .files text for a guest")
+        .example("$0 explain ./guest.xml", "the .files text for a guest's XML file (a file is named with a /)")
         .example("$0 explain web1", "the rules of the domain web1 (virsh dumpxml --security-info web1)")
-        .example("$0 explain --domain web1 --json", "the same as JSON, even with a file named web1 here"),
+        .example("$0 explain --domain web1 --json", "the same as JSON (also when a file named web1 is here)"),
     handler: async (args) => {
       const xml = await readExplained(args);
       // The config's locations are refused to guests like the hook refuses them.

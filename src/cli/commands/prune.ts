@@ -1,11 +1,8 @@
-import fs from "node:fs";
 import type { CommandModule } from "yargs";
-import { listDefined } from "../../adopted/defined.js";
 import { detectEnvironment, Parser, removeCacheEntries } from "../../apparmor/index.js";
-import { runningGuests } from "../../doctor/confinement.js";
+import { definitions, tasksUnder, uuidsInUse } from "../../doctor/in-use.js";
 import { displayName } from "../../doctor/display.js";
 import { errorReason, ExitError, formatLine } from "../../errors.js";
-import { readProcessLabel } from "../../host/qemu-process.js";
 import type { Layout } from "../../layout.js";
 import { removeStaleStages } from "../../store/apply.js";
 import { removeDurably } from "../../store/atomic.js";
@@ -24,34 +21,16 @@ interface PruneArgs {
 const EXIT_KEPT = 2;
 const EXIT_FAILED = 1;
 
-/**
- * UUIDs something runs under: the guests libvirt runs (pid file of a live process, with the UUID
- * from its status XML or our record), and every process whose AppArmor label is a per-guest
- * profile (a QEMU libvirt lost track of still uses it).
- */
-export function uuidsInUse(layout: Layout): Set<string> {
-  const inUse = new Set(runningGuests(layout).flatMap((r) => (r.uuid !== undefined ? [r.uuid] : [])));
-  let pids: string[];
-  try {
-    pids = fs.readdirSync(layout.host(layout.procDir));
-  } catch {
-    return inUse;
-  }
-  for (const pid of pids) {
-    if (!/^[1-9][0-9]*$/.test(pid)) continue;
-    const label = readProcessLabel(layout, Number(pid))?.label;
-    const m = label === undefined ? null : /^libvirt-([0-9a-f-]{36})(?: \([a-z_-]+\))?$/.exec(label);
-    if (m) inUse.add(m[1]!);
-  }
-  return inUse;
-}
-
-/** The plan for what is on disk now. */
-function planNow(layout: Layout, force: boolean, uuids = guestUuidsOnDisk(layout)): PruneItem[] {
+/** The plan for what is on disk now. `ownLock`: the guest whose lock this process holds. */
+function planNow(layout: Layout, force: boolean, uuids = guestUuidsOnDisk(layout), ownLock?: string): PruneItem[] {
+  const guests = uuids.map((u) => readGuestFiles(layout, u));
+  const { defined, named } = definitions(layout);
   return planPrune({
-    guests: uuids.map((u) => readGuestFiles(layout, u)),
-    defined: new Set(listDefined(layout).map((d) => d.uuid)),
-    running: uuidsInUse(layout),
+    guests,
+    defined,
+    namedIn: named.naming,
+    unreadable: named.unreadable,
+    inUse: uuidsInUse(layout, guests, Date.now(), ownLock),
     force,
   });
 }
@@ -75,7 +54,7 @@ export function pruneCommand(): CommandModule<{ root: string }, PruneArgs> {
   return {
     command: "prune",
     describe:
-      "Remove what virt-aa-hook left of guests that no domain defines any more (/etc/libvirt/qemu/*.xml): the profile libvirt-<uuid>, its .files, virt-aa-hook's records, its parser-cache entries, and the loaded profile. Never touches a defined domain's files, anything a running QEMU uses, or (without --force) an edited profile. One line per profile: removed / would remove / kept, and why",
+      "Remove what virt-aa-hook left of guests that no domain defines any more (/etc/libvirt/qemu/*.xml): the profile libvirt-<uuid>, its .files, virt-aa-hook's records, its parser-cache entries, and the loaded profile (first replaced by an empty profile that denies everything, then removed only if no task runs under it). Never touches, even with --force: a defined domain's files; a UUID that any file under /etc/libvirt/qemu names (also one virt-aa-hook cannot parse; an unreadable file there keeps everything); a guest that runs or is being started (libvirt's pid file or status XML /run/libvirt/qemu/<name>.xml, any task labelled with the profile, a record from a prepare less than 5 minutes ago, a guest lock a hook holds). Without --force it also keeps an edited profile. One line per profile: removed / would remove / kept, and why",
     builder: (y) =>
       y
         .option("dry-run", { type: "boolean", default: false, describe: "print what would be removed; change nothing" })
@@ -109,7 +88,7 @@ export function pruneCommand(): CommandModule<{ root: string }, PruneArgs> {
         // Under the lock the hook takes for this guest: a start racing the prune waits, and what
         // changed before the lock was taken is planned again.
         await withGuestLock({ lockPath: paths.lock, guest: planned.name, timeoutMs: config.lockTimeout * 1000 }, async (lock) => {
-          const item = planNow(layout, args.force, [planned.uuid])[0];
+          const item = planNow(layout, args.force, [planned.uuid], planned.uuid)[0];
           if (item === undefined || item.action === "keep") {
             kept++;
             process.stdout.write(`kept ${who(planned)}: ${item?.action === "keep" ? item.reason : "its domain was defined meanwhile"}\n`);
@@ -125,7 +104,32 @@ export function pruneCommand(): CommandModule<{ root: string }, PruneArgs> {
               problems.push(`cannot remove ${what}: ${errorReason(err)}`);
             }
           };
-          if (env.target !== undefined && parser.loadedMode(item.profileName) !== null) {
+          const mode = env.target === undefined ? null : parser.loadedMode(item.profileName);
+          if (mode !== null) {
+            // Not a plain removal: a task that attached after the plan's scan would become
+            // unconfined. An empty profile first, then look again (review19 F6).
+            try {
+              await parser.replaceWithStub(item.profileName);
+            } catch (err) {
+              kept++;
+              process.stdout.write(`kept ${who(item)}: ${errorReason(err)}\n`);
+              return;
+            }
+            const tasks = tasksUnder(layout, item.profileName);
+            if (tasks.length > 0) {
+              kept++;
+              let now = "it stays loaded as an empty profile that denies everything";
+              if (item.remove.profile) {
+                try {
+                  await parser.load(paths.profile, item.profileName, { skipReadCache: true, complain: mode === "complain" });
+                  now = `${paths.hostProfile} is loaded again`;
+                } catch (err) {
+                  now += ` (${errorReason(err)})`;
+                }
+              }
+              process.stdout.write(`kept ${who(item)}: task ${tasks.join(", ")} started under it during the prune; ${now}\n`);
+              return;
+            }
             try {
               if ((await parser.unload(item.profileName)) === "removed") done.push("unloaded");
             } catch (err) {
