@@ -34,6 +34,8 @@ export interface KeyInput {
   profileName: string;
   /** Real path of the profile file the parser gets. */
   profile: string;
+  /** Real path of `--root`: paths below it are keyed as the host names them, so a root's key is a host's. */
+  root: string;
   /** Real path of the include base (`--base`). */
   baseDir: string;
   /** Real path of the staging dir searched first (`-I`), named in the key as the base it mirrors. */
@@ -76,7 +78,7 @@ export async function compiledKey(input: KeyInput): Promise<KeyResult> {
     searchDirs: [...conf.includeDirs, ...(stage !== undefined ? [stage] : []), input.baseDir],
     cwd: process.cwd(),
     extraTrees,
-    keyPath: (real) => (stage !== undefined && real.startsWith(`${stage}/`) ? `${input.baseDir}${real.slice(stage.length)}` : real),
+    keyPath: (real) => hostPath(stage !== undefined && real.startsWith(`${stage}/`) ? `${input.baseDir}${real.slice(stage.length)}` : real, input.root),
     cache: old?.format === FORMAT ? old.facts : {},
   });
   if (closure.unsure !== undefined) return { unsure: closure.unsure };
@@ -100,6 +102,10 @@ export async function compiledKey(input: KeyInput): Promise<KeyResult> {
     closure: closure.material,
   };
   return { key: sha256(JSON.stringify(material)) };
+}
+
+function hostPath(real: string, root: string): string {
+  return root !== "/" && real.startsWith(`${root}/`) ? real.slice(root.length) : real;
 }
 
 interface ParserRecord {

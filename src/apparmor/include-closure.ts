@@ -172,13 +172,14 @@ export function walkClosure(input: ClosureInput): Closure {
     if (root?.kind !== "file") throw new Unsure(`${input.profile} is not a file`);
     visitFile(input.profile, root.sig, true);
     for (const tree of input.extraTrees) walkTree(tree, (real, s) => {
-      if (s === undefined) material.push(`X ${real} absent`);
-      else if (s.kind === "file") material.push(`X ${real} ${fileFacts(real, s.sig, false).sha256}`);
+      const at = input.keyPath(real);
+      if (s === undefined) material.push(`X ${at} absent`);
+      else if (s.kind === "file") material.push(`X ${at} ${fileFacts(real, s.sig, false).sha256}`);
       else if (s.kind === "dir") {
         const names = dirFacts(real, s.sig).names ?? [];
-        material.push(`X ${real} ${JSON.stringify(names)}`);
+        material.push(`X ${at} ${JSON.stringify(names)}`);
         return names;
-      } else material.push(`X ${real} ${s.kind}`);
+      } else material.push(`X ${at} ${s.kind}`);
       return [];
     });
   } catch (err) {

@@ -25,6 +25,8 @@ import type { LoadOptions, Parser } from "./parser.js";
  */
 export interface StoreUse {
   store: CompiledStore;
+  /** Real path of `--root` ("/" on a host): paths below it are keyed as the host names them. */
+  root: string;
   /** Real path of the kernel's boot id (the kernel features hash is remembered per boot). */
   bootIdFile: string;
   notes: Warning[];
@@ -37,7 +39,7 @@ export function compiledStoreUse(layout: Layout, config: Pick<Config, "compiledS
     maxBytes: config.compiledStoreMaxSize * 1024 * 1024,
     maxAgeMs: config.compiledStoreMaxAge * 24 * 60 * 60 * 1000,
   });
-  return { store, bootIdFile: layout.host(`${layout.procDir}/sys/kernel/random/boot_id`), notes };
+  return { store, root: layout.root, bootIdFile: layout.host(`${layout.procDir}/sys/kernel/random/boot_id`), notes };
 }
 
 export async function loadProfile(parser: Parser, profile: string, profileName: string, opts: LoadOptions, use: StoreUse | undefined): Promise<void> {
@@ -57,6 +59,7 @@ export async function loadProfile(parser: Parser, profile: string, profileName: 
     parserPath: parser.parserPath,
     profileName,
     profile,
+    root: use.root,
     baseDir: parser.env.baseDir,
     ...(opts.stageDir !== undefined ? { stageDir: opts.stageDir } : {}),
     complain: opts.complain,

@@ -246,7 +246,7 @@ describe("the store protects itself", () => {
     warm();
     const file = t.at(`${ENTRIES}/${entries()[0]}`);
     const buf = fs.readFileSync(file);
-    buf[buf.length - 100] ^= 0xff;
+    buf.writeUInt8(buf.readUInt8(buf.length - 100) ^ 0xff, buf.length - 100);
     fs.writeFileSync(file, buf);
     const notes = hook("prepare", xmlA());
     expect(notes[0]).toMatch(new RegExp(`^removed the entry [0-9a-f]{16} of ${NAME_A}: sha256 differs from the one stored$`));
