@@ -52,6 +52,8 @@ export async function loadProfile(parser: Parser, profile: string, profileName: 
   };
 
   const { store } = use;
+  const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   const unusable = store.open();
   if (unusable !== undefined) return byParser(unusable, "warn");
   const k = await compiledKey({
@@ -71,6 +73,9 @@ export async function loadProfile(parser: Parser, profile: string, profileName: 
   if ("unsure" in k) return byParser(`not used: ${k.unsure}`);
   const key = k.key;
   const short = key.slice(0, 16);
+  // For the log (and docs/performance.md): what the key cost on this call.
+  const spent = process.cpuUsage(cpu);
+  const keyMs = `${(Number(process.hrtime.bigint() - started) / 1e6).toFixed(1)} ms, cpu ${((spent.user + spent.system) / 1000).toFixed(1)}`;
 
   const found = store.read(profileName, key);
   if ("blob" in found) {
@@ -79,7 +84,7 @@ export async function loadProfile(parser: Parser, profile: string, profileName: 
     } catch (err) {
       return byParser(`the kernel refused the stored compile ${short}: ${(err as Error).message}`, "warn");
     }
-    note("debug", `loaded ${profileName} from ${short} without compiling`);
+    note("debug", `loaded ${profileName} from ${short} without compiling (key ${keyMs} ms)`);
     return;
   }
   if (found.miss === "corrupt") note("warn", `removed the entry ${short} of ${profileName}: ${found.why}`);
@@ -111,7 +116,7 @@ export async function loadProfile(parser: Parser, profile: string, profileName: 
     note("warn", `compiled ${profileName}; cannot store it: ${(err as Error).message}`);
     return;
   }
-  note("debug", `compiled ${profileName} and stored it as ${short}`);
+  note("debug", `compiled ${profileName} and stored it as ${short} (key ${keyMs} ms)`);
   const evicted = await store.evict();
   if (evicted.length > 0) note("debug", `evicted ${evicted.length} file(s)`);
 }

@@ -58,8 +58,8 @@ function logLines(): string[] {
 }
 /** What the store did for one call: "hit", "compiled" or the whole note. */
 function outcome(notes: string[]): string {
-  if (notes.length === 1 && /^loaded \S+ from [0-9a-f]{16} without compiling$/.test(notes[0]!)) return "hit";
-  if (notes.some((n) => /^compiled \S+ and stored it as [0-9a-f]{16}$/.test(n))) return "compiled";
+  if (notes.length === 1 && /^loaded \S+ from [0-9a-f]{16} without compiling \(key [0-9.]+ ms, cpu [0-9.]+ ms\)$/.test(notes[0]!)) return "hit";
+  if (notes.some((n) => /^compiled \S+ and stored it as [0-9a-f]{16} \(key [0-9.]+ ms, cpu [0-9.]+ ms\)$/.test(n))) return "compiled";
   return notes.join(" | ");
 }
 const prepare = (xml = xmlA()) => outcome(hook("prepare", xml));
