@@ -11,6 +11,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CompiledStore, removeStoreEntries } from "../../src/apparmor/compiled-store.js";
 import { removeStoreEntries as fromCacheModule } from "../../src/apparmor/cache.js";
 import { scanDirectives, walkClosure, type ClosureInput } from "../../src/apparmor/include-closure.js";
+import { compiledKey, type KeyInput } from "../../src/apparmor/compiled-key.js";
+import { compiledStoreUse } from "../../src/apparmor/store-load.js";
+import { parseConfig } from "../../src/config.js";
+import { Layout } from "../../src/layout.js";
 
 let dir: string;
 beforeEach(() => {
@@ -195,5 +199,60 @@ describe("CompiledStore", () => {
     fs.mkdirSync(`${dir}/store`, { mode: 0o700 });
     fs.chownSync(`${dir}/store`, 12345, 12345);
     expect(store().open()).toMatch(/is owned by uid 12345, not 0$/);
+  });
+});
+
+describe("settings and the kernel's features", () => {
+  it("compiled_store* are parsed, bounded, and are the store's limits", () => {
+    const c = parseConfig('compiled_store_max_size = "3"\ncompiled_store_max_age = 2\n', "/f");
+    const use = compiledStoreUse(new Layout(dir), c, [])!;
+    expect(use.store.limits).toEqual({ maxBytes: 3 * 1024 * 1024, maxAgeMs: 2 * 24 * 3600 * 1000 });
+    expect(use.store.dir).toBe(`${dir}/var/cache/virt-aa-hook`);
+    expect(compiledStoreUse(new Layout(dir), parseConfig('compiled_store = "no"\n', "/f"), [])).toBeUndefined();
+    expect(() => parseConfig('compiled_store_max_size = "0"\n', "/f")).toThrow(/compiled_store_max_size: must be a whole number of MiB from 1 to 65536, not "0"/);
+    expect(() => parseConfig('compiled_store_max_age = "5000"\n', "/f")).toThrow(/compiled_store_max_age: must be a whole number of days from 1 to 3650, not "5000"/);
+    expect(() => parseConfig('compiled_store = "maybe"\n', "/f")).toThrow(/compiled_store: must be yes or no/);
+  });
+
+  it("without a features file the kernel's features tree is keyed, hashed once per boot", async () => {
+    const store = new CompiledStore(`${dir}/store`, `${dir}/lock`, { maxBytes: 1 << 30, maxAgeMs: 1e12 });
+    expect(store.open()).toBeUndefined();
+    fs.mkdirSync(`${dir}/base/libvirt`, { recursive: true });
+    fs.writeFileSync(`${dir}/base/libvirt/${NAME}`, `profile ${NAME} {}\n`);
+    fs.mkdirSync(`${dir}/features/file`, { recursive: true });
+    fs.writeFileSync(`${dir}/features/file/mask`, "create read write exec append\n");
+    fs.writeFileSync(`${dir}/boot_id`, "boot-1\n");
+    const input: KeyInput = {
+      store,
+      parserPath: "/usr/sbin/apparmor_parser",
+      profileName: NAME,
+      profile: `${dir}/base/libvirt/${NAME}`,
+      root: "/",
+      baseDir: `${dir}/base`,
+      complain: false,
+      kernelFeaturesDir: `${dir}/features`,
+      bootIdFile: `${dir}/boot_id`,
+      parserConf: `${dir}/no-parser.conf`,
+    };
+    const key = async () => {
+      const k = await compiledKey(input);
+      if (!("key" in k)) throw new Error(k.unsure);
+      return k.key;
+    };
+    const first = await key();
+    expect(await key()).toBe(first);
+    // Within one boot the kernel's features cannot change: remembered, not read again.
+    fs.writeFileSync(`${dir}/features/file/mask`, "create read\n");
+    expect(await key()).toBe(first);
+    // A new boot reads them again.
+    fs.writeFileSync(`${dir}/boot_id`, "boot-2\n");
+    const second = await key();
+    expect(second).not.toBe(first);
+    // Complain mode is its own key; so is a parser.conf that appears.
+    expect(await compiledKey({ ...input, complain: true })).not.toEqual({ key: second });
+    fs.writeFileSync(`${dir}/no-parser.conf`, "Optimize=no-expr-simplify\n");
+    expect(await key()).not.toBe(second);
+    fs.writeFileSync(`${dir}/no-parser.conf`, "base /elsewhere\n");
+    expect(await compiledKey(input)).toEqual({ unsure: `${dir}/no-parser.conf sets base` });
   });
 });
