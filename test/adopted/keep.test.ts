@@ -124,7 +124,7 @@ describe("virt-aa-hook load-adopted", () => {
     const after = cli("load-adopted");
     expect(after).toEqual({
       status: 0,
-      stdout: `vm1: ${NAME}: no longer defined with its label nor running: unloaded, removed .files, removed cache, removed profile\n`,
+      stdout: `vm1: ${NAME}: no longer defined with its label nor running: unloaded, removed .files, removed profile\n`,
       stderr: "",
     });
     expect(removed()).toContain(NAME);

@@ -121,7 +121,7 @@ describe("syncProfile with runtime grants", () => {
   it("releasing by UUID (virt-aa-helper -D) removes the .files and the record with its grants", async () => {
     await sync({ add: [admin(NEW)] }, "always");
     const r = await releaseByUuid(ctx("release", "-"), UUID);
-    expect(r.summary).toBe("unloaded, removed .files, removed cache, removed profile");
+    expect(r.summary).toBe("unloaded, removed .files, removed profile");
     expect(t.exists(FILES)).toBe(false);
     expect(t.exists(STATE)).toBe(false);
   });

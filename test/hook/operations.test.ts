@@ -35,13 +35,22 @@ function ctx(op: string): HookContext {
 describe("operations return what they did and what they tolerated", () => {
   it("prepare, then a prepare that finds an interrupted hook's staging dir", async () => {
     const xml = Buffer.from(domainXml());
-    expect(await syncProfile(ctx("prepare"), xml, "always")).toEqual({ uuid: UUID, profileName: NAME, summary: "loaded new rules, created profile", warnings: [] });
+    expect(await syncProfile(ctx("prepare"), xml, "always")).toEqual({
+      uuid: UUID,
+      profileName: NAME,
+      summary: "loaded new rules, created profile",
+      warnings: [{ path: "-", reason: expect.stringMatching(new RegExp(`^compiled store: compiled ${NAME} and stored it as [0-9a-f]{16}`)), level: "debug" }],
+    });
     fs.mkdirSync(t.at(`/etc/apparmor.d/libvirt/.virt-aa-hook-stage-${UUID}-1-abcd/libvirt`), { recursive: true });
     expect(await syncProfile(ctx("prepare"), xml, "always")).toEqual({
       uuid: UUID,
       profileName: NAME,
       summary: "loaded unchanged rules",
-      warnings: [{ path: "-", reason: "removed the staging leftovers of an interrupted hook and the profile's cache entries" }],
+      warnings: [
+        { path: "-", reason: "removed the staging leftovers of an interrupted hook and the profile's cache entries" },
+        // The compiled-policy store's note for the log (debug level): unchanged rules, no compile.
+        { path: "-", reason: expect.stringMatching(new RegExp(`^compiled store: loaded ${NAME} from [0-9a-f]{16} without compiling`)), level: "debug" },
+      ],
     });
   });
 
@@ -72,7 +81,7 @@ describe("operations return what they did and what they tolerated", () => {
     fs.rmSync(files);
     fs.mkdirSync(files);
     const r = await releaseGuest(ctx("release"), xml);
-    expect(r.summary).toBe("unloaded, removed cache, removed profile");
+    expect(r.summary).toBe("unloaded, removed profile");
     expect(r.warnings).toEqual([{ path: "-", reason: expect.stringMatching(new RegExp(`^cannot remove /etc/apparmor\\.d/libvirt/${NAME}\\.files: E`)), stderr: true }]);
   });
 });
