@@ -66,6 +66,16 @@ export interface Config {
   guestMode: "ignore" | "tighten" | "any";
   /** Where the real emulators live, for the emulator wrapper. */
   emulatorDir: string;
+  /**
+   * The compiled-policy store (apparmor/compiled-store.ts, docs/compiled-store.md): an unchanged
+   * profile is loaded from its stored compile instead of running apparmor_parser. Off: every load
+   * goes through the parser (and its own cache).
+   */
+  compiledStore: boolean;
+  /** The store's size bound in MiB: least recently used entries are evicted beyond it. */
+  compiledStoreMaxSize: number;
+  /** Days an entry may go unused before it is evicted. */
+  compiledStoreMaxAge: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -79,6 +89,9 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   attach: "none",
   requireAttach: false,
   guestMode: "ignore",
+  compiledStore: true,
+  compiledStoreMaxSize: 256,
+  compiledStoreMaxAge: 60,
   ...LOCATION_DEFAULTS,
 });
 
@@ -118,6 +131,16 @@ function absolutePath<K extends keyof Config>(key: K, allowEmpty: boolean): Sett
   };
 }
 
+function wholeNumber<K extends keyof Config>(key: K, min: number, max: number, unit: string): Setter {
+  return (cfg, value) => {
+    if (!/^[0-9]{1,6}$/.test(value) || Number(value) < min || Number(value) > max) {
+      return `must be a whole number of ${unit} from ${min} to ${max}, not ${JSON.stringify(value)}`;
+    }
+    (cfg as unknown as Record<string, unknown>)[key] = Number(value);
+    return undefined;
+  };
+}
+
 const SETTERS: Record<string, Setter> = {
   mode: oneOf("mode", ["enforce", "complain", "off"]),
   no_apparmor: oneOf("noApparmor", ["fail", "compile-only", "skip"]),
@@ -153,6 +176,13 @@ const SETTERS: Record<string, Setter> = {
   },
   emulator_dir: absolutePath("emulatorDir", false),
   guest_mode: oneOf("guestMode", ["ignore", "tighten", "any"]),
+  compiled_store: (cfg, value) => {
+    if (value !== "yes" && value !== "no") return `must be yes or no, not ${JSON.stringify(value)}`;
+    cfg.compiledStore = value === "yes";
+    return undefined;
+  },
+  compiled_store_max_size: wholeNumber("compiledStoreMaxSize", 1, 65536, "MiB"),
+  compiled_store_max_age: wholeNumber("compiledStoreMaxAge", 1, 3650, "days"),
 };
 
 export const CONFIG_KEYS: readonly string[] = Object.keys(SETTERS);

@@ -57,8 +57,8 @@ export interface Warning {
   reason: string;
   /** Also said on stderr (libvirtd logs it with the guest), not only in the hook's log. */
   stderr?: boolean;
-  /** Log level; default "warn" ("info": a routine clean-up worth one line). */
-  level?: "warn" | "info";
+  /** Log level; default "warn" ("info": a routine clean-up worth one line; "debug": how a load was done). */
+  level?: "warn" | "info" | "debug";
 }
 
 export type Level = "error" | "warning";

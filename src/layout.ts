@@ -100,6 +100,14 @@ export class Layout {
   /** Our directory under /run; the per-guest locks are in `lockDir`. */
   readonly runDir = "/run/virt-aa-hook";
   readonly lockDir = `${this.runDir}/locks`;
+  /**
+   * The compiled-policy store (apparmor/compiled-store.ts): compiled profiles keyed by everything
+   * that makes them, kept across release and reboots. A cache (may be deleted at any time), root's
+   * alone (0700).
+   */
+  readonly compiledStoreDir = "/var/cache/virt-aa-hook";
+  /** The lock taken while the store evicts entries. */
+  readonly compiledStoreLock = `${this.runDir}/locks/compiled-store.lock`;
 
   // ---- Ours, moved by the config (LocationConfig) ------------------------------------------------
 
@@ -145,6 +153,7 @@ export class Layout {
       this.runDir,
       this.logFile,
       this.cacheDir,
+      this.compiledStoreDir,
       this.apparmorDir,
       this.template,
       this.featuresFile,
@@ -206,7 +215,7 @@ export class Layout {
   readonly libvirtNetworkHookScript = "/etc/libvirt/hooks/network";
   readonly libvirtNetworkHookDropIn = "/etc/libvirt/hooks/network.d/virt-aa-hook";
   /** What the hook makes at run time at its default places (not where a config moves them): removed by uninstall. */
-  readonly runtimeDirs: readonly string[] = [LOCATION_DEFAULTS.cacheDir, this.runDir];
+  readonly runtimeDirs: readonly string[] = [LOCATION_DEFAULTS.cacheDir, this.compiledStoreDir, this.runDir];
 
   // ---- libvirt ---------------------------------------------------------------------------------
 

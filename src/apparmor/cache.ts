@@ -1,6 +1,9 @@
 import fs from "node:fs";
 import path from "node:path";
 
+/** The compiled-policy store's removal, for `prune` (the store is not the parser's cache: compiled-store.ts). */
+export { removeStoreEntries } from "./compiled-store.js";
+
 /**
  * Remove a profile's compiled entries from the parser cache. The parser keeps one subdirectory
  * per feature set (`<cache>/<hash>.0/`), names the entry after the profile, and may leave

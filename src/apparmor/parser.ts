@@ -37,6 +37,18 @@ export class Parser {
     this.check(r, `cannot compile ${what}`, opts);
   }
 
+  /**
+   * Compile without loading or caching and write the compiled policy to `outFile` (`-Q -K -o`):
+   * the compiled-policy store's one compile per miss (store-load.ts). Failures say "cannot load"
+   * as load() does: the caller was loading.
+   */
+  async compileTo(profile: string, what: string, outFile: string, opts: CompileOptions & { complain: boolean }): Promise<void> {
+    const args = ["-Q", "-K", "-o", outFile];
+    if (opts.complain) args.push("-C");
+    const r = await this.run([...args, ...this.commonArgs(opts), profile]);
+    this.check(r, `cannot load ${what}`, opts);
+  }
+
   /** Load or replace (`-r`) with the cache; recompiles only if the cache is stale or -T is asked. */
   async load(profile: string, what: string, opts: LoadOptions): Promise<void> {
     const target = this.env.target;

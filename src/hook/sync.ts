@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { detectEnvironment, Parser, removeCacheEntries, type ApparmorEnvironment } from "../apparmor/index.js";
+import { compiledStoreUse, detectEnvironment, loadProfile, Parser, removeCacheEntries, type ApparmorEnvironment, type StoreUse } from "../apparmor/index.js";
 import { PathError } from "../errors.js";
 import { parseDomain } from "../domain/index.js";
 import type { RuntimeGrant } from "../ir.js";
@@ -96,7 +96,7 @@ export async function syncProfile(ctx: HookContext, xml: Buffer, policy: LoadPol
   if (target.kind === "skip") return done("skipped: AppArmor is not enabled");
 
   const parser = new Parser(layout.parser, env, config.parserTimeout * 1000);
-  const compiler = profileCompiler(parser, env, paths.profileName);
+  const compiler = profileCompiler(parser, env, paths.profileName, compiledStoreUse(layout, config, ctx.warnings));
 
   fs.mkdirSync(paths.profilesDir, { recursive: true, mode: 0o755 });
   return withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async (lock) => {
@@ -154,11 +154,14 @@ function createProfileText(ctx: HookContext, paths: GuestPaths): string {
   }
 }
 
-/** The parser as the store's applier uses it for one guest's profile (store/apply.ts). */
-export function profileCompiler(parser: Parser, env: ApparmorEnvironment, profileName: string): ProfileCompiler {
+/**
+ * The parser as the store's applier uses it for one guest's profile (store/apply.ts); loads go
+ * through the compiled-policy store when `store` is given (apparmor/store-load.ts).
+ */
+export function profileCompiler(parser: Parser, env: ApparmorEnvironment, profileName: string, store?: StoreUse): ProfileCompiler {
   return {
     validate: (profile, opts) => parser.validate(profile, profileName, opts),
-    load: (profile, opts) => parser.load(profile, profileName, opts),
+    load: (profile, opts) => loadProfile(parser, profile, profileName, opts, store),
     removeCacheEntries: () => void removeCacheEntries(env.cacheDir, profileName),
   };
 }

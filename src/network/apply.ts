@@ -19,7 +19,7 @@
  * paths stay as they are and nothing new is claimed.
  */
 import fs from "node:fs";
-import { detectEnvironment, Parser } from "../apparmor/index.js";
+import { compiledStoreUse, detectEnvironment, Parser } from "../apparmor/index.js";
 import { qemuConfOf, type HookContext } from "../hook/context.js";
 import { applyGrantChange, profileCompiler, type GrantChange } from "../hook/sync.js";
 import { HostFs } from "../hostfs.js";
@@ -62,7 +62,7 @@ export async function changeGrantsWithoutXml(
   const target = planTarget(config, { canLoad: env.target !== undefined });
   if (target.kind !== "profile") return { nothing: "AppArmor is not enabled" };
   const parser = new Parser(layout.parser, env, config.parserTimeout * 1000);
-  const compiler = profileCompiler(parser, env, paths.profileName);
+  const compiler = profileCompiler(parser, env, paths.profileName, compiledStoreUse(layout, config, ctx.warnings));
 
   return withGuestLock({ lockPath: paths.lock, guest: ctx.guest, timeoutMs: config.lockTimeout * 1000 }, async (lock) => {
     recoverInterrupted(paths, compiler, ctx.warnings);

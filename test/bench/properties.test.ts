@@ -133,11 +133,11 @@ describe("node builtins a hook call loads (docs/performance.md)", () => {
 
 describe("work the hook does not do", () => {
   /** A parser that records its arguments and then is the real one. */
-  function recordingParser(t: TestRoot): () => string[] {
+  function recordingParser(t: TestRoot, extraConfig: Record<string, string> = {}): () => string[] {
     const calls = t.at("/parser-calls");
     const p = t.at("/recording-parser");
     fs.writeFileSync(p, `#!/bin/sh\necho "$*" >> '${calls}'\nexec ${PARSER} "$@"\n`, { mode: 0o755 });
-    t.writeConfig({ ...defaultTestConfig(), parser: p });
+    t.writeConfig({ ...defaultTestConfig(), parser: p, ...extraConfig });
     return () => {
       const lines = fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").split("\n").filter(Boolean) : [];
       fs.rmSync(calls, { force: true });
@@ -164,17 +164,41 @@ describe("work the hook does not do", () => {
     expect(added[0]).toMatch(/ op="stopped" exit=0 .*result="nothing to do"$/);
   });
 
-  it("an unchanged prepare loads from the parser cache and an unchanged start runs no parser", () => {
+  it("an unchanged prepare runs no parser (a compiled-store hit) and an unchanged start runs no parser", () => {
     const t = root();
     installHook(t);
     const calls = recordingParser(t);
 
     ok(callHook(t, ["vm1", "prepare", "begin", "-"], domainXml()));
     const cold = calls();
+    // The parser's version, once per parser (remembered by its stat signature), then one compile
+    // into the compiled-policy store, whose bytes are loaded (docs/compiled-store.md).
+    expect(cold.map((c) => c.split(" ")[0])).toEqual(["--version", "-Q"]);
+    expect(cold[1]!.split(" ")).toEqual(expect.arrayContaining(["-Q", "-K", "-o"]));
+    expect(fs.readdirSync(t.at("/var/cache/virt-aa-hook/entries"))).toEqual([expect.stringMatching(new RegExp(`^${NAME}\\.[0-9a-f]{64}$`))]);
+
+    const times = mtimes(t);
+    fs.writeFileSync(t.at("/run/fake-securityfs/.replace"), "");
+    ok(callHook(t, ["vm1", "prepare", "begin", "-"], domainXml()));
+    expect(calls()).toEqual([]); // loaded from the store: no parser at all
+    expect(fs.readFileSync(t.at("/run/fake-securityfs/.replace")).includes(Buffer.from(NAME))).toBe(true);
+
+    ok(callHook(t, ["vm1", "start", "begin", "-"], domainXml()));
+    expect(calls()).toEqual([]); // same rules, same mode: nothing to reload
+    expect(mtimes(t)).toEqual(times); // .files, profile and state record untouched since the cold prepare
+    expect(t.read(LOG)).toMatch(/op="start" exit=0 .*: unchanged"\n$/);
+  });
+
+  it("with compiled_store = \"no\", an unchanged prepare loads from the parser cache", () => {
+    const t = root();
+    installHook(t);
+    const calls = recordingParser(t, { compiled_store: "no" });
+
+    ok(callHook(t, ["vm1", "prepare", "begin", "-"], domainXml()));
+    const cold = calls();
     expect(cold).toHaveLength(1);
     expect(cold[0]!.split(" ")).toEqual(expect.arrayContaining(["-r", "-W", "-T"])); // new rules: compiled, cache written
 
-    const times = mtimes(t);
     ok(callHook(t, ["vm1", "prepare", "begin", "-"], domainXml()));
     const warm = calls();
     expect(warm).toHaveLength(1);
@@ -185,11 +209,6 @@ describe("work the hook does not do", () => {
     const cache = t.at("/var/cache/apparmor/virt-aa-hook");
     const entries = fs.readdirSync(cache).flatMap((d) => (fs.statSync(path.join(cache, d)).isDirectory() ? fs.readdirSync(path.join(cache, d)) : []));
     expect(entries).toContain(NAME);
-
-    ok(callHook(t, ["vm1", "start", "begin", "-"], domainXml()));
-    expect(calls()).toEqual([]); // same rules, same mode: nothing to reload
-    expect(mtimes(t)).toEqual(times); // .files, profile and state record untouched since the cold prepare
-    expect(t.read(LOG)).toMatch(/op="start" exit=0 .*: unchanged"\n$/);
   });
 });
 

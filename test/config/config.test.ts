@@ -150,6 +150,7 @@ describe("loadLayout: the config's locations flow into the layout", () => {
       "/var/lib/virt-aa-hook",
       "/run/virt-aa-hook",
       "/srv/cache",
+      "/var/cache/virt-aa-hook",
       "/srv/aa",
       "/srv/aa/libvirt/T",
       "/srv/features",

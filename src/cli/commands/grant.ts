@@ -48,7 +48,8 @@ export async function runAdmin(root: string, connect: string, name: string, fn: 
     if (err instanceof AdminFailure) throw new ExitError(err.code, formatLine("error", err.what, err.reason));
     throw err;
   }
-  for (const w of outcome.warnings) process.stderr.write(`${formatLine("warning", name, w.path, w.reason)}\n`);
+  // "debug" notes (how a profile was loaded) are for the hook's log, not the admin's terminal.
+  for (const w of outcome.warnings) if (w.level !== "debug") process.stderr.write(`${formatLine("warning", name, w.path, w.reason)}\n`);
   process.stdout.write(`${outcome.summary}\n`);
 }
 
