@@ -226,7 +226,8 @@ function lifecycle() {
   populateGuest(noParser);
   const t = {
     node: [], ignored: [], prepareCold: [], prepareUnchanged: [], start: [], started: [], stopped: [], release: [],
-    prepareNoParser: [], prepareNoParserUnchanged: [], fullStart: [], restart: [], restartReleased: [], prepareReleased: [], driver: [],
+    prepareNoParser: [], prepareNoParserUnchanged: [], fullStart: [], restart: [], restartReleased: [], prepareReleased: [],
+    restartNewId: [], driver: [],
   };
   for (let i = -1; i < RUNS; i++) {
     const row = {};
@@ -252,6 +253,13 @@ function lifecycle() {
     row.restartReleased = row.prepareReleased + call("start", "begin") + call("started", "begin");
     call("stopped", "end");
     call("release", "end");
+    // The same restart as libvirt numbers it: a new <domain id> at every start, and the private
+    // and channel directories (domain-<id>-<name>) in the rules change with it.
+    const renumbered = g.xml.replace(/<domain type='kvm' id='\d+'>/, `<domain type='kvm' id='${i + 100}'>`);
+    const callNew = (op, sub) => callHook(main, g.name, op, sub, renumbered);
+    row.restartNewId = callNew("prepare", "begin") + callNew("start", "begin") + callNew("started", "begin");
+    callNew("stopped", "end");
+    callNew("release", "end");
     row.prepareNoParser = callHook(noParser, NAME, "prepare", "begin", typicalXml);
     row.prepareNoParserUnchanged = callHook(noParser, NAME, "prepare", "begin", typicalXml);
     callHook(noParser, NAME, "release", "end", typicalXml);
@@ -518,6 +526,7 @@ async function main() {
   const driver = HAVE_HELPER ? med.driver : undefined;
   row("first start of a new guest: prepare + start + started", med.fullStart, n, driverNote, driver, 0.45);
   row("restart after stop (stopped + release, then prepare + start + started)", med.restartReleased, n, driverNote, driver, 0.2);
+  row("restart after stop with a new `<domain id>` (as libvirt numbers starts)", med.restartNewId, n, driverNote, driver);
   row("restart, files + cache kept (no release between)", med.restart, n, driverNote, driver);
   // Each size against the one before it: linear growth is the ratio of the disk counts (the
   // 1-disk figure is mostly fixed cost, so 1 → 100 grows less than 100×).
