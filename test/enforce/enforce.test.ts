@@ -62,6 +62,7 @@ const CHECKS = [
   "K-wide-blob-differs",
   "K-damaged-blob-refused",
   "K-fallback-parser-enforces-same",
+  "K-hook-store-hit-enforces-same",
   "W-prepare",
   "W-escaped-name-opens",
   "W-escaped-sibling-denied:web1.img",

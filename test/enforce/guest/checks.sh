@@ -459,6 +459,22 @@ if [ -z "$K_VERDICT" ] && cmp -s "$T/K.parser.result" "$T/K.fallback.result"; th
 else
     report K-fallback-parser-enforces-same FAIL "after the fallback:$K_VERDICT; $(head -c 200 "$T/aa.err" | tr '\n' ' '); outcomes: $(show "$T/K.fallback.result")"
 fi
+# The hook's own path (src/apparmor/store-load.ts): K shut down (release) and started again with
+# the same XML is a compiled-store hit, loaded by writeBinaryPolicy with no parser run; the log's
+# debug line says so, and the probes give the parser's outcomes again.
+HOOK_LOG=/var/log/libvirt/virt-aa-hook.log
+hook K release end
+loaded "$uK" && k_released=no || k_released=yes
+k_log_before=$(wc -l < "$HOOK_LOG" 2>/dev/null || echo 0)
+hook K prepare begin
+k_hit=$(tail -n +$(( ${k_log_before:-0} + 1 )) "$HOOK_LOG" 2>/dev/null | grep -F "libvirt-$uK" | grep -m1 'without compiling')
+info "compiled store notes for K: $(tail -n +$(( ${k_log_before:-0} + 1 )) "$HOOK_LOG" 2>/dev/null | grep -F 'compiled store' | tail -3 | cut -c1-400 | tr '\n' ' ')"
+k_probe storehit
+if [ "$k_released" = yes ] && [ "$HOOK_RC" = 0 ] && [ -n "$k_hit" ] && [ -z "$K_VERDICT" ] && cmp -s "$T/K.parser.result" "$T/K.storehit.result"; then
+    report K-hook-store-hit-enforces-same PASS "after release, prepare loaded K from the compiled store without the parser and the same $(wc -l < "$T/K.storehit.result") outcomes hold"
+else
+    report K-hook-store-hit-enforces-same FAIL "unloaded by release: $k_released; prepare exit $HOOK_RC; log: '${k_hit:-no store-hit line}'; probes:$K_VERDICT; outcomes: $(show "$T/K.storehit.result")"
+fi
 info "K checks took $(awk -v a="$k_t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')s"
 
 # --- escaping holds in the kernel: pattern characters in a file name match only themselves
