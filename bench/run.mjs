@@ -222,7 +222,8 @@ function lifecycle() {
   const main = makeRoot("ops");
   populateGuest(main);
   // The same hook with apparmor_parser replaced by /bin/true: what prepare costs without the parser.
-  const noParser = makeRoot("noparser", { parser: "/bin/true" });
+  // No compiled store there: /bin/true writes no compiled policy to store (the store path would fail).
+  const noParser = makeRoot("noparser", { parser: "/bin/true", compiled_store: "no" });
   populateGuest(noParser);
   const t = {
     node: [], ignored: [], prepareCold: [], prepareUnchanged: [], start: [], started: [], stopped: [], release: [],
@@ -255,7 +256,9 @@ function lifecycle() {
     call("release", "end");
     // The same restart as libvirt numbers it: a new <domain id> at every start, and the private
     // and channel directories (domain-<id>-<name>) in the rules change with it.
-    const renumbered = g.xml.replace(/<domain type='kvm' id='\d+'>/, `<domain type='kvm' id='${i + 100}'>`);
+    const oldId = /<domain type='kvm' id='(\d+)'>/.exec(g.xml)[1];
+    const newId = String(i + 100);
+    const renumbered = g.xml.replace(`<domain type='kvm' id='${oldId}'>`, `<domain type='kvm' id='${newId}'>`).replaceAll(`domain-${oldId}-`, `domain-${newId}-`);
     const callNew = (op, sub) => callHook(main, g.name, op, sub, renumbered);
     row.restartNewId = callNew("prepare", "begin") + callNew("start", "begin") + callNew("started", "begin");
     callNew("stopped", "end");
