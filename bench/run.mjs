@@ -4,7 +4,7 @@
 // machine hits both alike. Exit status 1 only when the bench itself broke (a hook call failed,
 // a file is missing), never because of a number. Everything happens in temporary roots.
 //
-// Options: --quick, --runs N, --guests N, --md FILE (also write the table to FILE).
+// Options: --quick, --runs N, --guests N, --reboot-guests N, --md FILE (also write the table to FILE).
 // What each row means and how the libvirt replay works: docs/performance.md.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -36,6 +36,15 @@ const RUNS = Number(opt("--runs") ?? (QUICK ? 7 : 21));
 const GUESTS = Number(opt("--guests") ?? (QUICK ? 20 : 100));
 const SCALE = [1, 100, 1000];
 const SCALE_RUNS = QUICK ? 5 : 15;
+/** Guests brought up at once after the simulated host reboot, and how many times that is done. */
+const REBOOT_GUESTS = Number(opt("--reboot-guests") ?? 50);
+const REBOOT_ROUNDS = QUICK ? 1 : 3;
+/** The 1,000-disk domain's `prepare`: runs of each kind. */
+const BIG_DISKS = 1000;
+const BIG_RUNS = QUICK ? 2 : 5;
+/** Peak RSS: runs of each measured call (the largest is kept). */
+const RSS_RUNS = QUICK ? 3 : 5;
+const TIME = "/usr/bin/time";
 const MD_OUT = opt("--md");
 
 // ---------------------------------------------------------------------------------------------
@@ -127,9 +136,25 @@ const NAME = "web01";
 const UUID = /<uuid>([^<]+)<\/uuid>/.exec(typicalXml)[1];
 const PROFILE = `libvirt-${UUID}`;
 
+/**
+ * The typical guest under another UUID (same name, as after undefine and define: the XML names
+ * its files after the name): a guest this root has never seen, so its first `prepare` compiles
+ * whatever any store holds (a compiled-policy store is keyed by the profile's text, which names
+ * the UUID).
+ */
+function typicalGuest(n) {
+  const uuid = UUID.slice(0, -6) + String(n).padStart(6, "0");
+  return { name: NAME, uuid, xml: typicalXml.replaceAll(UUID, uuid) };
+}
+
 /** Copy the guest's images into a root at the same host path; pid + label files for `started`. */
 function populateGuest(r, name = NAME, uuid = UUID) {
   fs.cpSync(images, r.at(images), { recursive: true });
+  fakeRunningQemu(r, name, uuid);
+}
+
+/** What `started` reads: QEMU's pid file and its AppArmor label, faked in the root. */
+function fakeRunningQemu(r, name, uuid) {
   const pid = 4242;
   fs.mkdirSync(r.at("/run/libvirt/qemu"), { recursive: true });
   fs.writeFileSync(r.at(`/run/libvirt/qemu/${name}.pid`), `${pid}\n`);
@@ -197,26 +222,47 @@ function lifecycle() {
   const main = makeRoot("ops");
   populateGuest(main);
   // The same hook with apparmor_parser replaced by /bin/true: what prepare costs without the parser.
-  const noParser = makeRoot("noparser", { parser: "/bin/true" });
+  // No compiled store there: /bin/true writes no compiled policy to store (the store path would fail).
+  const noParser = makeRoot("noparser", { parser: "/bin/true", compiled_store: "no" });
   populateGuest(noParser);
   const t = {
     node: [], ignored: [], prepareCold: [], prepareUnchanged: [], start: [], started: [], stopped: [], release: [],
-    prepareNoParser: [], prepareNoParserUnchanged: [], fullStart: [], restart: [], driver: [],
+    prepareNoParser: [], prepareNoParserUnchanged: [], fullStart: [], restart: [], restartReleased: [], prepareReleased: [],
+    restartNewId: [], driver: [],
   };
   for (let i = -1; i < RUNS; i++) {
     const row = {};
+    // A new guest each iteration: its first start compiles (nothing compiled for it anywhere yet).
+    const g = typicalGuest(i + 2);
+    fakeRunningQemu(main, g.name, g.uuid);
+    const call = (op, sub) => callHook(main, g.name, op, sub, g.xml);
     row.node = timed(process.execPath, ["-e", "0"]).ms;
-    row.ignored = callHook(main, NAME, "migrate", "begin", typicalXml);
-    row.prepareCold = callHook(main, NAME, "prepare", "begin", typicalXml);
-    row.start = callHook(main, NAME, "start", "begin", typicalXml);
-    row.started = callHook(main, NAME, "started", "begin", typicalXml);
+    row.ignored = call("migrate", "begin");
+    row.prepareCold = call("prepare", "begin");
+    row.start = call("start", "begin");
+    row.started = call("started", "begin");
     row.fullStart = row.prepareCold + row.start + row.started;
-    row.stopped = callHook(main, NAME, "stopped", "end", typicalXml);
+    row.stopped = call("stopped", "end");
     // restart with the guest's files and parser cache kept (see the notes): prepare, start, started
-    row.prepareUnchanged = callHook(main, NAME, "prepare", "begin", typicalXml);
-    row.restart = row.prepareUnchanged + callHook(main, NAME, "start", "begin", typicalXml) + callHook(main, NAME, "started", "begin", typicalXml);
-    callHook(main, NAME, "stopped", "end", typicalXml);
-    row.release = callHook(main, NAME, "release", "end", typicalXml);
+    row.prepareUnchanged = call("prepare", "begin");
+    row.restart = row.prepareUnchanged + call("start", "begin") + call("started", "begin");
+    call("stopped", "end");
+    row.release = call("release", "end");
+    // The real restart of the unchanged guest: libvirt ran stopped + release when it shut down;
+    // now prepare, start, started with the same XML.
+    row.prepareReleased = call("prepare", "begin");
+    row.restartReleased = row.prepareReleased + call("start", "begin") + call("started", "begin");
+    call("stopped", "end");
+    call("release", "end");
+    // The same restart as libvirt numbers it: a new <domain id> at every start, and the private
+    // and channel directories (domain-<id>-<name>) in the rules change with it.
+    const oldId = /<domain type='kvm' id='(\d+)'>/.exec(g.xml)[1];
+    const newId = String(i + 100);
+    const renumbered = g.xml.replace(`<domain type='kvm' id='${oldId}'>`, `<domain type='kvm' id='${newId}'>`).replaceAll(`domain-${oldId}-`, `domain-${newId}-`);
+    const callNew = (op, sub) => callHook(main, g.name, op, sub, renumbered);
+    row.restartNewId = callNew("prepare", "begin") + callNew("start", "begin") + callNew("started", "begin");
+    callNew("stopped", "end");
+    callNew("release", "end");
     row.prepareNoParser = callHook(noParser, NAME, "prepare", "begin", typicalXml);
     row.prepareNoParserUnchanged = callHook(noParser, NAME, "prepare", "begin", typicalXml);
     callHook(noParser, NAME, "release", "end", typicalXml);
@@ -259,28 +305,44 @@ async function scale() {
   return out;
 }
 
-function smallGuestXml(i) {
+/** Guest `g<i>` with `disks` raw disks, `/var/lib/libvirt/images/g<i>[-<n>].img` (made by `makeDisks`). */
+function smallGuestXml(i, disks = 1) {
   const uuid = `5c0ffee0-0000-4000-8000-${String(i).padStart(12, "0")}`;
+  const name = `g${i}`;
+  const diskXml = diskFiles(name, disks).map(
+    (f, n) => `    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='${f}'/>
+      <target dev='vd${n}' bus='virtio'/>
+    </disk>`,
+  );
   return {
-    name: `g${i}`,
+    name,
     uuid,
+    disks: diskFiles(name, disks),
     xml: `<domain type='kvm'>
-  <name>g${i}</name>
+  <name>${name}</name>
   <uuid>${uuid}</uuid>
   <memory unit='KiB'>1048576</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='/var/lib/libvirt/images/g${i}.img'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
+${diskXml.join("\n")}
   </devices>
 </domain>
 `,
   };
+}
+
+function diskFiles(name, disks) {
+  if (disks === 1) return [`/var/lib/libvirt/images/${name}.img`];
+  return Array.from({ length: disks }, (_, n) => `/var/lib/libvirt/images/${name}-${n}.img`);
+}
+
+function makeDisks(r, guest) {
+  fs.mkdirSync(r.at("/var/lib/libvirt/images"), { recursive: true });
+  for (const f of guest.disks) fs.writeFileSync(r.at(f), "");
 }
 
 function runAsync(cmd, args, input) {
@@ -298,8 +360,7 @@ function runAsync(cmd, args, input) {
 async function concurrent() {
   const r = makeRoot("many");
   const guests = Array.from({ length: GUESTS }, (_, i) => smallGuestXml(i));
-  fs.mkdirSync(r.at("/var/lib/libvirt/images"), { recursive: true });
-  for (const g of guests) fs.writeFileSync(r.at(`/var/lib/libvirt/images/${g.name}.img`), "");
+  for (const g of guests) makeDisks(r, g);
   let t0 = performance.now();
   const nodes = await Promise.all(guests.map(() => runAsync(process.execPath, ["-e", "0"])));
   const nodeWall = performance.now() - t0;
@@ -310,8 +371,121 @@ async function concurrent() {
   return { wall, slowest: Math.max(...each), median: median(each), nodeWall, nodeSlowest: Math.max(...nodes) };
 }
 
+/** Run `job` on every item, `width` at a time. */
+async function pool(items, width, job) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await job(items[next++]);
+  };
+  await Promise.all(Array.from({ length: width }, worker));
+}
+
+/**
+ * REBOOT_GUESTS guests' `prepare` at once after a host reboot, with everything that survives a
+ * reboot warm: each guest was started once and shut down cleanly before (prepare … release, as
+ * libvirt-guests' shutdown leads to), so whatever the hook keeps on disk for a guest that stopped
+ * (profiles, parser cache, compiled-policy store) is there. The reboot: /run is a tmpfs (the
+ * hook's locks, libvirt's pid files) and the kernel has nothing loaded, so /run is emptied and
+ * the fake securityfs made afresh. Then every guest's `prepare` starts at the same time, against
+ * REBOOT_GUESTS × `node -e 0` started at the same time, interleaved round by round.
+ */
+async function afterReboot() {
+  const r = makeRoot("reboot");
+  const guests = Array.from({ length: REBOOT_GUESTS }, (_, i) => smallGuestXml(500 + i));
+  for (const g of guests) makeDisks(r, g);
+  const hook = (g, op, sub) => runAsync(r.hook, [g.name, op, sub, "-"], g.xml);
+  const shutdown = () => pool(guests, 2, (g) => hook(g, "release", "end"));
+  await pool(guests, 2, async (g) => {
+    await hook(g, "prepare", "begin");
+    await hook(g, "stopped", "end");
+  });
+  const out = { wall: [], nodeWall: [], slowest: [], nodeSlowest: [] };
+  for (let round = 0; round < REBOOT_ROUNDS; round++) {
+    await shutdown();
+    fs.rmSync(r.at("/run"), { recursive: true, force: true });
+    fs.mkdirSync(r.at(FAKE_FS), { recursive: true });
+    fs.writeFileSync(r.at(`${FAKE_FS}/.replace`), "");
+    fs.writeFileSync(r.at(`${FAKE_FS}/.remove`), "");
+    let t0 = performance.now();
+    const nodes = await Promise.all(guests.map(() => runAsync(process.execPath, ["-e", "0"])));
+    out.nodeWall.push(performance.now() - t0);
+    out.nodeSlowest.push(Math.max(...nodes));
+    t0 = performance.now();
+    const each = await Promise.all(guests.map((g) => hook(g, "prepare", "begin")));
+    out.wall.push(performance.now() - t0);
+    out.slowest.push(Math.max(...each));
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, median(v)]));
+}
+
+/**
+ * A domain with BIG_DISKS raw disks through the real hook: its first `prepare` (compile of a
+ * profile with ~1,000 rules; a new UUID each run so nothing compiled is reused) and an unchanged
+ * one, each against `node -e 0` interleaved with it.
+ */
+function bigDomain() {
+  const r = makeRoot("big");
+  const t = { node: [], cold: [], unchanged: [] };
+  for (let i = 0; i < BIG_RUNS; i++) {
+    const g = smallGuestXml(900 + i, BIG_DISKS);
+    makeDisks(r, g);
+    t.node.push(timed(process.execPath, ["-e", "0"]).ms);
+    t.cold.push(callHook(r, g.name, "prepare", "begin", g.xml));
+    t.unchanged.push(callHook(r, g.name, "prepare", "begin", g.xml));
+    callHook(r, g.name, "release", "end", g.xml);
+  }
+  return { node: median(t.node), cold: median(t.cold), unchanged: median(t.unchanged), runs: BIG_RUNS };
+}
+
+/**
+ * Peak resident set (MiB) of one call: GNU time's %M, the largest process it waited for (the hook's
+ * node; on a compile the parser is measured too, and is smaller). Undefined when /usr/bin/time is
+ * not installed.
+ */
+function rssOf(cmd, args, input) {
+  if (!fs.existsSync(TIME)) return undefined;
+  const out = path.join(work, "rss.out");
+  timed(TIME, ["-f", "%M", "-o", out, cmd, ...args], { input, what: `${TIME} ${cmd}` });
+  return Number(fs.readFileSync(out, "utf8").trim().split("\n").at(-1)) / 1024;
+}
+
+/** The largest peak RSS of RSS_RUNS runs of each call. */
+function memory() {
+  const r = makeRoot("memory");
+  populateGuest(r);
+  const big = smallGuestXml(990, BIG_DISKS);
+  makeDisks(r, big);
+  const runs = (fn) => Math.max(...Array.from({ length: RSS_RUNS }, (_, i) => fn(i)));
+  const hook = (g, op, sub) => runs(() => rssOf(r.hook, [g.name, op, sub, "-"], g.xml));
+  const typical = { name: NAME, xml: typicalXml };
+  const out = { node: runs(() => rssOf(process.execPath, ["-e", "0"])) };
+  out.ignored = hook(typical, "migrate", "begin");
+  // A guest never seen before on each run, so every run compiles; released after (it shares the
+  // typical guest's disk).
+  out.prepareCold = runs((i) => {
+    const g = typicalGuest(800 + i);
+    const mib = rssOf(r.hook, [g.name, "prepare", "begin", "-"], g.xml);
+    callHook(r, g.name, "release", "end", g.xml);
+    return mib;
+  });
+  callHook(r, NAME, "prepare", "begin", typicalXml);
+  out.prepareUnchanged = hook(typical, "prepare", "begin");
+  out.started = hook(typical, "started", "begin");
+  callHook(r, big.name, "prepare", "begin", big.xml);
+  out.bigUnchanged = hook(big, "prepare", "begin");
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // the table
+
+/** Run one part of the bench, saying on stderr how long it took (the --quick budget is 60 s). */
+async function phase(name, fn) {
+  const t0 = performance.now();
+  const out = await fn();
+  process.stderr.write(`bench: ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  return out;
+}
 
 const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 
@@ -320,31 +494,43 @@ async function main() {
   if (!HAVE_PARSER) throw new Error(`${PARSER} is missing: the bench needs Debian's apparmor package`);
   const m0 = machine();
   const started = new Date();
-  const t = lifecycle();
-  const sc = await scale();
-  const many = await concurrent();
+  const t = await phase("lifecycle", lifecycle);
+  const sc = await phase("scale", scale);
+  const many = await phase("concurrent", concurrent);
+  const reboot = await phase("reboot", afterReboot);
+  const big = await phase("1,000 disks", bigDomain);
+  const rss = await phase("peak RSS", memory);
   const m1 = machine();
   const med = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
   const n = t.node.length;
   const rows = [];
+  const verdict = (value, target) => (target === undefined ? "" : Number.isFinite(value) ? (value <= target ? "✓" : "✗") : "–");
   const row = (what, ms, runs, base, baseMs, target) => {
     const ratio = baseMs ? ms / baseMs : NaN;
-    const ok = target === undefined ? "" : Number.isFinite(ratio) ? (ratio <= target ? "✓" : "✗") : "–";
-    rows.push(`| ${what} | ${fmt(ms)} | ${runs} | ${base} | ${fmt(baseMs)} | ${baseMs ? fmt(ratio, 2) + "×" : "–"} | ${target === undefined ? "" : `≤ ${+target.toFixed(2)}×`} | ${ok} |`);
+    rows.push(`| ${what} | ${fmt(ms)} | ${runs} | ${base} | ${fmt(baseMs)} | ${baseMs ? fmt(ratio, 2) + "×" : "–"} | ${target === undefined ? "" : `≤ ${+target.toFixed(2)}×`} | ${verdict(ratio, target)} |`);
+  };
+  // Peak RSS rows: the figure is MiB (not ms), the target an absolute size; the ratio is to `node -e 0`'s.
+  const rssRow = (what, mib, target) => {
+    const ratio = mib / rss.node;
+    rows.push(`| ${what} | ${fmt(mib)} MiB | ${RSS_RUNS} | \`node -e 0\` | ${fmt(rss.node)} MiB | ${Number.isFinite(ratio) ? fmt(ratio, 2) + "×" : "–"} | ${target === undefined ? "" : `≤ ${target} MiB`} | ${verdict(mib, target)} |`);
   };
   const node = med.node;
-  row("`migrate begin` (ignored operation)", med.ignored, n, "`node -e 0`", node, 1.3);
-  row("`prepare`, cold (compile + load)", med.prepareCold, n, "`node -e 0`", node);
-  row("`prepare`, unchanged (cache hit)", med.prepareUnchanged, n, "`node -e 0`", node);
-  row("`prepare`, cold, parser = /bin/true", med.prepareNoParser, n, "`node -e 0`", node, 2);
-  row("`prepare`, unchanged, parser = /bin/true", med.prepareNoParserUnchanged, n, "`node -e 0`", node, 2);
+  row("`migrate begin` (ignored operation)", med.ignored, n, "`node -e 0`", node, 1.15);
+  row("`prepare`, first (compile + load)", med.prepareCold, n, "`node -e 0`", node);
+  row("`prepare`, unchanged (files kept)", med.prepareUnchanged, n, "`node -e 0`", node, 1.4);
+  row("`prepare` after `release` (unchanged guest)", med.prepareReleased, n, "`node -e 0`", node);
+  row("`prepare`, first, parser = /bin/true", med.prepareNoParser, n, "`node -e 0`", node);
+  row("`prepare`, unchanged, parser = /bin/true", med.prepareNoParserUnchanged, n, "`node -e 0`", node);
   row("`start` (rules unchanged: no reload)", med.start, n, "`node -e 0`", node);
   row("`started` (label check)", med.started, n, "`node -e 0`", node);
   row("`stopped`", med.stopped, n, "`node -e 0`", node);
   row("`release` (unload, remove files)", med.release, n, "`node -e 0`", node);
   const driverNote = HAVE_HELPER ? "libvirt driver (replay)" : "libvirt driver: n/a";
-  row("guest start: prepare + start + started", med.fullStart, n, driverNote, HAVE_HELPER ? med.driver : undefined, 0.5);
-  row("unchanged restart, files + cache kept", med.restart, n, driverNote, HAVE_HELPER ? med.driver : undefined, 0.25);
+  const driver = HAVE_HELPER ? med.driver : undefined;
+  row("first start of a new guest: prepare + start + started", med.fullStart, n, driverNote, driver, 0.45);
+  row("restart after stop (stopped + release, then prepare + start + started)", med.restartReleased, n, driverNote, driver, 0.2);
+  row("restart after stop with a new `<domain id>` (as libvirt numbers starts)", med.restartNewId, n, driverNote, driver);
+  row("restart, files + cache kept (no release between)", med.restart, n, driverNote, driver);
   // Each size against the one before it: linear growth is the ratio of the disk counts (the
   // 1-disk figure is mostly fixed cost, so 1 → 100 grows less than 100×).
   sc.forEach((s, i) => {
@@ -353,8 +539,22 @@ async function main() {
     if (!prev) row(what, s.total, s.runs, "", undefined);
     else row(what, s.total, s.runs, `${prev.disks.toLocaleString("en")} disk${prev.disks === 1 ? "" : "s"}`, prev.total, (1.2 * s.disks) / prev.disks);
   });
-  row(`${GUESTS} guests' \`prepare\` at once: total wall`, many.wall, 1, `${GUESTS} × \`node -e 0\` at once`, many.nodeWall);
-  row(`${GUESTS} guests' \`prepare\` at once: slowest`, many.slowest, 1, "slowest `node -e 0`", many.nodeSlowest);
+  const bigLabel = BIG_DISKS.toLocaleString("en");
+  row(`\`prepare\`, ${bigLabel}-disk domain, first (compile + load)`, big.cold, big.runs, "`node -e 0`", big.node);
+  row(`\`prepare\`, ${bigLabel}-disk domain, unchanged`, big.unchanged, big.runs, "`node -e 0`", big.node);
+  row(`${GUESTS} new guests' \`prepare\` at once: total wall`, many.wall, 1, `${GUESTS} × \`node -e 0\` at once`, many.nodeWall);
+  row(`${GUESTS} new guests' \`prepare\` at once: slowest`, many.slowest, 1, "slowest `node -e 0`", many.nodeSlowest);
+  row(`${REBOOT_GUESTS} guests' \`prepare\` at once after a reboot (store warm): total wall`, reboot.wall, REBOOT_ROUNDS, `${REBOOT_GUESTS} × \`node -e 0\` at once`, reboot.nodeWall, 3);
+  row(`${REBOOT_GUESTS} guests' \`prepare\` at once after a reboot: slowest`, reboot.slowest, REBOOT_ROUNDS, "slowest `node -e 0`", reboot.nodeSlowest);
+  if (!Number.isFinite(rss.node)) {
+    rows.push(`| peak RSS of a hook call | – | | | | | ≤ 64 MiB | – (${TIME} is not installed: apt-get install time) |`);
+  } else {
+    rssRow("peak RSS: `prepare`, unchanged (typical call)", rss.prepareUnchanged, 64);
+    rssRow("peak RSS: `prepare`, first (compile)", rss.prepareCold, 64);
+    rssRow("peak RSS: `migrate begin` (ignored)", rss.ignored);
+    rssRow("peak RSS: `started`", rss.started);
+    rssRow(`peak RSS: \`prepare\`, ${bigLabel}-disk domain, unchanged`, rss.bigUnchanged);
+  }
 
   const lines = [];
   lines.push(`virt-aa-hook bench${QUICK ? " (--quick)" : ""}: ${started.toISOString().replace(/\.\d+Z$/, "Z")}`);
@@ -368,8 +568,8 @@ async function main() {
   lines.push(...rows);
   lines.push("");
   lines.push(`Scale phases (ms, median): ${sc.map((s) => `${s.disks} disks: parse ${fmt(s.parse, 2)}, derive ${fmt(s.derive, 2)}, policy ${fmt(s.policy, 2)}, render ${fmt(s.render, 2)} (${s.bytes} bytes, ${fmt((1000 * s.total) / s.disks, 0)} µs per disk)`).join("; ")}.`);
-  lines.push(`Concurrent prepare: median per guest ${fmt(many.median)} ms (each a cold compile and load of its own profile).`);
-  lines.push("Notes: hook rows run hooks/qemu as libvirt does (sh → node on the bundle, XML on stdin, LC_ALL=C only), loading into a fake securityfs via --subdomainfs. A real restart goes through `release`, which removes the .files and cache entries, so it costs what a cold start costs; the restart row is a start whose files and cache survived. The replay omits libvirtd's own work between the helper runs and the file writes virt-aa-helper does (a few small files).");
+  lines.push(`Concurrent prepare: median per guest ${fmt(many.median)} ms (each a first compile and load of its own profile).`);
+  lines.push("Notes: hook rows run hooks/qemu as libvirt does (sh → node on the bundle, XML on stdin, LC_ALL=C only), loading into a fake securityfs via --subdomainfs. Each iteration uses a guest new to the root, so `prepare`, first always compiles; the restart after stop is the real path (libvirt runs stopped and release when a guest shuts down); the reboot rows shut every guest down cleanly (release), empty /run and the fake securityfs, then prepare all at once. Peak RSS is GNU time's %M (largest process waited for), the largest of its runs. The replay omits libvirtd's own work between the helper runs and the file writes virt-aa-helper does (a few small files).");
   const text = lines.join("\n");
   console.log(text);
   if (MD_OUT) fs.writeFileSync(MD_OUT, text + "\n");

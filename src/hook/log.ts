@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Warning } from "../errors.js";
+import { isoTimestamp } from "./timestamp.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -48,7 +49,7 @@ export class HookLog {
 }
 
 function stamp(): string {
-  return `${new Date().toISOString()} virt-aa-hook[${process.pid}]:`;
+  return `${isoTimestamp(Date.now())} virt-aa-hook[${process.pid}]:`;
 }
 
 /** Quote for the log: JSON string syntax keeps hostile names on one line and unambiguous. */

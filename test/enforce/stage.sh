@@ -103,6 +103,12 @@ cp "$IMG/good.qcow2" "$S/enforce/images/D-good.qcow2"
 cp "$IMG/evil.qcow2" "$S/enforce/images/D-evil.qcow2"
 rm -rf "$IMG"
 
+# Issue 20: src/apparmor/kernel-load.ts bundled alone, and the script that loads a compiled
+# policy with it (checks K-*: the kernel takes the blob the parser's cache stores).
+"$PROJECT/node_modules/.bin/esbuild" "$PROJECT/src/apparmor/kernel-load.ts" --bundle --platform=node \
+  --format=cjs --target=node18 --log-level=warning --outfile="$S/enforce/kernel-load.cjs" >&2
+install -m 0644 "$HERE/guest/load-blob.cjs" "$S/enforce/load-blob.cjs"
+
 install -m 0755 "$HERE/guest/init" "$S/init"
 install -m 0755 "$HERE/guest/checks.sh" "$S/enforce/checks.sh"
 

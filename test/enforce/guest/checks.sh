@@ -50,7 +50,7 @@ setup_files() {
         /usr/share/OVMF /etc/libvirt
     printf 'OVMF code stand-in\n' > /usr/share/OVMF/OVMF_CODE_4M.fd
     socks=""
-    for k in A B W G C L N D; do
+    for k in A B W G C L N D K; do
         files_of "$k"
         dd if=/dev/zero of="$F_DISK" bs=1k count=64 2>/dev/null
         printf 'iso of %s\n' "$k" > "$F_ISO"
@@ -350,6 +350,140 @@ if probe_is "$out" rw ok "$D_DATA"; then report D-restart-own-data-file PASS "af
 else report D-restart-own-data-file FAIL "output: $(show "$out")"; fi
 check_denied D-denied-B-disk-after-restart "$uD" "$out" r "$B_DISK"
 check_denied D-denied-B-disk-write-after-restart "$uD" "$out" w "$B_DISK"
+
+# --- issue 20: a compiled policy written straight to .replace (src/apparmor/kernel-load.ts
+# writeBinaryPolicy, no parser) is accepted by the kernel and enforces exactly what the parser's
+# own load of the same profile enforces: guest K's probes run once after each load and their
+# outcomes must be identical, every denial with its DENIED line. The blob is what
+# `apparmor_parser -S` prints for K's profile (what the parser's cache stores), the same bytes as
+# the hook's compiled store holds for K.
+# Negative controls: a blob of a wider profile (same name) gives different outcomes, and a
+# truncated or damaged blob is refused by the kernel, leaves the loaded profile as it was, and the
+# fallback (the parser) loads K as before.
+uK=$(v UUID K); pK=/etc/apparmor.d/libvirt/libvirt-$uK
+files_of B; KB_DISK=$F_DISK; KB_ISO=$F_ISO
+files_of K; K_DISK=$F_DISK; K_ISO=$F_ISO
+K_DENIED="w:$K_ISO r:$KB_DISK w:$KB_DISK r:$KB_ISO r:/etc/shadow"
+k_probe() { # TAG: K's stand-in on its probes; outcomes in $T/K.TAG.result; K_VERDICT says what failed
+    mark
+    standin K "" "rw:$K_DISK" "r:$K_ISO" $K_DENIED
+    cp "$T/K.out" "$T/K.$1.out"
+    grep '^PROBE ' "$T/K.out" > "$T/K.$1.result"
+    K_VERDICT=""
+    [ "$(label_in "$T/K.out")" = "libvirt-$uK (enforce)" ] || K_VERDICT="$K_VERDICT label '$(label_in "$T/K.out")'"
+    probe_is "$T/K.out" rw ok "$K_DISK" || K_VERDICT="$K_VERDICT own-disk"
+    probe_is "$T/K.out" r ok "$K_ISO" || K_VERDICT="$K_VERDICT own-cdrom"
+    for p in $K_DENIED; do
+        probe_is "$T/K.out" "${p%%:*}" EACCES "${p#*:}" && audited DENIED "$uK" "${p#*:}" || K_VERDICT="$K_VERDICT not-denied:$p"
+    done
+}
+k_load() { # BLOB: writeBinaryPolicy in node; K_LOAD_RC, output in $T/K.load
+    ( cd / && env -i LC_ALL=C /usr/bin/node /enforce/load-blob.cjs "$1" > "$T/K.load" 2>&1 )
+    K_LOAD_RC=$?
+    info "load-blob $1: rc=$K_LOAD_RC $(head -c 300 "$T/K.load" | tr '\n' ' ')"
+}
+# The loaded policy's hash (securityfs policy/profiles/<name>.<n>/sha1, else raw_sha1). No glob:
+# this script runs with set -f.
+k_policy_sha() {
+    kd=/sys/kernel/security/apparmor/policy/profiles
+    kn=$(ls "$kd" 2>/dev/null | grep -m1 "^libvirt-$uK\.")
+    [ -n "$kn" ] || return 0
+    ks=$(cat "$kd/$kn/sha1" 2>/dev/null)
+    [ -n "$ks" ] || ks=$(cat "$kd/$kn/raw_sha1" 2>/dev/null)
+    printf '%s' "$ks"
+}
+
+k_t0=$(now)
+check_prepare K enforce
+# The hook's prepare already loaded K (through its compiled store); the reference is the parser's
+# own load of the same profile file, replacing it.
+apparmor_parser -r "$pK" 2> "$T/aa.err"; k_parser_rc=$?
+k_probe parser
+if [ "$k_parser_rc" = 0 ] && [ -z "$K_VERDICT" ]; then
+    report K-parser-load-enforces PASS "after the parser's load: own disk rw and cdrom r open; $(echo $K_DENIED | wc -w) opens denied with DENIED lines"
+else
+    report K-parser-load-enforces FAIL "apparmor_parser -r exit $k_parser_rc $(head -c 200 "$T/aa.err" | tr '\n' ' '); after the parser's load:$K_VERDICT; output: $(show "$T/K.parser.out")"
+fi
+
+# The blob: what `apparmor_parser -S` prints for K's profile (the bytes the parser's cache stores),
+# a compiled policy whose first profile is K's. (The hook's compiled store holds its own compile of
+# K; its size is shown for comparison, not asserted: the store compiles with its own flags.)
+K_STORED=$(find /var/cache/virt-aa-hook/entries -type f -name "libvirt-$uK.*" 2>/dev/null | head -1)
+info "K's compile in the hook's store: '$K_STORED' $(wc -c < "$K_STORED" 2>/dev/null) bytes"
+if apparmor_parser -Q -S "$pK" > "$T/K.blob" 2> "$T/aa.err" && [ -s "$T/K.blob" ] && grep -aq "libvirt-$uK" "$T/K.blob"; then
+    report K-blob-is-parser-output PASS "apparmor_parser -S of $pK: $(wc -c < "$T/K.blob") bytes naming libvirt-$uK"
+else
+    report K-blob-is-parser-output FAIL "-S: $(wc -c < "$T/K.blob" 2>&1) bytes, $(head -c 200 "$T/aa.err" | tr '\n' ' ')"
+fi
+
+# Unload first, so the blob's load is seen to load (not a profile left from the parser's).
+printf 'profile libvirt-%s {}\n' "$uK" | apparmor_parser -R > /dev/null 2>&1
+loaded "$uK" && k_unloaded=no || k_unloaded=yes
+k_load "$T/K.blob"
+if [ "$k_unloaded" = yes ] && [ "$K_LOAD_RC" = 0 ] && [ "$(mode_of "$uK")" = enforce ]; then
+    report K-blob-load PASS "libvirt-$uK unloaded, then loaded (enforce) by writeBinaryPolicy: $(cat "$T/K.load")"
+else
+    report K-blob-load FAIL "unloaded before: $k_unloaded; load-blob exit $K_LOAD_RC: $(head -c 300 "$T/K.load" | tr '\n' ' '); mode '$(mode_of "$uK")'"
+fi
+k_probe blob
+if [ -z "$K_VERDICT" ] && cmp -s "$T/K.parser.result" "$T/K.blob.result"; then
+    report K-blob-enforces-same PASS "the same $(wc -l < "$T/K.blob.result") probe outcomes as after the parser's load, each denial with its DENIED line"
+else
+    report K-blob-enforces-same FAIL "after the blob's load:$K_VERDICT; parser: $(show "$T/K.parser.result"); blob: $(show "$T/K.blob.result")"
+fi
+
+# Negative control: a wider profile of the same name, compiled to a blob and loaded the same way.
+sed 's|^}$|  /** rwk,  # negative control: deliberately too wide\n}|' "$pK" > "$T/K.wide.profile"
+apparmor_parser -Q -S --base /etc/apparmor.d "$T/K.wide.profile" > "$T/K.wide.blob" 2> "$T/aa.err"
+k_load "$T/K.wide.blob"
+k_probe wide
+if [ "$K_LOAD_RC" = 0 ] && ! cmp -s "$T/K.parser.result" "$T/K.wide.result" && probe_is "$T/K.wide.out" r ok "$KB_DISK"; then
+    report K-wide-blob-differs PASS "a blob with '/** rwk,' loads and changes the outcomes (B's disk opens): the comparison can fail"
+else
+    report K-wide-blob-differs FAIL "load-blob exit $K_LOAD_RC; outcomes: $(show "$T/K.wide.result")"
+fi
+
+# Damaged blobs: the kernel refuses them (the write fails), the loaded profile is untouched (its
+# sha1 in securityfs stays the wide one's), and the fallback, the parser, loads K's own profile.
+sha_before=$(k_policy_sha)
+# (No K.blob when an earlier K check failed: an empty size must not end the script, as an
+# arithmetic error in sh would.)
+k_size=$(wc -c < "$T/K.blob" 2>/dev/null); k_size=${k_size:-0}
+head -c $(( k_size / 2 )) "$T/K.blob" > "$T/K.truncated.blob" 2>/dev/null
+k_load "$T/K.truncated.blob"; trunc_rc=$K_LOAD_RC; trunc_msg=$(head -c 200 "$T/K.load" | tr '\n' ' ')
+{ printf 'XXXXXXXXXXXXXXXX'; tail -c +17 "$T/K.blob" 2>/dev/null; } > "$T/K.damaged.blob"
+k_load "$T/K.damaged.blob"; dmg_rc=$K_LOAD_RC; dmg_msg=$(head -c 200 "$T/K.load" | tr '\n' ' ')
+sha_after=$(k_policy_sha)
+if [ "$trunc_rc" = 3 ] && [ "$dmg_rc" = 3 ] && [ -n "$sha_before" ] && [ "$sha_before" = "$sha_after" ] \
+    && echo "$trunc_msg" | grep -q "^REFUSED HostError: cannot load .*/.replace: E" && echo "$dmg_msg" | grep -q "^REFUSED HostError: cannot load .*/.replace: E"; then
+    report K-damaged-blob-refused PASS "truncated: $trunc_msg; damaged header: $dmg_msg; loaded policy unchanged (sha1 $sha_after)"
+else
+    report K-damaged-blob-refused FAIL "truncated: rc $trunc_rc '$trunc_msg'; damaged: rc $dmg_rc '$dmg_msg'; sha1 before '$sha_before' after '$sha_after'"
+fi
+apparmor_parser -r "$pK" 2> "$T/aa.err"
+k_probe fallback
+if [ -z "$K_VERDICT" ] && cmp -s "$T/K.parser.result" "$T/K.fallback.result"; then
+    report K-fallback-parser-enforces-same PASS "after the refusal the parser's load enforces the same $(wc -l < "$T/K.fallback.result") outcomes again"
+else
+    report K-fallback-parser-enforces-same FAIL "after the fallback:$K_VERDICT; $(head -c 200 "$T/aa.err" | tr '\n' ' '); outcomes: $(show "$T/K.fallback.result")"
+fi
+# The hook's own path (src/apparmor/store-load.ts): K shut down (release) and started again with
+# the same XML is a compiled-store hit, loaded by writeBinaryPolicy with no parser run; the log's
+# debug line says so, and the probes give the parser's outcomes again.
+HOOK_LOG=/var/log/libvirt/virt-aa-hook.log
+hook K release end
+loaded "$uK" && k_released=no || k_released=yes
+k_log_before=$(wc -l < "$HOOK_LOG" 2>/dev/null || echo 0)
+hook K prepare begin
+k_hit=$(tail -n +$(( ${k_log_before:-0} + 1 )) "$HOOK_LOG" 2>/dev/null | grep -F "libvirt-$uK" | grep -m1 'without compiling')
+info "compiled store notes for K: $(tail -n +$(( ${k_log_before:-0} + 1 )) "$HOOK_LOG" 2>/dev/null | grep -F 'compiled store' | tail -3 | cut -c1-400 | tr '\n' ' ')"
+k_probe storehit
+if [ "$k_released" = yes ] && [ "$HOOK_RC" = 0 ] && [ -n "$k_hit" ] && [ -z "$K_VERDICT" ] && cmp -s "$T/K.parser.result" "$T/K.storehit.result"; then
+    report K-hook-store-hit-enforces-same PASS "after release, prepare loaded K from the compiled store without the parser and the same $(wc -l < "$T/K.storehit.result") outcomes hold"
+else
+    report K-hook-store-hit-enforces-same FAIL "unloaded by release: $k_released; prepare exit $HOOK_RC; log: '${k_hit:-no store-hit line}'; probes:$K_VERDICT; outcomes: $(show "$T/K.storehit.result")"
+fi
+info "K checks took $(awk -v a="$k_t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')s"
 
 # --- escaping holds in the kernel: pattern characters in a file name match only themselves
 escape_check() { # KEY SIBLING...
