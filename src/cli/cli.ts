@@ -10,6 +10,7 @@ import { installCommand, installSummaryCommand, uninstallCommand } from "./comma
 import { grantCommand } from "./commands/grant.js";
 import { revokeCommand } from "./commands/revoke.js";
 import { syncCommand } from "./commands/sync.js";
+import { denialsCommand } from "./commands/denials.js";
 
 /**
  * The admin-facing CLI. Each command lives in its own module under commands/. A command that ends
@@ -46,6 +47,7 @@ async function parse(argv: string[]): Promise<void> {
     .command(grantCommand())
     .command(revokeCommand())
     .command(syncCommand())
+    .command(denialsCommand())
     .command(installCommand())
     .command(uninstallCommand())
     .command(installSummaryCommand())
