@@ -19,9 +19,10 @@ const OUT = path.join(PROJECT, ".cache/lab/run");
 const ENABLED = process.env.CI === "true" || process.env.VIRT_AA_HOOK_LAB === "1";
 /**
  * VIRT_AA_HOOK_LAB_ONLY=ops: boot 1 only, with just the issue-17 scenario (run.sh --only ops);
- * =devices: boot 1 of helper mode only, with just issue 18's device guests (run.sh --only devices).
+ * =devices: boot 1 of helper mode only, with just issue 18's device guests (run.sh --only devices);
+ * =denials: boot 1 of seclabel mode only, two guests, their isolation and issue 19's `denials`.
  */
-const ONLY = process.env.VIRT_AA_HOOK_LAB_ONLY === "ops" || process.env.VIRT_AA_HOOK_LAB_ONLY === "devices" ? process.env.VIRT_AA_HOOK_LAB_ONLY : undefined;
+const ONLY = ["ops", "devices", "denials"].includes(process.env.VIRT_AA_HOOK_LAB_ONLY ?? "") ? process.env.VIRT_AA_HOOK_LAB_ONLY : undefined;
 const ONLY_OPS = ONLY === "ops";
 /** Judge the last run's logs again instead of booting (after editing this file's expectations). */
 const REUSE = process.env.VIRT_AA_HOOK_LAB_REUSE === "1";
@@ -40,7 +41,9 @@ const MODES: Mode[] = process.env.VIRT_AA_HOOK_LAB_MODES
   ? ALL_MODES.filter((m) => process.env.VIRT_AA_HOOK_LAB_MODES!.split(/[\s,]+/).includes(m))
   : ONLY === "devices"
     ? ["helper"]
-    : ALL_MODES;
+    : ONLY === "denials"
+      ? ["seclabel"]
+      : ALL_MODES;
 // run.sh's own limits end every boot first (boot.sh: LAB_BOOT_TIMEOUT, 2000 s per boot, over the
 // guest's lab.timeout of 1800 s), so a hung VM leaves its logs for the assertions below: this is
 // only the backstop. Waves of at most JOBS modes, two boots each, at the per-boot limit, plus the
@@ -110,8 +113,29 @@ const DEVICES = [
   "dev-lab-s-dbus",
 ];
 
+/**
+ * Issue 19 (guest/denials.sh, seclabel mode, right after the isolation checks): `virt-aa-hook
+ * denials` maps the kernel's real DENIED lines of lab-a to lab-a and explains them; lab-b's
+ * allowed open of its own disk is reported for nobody (negative control).
+ */
+const DENIALS = ["denials-lab-a-json", "denials-lab-a-text", "denials-negative-own-disk"];
+
+/** lab-a and lab-b started, confined, isolated; then, in seclabel mode, DENIALS (checks-boot1.sh pair_started_isolated). */
+const pairStartedIsolated = (mode: Mode) => [
+  "start-lab-a",
+  "start-lab-b",
+  "lab-a-label",
+  "lab-b-label",
+  ...isolation("", "lab-a", "lab-b"),
+  ...isolation("", "lab-b", "lab-a"),
+  ...(mode === "seclabel" ? DENIALS : []),
+];
+
 /** The checks of the first boot (guest/init + guest/checks-boot1.sh), in their order. */
 function boot1Checks(mode: Mode): string[] {
+  if (ONLY === "denials") {
+    return ["install", "install-chose-attach-mode", ...DAEMONS, "define-guests", "adopt", ...pairStartedIsolated(mode)];
+  }
   if (ONLY === "devices") {
     return ["install", "install-chose-attach-mode", ...DAEMONS, ...DEVICES, "no-virt-aa-helper-after-devices"];
   }
@@ -135,12 +159,7 @@ function boot1Checks(mode: Mode): string[] {
     "define-guests",
     "define-guests-listed",
     ...(mode === "helper" ? [] : ["adopt", "adopt-xml-lab-a"]),
-    "start-lab-a",
-    "start-lab-b",
-    "lab-a-label",
-    "lab-b-label",
-    ...isolation("", "lab-a", "lab-b"),
-    ...isolation("", "lab-b", "lab-a"),
+    ...pairStartedIsolated(mode),
     "lab-a-files-ours",
     "lab-b-files-ours",
     "no-virt-aa-helper",
