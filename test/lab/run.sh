@@ -24,7 +24,8 @@ while [ $# -gt 0 ]; do
   case $1 in
     --out) OUT=$2; shift 2 ;;
     --modes) MODES=$2; shift 2 ;;
-    # --only ops: boot 1 only, with just the issue-17 scenario (guest/ops.sh) and what it needs.
+    # --only ops|devices|denials: boot 1 only, with just the issue-17 scenario (guest/ops.sh), issue 18's
+    # device guests (guest/devices.sh) or issue 19's denials (guest/denials.sh) and what they need.
     --only) ONLY=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
