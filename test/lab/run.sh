@@ -17,20 +17,24 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 OUT=$PROJECT/.cache/lab/run
-MODES="seclabel wrapper helper"
+MODES="helper seclabel wrapper"   # longest first (with --jobs 2: helper beside seclabel, then wrapper)
 ONLY=
 JOBS=${VIRT_AA_HOOK_LAB_JOBS:-1}
 while [ $# -gt 0 ]; do
   case $1 in
     --out) OUT=$2; shift 2 ;;
     --modes) MODES=$2; shift 2 ;;
-    # --only ops: boot 1 only, with just the issue-17 scenario (guest/ops.sh) and what it needs.
+    # --only ops|devices|denials: boot 1 only, with just the issue-17 scenario (guest/ops.sh), issue 18's
+    # device guests (guest/devices.sh) or issue 19's denials (guest/denials.sh) and what they need.
     --only) ONLY=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 case $JOBS in ''|*[!0-9]*|0) echo "run.sh: job count must be a positive integer, not '$JOBS'" >&2; exit 2 ;; esac
+# vCPUs per VM (boot.sh): 2 for one VM at a time; with N VMs at once 1 each unless LAB_SMP says
+# otherwise: two-vCPU TCG VMs side by side on 2 cores overcommit and spin (README "Parallel modes").
+if [ "$JOBS" -gt 1 ]; then export LAB_SMP=${LAB_SMP:-1}; else export LAB_SMP=${LAB_SMP:-2}; fi
 # The VM mounts its own /tmp, /run, /dev, /proc and /sys over this machine's: a checkout under
 # one of them would be invisible in it.
 case $PROJECT/ in
@@ -86,7 +90,7 @@ for mode in $MODES; do
   boots="1 2"; { [ "$mode" = record ] || [ -n "$ONLY" ]; } && boots=1
   for boot in $boots; do grep -qs '^LAB-DONE' "$OUT/$mode-boot$boot/serial.log" || ok=0; done
 done
-echo "lab-total $(took "$tall") jobs=$JOBS modes=${MODES// /,} load=$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/timings"
+echo "lab-total $(took "$tall") jobs=$JOBS smp=$LAB_SMP modes=${MODES// /,} load=$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/timings"
 mkdir -p "$CAPS"; for mode in $MODES; do cp -f "$OUT/caps/$mode"/*.xml "$CAPS/" 2>/dev/null || true; done
 cat "$OUT/timings" >&2
 echo $((1 - ok)) > "$OUT/exit-code"

@@ -74,8 +74,7 @@ rom_write_denied() {
   prof=$(profile_of "$1"); mark=$(dmesg | wc -l); HMP_N=$((HMP_N + 1))
   out=$(v qemu-monitor-command "$1" --hmp "drive_add 0 if=none,id=labrw$HMP_N,format=raw,file=$2,file.auto-read-only=off,file.locking=off" 2>&1 | tr -d '\r')
   [ "$(printf '%s' "$out" | sed '/^$/d')" = OK ] && v qemu-monitor-command "$1" --hmp "drive_del labrw$HMP_N" >/dev/null 2>&1
-  sleep 0.3
-  lines=$(dmesg | tail -n +$((mark + 1)) | grep 'apparmor="DENIED"' | grep -F "profile=\"$prof\"" | grep -F "name=\"$2\"" | grep 'denied_mask="[^"]*w')
+  lines=$(denied_since "$mark" "$prof" "$2" 'denied_mask="[^"]*w')
   echo "qemu: $out | kernel: ${lines:-no DENIED write line for $prof and $2}"
   case $out in *"Permission denied"*) ;; *) return 1 ;; esac
   [ -n "$lines" ]

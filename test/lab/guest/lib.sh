@@ -106,6 +106,21 @@ hmp_open() {
   if [ "$(printf '%s' "$out" | sed '/^$/d')" = OK ]; then v qemu-monitor-command "$1" --hmp "drive_del $id" >/dev/null 2>&1; fi
 }
 
+# denied_since MARK PROFILE PATH [MASK-RE]: the kernel's apparmor="DENIED" lines for PROFILE and
+# PATH after dmesg line MARK, as soon as there is one, else after 1 s (kauditd prints them just
+# after the syscall returned: the fixed 0.3 s this replaces was spent on every probe). A deadline,
+# not a count of tries: a loaded machine makes each dmesg slower, not the kernel's line later.
+denied_since() {
+  local lines end; end=$(awk -v n="$(now)" 'BEGIN{print n + 1}')
+  while :; do
+    lines=$(dmesg | tail -n +$(($1 + 1)) | grep 'apparmor="DENIED"' | grep -F "profile=\"$2\"" | grep -F "name=\"$3\"" | grep -e "${4:-.}")
+    [ -n "$lines" ] && break
+    awk -v n="$(now)" -v e="$end" 'BEGIN{exit !(n < e)}' || break
+    sleep 0.05
+  done
+  printf '%s' "$lines"
+}
+
 # expect_denied NAME PATH: NAME's QEMU gets "Permission denied" for PATH and the kernel logs
 # apparmor="DENIED" for NAME's profile and PATH, after this attempt.
 expect_denied() {
@@ -113,8 +128,7 @@ expect_denied() {
   prof=$(profile_of "$1")
   mark=$(dmesg | wc -l)
   out=$(hmp_open "$1" "$2")
-  sleep 0.3
-  lines=$(dmesg | tail -n +$((mark + 1)) | grep 'apparmor="DENIED"' | grep -F "profile=\"$prof\"" | grep -F "name=\"$2\"")
+  lines=$(denied_since "$mark" "$prof" "$2")
   echo "qemu: $out | kernel: ${lines:-no DENIED line for $prof and $2}"
   case $out in *"Permission denied"*) ;; *) return 1 ;; esac
   [ -n "$lines" ]
@@ -137,8 +151,7 @@ expect_write_denied() {
   prof=$(profile_of "$1"); mark=$(dmesg | wc -l); HMP_N=$((HMP_N + 1))
   out=$(v qemu-monitor-command "$1" --hmp "drive_add 0 if=none,id=labrw$HMP_N,file=$2,file.locking=off" 2>&1 | tr -d '\r')
   [ "$(printf '%s' "$out" | sed '/^$/d')" = OK ] && v qemu-monitor-command "$1" --hmp "drive_del labrw$HMP_N" >/dev/null 2>&1
-  sleep 0.3
-  lines=$(dmesg | tail -n +$((mark + 1)) | grep 'apparmor="DENIED"' | grep -F "profile=\"$prof\"" | grep -F "name=\"$2\"" | grep 'denied_mask="[^"]*w')
+  lines=$(denied_since "$mark" "$prof" "$2" 'denied_mask="[^"]*w')
   echo "qemu: $out | kernel: ${lines:-no DENIED write line for $prof and $2}"
   case $out in *"Permission denied"*) ;; *) return 1 ;; esac
   [ -n "$lines" ]

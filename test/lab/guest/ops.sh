@@ -78,11 +78,15 @@ hmp_o() { v qemu-monitor-command "$OG" --hmp "$1" 2>&1 | tr -d '\r'; }
 # (HMP qemu-io; its report goes to QEMU's stdout, i.e. the guest's log), and the kernel logs no
 # denial.
 qemu_writes() {
-  local mark lmark out log lines qlog=/var/log/libvirt/qemu/$OG.log
+  local mark lmark out log lines i qlog=/var/log/libvirt/qemu/$OG.log
   mark=$(dmesg | wc -l); lmark=$(wc -l < "$qlog")
   out=$(hmp_o "qemu-io -d $1 \"write -P 0x5a 0 4k\""; hmp_o "qemu-io -d $1 \"flush\"")
-  sleep 0.5
-  log=$(tail -n +$((lmark + 1)) "$qlog" | grep -v '^$')
+  # QEMU's report reaches its log through virtlogd: wait for it (up to 3 s), not a fixed time.
+  for i in $(seq 1 30); do
+    log=$(tail -n +$((lmark + 1)) "$qlog" | grep -v '^$')
+    case $log in *wrote*|*rror*|*denied*|*failed*) break ;; esac
+    sleep 0.1
+  done
   lines=$(dmesg | tail -n +$((mark + 1)) | grep 'apparmor="DENIED"')
   echo "monitor: ${out:-(nothing)} | qemu: $log${lines:+ | kernel: $lines}"
   case $log in *"wrote 4096/4096"*) ;; *) return 1 ;; esac
@@ -110,7 +114,7 @@ detach_nic_o() {
   local slot i; slot=$(nic_slot_o "$1")
   v detach-interface "$OG" network --mac "$1" --live || return 1
   [ -n "$slot" ] && hmp_o "o /w 0xae08 $((1 << slot))" >/dev/null
-  for i in $(seq 1 60); do v domiflist "$OG" | grep -qF "$1" || { echo "removed (slot $slot ejected)"; return 0; }; sleep 0.5; done
+  for i in $(seq 1 150); do v domiflist "$OG" | grep -qF "$1" || { echo "removed (slot $slot ejected)"; return 0; }; sleep 0.2; done
   echo "$1 still there after the eject of slot $slot"; return 1
 }
 nic_mac() { v domiflist "$OG" | awk -v m="$1" '$4 == m {print $5}' | tail -n 1; }
@@ -215,8 +219,7 @@ else
   neg_attach() {
     local mark out lines prof; prof=$(profile_of "$OG"); mark=$(dmesg | wc -l)
     out=$(v attach-disk "$OG" "$OIMG/$OG-nogrant.qcow2" sdd --driver qemu --subdriver qcow2 --targetbus scsi --live 2>&1) && { echo "attached without a grant: $out"; return 1; }
-    sleep 0.3
-    lines=$(dmesg | tail -n +$((mark + 1)) | grep 'apparmor="DENIED"' | grep -F "profile=\"$prof\"" | grep -F "name=\"$OIMG/$OG-nogrant.qcow2\"")
+    lines=$(denied_since "$mark" "$prof" "$OIMG/$OG-nogrant.qcow2")
     echo "virsh: $out | kernel: ${lines:-no DENIED line}"
     [ -n "$lines" ]
   }
