@@ -197,7 +197,8 @@ describe("the shipped install/virt-aa-hook.conf", () => {
     const keys = [...uncommented.matchAll(/^([a-z_]+) = /gm)].map((m) => m[1]).sort();
     expect(keys).toEqual(
       ["apparmor_dir", "attach", "cache_dir", "emulator_dir", "features_file", "lock_timeout", "log_file", "log_level", "mode", "no_apparmor",
-        "parser", "parser_timeout", "reconnect_failure", "require_attach", "started_check", "subdomainfs", "template", "guest_mode"].sort(),
+        "parser", "parser_timeout", "reconnect_failure", "require_attach", "started_check", "subdomainfs", "template", "guest_mode",
+        "compiled_store", "compiled_store_max_size", "compiled_store_max_age"].sort(),
     );
   });
 
