@@ -152,6 +152,6 @@ describe("a config key typo", () => {
     fs.writeFileSync(path.join(root, "etc/libvirt/virt-aa-hook.conf"), "colour = blue\n");
     const r = cli(["status", "--root", root]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^virt-aa-hook: error: cannot read config \/etc\/libvirt\/virt-aa-hook\.conf: line 1: colour: unknown key \(known: mode, no_apparmor, .*, guest_mode\)\n$/);
+    expect(r.stderr).toMatch(/^virt-aa-hook: error: cannot read config \/etc\/libvirt\/virt-aa-hook\.conf: line 1: colour: unknown key \(known: mode, no_apparmor, .*, compiled_store_max_age\)\n$/);
   });
 });
