@@ -57,16 +57,15 @@ fs.chmodSync(at(`${SHARE}/install/bootstrap.sh`), 0o644);
 
 // The man page, from --help.
 const man = manPage({ node: process.execPath, bundle, version, date });
-for (const s of man.skipped) console.warn(`deb: warning: '${s.command} --help' failed (${s.why}): not in the man page`);
+// Every command's help is in the page: one that fails is a broken build, not a shorter page.
+if (man.skipped.length > 0) throw new Error(`deb: ${man.skipped.map((s) => `'${s.command} --help' failed (${s.why})`).join("; ")}`);
 put("/usr/share/man/man8/virt-aa-hook.8.gz", gzip(man.page));
 
-// Bash completion: the CLI's own script, when it has the command.
-const completion = helpOf(process.execPath, bundle, ["completion"]);
-if (completion.status === 0 && completion.stdout.includes("virt-aa-hook")) {
-  put("/usr/share/bash-completion/completions/virt-aa-hook", completion.stdout.replaceAll(bundle, "virt-aa-hook").replaceAll("virt-aa-hook.cjs", "virt-aa-hook"));
-} else {
-  console.warn("deb: warning: the CLI has no `completion` command yet: no bash completion in this package");
-}
+// Bash completion: yargs' own script from the CLI's `completion` command. SHELL=/bin/bash: yargs
+// prints zsh's script when $SHELL names zsh.
+const completion = helpOf(process.execPath, bundle, ["completion"], { SHELL: "/bin/bash" });
+if (completion.status !== 0 || !completion.stdout.includes("complete -o")) throw new Error(`deb: 'completion' failed: ${completion.stderr.trim() || completion.stdout.slice(0, 200)}`);
+put("/usr/share/bash-completion/completions/virt-aa-hook", completion.stdout.replaceAll(bundle, "virt-aa-hook").replaceAll("virt-aa-hook.cjs", "virt-aa-hook"));
 
 // Documentation: copyright (ours and every bundled npm package's licence), changelog.
 const doc = "/usr/share/doc/virt-aa-hook";

@@ -4,7 +4,7 @@ export interface HelpRun {
   stdout: string;
   stderr: string;
 }
-export function helpOf(node: string, bundle: string, args: string[]): HelpRun;
+export function helpOf(node: string, bundle: string, args: string[], extraEnv?: Record<string, string>): HelpRun;
 export function commandsOf(topHelp: string): string[];
 export function roffText(text: string): string;
 export function unroff(text: string): string;

@@ -4,9 +4,9 @@
 import { spawnSync } from "node:child_process";
 
 /** What `node bundle ...args` prints (stdout; help goes to stdout) and its exit status. */
-export function helpOf(node, bundle, args) {
+export function helpOf(node, bundle, args, extraEnv = {}) {
   // No terminal: yargs wraps at 80 columns, the same for every build.
-  const r = spawnSync(node, [bundle, ...args], { encoding: "utf8", env: { PATH: "/usr/bin:/bin", LC_ALL: "C", NO_COLOR: "1" } });
+  const r = spawnSync(node, [bundle, ...args], { encoding: "utf8", env: { PATH: "/usr/bin:/bin", LC_ALL: "C", NO_COLOR: "1", ...extraEnv } });
   return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 

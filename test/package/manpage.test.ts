@@ -46,7 +46,8 @@ describe("virt-aa-hook(8)", () => {
       else failing.push(c);
     }
     expect(verbatimBlocks(page)).toEqual(expected);
-    expect(skipped.map((s) => s.command)).toEqual(failing);
+    expect(failing).toEqual([]);
+    expect(skipped).toEqual([]);
     // Every section header is a command's name, and nothing else is in a verbatim block.
     expect([...page.matchAll(/^\.SS (.*)$/gm)].map((m) => unroff(m[1]!))).toEqual(expected.slice(1).map((e) => e.section));
   });
