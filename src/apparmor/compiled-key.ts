@@ -76,7 +76,7 @@ export async function compiledKey(input: KeyInput): Promise<KeyResult> {
   const closure = walkClosure({
     profile: input.profile,
     searchDirs: [...conf.includeDirs, ...(stage !== undefined ? [stage] : []), input.baseDir],
-    cwd: process.cwd(),
+    contentOnly: (real) => real.endsWith(`/${input.profileName}.files`),
     extraTrees,
     keyPath: (real) => hostPath(stage !== undefined && real.startsWith(`${stage}/`) ? `${input.baseDir}${real.slice(stage.length)}` : real, input.root),
     cache: old?.format === FORMAT ? old.facts : {},
