@@ -52,7 +52,11 @@ export interface KeyInput {
   timeoutMs?: number;
 }
 
-export type KeyResult = { key: string } | { unsure: string };
+/**
+ * `key`, and `inputs`: the stat signature of every path the closure walk touched, so a caller can
+ * tell after a compile that nothing it read changed meanwhile (store-load.ts).
+ */
+export type KeyResult = { key: string; inputs: string } | { unsure: string };
 
 interface Manifest {
   format: number;
@@ -101,7 +105,8 @@ export async function compiledKey(input: KeyInput): Promise<KeyResult> {
     ...(kernel !== undefined ? { kernel } : {}),
     closure: closure.material,
   };
-  return { key: sha256(JSON.stringify(material)) };
+  const inputs = JSON.stringify(Object.entries(closure.cache).map(([p, f]) => [p, f.sig]).sort());
+  return { key: sha256(JSON.stringify(material)), inputs };
 }
 
 function hostPath(real: string, root: string): string {
