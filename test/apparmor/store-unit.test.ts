@@ -220,6 +220,24 @@ describe("CompiledStore", () => {
     expect(await tight.evict()).toEqual([]);
   });
 
+  it("F8: keeps at most 4 entries per profile (its most recently used), so one guest's churn leaves others' alone", async () => {
+    const s = store();
+    s.open();
+    const now = Date.now();
+    const keys = ["1", "2", "3", "4", "5", "6"].map((c) => c.repeat(64));
+    keys.forEach((k, i) => {
+      s.write(NAME, k, fakeBlob(NAME));
+      const t = new Date(now - (10 - i) * 60_000); // keys[0] oldest
+      fs.utimesSync(s.entryPath(NAME, k), t, t);
+    });
+    s.write(OTHER, KEY1, fakeBlob(OTHER));
+    const old = new Date(now - 60 * 60_000); // older than all of NAME's: the global LRU would take it first
+    fs.utimesSync(s.entryPath(OTHER, KEY1), old, old);
+    const removed = (await s.evict()).map((p) => path.basename(p)).sort();
+    expect(removed).toEqual([`${NAME}.${keys[0]}`, `${NAME}.${keys[1]}`]);
+    expect(fs.readdirSync(s.entriesDir).sort()).toEqual([...keys.slice(2).map((k) => `${NAME}.${k}`), `${OTHER}.${KEY1}`].sort());
+  });
+
   it("removeStoreEntries (prune) removes one profile's entries, temporaries and manifest, nothing of another's", () => {
     const s = store();
     s.open();
