@@ -322,6 +322,23 @@ describe("races and failures: the store never stores a stale compile and never f
     expect(prepare()).toBe("hit");
   });
 
+  it("F2: an `#include` in a disk path or the guest's name (the .files' text) is never followed: the store is used, the named file is never read", () => {
+    const secret = t.at("/secret-host-file");
+    fs.writeFileSync(secret, "  /secret/** rw,\n");
+    const disk = `/var/lib/libvirt/images/x#include${secret}`;
+    fs.mkdirSync(path.dirname(t.at(disk)), { recursive: true });
+    fs.writeFileSync(t.at(disk), Buffer.alloc(4096));
+    const xml = guestXml({ name: "web #include etc", uuid: UUID_A, id: 7, disks: [{ path: disk, shareable: true }] });
+    expect(outcome(hook("prepare", xml, "web #include etc"))).toBe("compiled");
+    const files = t.read(`/etc/apparmor.d/libvirt/${NAME_A}.files`);
+    expect(files).toContain(`#include${secret}`);
+    expect(files).toContain("web #include etc");
+    const manifest = JSON.parse(t.read(`${STORE}/manifests/${NAME_A}.json`)) as { facts: Record<string, unknown> };
+    const read = Object.keys(manifest.facts);
+    // Neither the disk path's target nor a cwd-relative `etc` (from the name in the header comment).
+    expect(read.filter((p) => p === secret || (p.endsWith("/etc") && !p.endsWith("/tunables/etc")))).toEqual([]);
+  });
+
   it("a parser that writes no compiled policy (parser = /bin/true): the parser path, the start succeeds, nothing stored", () => {
     t.writeConfig({ ...config, parser: "/bin/true" });
     const notes = hook("prepare", xmlA());
