@@ -125,7 +125,9 @@ describe("walkClosure", () => {
     // A stale fact under the same signature is used as is (proof that nothing was read)...
     const forged = { ...first.cache, [`${dir}/base/a`]: { ...first.cache[`${dir}/base/a`]!, sha256: "f".repeat(64) } };
     expect(walkClosure(input({ cache: forged })).material).toContain(`F ${dir}/base/a ${"f".repeat(64)}`);
-    // ...and a write (new ctime, even with the size and mtime kept) makes it read again.
+    // ...and a write (new ctime, even with the size and mtime kept) makes it read again. A write
+    // in the same timestamp tick would keep the ctime (that is F1b's test below): wait one tick.
+    for (const until = Date.now() + 25; Date.now() < until; );
     const st = fs.statSync(`${dir}/base/a`);
     fs.writeFileSync(`${dir}/base/a`, "two\n");
     fs.utimesSync(`${dir}/base/a`, st.atime, st.mtime);
