@@ -52,7 +52,11 @@ export interface KeyInput {
   timeoutMs?: number;
 }
 
-export type KeyResult = { key: string } | { unsure: string };
+/**
+ * `key`, and `inputs`: the stat signature of every path the closure walk touched, so a caller can
+ * tell after a compile that nothing it read changed meanwhile (store-load.ts).
+ */
+export type KeyResult = { key: string; inputs: string } | { unsure: string };
 
 interface Manifest {
   format: number;
@@ -76,7 +80,7 @@ export async function compiledKey(input: KeyInput): Promise<KeyResult> {
   const closure = walkClosure({
     profile: input.profile,
     searchDirs: [...conf.includeDirs, ...(stage !== undefined ? [stage] : []), input.baseDir],
-    cwd: process.cwd(),
+    contentOnly: (real) => real.endsWith(`/${input.profileName}.files`),
     extraTrees,
     keyPath: (real) => hostPath(stage !== undefined && real.startsWith(`${stage}/`) ? `${input.baseDir}${real.slice(stage.length)}` : real, input.root),
     cache: old?.format === FORMAT ? old.facts : {},
@@ -101,7 +105,8 @@ export async function compiledKey(input: KeyInput): Promise<KeyResult> {
     ...(kernel !== undefined ? { kernel } : {}),
     closure: closure.material,
   };
-  return { key: sha256(JSON.stringify(material)) };
+  const inputs = JSON.stringify(Object.entries(closure.cache).map(([p, f]) => [p, f.sig]).sort());
+  return { key: sha256(JSON.stringify(material)), inputs };
 }
 
 function hostPath(real: string, root: string): string {

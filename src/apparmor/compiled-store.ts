@@ -30,6 +30,12 @@ const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
 const KEY = /^[0-9a-f]{64}$/;
 /** A temporary file this old belongs to a writer that died. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
+/**
+ * Entries kept per profile (its most recently used), before the store-wide LRU: one guest whose
+ * `.files` changes at every start cannot flush every other guest's compiles. Four covers enforce
+ * and complain, each with the previous content.
+ */
+export const MAX_ENTRIES_PER_PROFILE = 4;
 
 export interface StoreLimits {
   maxBytes: number;
@@ -177,8 +183,21 @@ export class CompiledStore {
       if (!st.isFile() || now - st.mtimeMs > this.limits.maxAgeMs) remove(file);
       else entries.push({ file, size: st.size, used: st.mtimeMs });
     }
-    let total = entries.reduce((sum, e) => sum + e.size, 0);
-    for (const e of entries.sort((a, b) => a.used - b.used)) {
+    // Newest first: a profile's entries beyond MAX_ENTRIES_PER_PROFILE go first.
+    const perProfile = new Map<string, number>();
+    const kept = entries
+      .sort((a, b) => b.used - a.used)
+      .filter((e) => {
+        const base = e.file.slice(this.entriesDir.length + 1);
+        const profile = base.slice(0, Math.max(0, base.lastIndexOf(".")));
+        const n = (perProfile.get(profile) ?? 0) + 1;
+        perProfile.set(profile, n);
+        if (n <= MAX_ENTRIES_PER_PROFILE) return true;
+        remove(e.file);
+        return false;
+      });
+    let total = kept.reduce((sum, e) => sum + e.size, 0);
+    for (const e of kept.sort((a, b) => a.used - b.used)) {
       if (total <= this.limits.maxBytes) break;
       remove(e.file);
       total -= e.size;

@@ -15,13 +15,16 @@ import { sha256 } from "../store/guest-files.js";
  *   in every `-I` directory in order, then the base (`--base`; parse_default_paths); the first
  *   candidate that opens wins; a candidate already included is skipped (g_includecache).
  * - `#include "name"` and a bare `#include name`: opened as given, relative to the parser's
- *   working directory (the hook's: it sets none).
+ *   working directory (the hook's: it sets none). The walk follows only an absolute one; a
+ *   relative one makes the closure unsure (never resolved against whoever's cwd).
  * - a directory: every entry is included (include_dir_cb; not recursive). An absent target is an
  *   error, or nothing with `if exists`.
  * - `abi <name>,` reads a features file found the same way (parser_yacc.y abi_features).
  *
- * The walk errs on the side of reading more: every `include` word in the text counts (also in
- * comments), a directory's every regular file counts (the parser skips dot files, README and
+ * The walk reads directives as the parser's lexer does (not in comments or quoted strings), never
+ * scans the guest's `.files` (its text comes from the untrusted XML), and reads only regular files
+ * up to MAX_FILE_BYTES, opened without blocking. It errs on the side of reading more only within
+ * that: a directory's every regular file counts (the parser skips dot files, README and
  * package-manager leftovers), and what it cannot follow for sure (an escaped name) makes the
  * closure "unsure": the caller then does not use the store. Reading too much only costs a miss.
  */
@@ -53,14 +56,19 @@ export interface ClosureInput {
   profile: string;
   /** Include path in the parser's order (`-I` dirs, then the base). */
   searchDirs: string[];
-  /** Working directory the parser runs in. */
-  cwd: string;
   /** Extra inputs the parser reads whole (features file, parser.conf, what it names). */
   extraTrees: string[];
   /** How a real path is named in the key (a staging directory is named as where it is committed). */
   keyPath: (real: string) => string;
   /** Facts from an earlier walk; never changed (the result carries the new ones). */
   cache: FactCache;
+  /**
+   * Files hashed as content only, never scanned for directives: the guest's `.files`, which the
+   * hook writes (render/files.ts: comments and quoted rules, no include) from untrusted XML text.
+   */
+  contentOnly?: (real: string) => boolean;
+  /** How recent a change makes a remembered fact untrusted (RACY_NS; a test may set 0n). */
+  racyNs?: bigint;
 }
 
 export interface Closure {
@@ -74,7 +82,26 @@ export interface Closure {
 
 /** Bounds: a closure beyond them is not keyed (the parser path is used). */
 const MAX_PATHS = 4000;
-const MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** A larger policy file is not keyed (the parser path is used): the walk never holds more. */
+export const MAX_FILE_BYTES = 1024 * 1024;
+/**
+ * A remembered fact whose file changed this recently is not trusted: file timestamps come from a
+ * coarse clock, so a same-size rewrite within one tick keeps the stat signature (git's "racily
+ * clean" rule). Such a file is read and hashed again.
+ */
+const RACY_NS = 2_000_000_000n;
+
+/** Was the file with signature `sig` changed (mtime or ctime) within RACY_NS of now? */
+function racy(sig: string, window: bigint): boolean {
+  if (window <= 0n) return false;
+  const parts = sig.split(":");
+  const now = BigInt(Date.now()) * 1_000_000n;
+  for (const i of [3, 4]) {
+    const t = parts[i];
+    if (t === undefined || !/^\d+$/.test(t) || now - BigInt(t) < window) return true;
+  }
+  return false;
+}
 
 /** dev:ino:size:mtime-ns:ctime-ns:type of `p` (following links), undefined when absent. */
 export function statSignature(p: string): { sig: string; kind: "file" | "dir" | "other" } | undefined {
@@ -100,7 +127,7 @@ export function walkClosure(input: ClosureInput): Closure {
   const facts = (real: string, sig: string, make: () => PathFacts): PathFacts => {
     if (++paths > MAX_PATHS) throw new Unsure(`more than ${MAX_PATHS} include paths`);
     const old = input.cache[real];
-    const f = old !== undefined && old.sig === sig ? old : make();
+    const f = old !== undefined && old.sig === sig && !racy(sig, input.racyNs ?? RACY_NS) ? old : make();
     cache[real] = f;
     return f;
   };
@@ -115,7 +142,7 @@ export function walkClosure(input: ClosureInput): Closure {
 
   /** A profile or include file: its content, then what it includes. */
   const visitFile = (real: string, sig: string, scan: boolean): void => {
-    const f = fileFacts(real, sig, scan);
+    const f = fileFacts(real, sig, scan && input.contentOnly?.(real) !== true);
     material.push(`F ${input.keyPath(real)} ${f.sha256}`);
     for (const d of f.includes ?? []) resolve(d);
   };
@@ -143,7 +170,10 @@ export function walkClosure(input: ClosureInput): Closure {
     if (/\\/.test(d.name)) throw new Unsure(`an include name with an escape: ${JSON.stringify(d.name)}`);
     const tag = d.abi ? "abi" : "include";
     if (!d.search) {
-      const real = path.resolve(input.cwd, d.name);
+      // The parser opens a quoted or bare name relative to its working directory; the walk never
+      // follows a relative one (the cwd is whoever ran us): such a closure is not keyed.
+      if (!d.name.startsWith("/")) throw new Unsure(`a relative include name: ${JSON.stringify(d.name)}`);
+      const real = path.resolve(d.name);
       if (included.has(real)) return;
       const s = statSignature(real);
       if (s === undefined) {
@@ -200,29 +230,82 @@ function walkTree(root: string, each: (real: string, s: ReturnType<typeof statSi
   }
 }
 
-function readBounded(real: string): Buffer {
-  const buf = fs.readFileSync(real);
-  if (buf.length > MAX_FILE_BYTES) throw new Unsure(`${real} is larger than ${MAX_FILE_BYTES} bytes`);
-  return buf;
+/**
+ * The content of a regular file of at most MAX_FILE_BYTES. Opened without blocking (a FIFO or a
+ * device never hangs the hook) and checked on the descriptor before any read; anything else makes
+ * the closure unsure (the parser path is used).
+ */
+export function readBounded(real: string): Buffer {
+  const fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new Unsure(`${real} is not a regular file`);
+    if (st.size > MAX_FILE_BYTES) throw new Unsure(`${real} is larger than ${MAX_FILE_BYTES} bytes`);
+    const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const got = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > MAX_FILE_BYTES) throw new Unsure(`${real} is larger than ${MAX_FILE_BYTES} bytes`);
+    }
+    return buf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
-// `#include` (no blank needed), `include` + blank, optionally `if exists`; then <name>, <"name">,
-// "name" or a bare name (parser_lex.l INCLUDE / INCLUDE_EXISTS states). `abi` + blank likewise.
+// At a directive's start: `#include` (no blank needed), `include` + blank, optionally `if exists`;
+// then <name>, <"name">, "name" or a bare name (parser_lex.l INCLUDE / INCLUDE_EXISTS states).
+// `abi` + blank likewise.
 const DIRECTIVE =
-  /(#include|\binclude(?=[ \t])|\babi(?=[ \t]))(?:[ \t]+if[ \t]+exists(?=[ \t]))?[ \t]*(<"(?:[^"\\]|\\.)*">|<[^">\t\r\n]+>|"(?:[^"\\]|\\.)*"|[^ \t\r\n"!,<>]+)/g;
+  /(#include|include(?=[ \t])|abi(?=[ \t]))(?:[ \t]+if[ \t]+exists(?=[ \t]))?[ \t]*(<"(?:[^"\\]|\\.)*">|<[^">\t\r\n]+>|"(?:[^"\\]|\\.)*"|[^ \t\r\n"!,<>]+)/y;
 
-/** Every include and abi directive in a policy text (comments too: reading more is safe). */
+/**
+ * Every include and abi directive in a policy text, read the way the parser's lexer reads it:
+ * `#` starts a comment to the end of the line unless it is `#include`; a quoted string (with `\`
+ * escapes) is a path, never a directive. A directive starts a word of code: at a line's start
+ * (after blanks) or after a blank, `{` or `,` (erring towards more: a missed include would key a
+ * compile without one of its inputs).
+ */
 export function scanDirectives(text: string): IncludeDirective[] {
   const out: IncludeDirective[] = [];
-  for (const m of text.matchAll(DIRECTIVE)) {
-    const word = m[1]!;
-    let target = m[2]!;
-    const search = target.startsWith("<");
-    if (search) target = target.slice(1, -1);
-    if (target.startsWith('"')) target = target.slice(1, -1);
-    const name = target.trim();
-    if (name === "") continue;
-    out.push({ name, search, ...(word === "abi" ? { abi: true as const } : {}) });
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '"') {
+      i++;
+      while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+      i++;
+      continue;
+    }
+    const prev = i === 0 ? "\n" : text[i - 1]!;
+    const wordStart = /[\s{,]/.test(prev);
+    if (wordStart && (c === "#" || c === "i" || c === "a")) {
+      DIRECTIVE.lastIndex = i;
+      const m = DIRECTIVE.exec(text);
+      if (m !== null) {
+        const d = directive(m[1]!, m[2]!);
+        if (d !== undefined) out.push(d);
+        i = DIRECTIVE.lastIndex;
+        continue;
+      }
+    }
+    if (c === "#") {
+      while (i < text.length && text[i] !== "\n") i++;
+      continue;
+    }
+    i++;
   }
   return out;
+}
+
+function directive(word: string, raw: string): IncludeDirective | undefined {
+  let target = raw;
+  const search = target.startsWith("<");
+  if (search) target = target.slice(1, -1);
+  if (target.startsWith('"')) target = target.slice(1, -1);
+  const name = target.trim();
+  if (name === "") return undefined;
+  return { name, search, ...(word === "abi" ? { abi: true as const } : {}) };
 }

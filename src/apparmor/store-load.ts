@@ -13,8 +13,10 @@ import type { LoadOptions, Parser } from "./parser.js";
  *
  * - hit: the stored, verified compile is written to the kernel (kernel-load.ts writeBinaryPolicy:
  *   no parser run at all);
- * - miss: one compile (`apparmor_parser -Q -K -o`, complain mode compiled in), the result stored,
- *   then loaded like a hit, so what is loaded is exactly what is stored;
+ * - miss: one compile (`apparmor_parser -Q -K -o`, complain mode compiled in), loaded like a hit,
+ *   then stored only if the key's inputs are unchanged after the compile (stat signatures of the
+ *   whole closure and the key again); a compile that fails or writes nothing falls back to the
+ *   parser's own load; a failed store write is only a warning;
  * - anything the store cannot vouch for (unusable store, a closure it cannot follow, a parser whose
  *   version it cannot tell, a blob naming another profile, the kernel refusing the blob) falls back
  *   to the parser's own load (parser.ts load, with its cache), as without a store. The store never
@@ -56,7 +58,7 @@ export async function loadProfile(parser: Parser, profile: string, profileName: 
   const cpu = process.cpuUsage();
   const unusable = store.open();
   if (unusable !== undefined) return byParser(unusable, "warn");
-  const k = await compiledKey({
+  const keyInput = {
     store,
     parserPath: parser.parserPath,
     profileName,
@@ -69,7 +71,9 @@ export async function loadProfile(parser: Parser, profile: string, profileName: 
     ...(target.kind === "kernel" ? { kernelFeaturesDir: `${target.dir}/features` } : {}),
     bootIdFile: use.bootIdFile,
     ...(parser.timeoutMs !== undefined ? { timeoutMs: parser.timeoutMs } : {}),
-  }).catch((err: unknown) => ({ unsure: `cannot compute the key: ${(err as Error).message}` }));
+  };
+  const keyOf = () => compiledKey(keyInput).catch((err: unknown) => ({ unsure: `cannot compute the key: ${(err as Error).message}` }));
+  const k = await keyOf();
   if ("unsure" in k) return byParser(`not used: ${k.unsure}`);
   const key = k.key;
   const short = key.slice(0, 16);
@@ -90,19 +94,33 @@ export async function loadProfile(parser: Parser, profile: string, profileName: 
   if (found.miss === "corrupt") note("warn", `removed the entry ${short} of ${profileName}: ${found.why}`);
 
   // A miss: compile once, into the store's directory (a dot name: eviction and prune clean up
-  // after a writer that died), then load and keep exactly those bytes.
+  // after a writer that died), then load and keep exactly those bytes. A compile that fails or
+  // leaves no output (a full /var, a parser that writes nothing) is not the store's to report:
+  // the parser's own load runs, and reports a genuine compile error with its message.
   const tmp = `${store.entriesDir}/.${profileName}.${key}.tmp-${process.pid}-${randomHex(4)}`;
   let blob: Buffer;
   try {
     await parser.compileTo(profile, profileName, tmp, opts);
     blob = fs.readFileSync(tmp);
+  } catch (err) {
+    return byParser(`cannot compile into the store: ${(err as Error).message}`, "warn");
   } finally {
     fs.rmSync(tmp, { force: true });
   }
+  if (blob.length === 0) return byParser("the compile wrote no policy", "warn");
   try {
     writeBinaryPolicy(target, blob, "replace");
   } catch (err) {
     return byParser(`the kernel refused the new compile ${short}: ${(err as Error).message}`, "warn");
+  }
+  // The parser read the inputs again to compile: store the result only if none of them changed
+  // since the key was computed (same key, same stat signature of every path), else an edit made
+  // meanwhile would be served later under the old content's key. What was loaded is the fresh
+  // compile either way.
+  const after = await keyOf();
+  if (!("key" in after) || after.key !== key || after.inputs !== k.inputs) {
+    note("warn", `compiled ${profileName}; not stored: its inputs changed during the compile`);
+    return;
   }
   try {
     store.write(profileName, key, blob);

@@ -292,6 +292,84 @@ describe("the store protects itself", () => {
   });
 });
 
+describe("races and failures: the store never stores a stale compile and never fails a start", () => {
+  it("F1: an override edited between the key and the compile: loaded, not stored; after the revert the next start compiles again", () => {
+    const template = t.read(TEMPLATE).replace("#include <abstractions/libvirt-qemu>", "#include <abstractions/libvirt-qemu>\n  include if exists <local/virt-aa-hook-guests>");
+    fs.writeFileSync(t.at(TEMPLATE), template);
+    const local = `${ownCopy("local")}/virt-aa-hook-guests`;
+    fs.writeFileSync(local, "  /srv/narrow/** r,\n");
+    // The one fake of this test: a wrapper around the real parser that, on its first compile
+    // (`-o`), widens the override before exec'ing the parser: the admin's save landing inside the
+    // window between the key and the parser's read, made deterministic.
+    const mark = t.at("/opt/parser/edited");
+    const wrapper = t.at("/opt/parser/wrap");
+    fs.mkdirSync(path.dirname(wrapper), { recursive: true });
+    fs.writeFileSync(wrapper, `#!/bin/sh\ncase " $* " in *" -o "*) if [ ! -e '${mark}' ]; then : > '${mark}'; printf '  /srv/debug/** rw,\\n' >> '${local}'; fi;; esac\nexec '${PARSER}' "$@"\n`);
+    fs.chmodSync(wrapper, 0o755);
+    t.writeConfig({ ...config, parser: wrapper });
+    expect(hook("prepare", xmlA())).toEqual([expect.stringMatching(new RegExp(`^compiled ${NAME_A}; not stored: its inputs changed during the compile$`))]);
+    expect(fs.readFileSync(local, "utf8")).toContain("/srv/debug/");
+    const wide = loaded(); // what the parser made of the widened files: loaded, not stored
+    expect(entries().filter((e) => !e.startsWith("."))).toEqual([]);
+    release();
+    fs.writeFileSync(local, "  /srv/narrow/** r,\n"); // the revert
+    expect(prepare()).toBe("compiled");
+    const stored = entries().filter((e) => e.startsWith(`${NAME_A}.`));
+    expect(stored).toHaveLength(1);
+    expect(blobOf(stored[0]!).equals(wide)).toBe(false);
+    expect(loaded().equals(wide)).toBe(false);
+    release();
+    expect(prepare()).toBe("hit");
+  });
+
+  it("F2: an `#include` in a disk path or the guest's name (the .files' text) is never followed: the store is used, the named file is never read", () => {
+    const secret = t.at("/secret-host-file");
+    fs.writeFileSync(secret, "  /secret/** rw,\n");
+    const disk = `/var/lib/libvirt/images/x#include${secret}`;
+    fs.mkdirSync(path.dirname(t.at(disk)), { recursive: true });
+    fs.writeFileSync(t.at(disk), Buffer.alloc(4096));
+    const xml = guestXml({ name: "web #include etc", uuid: UUID_A, id: 7, disks: [{ path: disk, shareable: true }] });
+    expect(outcome(hook("prepare", xml, "web #include etc"))).toBe("compiled");
+    const files = t.read(`/etc/apparmor.d/libvirt/${NAME_A}.files`);
+    expect(files).toContain(`#include${secret}`);
+    expect(files).toContain("web #include etc");
+    const manifest = JSON.parse(t.read(`${STORE}/manifests/${NAME_A}.json`)) as { facts: Record<string, unknown> };
+    const read = Object.keys(manifest.facts);
+    // Neither the disk path's target nor a cwd-relative `etc` (from the name in the header comment).
+    expect(read.filter((p) => p === secret || (p.endsWith("/etc") && !p.endsWith("/tunables/etc")))).toEqual([]);
+  });
+
+  it("a parser that writes no compiled policy (parser = /bin/true): the parser path, the start succeeds, nothing stored", () => {
+    t.writeConfig({ ...config, parser: "/bin/true" });
+    const notes = hook("prepare", xmlA());
+    expect(notes).toEqual([expect.stringMatching(new RegExp(`^cannot compile into the store: .*ENOENT.*; ${NAME_A} loaded by apparmor_parser$`))]);
+    expect(entries().filter((e) => !e.startsWith("."))).toEqual([]);
+  });
+
+  it("F7: a full store filesystem (a 512 KiB tmpfs, filled): a changed guest still starts, by the parser", () => {
+    fs.mkdirSync(t.at(STORE), { recursive: true });
+    const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", t.at(STORE)]);
+    if (mounted.status !== 0) throw new Error(`cannot mount a tmpfs (this test needs root): ${mounted.stderr.toString()}`);
+    try {
+      warm();
+      const filler = t.at(`${STORE}/filler`);
+      const fd = fs.openSync(filler, "w");
+      try {
+        for (;;) fs.writeSync(fd, Buffer.alloc(4096));
+      } catch (err) {
+        expect((err as NodeJS.ErrnoException).code).toBe("ENOSPC");
+      } finally {
+        fs.closeSync(fd);
+      }
+      const notes = hook("prepare", xmlA([DISK_A, DISK_A2]));
+      expect(notes.some((n) => new RegExp(`^cannot compile into the store: .*; ${NAME_A} loaded by apparmor_parser$`).test(n))).toBe(true);
+      expect(profileNameOf(loaded())).toBe(NAME_A);
+    } finally {
+      spawnSync("umount", [t.at(STORE)]);
+    }
+  });
+});
+
 function spawnParser(args: string[]): Buffer {
   const r = spawnSync(PARSER, args, { env: { LC_ALL: "C" } });
   if (r.status !== 0) throw new Error(r.stderr.toString());

@@ -172,8 +172,17 @@ describe("prune", () => {
 
     expect(t.read(REMOVE)).not.toContain(UUID_B);
     const cache = t.at("/var/cache/apparmor/virt-aa-hook");
-    const cached = () => fs.readdirSync(cache).flatMap((d) => fs.readdirSync(`${cache}/${d}`)).filter((e) => e.startsWith(`libvirt-${UUID_B}`));
+    const cached = () => (fs.existsSync(cache) ? fs.readdirSync(cache).flatMap((d) => fs.readdirSync(`${cache}/${d}`)).filter((e) => e.startsWith(`libvirt-${UUID_B}`)) : []);
+    // The compiled-policy store loaded the guests (docs/compiled-store.md), so the parser's own
+    // cache has no entry of theirs; a parser-cache entry (left by a fallback) is removed likewise.
+    fs.mkdirSync(`${cache}/stand-in`, { recursive: true });
+    fs.writeFileSync(`${cache}/stand-in/libvirt-${UUID_B}`, "");
     expect(cached()).toEqual([`libvirt-${UUID_B}`]);
+    // The compiled-policy store's entries (docs/compiled-store.md): the orphan's go, the kept guest's stay.
+    const storeEntries = t.at("/var/cache/virt-aa-hook/entries");
+    const stored = (uuid: string) => fs.readdirSync(storeEntries).filter((e) => e.startsWith(`libvirt-${uuid}.`));
+    expect(stored(UUID_B)).toHaveLength(1);
+    expect(stored(UUID)).toHaveLength(1);
     const r = cli("prune");
     expect(r.stderr).toBe("");
     expect(r.status).toBe(2);
@@ -184,9 +193,12 @@ describe("prune", () => {
     expect(fs.readdirSync(t.at("/etc/apparmor.d/libvirt")).sort()).toEqual(["TEMPLATE.qemu", NAME]);
     expect(fs.existsSync(t.at(`/var/lib/virt-aa-hook/${UUID_B}.json`))).toBe(false);
     expect(cached()).toEqual([]);
+    expect(stored(UUID_B)).toEqual([]);
+    expect(stored(UUID)).toHaveLength(1);
 
-    expect(cli("prune", "--force")).toEqual({ status: 0, stdout: `removed ${NAME} (vm1): edited profile, kept record\n`, stderr: "" });
+    expect(cli("prune", "--force")).toEqual({ status: 0, stdout: `removed ${NAME} (vm1): cache entries, edited profile, kept record\n`, stderr: "" });
     expect([t.exists(PROFILE), t.exists(KEPT)]).toEqual([false, false]);
+    expect(stored(UUID)).toEqual([]);
     expect(cli("prune").stdout).toBe("nothing to prune: every profile of virt-aa-hook belongs to a defined domain\n");
   });
 

@@ -1,5 +1,5 @@
 import type { CommandModule } from "yargs";
-import { detectEnvironment, Parser, removeCacheEntries } from "../../apparmor/index.js";
+import { detectEnvironment, Parser, removeCacheEntries, removeStoreEntries } from "../../apparmor/index.js";
 import { definitions, tasksUnder, uuidsInUse } from "../../doctor/in-use.js";
 import { displayName } from "../../doctor/display.js";
 import { errorReason, ExitError, formatLine } from "../../errors.js";
@@ -137,8 +137,12 @@ export function pruneCommand(): CommandModule<{ root: string }, PruneArgs> {
             }
           }
           if (item.remove.files) attempt(".files", () => removeDurably(paths.files));
-          // The cache store's own removal (src/apparmor/cache.ts), as release uses it.
-          attempt("cache entries", () => removeCacheEntries(env.cacheDir, item.profileName).length > 0);
+          // The parser cache's own removal (src/apparmor/cache.ts), as release uses it, and the
+          // compiled-policy store's entries of this profile (compiled-store.ts).
+          attempt("cache entries", () => {
+            const parserCache = removeCacheEntries(env.cacheDir, item.profileName).length;
+            return removeStoreEntries(layout.host(layout.compiledStoreDir), item.profileName).length + parserCache > 0;
+          });
           if (item.remove.profile) attempt(item.edited ? "edited profile" : "profile", () => removeDurably(paths.profile));
           attempt("staging leftovers", () => removeStaleStages(paths) > 0);
           if (item.remove.state) attempt("record", () => removeDurably(paths.state));
