@@ -1,12 +1,10 @@
 import { defineConfig } from "vitest/config";
-import { VmFirstSequencer } from "./test/setup/sequencer.js";
 
 export default defineConfig({
   test: {
     globalSetup: ["test/setup/tmpdir.ts"],
     testTimeout: 30_000,
     hookTimeout: 120_000,
-    sequence: { sequencer: VmFirstSequencer },
     projects: [
       // Everything that works in temporary roots (and the enforcement VM) first, files in parallel.
       {

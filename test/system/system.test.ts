@@ -188,7 +188,7 @@ if (!ENABLED) {
     // The per-guest profile (ours, from the template) and the rules file with the exact paths.
     const profile = read(profileOf(a.uuid));
     expect(profile).toContain(`profile libvirt-${a.uuid} `);
-    expect(profile).toContain(`#include <libvirt/libvirt-${a.uuid}.files>`);
+    expect(profile).toContain(`  include if exists <libvirt/libvirt-${a.uuid}.files>\n`);
     // Exactly these rules, in this order (libvirt names the private and channel dirs after the
     // domain id and the first 20 characters of the name).
     const dir = `domain-${virshOk("domid", a.name).trim()}-${a.name.slice(0, 20)}`;
