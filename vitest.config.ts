@@ -6,7 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     projects: [
-      // Everything that works in temporary roots (and the enforcement VM) first, files in parallel.
+      // Everything that works in temporary roots (and the VM suites) first. vitest runs one file at a
+      // time on 2 cores (availableParallelism - 1 workers): CI's wall time is the sum of the files.
       {
         extends: true,
         test: { name: "unit", include: ["test/**/*.test.ts"], exclude: ["test/system/**", "test/package/**"], sequence: { groupOrder: 0 } },
