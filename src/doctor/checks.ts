@@ -25,6 +25,7 @@ import { guestUuidsOnDisk, readGuestFiles, standing, type GuestFiles } from "../
 import { legacyFilesInclude } from "../render/profile.js";
 import { templateProblem, templateProblemText } from "./template.js";
 import { runningGuests } from "./confinement.js";
+import { activeUuids } from "./in-use.js";
 import { parsePid, readProcessLabel } from "../host/qemu-process.js";
 import { displayName, shellQuote } from "./display.js";
 import { isProfileName } from "../names.js";
@@ -436,8 +437,9 @@ function leftoversCheck(env: DoctorEnv): Check {
   const name = "left-over profiles";
   const definedNames = new Map(listDefined(layout).map((d) => [d.uuid, d.name]));
   const defined = new Set(definedNames.keys());
-  const running = new Set(runningGuests(layout).flatMap((r) => (r.uuid !== undefined ? [r.uuid] : [])));
   const guests = guestUuidsOnDisk(layout).map((u) => readGuestFiles(layout, u));
+  // Running or being started (a transient or incoming guest is defined nowhere meanwhile).
+  const running = activeUuids(layout, guests, Date.now());
   const orphaned = guests.filter((g) => standing(g.uuid, g.state !== undefined, defined, running) === "orphaned");
   const kept = guests.filter((g) => standing(g.uuid, g.state !== undefined, defined, running) === "kept" && g.profile !== undefined);
   const legacy = legacyIncludes(layout);

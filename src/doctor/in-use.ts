@@ -101,6 +101,15 @@ export function uuidsInUse(layout: Layout, guests: readonly GuestFiles[], now: n
   return inUse;
 }
 
+/**
+ * UUIDs whose guest runs or is being started (the same facts as uuidsInUse): what `status --all`
+ * and `doctor` show as running rather than orphaned. A transient guest (an incoming migration,
+ * `virsh create`) is defined nowhere while libvirt starts it, yet it is no left-over.
+ */
+export function activeUuids(layout: Layout, guests: readonly GuestFiles[], now: number): Set<string> {
+  return new Set(uuidsInUse(layout, guests, now).keys());
+}
+
 /** Lower-case hex digits of a text after its numeric character references, the only digits libvirt's UUID parser reads. */
 function hexDigits(text: string): string {
   return text

@@ -140,6 +140,21 @@ describe("edited: one meaning before and after a restart", () => {
   });
 });
 
+describe("a transient guest inside its start window is no left-over", () => {
+  it("status --all and doctor show it as ours while its prepare is recent; outside the window (negative control) it is orphaned", () => {
+    // An incoming migration or `virsh create`: libvirt defines the domain nowhere while it starts.
+    prepare("vm2", UUID_B);
+    expect(statusJson("--all").map((r) => [r.name, r.standing])).toEqual([["vm2", "managed"]]);
+    const inWindow = doctorLine(cli("doctor").stdout, "left-over profiles");
+    expect(inWindow).toHaveLength(1);
+    expect(inWindow[0]).not.toContain("no defined domain has the UUID of");
+
+    age(UUID_B);
+    expect(statusJson("--all").map((r) => [r.name, r.standing])).toEqual([["vm2", "orphaned"]]);
+    expect(doctorLine(cli("doctor").stdout, "left-over profiles")[0]).toContain(`no defined domain has the UUID of: libvirt-${UUID_B} (vm2, pristine)`);
+  });
+});
+
 describe("prune", () => {
   it("never touches a defined domain's profile; removes an unedited orphan; an edited one only with --force", () => {
     define("vm1", UUID);

@@ -2,12 +2,13 @@ import type { CommandModule } from "yargs";
 import { detectEnvironment, Parser } from "../../apparmor/index.js";
 import { runningGuests, type Confinement } from "../../doctor/confinement.js";
 import { displayName } from "../../doctor/display.js";
+import { activeUuids } from "../../doctor/in-use.js";
 import { loadForCommand } from "../config.js";
 import type { Config } from "../../config.js";
 import { helperProblems } from "../../install/divert.js";
 import type { Layout } from "../../layout.js";
 import { listDefined } from "../../adopted/defined.js";
-import { guestUuidsOnDisk, readGuestFiles, standing, type Standing } from "../../store/leftovers.js";
+import { guestUuidsOnDisk, readGuestFiles, standing, type GuestFiles, type Standing } from "../../store/leftovers.js";
 import { collectStatus, guestStatus, type GuestStatus } from "../../store/status.js";
 
 interface StatusArgs {
@@ -27,12 +28,12 @@ export interface StatusRow extends Partial<GuestStatus> {
   standing?: Standing;
 }
 
-/** The UUIDs libvirt defines (its /etc/libvirt/qemu/*.xml, read as files: no virsh) and runs. */
-export function domainUuids(layout: Layout): { defined: Set<string>; running: Set<string> } {
-  return {
-    defined: new Set(listDefined(layout).map((d) => d.uuid)),
-    running: new Set(runningGuests(layout).flatMap((r) => (r.uuid !== undefined ? [r.uuid] : []))),
-  };
+/**
+ * The UUIDs libvirt defines (its /etc/libvirt/qemu/*.xml, read as files: no virsh) and those that
+ * run or are being started (doctor/in-use.ts: never shown as orphaned inside their start window).
+ */
+export function domainUuids(layout: Layout, guests: readonly GuestFiles[]): { defined: Set<string>; running: Set<string> } {
+  return { defined: new Set(listDefined(layout).map((d) => d.uuid)), running: activeUuids(layout, guests, Date.now()) };
 }
 
 /**
@@ -55,12 +56,13 @@ export function statusRows(
     if (managed.some((g) => g.name === r.name && (r.uuid === undefined || r.uuid === g.uuid))) continue;
     rows.push({ name: r.name, ...(r.uuid ? { uuid: r.uuid } : {}), qemu: r.confinement, ...(r.label !== undefined ? { qemuLabel: r.label } : {}) });
   }
-  const domains = domainUuids(layout);
+  const onDisk = guestUuidsOnDisk(layout).map((uuid) => readGuestFiles(layout, uuid));
+  const domains = domainUuids(layout, onDisk);
   const ours = new Set(managed.map((g) => g.uuid));
   const extra: StatusRow[] = [];
-  for (const uuid of guestUuidsOnDisk(layout)) {
+  for (const g of onDisk) {
+    const { uuid } = g;
     if (ours.has(uuid)) continue;
-    const g = readGuestFiles(layout, uuid);
     const where = standing(uuid, false, domains.defined, domains.running);
     // A running guest without our record is already a row of its own.
     if (where === "running") continue;
