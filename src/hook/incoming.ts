@@ -36,12 +36,13 @@ import type { HookContext, Outcome } from "./context.js";
 
 type Facts = ReturnType<typeof attachFacts>;
 
-export function adoptIncoming(ctx: HookContext, xml: Buffer, truncated: boolean): Outcome {
-  const attach: AttachMode = ctx.config.attach;
+/**
+ * The call for `attach` (the config's; run.ts answers attach = "none" itself: nothing of ours
+ * attaches QEMU there, and adoptXml's "none" would undo an adoption made on another host, which
+ * is not this host's to decide).
+ */
+export function adoptIncoming(ctx: HookContext, attach: Exclude<AttachMode, "none">, xml: Buffer, truncated: boolean): Outcome {
   const unchanged = (why: string): Outcome => ({ summary: `${why}: XML passed on unchanged`, warnings: ctx.warnings });
-  // attach = none: nothing of ours attaches QEMU, so nothing is needed (and adoptXml's "none" would
-  // undo an adoption made elsewhere, which is not this hook's to decide).
-  if (attach === "none") return unchanged("attach = none");
 
   const refused = (reason: string): Outcome => {
     ctx.warnings.push({ path: "-", reason: `cannot adopt it for attach = "${attach}": ${reason}; passed on unchanged (prepare applies require_attach)`, stderr: true });

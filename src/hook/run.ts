@@ -126,11 +126,15 @@ async function perform(kind: Kind, ctx: HookContext, input: { data: Buffer; trun
     const { releaseGuest } = await import("./release.js");
     return releaseGuest(ctx, xml);
   }
+  // attach = none (the default): nothing of ours attaches QEMU, so there is nothing to adopt, and
+  // the call stays what it was before migrate/restore did anything, an ignored operation.
+  const attach = ctx.config.attach;
+  if (kind === "incoming" && attach === "none") return done("nothing to do");
   if (ctx.config.mode === "off") return done("mode off");
-  if (kind === "incoming") {
+  if (kind === "incoming" && attach !== "none") {
     // Like every operation: its module is loaded only by the calls that run it.
     const { adoptIncoming } = await import("./incoming.js");
-    return adoptIncoming(ctx, xml, input.truncated);
+    return adoptIncoming(ctx, attach, xml, input.truncated);
   }
   if (kind === "started") {
     const { checkStarted } = await import("./started.js");
