@@ -9,11 +9,13 @@
  * metadata, in a comment and in CDATA, a name that spells an emulator element, a DAC label and an
  * AppArmor label of another profile.
  */
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { TEST_NODE } from "../helpers/node.js";
 import { makeTestRoot, type TestRoot } from "../lifecycle/fixture.js";
-import { callBundle, callHook, installHook, type HookRun } from "../lifecycle/harness.js";
+import { BUNDLE, callBundle, callHook, installHook, type HookRun } from "../lifecycle/harness.js";
 
 const UUID = "3c0ffee0-1d2e-4f50-8a6b-7c8d9e0f1a2b";
 const OTHER_UUID = "99999999-8888-4777-8666-555555555555";
@@ -312,4 +314,20 @@ it("the other operations still print nothing on stdout", () => {
   for (const [op, sub] of [["stopped", "end"], ["release", "end"], ["attach", "begin"], ["teleport", "begin"]] as const) {
     unchanged(callHook(t, [NAME, op, sub, "-"], incomingXml()));
   }
+});
+
+it("adopting at migrate loads none of the builtins the hot path avoids (docs/performance.md)", () => {
+  configure({ attach: "wrapper", mode: "complain" });
+  const AVOIDED = ["child_process", "net", "crypto", "perf_hooks", "assert"];
+  /** node's own list of the builtins it loaded in one migrate call, written as the call exits. */
+  const builtins = (preloadAlso: string): string[] => {
+    const list = t.at("/loaded.json");
+    fs.writeFileSync(t.at("/preload.cjs"), `${preloadAlso}process.on("exit", () => require("fs").writeFileSync(${JSON.stringify(list)}, JSON.stringify(process.moduleLoadList)));\n`);
+    const r = spawnSync(TEST_NODE, ["-r", t.at("/preload.cjs"), BUNDLE, "hook", "--root", t.root, "--", NAME, "migrate", "begin", "-"], { input: incomingXml(), env: { LC_ALL: "C" } });
+    expect(r.stdout.toString()).toContain(`<emulator>${WRAPPER}</emulator>`);
+    return (JSON.parse(fs.readFileSync(list, "utf8")) as string[]).filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice(13));
+  };
+  expect(builtins("").filter((m) => AVOIDED.includes(m))).toEqual([]);
+  // Negative control: the list does show a builtin loaded late (here by the preload itself).
+  expect(builtins('require("perf_hooks");\n')).toContain("perf_hooks");
 });
