@@ -11,20 +11,27 @@
  *   A failed hook (exit != 0) cancels the incoming migration; empty stdout keeps the XML; anything
  *   else is parsed (virDomainDefParseString, VIR_DOMAIN_DEF_PARSE_INACTIVE) and must pass
  *   qemuDomainDefCheckABIStability against the incoming definition, else the migration fails. The
- *   domain is then marked tainted "hook" (priv->hookRun).
- * - restore: qemu_driver.c qemuDomainRestoreFlags (`virsh restore`; the XML is `--xml FILE` if
- *   given, else the save image's) and qemuDomainObjRestore (start from a managed save) run
- *   `restore begin` with the image's XML; non-empty stdout goes through qemuSaveImageUpdateDef
- *   (qemu_saveimage.c; qemuDomainSaveImageUpdateDef before libvirt 7.x): parsed, then the same ABI
- *   check against the image's definition. A failed hook aborts the restore (and the start).
+ *   domain is then marked as altered by a hook (priv->hookRun, taint "hook-script").
+ * - restore: qemu_driver.c qemuDomainRestoreInternal (`virsh restore`, qemuDomainRestoreFlags
+ *   before libvirt 8.4; the XML is `--xml FILE`'s if given, else the save image's) and
+ *   qemuDomainObjRestore (start from a managed save) run `restore begin` with it; non-empty stdout
+ *   goes through qemu_saveimage.c qemuSaveImageUpdateDef (qemuDomainSaveImageUpdateDef in older
+ *   libvirt): parsed, then the same ABI check against the image's definition. A failed hook aborts
+ *   the restore (and the start).
  * - The ABI check (conf/domain_conf.c virDomainDefCheckABIStabilityFlags) compares virt type,
  *   UUID, name, memory, vCPUs, OS type/arch/machine, features, timers, CPU, sysinfo and the guest
  *   devices; neither `<emulator>` nor `<seclabel>` is part of it (libvirt 9.0's messages, `Target
  *   ... does not match source`, name none of them), so both edits pass it.
  * - Only the live definition is filtered. A `--persistent` (or `--offline --persistent`)
  *   migration defines the domain on the destination from the source's persistent definition,
- *   which travels in the migration cookie (qemuMigrationCookieGetPersistent) and never passes this
- *   hook: run `virt-aa-hook adopt NAME` on the destination for it (docs/hook.md, "Migration").
+ *   which travels in the migration cookie (qemuMigrationDstPersist: `vm->newDef =
+ *   qemuMigrationCookieGetPersistent(mig)`) and never passes this hook: run `virt-aa-hook adopt
+ *   NAME` on the destination for it (docs/hook.md, "Migration").
+ * - The XML libvirt parses is post-parsed with the security driver's verify
+ *   (qemuDomainDefPostParse -> qemuSecurityVerify); a libvirt whose AppArmor driver refuses a
+ *   static label whose profile is not loaded refuses the seclabel edit here: the migration fails,
+ *   the guest stays on the source (fail closed). Loading the profile now instead would leave it
+ *   loaded, unreleased, whenever libvirt cancels the migration after this hook.
  *
  * Policy stays where it is: a domain adopt cannot adopt (AttachError) is passed on unchanged with a
  * warning, and the `prepare` that follows applies `require_attach` (refuses it, or lets it run as
