@@ -93,9 +93,20 @@ function changes(before: Facts, after: Facts): string {
   if (before.emulator !== after.emulator) out.push(`<emulator> ${before.emulator ?? "(none)"} -> ${after.emulator ?? "(none)"}`);
   const was = before.seclabels.map(seclabelText);
   const now = after.seclabels.map(seclabelText);
-  for (const s of was) if (!now.includes(s)) out.push(`removed ${s}`);
-  for (const s of now) if (!was.includes(s)) out.push(`added ${s}`);
+  for (const s of without(was, now)) out.push(`removed ${s}`);
+  for (const s of without(now, was)) out.push(`added ${s}`);
   return out.join("; ");
+}
+
+/** `a` minus `b`, counting repeats (a label given twice and kept once was removed once). */
+function without(a: readonly string[], b: readonly string[]): string[] {
+  const left = [...b];
+  return a.filter((s) => {
+    const i = left.indexOf(s);
+    if (i === -1) return true;
+    left.splice(i, 1);
+    return false;
+  });
 }
 
 function seclabelText(s: Facts["seclabels"][number]): string {

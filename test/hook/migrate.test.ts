@@ -204,6 +204,13 @@ describe.each(["migrate", "restore"] as const)("%s begin", (op) => {
       ]);
     });
 
+    it("our label given twice is kept once, and the log says one was removed", () => {
+      const xml = incomingXml({ seclabels: DAC + OUR_LABEL + OUR_LABEL });
+      const r = incoming(op, xml);
+      expect(r.stdout).toBe(replacedOnce(xml, `${DAC}${OUR_LABEL}${OUR_LABEL}`, `${DAC}${OUR_LABEL}`));
+      expect(logResults()).toEqual([`${op} 0 adopted for attach = seclabel: removed <seclabel type='static' model='apparmor'> label libvirt-${UUID}`]);
+    });
+
     it("refuses to label a domain that turns every security driver off", () => {
       const r = incoming(op, incomingXml({ seclabels: "  <seclabel type='none'/>\n" }));
       expect(r.stdout).toBe("");
