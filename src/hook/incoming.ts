@@ -30,7 +30,8 @@
  * - The XML libvirt parses is post-parsed with the security driver's verify
  *   (qemuDomainDefPostParse -> qemuSecurityVerify); a libvirt whose AppArmor driver refuses a
  *   static label whose profile is not loaded refuses the seclabel edit here: the migration fails,
- *   the guest stays on the source (fail closed). Loading the profile now instead would leave it
+ *   the guest stays on the source (fail closed). libvirt 9.0 never gets that far: its stacked
+ *   manager ("stack") has no label of its own, and virSecurityManagerVerify returns early. Loading the profile now instead would leave it
  *   loaded, unreleased, whenever libvirt cancels the migration after this hook.
  *
  * Policy stays where it is: a domain adopt cannot adopt (AttachError) is passed on unchanged with a
