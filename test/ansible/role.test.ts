@@ -460,11 +460,11 @@ if (!ENABLED) {
       expect(fs.existsSync(CONFIG)).toBe(false);
       expect(fs.existsSync("/var/lib/virt-aa-hook")).toBe(false);
       expect(fs.readFileSync(profile)).toEqual(edited);
-      // The admin's profile is the admin's to remove; the lab removes its guests' (afterAll
-      // compares everything with the state before).
+      // What differs from before now is the lab's (qemu.conf's security_driver, its guest's
+      // definition) and the admin's profile, which is the admin's to remove (the lab removes its
+      // guests' profiles; afterAll compares everything with the state before once it is gone).
       const now = snapshot(WATCHED);
-      expect(now.filter((l) => !before.includes(l)).map((l) => l.split(" ")[0])).toEqual(
-        expect.arrayContaining([profile]),
-      );
+      const differs = [...new Set([...now.filter((l) => !before.includes(l)), ...before.filter((l) => !now.includes(l))].map((l) => l.split(" ")[0]))].sort();
+      expect(differs).toEqual([profile, "/etc/libvirt/qemu.conf", `/etc/libvirt/qemu/${guest()}.xml`].sort());
     }, 5 * MIN);
   });
