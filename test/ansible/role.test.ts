@@ -261,10 +261,10 @@ if (!ENABLED) {
     };
     const playbook = (book: string, args: string[]) => runAsync("/usr/bin/ansible-playbook", [book, ...args], ansibleEnv);
     /** The role on this machine (test/ansible/play.yml) with these variables as extra vars (typed JSON). */
-    const role = (vars: Record<string, unknown>) => {
+    const role = (label: string, vars: Record<string, unknown>) => {
       const file = path.join(tmp, `vars-${Date.now()}.json`);
       fs.writeFileSync(file, JSON.stringify(vars));
-      return timed(`role ${JSON.stringify(vars).slice(0, 60)}`, () => playbook(path.join(REPO, "test/ansible/play.yml"), ["-i", "localhost,", "-e", `@${file}`]));
+      return timed(`role: ${label}`, () => playbook(path.join(REPO, "test/ansible/play.yml"), ["-i", "localhost,", "-e", `@${file}`]));
     };
     let lab: Lab | undefined;
     let before: string[];
@@ -299,7 +299,7 @@ if (!ENABLED) {
       const build = runAsync(process.execPath, ["packaging/deb/build.mjs"], { VIRT_AA_HOOK_DEB_OUT: tmp });
       [render, badRun, syntax] = await timed("render + bad variable + syntax check (beside the build)", () => Promise.all([
         playbook(path.join(REPO, "test/ansible/render.yml"), ["-i", inventory]),
-        role({ virt_aa_hook_deb: deb, virt_aa_hook_attach: "sometimes", virt_aa_hook_adopt: "all" }),
+        role("bad variable", { virt_aa_hook_deb: deb, virt_aa_hook_attach: "sometimes", virt_aa_hook_adopt: "all" }),
         playbook(path.join(REPO, "deploy/ansible/site.yml"), ["-i", siteInventory, "--syntax-check"]),
       ]));
       afterBad = snapshot(WATCHED);
@@ -380,7 +380,7 @@ if (!ENABLED) {
     });
 
     it("present, first run: the package installed, the config written, the guest adopted, doctor passes", async () => {
-      const r = await role(vars);
+      const r = await role("present, first run", vars);
       expect(r.status, said(r)).toBe(0);
       expect(recap(r.stdout)).toMatchObject({ changed: 3, failed: 0 });
       expect(changedTasks(r.stdout)).toEqual([
@@ -403,7 +403,7 @@ if (!ENABLED) {
 
     it("present, second run with the same variables: changed=0", async () => {
       const config = fs.readFileSync(CONFIG);
-      const r = await role(vars);
+      const r = await role("present, second run", vars);
       expect(r.status, said(r)).toBe(0);
       expect(recap(r.stdout)).toMatchObject({ changed: 0, failed: 0 });
       expect(changedTasks(r.stdout)).toEqual([]);
@@ -418,7 +418,7 @@ if (!ENABLED) {
       const profile = `/etc/apparmor.d/libvirt/libvirt-${uuid}`;
       fs.appendFileSync(profile, "# edited by the admin\n");
       const edited = fs.readFileSync(profile);
-      const r = await role({ ...vars, virt_aa_hook_log_level: "info" });
+      const r = await role("present, guest running (negative control)", { ...vars, virt_aa_hook_log_level: "info" });
       expect(r.status, said(r)).toBe(2);
       expect(recap(r.stdout)).toMatchObject({ changed: 1, failed: 1 });
       expect(changedTasks(r.stdout)).toEqual(["Write /etc/libvirt/virt-aa-hook.conf"]);
@@ -434,7 +434,7 @@ if (!ENABLED) {
       const config = fs.readFileSync(CONFIG);
       const profile = `/etc/apparmor.d/libvirt/libvirt-${uuid}`;
       const edited = fs.readFileSync(profile);
-      const r = await role({ virt_aa_hook_state: "absent" });
+      const r = await role("absent", { virt_aa_hook_state: "absent" });
       expect(r.status, said(r)).toBe(0);
       expect(recap(r.stdout)).toMatchObject({ changed: 2, failed: 0 });
       expect(changedTasks(r.stdout)).toEqual(["Undo adoption of every domain", "Remove virt-aa-hook"]);
@@ -443,7 +443,7 @@ if (!ENABLED) {
       expect(fs.existsSync(HOOK_LINK)).toBe(false);
       expect(fs.readFileSync(CONFIG)).toEqual(config);
       expect(fs.readFileSync(profile)).toEqual(edited);
-      const again = await role({ virt_aa_hook_state: "absent" });
+      const again = await role("absent, second run", { virt_aa_hook_state: "absent" });
       expect(again.status, said(again)).toBe(0);
       expect(recap(again.stdout)).toMatchObject({ changed: 0, failed: 0 });
       expect(dpkgStatus()).toBe(`config-files ${VERSION}`);
@@ -452,7 +452,7 @@ if (!ENABLED) {
     it("absent with purge: the config goes too, the admin's profile stays; every watched path is as before once the lab is gone", async () => {
       const profile = `/etc/apparmor.d/libvirt/libvirt-${uuid}`;
       const edited = fs.readFileSync(profile);
-      const r = await role({ virt_aa_hook_state: "absent", virt_aa_hook_purge: true });
+      const r = await role("absent, purge", { virt_aa_hook_state: "absent", virt_aa_hook_purge: true });
       expect(r.status, said(r)).toBe(0);
       expect(recap(r.stdout)).toMatchObject({ changed: 1, failed: 0 });
       expect(changedTasks(r.stdout)).toEqual(["Remove virt-aa-hook (purge)"]);
