@@ -192,6 +192,8 @@ const ACCEPTED: Record<string, Accepted> = {
       compiledStoreMaxAge: 1,
     },
   },
+  // absent: adopt needs no attach mode (nothing is adopted then).
+  absent_with_adopt: { vars: { virt_aa_hook_state: "absent", virt_aa_hook_adopt: ["web1"] }, lines: [], parsed: {} },
   // null is "not set": the key is left out. Strings "yes"/"no" as the parser spells them.
   nulls_and_strings: {
     vars: { virt_aa_hook_attach: null, virt_aa_hook_mode: "enforce", virt_aa_hook_require_attach: "no", virt_aa_hook_compiled_store: "yes" },
