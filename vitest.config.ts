@@ -10,7 +10,7 @@ export default defineConfig({
       // time on 2 cores (availableParallelism - 1 workers): CI's wall time is the sum of the files.
       {
         extends: true,
-        test: { name: "unit", include: ["test/**/*.test.ts"], exclude: ["test/system/**", "test/package/**"], sequence: { groupOrder: 0 } },
+        test: { name: "unit", include: ["test/**/*.test.ts"], exclude: ["test/system/**", "test/package/**", "test/ansible/**"], sequence: { groupOrder: 0 } },
       },
       // Then the system suite alone: it installs virt-aa-hook into this machine's /etc, which
       // other suites copy (/etc/apparmor.d) and must see as it was.
@@ -23,6 +23,12 @@ export default defineConfig({
       {
         extends: true,
         test: { name: "package", include: ["test/package/**/*.test.ts"], sequence: { groupOrder: 2 } },
+      },
+      // Last, the Ansible role: it installs the same package with ansible-playbook and starts
+      // libvirtd, so it runs after (never beside) the package and system suites.
+      {
+        extends: true,
+        test: { name: "ansible", include: ["test/ansible/**/*.test.ts"], sequence: { groupOrder: 3 } },
       },
     ],
   },

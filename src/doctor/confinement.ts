@@ -56,6 +56,10 @@ export function runningGuests(layout: Layout): RunningGuest[] {
   for (const e of entries.sort()) {
     if (!e.endsWith(".pid") || e.startsWith(".")) continue;
     const name = e.slice(0, -4);
+    // libvirt's QEMU driver locks its state directory with driver.pid, libvirtd's own pid
+    // (src/qemu/qemu_driver.c: qemuStateInitialize, virPidFileAcquire(cfg->stateDir, "driver", ...)).
+    // A running domain has its status XML beside its pid file; the lock has none.
+    if (name === "driver" && !fs.existsSync(layout.host(`${layout.libvirtRunDir}/driver.xml`))) continue;
     const pid = runningPid(layout, name);
     if (pid === undefined) continue;
     const byName = states.filter((s) => s.name === name);

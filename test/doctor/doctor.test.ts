@@ -210,6 +210,15 @@ describe("doctor tells the truth about confinement", () => {
     expect(byName((await doctor()))["running guests"]).toEqual({ name: "running guests", status: "ok", detail: "web (by libvirt: " + `libvirt-${UUID} (enforce))` });
   });
 
+  it("libvirt's own lock, run/libvirt/qemu/driver.pid (libvirtd's pid, no status XML), is not a running guest", async () => {
+    write(path.join(root, "run/libvirt/qemu/driver.pid"), "4343\n");
+    write(path.join(root, "proc/4343/attr/apparmor/current"), "libvirtd (enforce)\n");
+    expect(byName((await doctor()))["running guests"]).toEqual({ name: "running guests", status: "ok", detail: "no guest is running" });
+    // Negative control: a domain named "driver" has its status XML, and is judged like any other.
+    runningQemu("driver", 4343, UUID, "unconfined");
+    expect(byName((await doctor()))["running guests"]!.detail).toBe("not confined: driver (unconfined: unconfined)");
+  });
+
   it("fails when attach = none leaves guests to nobody, warns when libvirt's AppArmor driver labels them", async () => {
     write(path.join(root, "etc/libvirt/virt-aa-hook.conf"), 'attach = "none"\n');
     expect(byName((await doctor()))["attach mode"]).toEqual({
