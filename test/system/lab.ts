@@ -113,7 +113,7 @@ function pidGone(pid: number): boolean {
 }
 
 /** Stop a daemon we started (by its pid), SIGTERM then SIGKILL. */
-function stopPid(pid: number): void {
+export function stopPid(pid: number): void {
   try {
     process.kill(pid, "SIGTERM");
   } catch {
@@ -159,11 +159,11 @@ export interface HookSummary {
   result: string;
 }
 
-/** Summary lines of the hook log (src/hook/log.ts) written after `offset`. */
-export function hookSummaries(offset: number): HookSummary[] {
+/** Summary lines of the hook log (src/hook/log.ts) written after `offset` (`file`: another host's log, test/fleet). */
+export function hookSummaries(offset: number, file = HOOK_LOG): HookSummary[] {
   const out: HookSummary[] = [];
   const re = /^(\S+) virt-aa-hook\[\d+\]: guest=("(?:[^"\\]|\\.)*") op=("(?:[^"\\]|\\.)*") exit=(\d+) ms=(\d+) result=("(?:[^"\\]|\\.)*")$/;
-  for (const line of readFrom(HOOK_LOG, offset).split("\n")) {
+  for (const line of readFrom(file, offset).split("\n")) {
     const m = re.exec(line);
     if (!m) continue;
     out.push({
@@ -190,8 +190,8 @@ export function libvirtdHookCalls(text: string): { at: number; guest: string; op
 }
 
 /** "op exit" pairs of one guest's hook calls since `offset`, in order. */
-export function hookOps(guest: string, offset: number): string[] {
-  return hookSummaries(offset)
+export function hookOps(guest: string, offset: number, file = HOOK_LOG): string[] {
+  return hookSummaries(offset, file)
     .filter((s) => s.guest === guest)
     .map((s) => `${s.op} ${s.exit}`);
 }
@@ -270,9 +270,12 @@ export interface QemuProcess {
   parentComm: string;
 }
 
-/** The running QEMU of a guest, from libvirt's pidfile. */
-export function qemuProcess(name: string): QemuProcess {
-  const pid = Number(fs.readFileSync(`/run/libvirt/qemu/${name}.pid`, "utf8").trim());
+/**
+ * The running QEMU of a guest, from libvirt's pidfile. `root`: where that libvirtd's files are
+ * seen from here (test/fleet: `/proc/<pid>/root` of a host in its own mount namespace).
+ */
+export function qemuProcess(name: string, root = ""): QemuProcess {
+  const pid = Number(fs.readFileSync(`${root}/run/libvirt/qemu/${name}.pid`, "utf8").trim());
   const exe = fs.readlinkSync(`/proc/${pid}/exe`);
   const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
   if (argv[argv.length - 1] === "") argv.pop();
@@ -297,8 +300,8 @@ export function qemuProcess(name: string): QemuProcess {
  * The last QEMU command line libvirt wrote to /var/log/libvirt/qemu/NAME.log: environment lines,
  * then the emulator and its arguments, one `\`-continued line each, shell-quoted when needed.
  */
-export function loggedCommandLine(name: string): string[] {
-  const text = fs.readFileSync(`/var/log/libvirt/qemu/${name}.log`, "utf8");
+export function loggedCommandLine(name: string, root = ""): string[] {
+  const text = fs.readFileSync(`${root}/var/log/libvirt/qemu/${name}.log`, "utf8");
   const starts = [...text.matchAll(/^LC_ALL=C \\$/gm)].map((m) => m.index ?? 0);
   const start = starts[starts.length - 1];
   if (start === undefined) throw new Error(`no command line in /var/log/libvirt/qemu/${name}.log`);
@@ -683,6 +686,9 @@ export function snapshot(roots: string[]): string[] {
     else if (st.isDirectory()) {
       out.push(`${p}/ ${(st.mode & 0o7777).toString(8)}`);
       for (const e of fs.readdirSync(p).sort()) walk(path.join(p, e));
+    } else if (!st.isFile()) {
+      // A socket or FIFO (a running libvirtd's /run/libvirt): its type and mode, never opened.
+      out.push(`${p} ${st.mode.toString(8)}`);
     } else {
       out.push(`${p} ${(st.mode & 0o7777).toString(8)} ${crypto.createHash("sha256").update(fs.readFileSync(p)).digest("hex")}`);
     }
