@@ -32,4 +32,9 @@ export function qemuConfOf(ctx: HookContext): QemuConf {
 export interface Outcome {
   summary: string;
   warnings: Warning[];
+  /**
+   * `migrate`/`restore` only: the XML libvirt is to use instead of the one it gave (run.ts prints
+   * it on stdout, the only output the hook ever writes there); absent: keep libvirt's.
+   */
+  replacementXml?: string;
 }

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type Config } from "../config.js";
 import { errorLine, errorReason, formatLine, type Warning } from "../errors.js";
 import { Layout } from "../layout.js";
@@ -18,11 +19,14 @@ export const EXIT_OK = 0;
 export const EXIT_FAIL = 1;
 
 /** What libvirt's operation means for us. */
-type Kind = "prepare" | "start" | "started" | "stopped" | "release" | "reconnect" | "passthrough";
+type Kind = "prepare" | "start" | "started" | "stopped" | "release" | "reconnect" | "incoming" | "passthrough";
 
 function kindOf(op: string): Kind {
-  // Not in the table: migrate and restore (stdout would replace the XML, so print nothing; the
-  // profile is made by the prepare that follows), attach (obsolete), operations newer than us.
+  // migrate and restore: libvirt reads stdout as a replacement XML (hook/incoming.ts); the profile
+  // is made by the prepare that follows. Not in the operation table (operations.ts): their calls
+  // are rare and compile with the code cache of the operations that pass through.
+  if (op === "migrate" || op === "restore") return "incoming";
+  // attach (obsolete), operations newer than us.
   return operationOf(op) ?? "passthrough";
 }
 
@@ -34,7 +38,8 @@ function mustNotFail(kind: Kind, config: Config | undefined): boolean {
 
 /**
  * One hook call: read the XML, do the one action of the operation, log one summary line, and
- * return the exit code. Nothing is ever written to stdout (libvirt reads it for migrate/restore).
+ * return the exit code. stdout is libvirt's replacement XML for migrate/restore: only the XML an
+ * incoming domain was adopted to is ever written there (hook/incoming.ts), nothing else.
  * This is the only place that writes stderr and the log: the operation's warnings (one log line
  * each, those meant for stderr as one line), then every error, expected or not, as one line.
  */
@@ -58,7 +63,10 @@ export async function runHook(inv: HookInvocation): Promise<number> {
     layout = Layout.from(inv.root, config);
     log = new HookLog(layout.logFile === "" ? undefined : layout.host(layout.logFile), config.logLevel);
     const ctx: HookContext = { layout, config, guest: inv.guest, op: inv.op, warnings };
-    result = (await perform(kind, ctx, input.data)).summary;
+    const outcome = await perform(kind, ctx, input);
+    // Inside the try: a replacement libvirt did not get whole must not end in exit 0.
+    if (outcome.replacementXml !== undefined) writeStdout(outcome.replacementXml);
+    result = outcome.summary;
   } catch (err) {
     failure = { err };
   }
@@ -94,7 +102,22 @@ function warningLine(guest: string, warnings: readonly Warning[]): string {
   return formatLine("warning", guest, "-", warnings.map((w) => (w.path === "-" ? w.reason : `${w.path}: ${w.reason}`)).join("; "));
 }
 
-async function perform(kind: Kind, ctx: HookContext, xml: Buffer): Promise<Outcome> {
+/** All of `text` to stdout (a pipe from libvirtd), synchronously, before the hook exits. */
+function writeStdout(text: string): void {
+  const buf = Buffer.from(text, "utf8");
+  for (let at = 0; at < buf.length; ) {
+    try {
+      at += fs.writeSync(1, buf, at, buf.length - at);
+    } catch (err) {
+      // A non-blocking pipe that is full: wait for libvirt to read (it reads until EOF).
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+}
+
+async function perform(kind: Kind, ctx: HookContext, input: { data: Buffer; truncated: boolean }): Promise<Outcome> {
+  const xml = input.data;
   const done = (summary: string): Outcome => ({ summary, warnings: ctx.warnings });
   if (kind === "passthrough") return done("nothing to do");
   if (kind === "stopped") return done("nothing to do");
@@ -103,7 +126,16 @@ async function perform(kind: Kind, ctx: HookContext, xml: Buffer): Promise<Outco
     const { releaseGuest } = await import("./release.js");
     return releaseGuest(ctx, xml);
   }
+  // attach = none (the default): nothing of ours attaches QEMU, so there is nothing to adopt, and
+  // the call stays what it was before migrate/restore did anything, an ignored operation.
+  const attach = ctx.config.attach;
+  if (kind === "incoming" && attach === "none") return done("nothing to do");
   if (ctx.config.mode === "off") return done("mode off");
+  if (kind === "incoming" && attach !== "none") {
+    // Like every operation: its module is loaded only by the calls that run it.
+    const { adoptIncoming } = await import("./incoming.js");
+    return adoptIncoming(ctx, attach, xml, input.truncated);
+  }
   if (kind === "started") {
     const { checkStarted } = await import("./started.js");
     return checkStarted(ctx, xml);
