@@ -73,7 +73,8 @@ const CP = "/usr/bin/cp";
 const HOSTNAME = "/usr/bin/hostname";
 const LIBVIRTD = "/usr/sbin/libvirtd";
 const VIRTLOGD = "/usr/sbin/virtlogd";
-const LOG_FILTERS = "1:util.hook 3:*";
+/** Hook calls (util.hook) and the QMP commands libvirt sends (NBD server address), else warnings. */
+const LOG_FILTERS = "1:util.hook 1:qemu.qemu_monitor_json 3:*";
 
 /**
  * What the machine must have exactly as before the run: everything a host would write if a mount
@@ -149,6 +150,8 @@ function pidsIn(ns: string): number[] {
 export class Host {
   /** The holder: every command of this host enters its namespaces. */
   pid = 0;
+  /** Its parent, `unshare --fork`, which ignores SIGTERM while it waits for the holder. */
+  unsharePid = 0;
   /** Its network namespace (`net:[inode]`): every process of this host is found by it. */
   netns = "";
   readonly hostUuid = crypto.randomUUID();
@@ -222,6 +225,8 @@ export class Host {
     if (r.status !== 0) throw new Error(`host ${this.name}: setsid -f unshare: exit ${r.status}`);
     waitFor(`host ${this.name}'s holder`, 10_000, () => fs.existsSync(pidfile) && fs.readFileSync(pidfile, "utf8").endsWith("\n"));
     this.pid = Number(fs.readFileSync(pidfile, "utf8").trim());
+    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, "utf8");
+    this.unsharePid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
     this.netns = fs.readlinkSync(`/proc/${this.pid}/ns/net`);
     if (this.netns === fs.readlinkSync("/proc/self/ns/net")) throw new Error(`host ${this.name}: the holder shares the machine's network namespace`);
   }
@@ -246,7 +251,12 @@ export class Host {
     // Guests of both hosts would share the machine's cgroup hierarchy (no cgroup namespace), and
     // an incoming guest gets the same cgroup name as on its source when the domain ids agree
     // (qemu-<id>-<name>): libvirt then cannot remove the source's (EBUSY). No cgroups for guests.
-    fs.appendFileSync(path.join(this.dir, "etc-libvirt", "qemu.conf"), "\n# test/fleet: hosts share the machine's cgroups\ncgroup_controllers = [ ]\n");
+    // migration_address: an incoming migration (and its NBD server for --copy-storage-all)
+    // listens on the veth address only (qemu_migration.c qemuMigrationDstPrepareAny).
+    fs.appendFileSync(
+      path.join(this.dir, "etc-libvirt", "qemu.conf"),
+      `\n# test/fleet: hosts share the machine's cgroups\ncgroup_controllers = [ ]\nmigration_address = "${this.ip}"\n`,
+    );
     const conf = path.join(this.dir, "etc-libvirt", "libvirtd.conf");
     fs.appendFileSync(
       conf,
@@ -382,7 +392,7 @@ export class Host {
     const hook = readFrom(this.hookLog, this.hookLogMark).split("\n").slice(-60).join("\n");
     const lvd = this.libvirtdLogText()
       .split("\n")
-      .filter((l) => /hook|error|warn/i.test(l))
+      .filter((l) => /hook|error|warn/i.test(l) && !l.includes(": qemuMonitorJSON"))
       .slice(-40)
       .join("\n");
     return `\n----- host ${this.name}: hook log (this test) -----\n${hook || "(nothing)"}\n----- host ${this.name}: libvirtd log (this test: hook, error, warning lines) -----\n${lvd || "(nothing)"}`;
@@ -395,7 +405,8 @@ export class Host {
       const r = this.virsh("list", "--name");
       for (const n of r.stdout.split("\n").map((l) => l.trim()).filter(Boolean)) this.virsh("destroy", n);
     }
-    const others = pidsIn(this.netns).filter((p) => p !== this.pid && p !== process.pid);
+    // Daemons and QEMU first, then the holder: unshare then exits by itself.
+    const others = pidsIn(this.netns).filter((p) => p !== this.pid && p !== this.unsharePid && p !== process.pid);
     for (const p of others) {
       try {
         process.kill(p, "SIGTERM");
@@ -403,22 +414,14 @@ export class Host {
         /* gone */
       }
     }
-    for (const p of others) {
+    for (const p of [...others, this.pid, this.unsharePid]) {
+      if (!p) continue;
       try {
-        const t0 = performance.now();
-        let comm = "?";
-        try {
-          comm = fs.readFileSync(`/proc/${p}/comm`, "utf8").trim();
-        } catch {
-          /* gone already */
-        }
         stopPid(p);
-        process.stdout.write(`host ${this.name}: pid ${p} (${comm}) stopped in ${Math.round(performance.now() - t0)} ms\n`);
       } catch (err) {
         problems.push(`host ${this.name}: pid ${p}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    if (this.pid) stopPid(this.pid);
     try {
       waitFor(`host ${this.name}'s namespace to empty`, 10_000, () => pidsIn(this.netns).length === 0);
     } catch {
