@@ -283,8 +283,9 @@ if (!ENABLED) {
     expect(marker.stdout).toContain("read 65536/65536 bytes at offset 1048576");
     // B's NBD server listened on B's veth address (migration_address in B's qemu.conf), the port
     // libvirt chose; QMP command in B's libvirtd log.
-    const nbd = /"execute":"nbd-server-start","arguments":\{"addr":\{"type":"inet","data":\{"host":"([^"]+)"/.exec(b.libvirtdLogText());
-    expect(nbd?.[1]).toBe(b.ip);
+    const nbd = b.libvirtdLogText().split("\n").filter((l) => l.includes("Send command") && l.includes('"execute":"nbd-server-start"'));
+    expect(nbd.length, nbd.join("\n")).toBe(1);
+    expect(/"host":"([^"]+)"/.exec(nbd[0]!)?.[1], nbd[0]).toBe(b.ip);
     b.virshOk("destroy", spec.name);
     a.virshOk("undefine", spec.name);
   });

@@ -311,9 +311,14 @@ export class Host {
     this.execOk(IP, ["link", "set", this.ifname, "up"]);
   }
 
+  /** virtlogd and libvirtd, daemonized (their pid files in this host's /run); `waitReady` waits for libvirtd. */
   startDaemons(): void {
     this.execOk(VIRTLOGD, ["-d"]);
     this.execOk(LIBVIRTD, ["-d", "--listen"], { LIBVIRT_LOG_FILTERS: LOG_FILTERS, LIBVIRT_LOG_OUTPUTS: `1:file:/var/log/libvirt/libvirtd.log` });
+  }
+
+  /** libvirtd answers (it probes QEMU first when the seeded capabilities are not valid: ~6 s). */
+  waitReady(): void {
     waitFor(`host ${this.name}'s libvirtd to answer`, 120_000, () => this.virsh("version").status === 0);
   }
 
@@ -481,7 +486,9 @@ export class Fleet {
       }
     });
     this.step("daemons", () => {
+      // Both start before either is waited for: any probing runs side by side.
       for (const h of this.hosts) h.startDaemons();
+      for (const h of this.hosts) h.waitReady();
       for (const [from, to] of [[this.a, this.b], [this.b, this.a]] as const) {
         const r = from.exec(VIRSH, ["-c", to.uri, "hostname"]);
         if (r.stdout.trim() !== to.hostname) throw new Error(`host ${from.name} cannot reach ${to.uri}: ${r.stderr.trim() || r.stdout.trim()}`);
