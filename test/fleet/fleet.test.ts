@@ -8,8 +8,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loggedCommandLine, qemuProcess, randomUuid, run, type GuestSpec, type Run } from "../system/lab.js";
-import { CONFIG, ENABLED, Fleet, HOW, IMAGES, PREFIX, QEMU, WRAPPER, machineState, type Host } from "./hosts.js";
+import { CONFIG, loggedCommandLine, qemuProcess, randomUuid, run, type GuestSpec, type Run } from "../system/lab.js";
+import { ENABLED, Fleet, HOW, IMAGES, PREFIX, QEMU, WRAPPER, machineState, type Host } from "./hosts.js";
 import { arrivalChecks, beforeHop, expectedFiles, startingUp, type Hop } from "./observe.js";
 
 const MIN = 60_000;
@@ -283,9 +283,9 @@ if (!ENABLED) {
     expect(marker.stdout).toContain("read 65536/65536 bytes at offset 1048576");
     // B's NBD server listened on B's veth address (migration_address in B's qemu.conf), the port
     // libvirt chose; QMP command in B's libvirtd log.
-    const nbd = b.libvirtdLogText().split("\n").filter((l) => l.includes("Send command") && l.includes('"execute":"nbd-server-start"'));
-    expect(nbd.length, nbd.join("\n")).toBe(1);
-    expect(/"host":"([^"]+)"/.exec(nbd[0]!)?.[1], nbd[0]).toBe(b.ip);
+    const nbd = b.libvirtdLogText().split("\n").filter((l) => l.includes('"execute":"nbd-server-start"'));
+    expect(nbd.length, "nbd-server-start in host b's libvirtd log").toBeGreaterThan(0);
+    expect(nbd.map((l) => /"host":"([^"]+)"/.exec(l)?.[1]), nbd.join("\n")).toEqual(nbd.map(() => b.ip));
     b.virshOk("destroy", spec.name);
     a.virshOk("undefine", spec.name);
   });

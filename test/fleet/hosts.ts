@@ -34,7 +34,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
+  CONFIG,
+  FEATURES,
+  PROFILE_DIR,
   REPO,
+  STATE_DIR,
+  URI,
+  VIRSH,
   guestXml,
   hookOps,
   hookSummaries,
@@ -54,15 +60,9 @@ export const HOW =
   "starts two libvirtd hosts in namespaces of their own on this machine: opt in with VIRT_AA_HOOK_FLEET=1 (or CI=true), after npm run build: npx vitest run test/fleet";
 
 export const PREFIX = "vaah-fleet-";
-export const VIRSH = "/usr/bin/virsh";
-export const URI = "qemu:///system";
-export const CONFIG = "/etc/libvirt/virt-aa-hook.conf";
-export const PROFILE_DIR = "/etc/apparmor.d/libvirt";
-export const STATE_DIR = "/var/lib/virt-aa-hook";
 export const IMAGES = "/var/lib/libvirt/images";
 export const WRAPPER = "/usr/lib/virt-aa-hook/bin/qemu-system-x86_64";
 export const QEMU = "/usr/bin/qemu-system-x86_64";
-const FEATURES = "/usr/share/apparmor-features/features";
 const NSENTER = "/usr/bin/nsenter";
 const UNSHARE = "/usr/bin/unshare";
 const SETSID = "/usr/bin/setsid";
@@ -74,7 +74,7 @@ const HOSTNAME = "/usr/bin/hostname";
 const LIBVIRTD = "/usr/sbin/libvirtd";
 const VIRTLOGD = "/usr/sbin/virtlogd";
 /** Hook calls (util.hook) and the QMP commands libvirt sends (NBD server address), else warnings. */
-const LOG_FILTERS = "1:util.hook 1:qemu.qemu_monitor_json 3:*";
+const LOG_FILTERS = "1:util.hook 1:qemu.qemu_monitor 3:*";
 
 /**
  * What the machine must have exactly as before the run: everything a host would write if a mount
@@ -397,7 +397,7 @@ export class Host {
     const hook = readFrom(this.hookLog, this.hookLogMark).split("\n").slice(-60).join("\n");
     const lvd = this.libvirtdLogText()
       .split("\n")
-      .filter((l) => /hook|error|warn/i.test(l) && !l.includes(": qemuMonitorJSON"))
+      .filter((l) => /hook|error|warn/i.test(l) && !/: qemuMonitor|QEMU_MONITOR_/.test(l))
       .slice(-40)
       .join("\n");
     return `\n----- host ${this.name}: hook log (this test) -----\n${hook || "(nothing)"}\n----- host ${this.name}: libvirtd log (this test: hook, error, warning lines) -----\n${lvd || "(nothing)"}`;
