@@ -35,20 +35,23 @@ import os from "node:os";
 import path from "node:path";
 import {
   CONFIG,
-  FEATURES,
   PROFILE_DIR,
   REPO,
   STATE_DIR,
   URI,
   VIRSH,
+  fakeRemoved,
+  fakeReplaced,
   guestXml,
   hookOps,
   hookSummaries,
   readFrom,
+  resetFakeSecurityfs,
   run,
   sizeOf,
   snapshot,
   stopPid,
+  testConfig,
   waitFor,
   type GuestSpec,
   type HookSummary,
@@ -271,8 +274,7 @@ export class Host {
         "",
       ].join("\n"),
     );
-    fs.writeFileSync(path.join(this.securityfs, ".replace"), "");
-    fs.writeFileSync(path.join(this.securityfs, ".remove"), "");
+    resetFakeSecurityfs(this.securityfs);
   }
 
   /** /run, the overlays, then the host's own directories and the shared storage over them. */
@@ -327,17 +329,9 @@ export class Host {
     return this.exec("/bin/bash", [path.join(REPO, "install/install.sh"), "--reload", "--node", process.execPath]);
   }
 
-  /** The hook's config for this host (the test's base, then `extra`). */
+  /** The hook's config for this host (the system suite's test config, then `extra`). */
   writeConfig(extra: Record<string, string> = {}): void {
-    const conf: Record<string, string> = {
-      mode: "enforce",
-      subdomainfs: this.securityfs,
-      features_file: FEATURES,
-      started_check: "warn",
-      log_level: "debug",
-      ...extra,
-    };
-    fs.writeFileSync(this.path(CONFIG), Object.entries(conf).map(([k, v]) => `${k} = "${v}"\n`).join(""), { mode: 0o644 });
+    fs.writeFileSync(this.path(CONFIG), testConfig(this.securityfs, extra), { mode: 0o644 });
   }
 
   writeRawConfig(text: string): void {
@@ -356,14 +350,13 @@ export class Host {
   }
 
   resetSecurityfs(): void {
-    fs.writeFileSync(path.join(this.securityfs, ".replace"), "");
-    fs.writeFileSync(path.join(this.securityfs, ".remove"), "");
+    resetFakeSecurityfs(this.securityfs);
   }
   replaced(): string {
-    return fs.readFileSync(path.join(this.securityfs, ".replace"), "latin1");
+    return fakeReplaced(this.securityfs).toString("latin1");
   }
   removed(): string {
-    return fs.readFileSync(path.join(this.securityfs, ".remove"), "latin1");
+    return fakeRemoved(this.securityfs);
   }
 
   /** This host's hook calls for a guest since the mark: "op exit". */

@@ -340,6 +340,38 @@ interface Saved {
   installed: boolean;
 }
 
+/**
+ * The tests' /etc/libvirt/virt-aa-hook.conf: load into the fake securityfs `securityfs`, the
+ * packaged features file, warn at `started` (no AppArmor label to read), debug log; then `extra`.
+ */
+export function testConfig(securityfs: string, extra: Record<string, string> = {}): string {
+  const conf: Record<string, string> = {
+    mode: "enforce",
+    subdomainfs: securityfs,
+    features_file: FEATURES,
+    started_check: "warn",
+    log_level: "debug",
+    ...extra,
+  };
+  return Object.entries(conf).map(([k, v]) => `${k} = "${v}"\n`).join("");
+}
+
+/** Empties (or creates) a fake securityfs's interface files, so the next load/unload is all they hold. */
+export function resetFakeSecurityfs(dir: string): void {
+  fs.writeFileSync(path.join(dir, ".replace"), "");
+  fs.writeFileSync(path.join(dir, ".remove"), "");
+}
+
+/** What apparmor_parser sent to a fake securityfs's .replace (compiled profiles). */
+export function fakeReplaced(dir: string): Buffer {
+  return fs.readFileSync(path.join(dir, ".replace"));
+}
+
+/** What apparmor_parser sent to a fake securityfs's .remove (profile names). */
+export function fakeRemoved(dir: string): string {
+  return fs.readFileSync(path.join(dir, ".remove"), "latin1");
+}
+
 export class Lab {
   readonly id = crypto.randomBytes(4).toString("hex");
   /** Images, save files, serial logs: readable by libvirt's QEMU user. */
@@ -373,8 +405,7 @@ export class Lab {
     this.hookLogStart = sizeOf(HOOK_LOG);
     fs.mkdirSync(this.images, { mode: 0o755 });
     fs.mkdirSync(this.securityfs);
-    fs.writeFileSync(path.join(this.securityfs, ".replace"), "");
-    fs.writeFileSync(path.join(this.securityfs, ".remove"), "");
+    resetFakeSecurityfs(this.securityfs);
   }
 
   mark(): void {
@@ -469,29 +500,20 @@ export class Lab {
   }
 
   writeConfig(extra: Record<string, string> = {}): void {
-    const conf: Record<string, string> = {
-      mode: "enforce",
-      subdomainfs: this.securityfs,
-      features_file: FEATURES,
-      started_check: "warn",
-      log_level: "debug",
-      ...extra,
-    };
-    fs.writeFileSync(CONFIG, Object.entries(conf).map(([k, v]) => `${k} = "${v}"\n`).join(""), { mode: 0o644 });
+    fs.writeFileSync(CONFIG, testConfig(this.securityfs, extra), { mode: 0o644 });
   }
 
   /** Empties the fake securityfs interface files, so the next load/unload is all they hold. */
   resetSecurityfs(): void {
-    fs.writeFileSync(path.join(this.securityfs, ".replace"), "");
-    fs.writeFileSync(path.join(this.securityfs, ".remove"), "");
+    resetFakeSecurityfs(this.securityfs);
   }
 
   replaced(): Buffer {
-    return fs.readFileSync(path.join(this.securityfs, ".replace"));
+    return fakeReplaced(this.securityfs);
   }
 
   removed(): string {
-    return fs.readFileSync(path.join(this.securityfs, ".remove"), "latin1");
+    return fakeRemoved(this.securityfs);
   }
 
   /** qemu-img create, by absolute path. */
