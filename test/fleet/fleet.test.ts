@@ -48,7 +48,7 @@ if (!ENABLED) {
     return spec;
   };
 
-  beforeAll(() => {
+  beforeAll(async () => {
     // Never next to a real installation: the hosts copy the machine's /etc/libvirt and /etc/apparmor.d.
     for (const p of ["/var/lib/virt-aa-hook/install-manifest", "/etc/libvirt/hooks/qemu.d/virt-aa-hook", CONFIG]) {
       if (exists(p)) throw new Error(`virt-aa-hook is installed on this machine (${p}): the fleet hosts copy its /etc/libvirt; uninstall it first`);
@@ -56,6 +56,7 @@ if (!ENABLED) {
     before = machineState();
     fleet = new Fleet();
     installs = fleet.up();
+    if (installs.a.status === 0 && installs.b.status === 0) await fleet.probeWrapper();
   }, 5 * MIN);
 
   afterAll(() => {
@@ -124,6 +125,14 @@ if (!ENABLED) {
       expect(first.exe).toBe(QEMU);
       expect(loggedCommandLine(spec.name, a.path(""))[0]).toBe(QEMU);
       fleet.mark();
+      if (mode === "none") {
+        // Without --unsafe libvirt refuses: the shared directory is ext4 behind a bind mount, not a
+        // filesystem it knows to be shared (qemu_migration.c qemuMigrationSrcIsSafe). B runs no hook.
+        const r = a.virsh("migrate", "--live", "--migrateuri", `tcp://${b.ip}`, spec.name, b.uri);
+        expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 1, stderr: "error: Unsafe migration: Migration without shared storage is unsafe\n" });
+        expect(b.hookOps(spec.name)).toEqual([]);
+        expect(a.virshOk("domstate", spec.name).trim()).toBe("running");
+      }
       const disk = img(`live-${mode}.qcow2`);
       const there = mode === "wrapper" ? WRAPPER : QEMU;
       const result = (adopted: boolean) =>

@@ -29,6 +29,7 @@
  * QEMU, the holder) by pid; with the last one the namespaces, their mounts and the veth pair are
  * gone. The scratch directory is removed. The machine's own trees are compared before and after.
  */
+import { spawn } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -496,6 +497,29 @@ export class Fleet {
       }
     });
     return installed as { a: Run; b: Run };
+  }
+
+  /**
+   * Both libvirtds probe the wrapper emulator's capabilities side by side (libvirt probes each
+   * <emulator> path once and caches it; the wrapper passes a probe without -uuid straight to
+   * QEMU): otherwise the first guest arriving in wrapper mode waits for it on each host in turn.
+   */
+  async probeWrapper(): Promise<void> {
+    const t0 = performance.now();
+    await Promise.all(
+      this.hosts.map(
+        (h) =>
+          new Promise<void>((resolve, reject) => {
+            const args = ["-t", String(h.pid), "-m", "-u", "-n", "--", VIRSH, "-c", URI, "domcapabilities", "--emulatorbin", WRAPPER, "--virttype", "qemu", "--arch", "x86_64"];
+            const child = spawn(NSENTER, args, { stdio: ["ignore", "ignore", "pipe"], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" } });
+            let stderr = "";
+            child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+            child.on("error", reject);
+            child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`host ${h.name}: virsh domcapabilities --emulatorbin ${WRAPPER}: exit ${code}: ${stderr.trim()}`))));
+          }),
+      ),
+    );
+    this.timings["wrapper probe"] = Math.round(performance.now() - t0);
   }
 
   /** Writes the guest's XML into the scratch dir and defines it on `host`. */
