@@ -397,9 +397,9 @@ export class Host {
     return `\n----- host ${this.name}: hook log (this test) -----\n${hook || "(nothing)"}\n----- host ${this.name}: libvirtd log (this test: hook, error, warning lines) -----\n${lvd || "(nothing)"}`;
   }
 
-  /** Stops everything in this host by pid: guests first (virsh destroy), then every process of its network namespace. */
-  stop(problems: string[]): void {
-    if (!this.netns) return;
+  /** Stopping, first step: `virsh destroy` of every running guest, then SIGTERM to every other process of this host but the holder. */
+  signalStop(): number[] {
+    if (!this.netns) return [];
     if (this.pid && pidAlive(this.pid)) {
       const r = this.virsh("list", "--name");
       for (const n of r.stdout.split("\n").map((l) => l.trim()).filter(Boolean)) this.virsh("destroy", n);
@@ -413,6 +413,12 @@ export class Host {
         /* gone */
       }
     }
+    return others;
+  }
+
+  /** Stopping, second step: waits for `others` (SIGKILL after 30 s), then the holder and unshare; the namespace must be empty. */
+  reap(others: number[], problems: string[]): void {
+    if (!this.netns) return;
     for (const p of [...others, this.pid, this.unsharePid]) {
       if (!p) continue;
       try {
@@ -547,15 +553,18 @@ export class Fleet {
   /** Everything this run made is gone; problems are collected, not thrown. */
   teardown(): string[] {
     const problems: string[] = [];
-    for (const h of this.hosts) {
+    const t0 = performance.now();
+    // Both hosts' daemons are told to stop before either is waited for.
+    const signalled = this.hosts.map((h) => {
       try {
-        const t0 = performance.now();
-        h.stop(problems);
-        this.timings[`stop ${h.name}`] = Math.round(performance.now() - t0);
+        return h.signalStop();
       } catch (err) {
         problems.push(`host ${h.name}: ${err instanceof Error ? err.message : String(err)}`);
+        return [];
       }
-    }
+    });
+    this.hosts.forEach((h, i) => h.reap(signalled[i]!, problems));
+    this.timings.teardown = Math.round(performance.now() - t0);
     try {
       fs.rmSync(this.tmp, { recursive: true, force: true });
     } catch (err) {
