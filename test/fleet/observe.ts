@@ -135,6 +135,11 @@ export function arrivalChecks(hop: Hop, was: Before): QemuProcess {
   expect.soft(startCall, JSON.stringify(order)).toBeLessThanOrEqual(up.at);
   expect.soft(loaded, JSON.stringify(order)).toBeLessThan(qemuStart);
 
+  // All four destination hooks ran while the source still ran the guest: libvirt stops the
+  // source's QEMU (its `stopped` hook) only after B's `started` returned.
+  const srcStopped = libvirtdHookCalls(from.libvirtdLogText()).find((c) => c.guest === guest.name && c.op === "stopped");
+  expect.soft(calls[3]!.at, JSON.stringify({ dstStarted: calls[3]!.at, srcStopped: srcStopped?.at })).toBeLessThan(srcStopped?.at ?? 0);
+
   // The emulator libvirt ran there, and what the wrapper said (only when it ran).
   const logged = loggedCommandLine(guest.name, to.path(""));
   expect.soft(logged[0]).toBe(hop.emulatorAfter);
