@@ -134,6 +134,8 @@ export function arrivalChecks(hop: Hop, was: Before): QemuProcess {
   expect.soft(loaded, JSON.stringify(order)).toBeLessThanOrEqual(startCall);
   expect.soft(startCall, JSON.stringify(order)).toBeLessThanOrEqual(up.at);
   expect.soft(loaded, JSON.stringify(order)).toBeLessThan(qemuStart);
+  // The same clocks tell "after" too: the `started` summary is written once QEMU runs.
+  expect.soft(dst[3]!.at, JSON.stringify(order)).toBeGreaterThan(qemuStart);
 
   // All four destination hooks ran while the source still ran the guest: libvirt stops the
   // source's QEMU (its `stopped` hook) only after B's `started` returned.
