@@ -27,8 +27,8 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
   hook: {
     examples: [["$0 hook web1 prepare begin - < web1.xml", "what libvirt runs (through /etc/libvirt/hooks/qemu) before it starts web1"]],
     exitStatus: [
-      "0  done, or nothing to do; always for stopped, release, migrate, restore and unknown operations, and for reconnect unless reconnect_failure = \"fail\"",
-      "1  prepare, start or started failed: libvirt does not start the guest (the line says why); reconnect with reconnect_failure = \"fail\": libvirt kills the guest",
+      "0  done, or nothing to do; always for stopped, release and unknown operations, for migrate and restore unless the config cannot be used (stdout: the XML adopted for this host's attach mode, or nothing), and for reconnect unless reconnect_failure = \"fail\"",
+      "1  prepare, start or started failed: libvirt does not start the guest (the line says why); migrate or restore with a config that cannot be used: libvirt refuses the migration (the restore); reconnect with reconnect_failure = \"fail\": libvirt kills the guest",
       "2  not called as libvirt calls a hook (four arguments after the options)",
       INTERNAL,
     ],

@@ -30,7 +30,8 @@
  * - The XML libvirt parses is post-parsed with the security driver's verify
  *   (qemuDomainDefPostParse -> qemuSecurityVerify); a libvirt whose AppArmor driver refuses a
  *   static label whose profile is not loaded refuses the seclabel edit here: the migration fails,
- *   the guest stays on the source (fail closed). Loading the profile now instead would leave it
+ *   the guest stays on the source (fail closed). libvirt 9.0 never gets that far: its stacked
+ *   manager ("stack") has no label of its own, and virSecurityManagerVerify returns early. Loading the profile now instead would leave it
  *   loaded, unreleased, whenever libvirt cancels the migration after this hook.
  *
  * Policy stays where it is: a domain adopt cannot adopt (AttachError) is passed on unchanged with a
@@ -93,9 +94,20 @@ function changes(before: Facts, after: Facts): string {
   if (before.emulator !== after.emulator) out.push(`<emulator> ${before.emulator ?? "(none)"} -> ${after.emulator ?? "(none)"}`);
   const was = before.seclabels.map(seclabelText);
   const now = after.seclabels.map(seclabelText);
-  for (const s of was) if (!now.includes(s)) out.push(`removed ${s}`);
-  for (const s of now) if (!was.includes(s)) out.push(`added ${s}`);
+  for (const s of without(was, now)) out.push(`removed ${s}`);
+  for (const s of without(now, was)) out.push(`added ${s}`);
   return out.join("; ");
+}
+
+/** `a` minus `b`, counting repeats (a label given twice and kept once was removed once). */
+function without(a: readonly string[], b: readonly string[]): string[] {
+  const left = [...b];
+  return a.filter((s) => {
+    const i = left.indexOf(s);
+    if (i === -1) return true;
+    left.splice(i, 1);
+    return false;
+  });
 }
 
 function seclabelText(s: Facts["seclabels"][number]): string {

@@ -204,6 +204,13 @@ describe.each(["migrate", "restore"] as const)("%s begin", (op) => {
       ]);
     });
 
+    it("our label given twice is kept once, and the log says one was removed", () => {
+      const xml = incomingXml({ seclabels: DAC + OUR_LABEL + OUR_LABEL });
+      const r = incoming(op, xml);
+      expect(r.stdout).toBe(replacedOnce(xml, `${DAC}${OUR_LABEL}${OUR_LABEL}`, `${DAC}${OUR_LABEL}`));
+      expect(logResults()).toEqual([`${op} 0 adopted for attach = seclabel: removed <seclabel type='static' model='apparmor'> label libvirt-${UUID}`]);
+    });
+
     it("refuses to label a domain that turns every security driver off", () => {
       const r = incoming(op, incomingXml({ seclabels: "  <seclabel type='none'/>\n" }));
       expect(r.stdout).toBe("");
@@ -330,4 +337,42 @@ it("adopting at migrate loads none of the builtins the hot path avoids (docs/per
   expect(builtins("").filter((m) => AVOIDED.includes(m))).toEqual([]);
   // Negative control: the list does show a builtin loaded late (here by the preload itself).
   expect(builtins('require("perf_hooks");\n')).toContain("perf_hooks");
+});
+
+/**
+ * libvirt's own domain parser, in the virsh process (the test driver, `test:///default`: no
+ * daemon): defines the XML and prints it back as libvirt read it.
+ */
+function libvirtReads(xml: string): { emulator: string | undefined; seclabels: string[]; metadataEmulator: string | undefined } {
+  const file = t.at("/adopted.xml");
+  fs.writeFileSync(file, xml);
+  const r = spawnSync("/usr/bin/virsh", ["-q", "-c", "test:///default", `define ${file}; dumpxml --security-info ${UUID}`], { encoding: "utf8", env: { LC_ALL: "C" } });
+  expect(r.status, r.stderr).toBe(0);
+  const devices = /<devices>([\s\S]*?)<\/devices>/.exec(r.stdout)![1]!;
+  return {
+    emulator: /<emulator>([^<]*)<\/emulator>/.exec(devices)?.[1],
+    seclabels: [...r.stdout.matchAll(/^ {2}<seclabel [^\n]*(?:\n {4}<label>[^<]*<\/label>)?/gm)].map((m) => m[0].replace(/\s+/g, " ").trim()),
+    metadataEmulator: /<app:info[^>]*>\s*<emulator>([^<]*)<\/emulator>/.exec(r.stdout)?.[1],
+  };
+}
+
+describe("libvirt's own parser reads the printed XML as adopted, the traps as they were", () => {
+  const ours = `<seclabel type='static' model='apparmor' relabel='no'> <label>libvirt-${UUID}</label>`;
+  const dac = "<seclabel type='dynamic' model='dac' relabel='yes'/>";
+
+  it("negative control: the input as libvirt reads it", () => {
+    expect(libvirtReads(incomingXml())).toEqual({ emulator: QEMU, seclabels: [dac], metadataEmulator: QEMU });
+  });
+
+  it.each([
+    ["wrapper", incomingXml({ seclabels: DAC + OUR_LABEL }), { emulator: WRAPPER, seclabels: [dac], metadataEmulator: QEMU }],
+    ["seclabel", incomingXml({ emulator: WRAPPER }), { emulator: QEMU, seclabels: [dac, ours], metadataEmulator: QEMU }],
+    ["helper", incomingXml({ emulator: WRAPPER, seclabels: DAC + OUR_LABEL }), { emulator: QEMU, seclabels: [dac], metadataEmulator: QEMU }],
+  ] as const)("attach = %s", (attach, xml, expected) => {
+    configure({ attach, mode: "complain" });
+    const r = incoming("migrate", xml);
+    expect(r.status).toBe(0);
+    expect(r.stdout).not.toBe("");
+    expect(libvirtReads(r.stdout)).toEqual(expected);
+  });
 });
