@@ -131,7 +131,14 @@ if (!ENABLED) {
         const r = a.virsh("migrate", "--live", "--migrateuri", `tcp://${b.ip}`, spec.name, b.uri);
         expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 1, stderr: "error: Unsafe migration: Migration without shared storage is unsafe\n" });
         expect(b.hookOps(spec.name)).toEqual([]);
+        // Each host needs its own host_uuid: libvirt refuses a migration to a libvirtd with the
+        // source's (qemu_migration_cookie.c qemuMigrationCookieXMLParse), here A to itself.
+        const self = a.virsh("migrate", "--live", "--unsafe", "--migrateuri", `tcp://${a.ip}`, spec.name, a.uri);
+        expect({ status: self.status, stderr: self.stderr }).toEqual({ status: 1, stderr: `error: internal error: Attempt to migrate guest to the same host ${a.hostUuid}\n` });
+        // A's libvirt, as destination, ran its migrate hook before it read the cookie; nothing more.
+        expect(a.hookOps(spec.name)).toEqual(["migrate 0"]);
         expect(a.virshOk("domstate", spec.name).trim()).toBe("running");
+        fleet.mark();
       }
       const disk = img(`live-${mode}.qcow2`);
       const there = mode === "wrapper" ? WRAPPER : QEMU;
