@@ -113,7 +113,7 @@ function pidGone(pid: number): boolean {
 }
 
 /** Stop a daemon we started (by its pid), SIGTERM then SIGKILL. */
-function stopPid(pid: number): void {
+export function stopPid(pid: number): void {
   try {
     process.kill(pid, "SIGTERM");
   } catch {
@@ -159,11 +159,11 @@ export interface HookSummary {
   result: string;
 }
 
-/** Summary lines of the hook log (src/hook/log.ts) written after `offset`. */
-export function hookSummaries(offset: number): HookSummary[] {
+/** Summary lines of the hook log (src/hook/log.ts) written after `offset` (`file`: another host's log, test/fleet). */
+export function hookSummaries(offset: number, file = HOOK_LOG): HookSummary[] {
   const out: HookSummary[] = [];
   const re = /^(\S+) virt-aa-hook\[\d+\]: guest=("(?:[^"\\]|\\.)*") op=("(?:[^"\\]|\\.)*") exit=(\d+) ms=(\d+) result=("(?:[^"\\]|\\.)*")$/;
-  for (const line of readFrom(HOOK_LOG, offset).split("\n")) {
+  for (const line of readFrom(file, offset).split("\n")) {
     const m = re.exec(line);
     if (!m) continue;
     out.push({
@@ -190,8 +190,8 @@ export function libvirtdHookCalls(text: string): { at: number; guest: string; op
 }
 
 /** "op exit" pairs of one guest's hook calls since `offset`, in order. */
-export function hookOps(guest: string, offset: number): string[] {
-  return hookSummaries(offset)
+export function hookOps(guest: string, offset: number, file = HOOK_LOG): string[] {
+  return hookSummaries(offset, file)
     .filter((s) => s.guest === guest)
     .map((s) => `${s.op} ${s.exit}`);
 }
@@ -270,9 +270,12 @@ export interface QemuProcess {
   parentComm: string;
 }
 
-/** The running QEMU of a guest, from libvirt's pidfile. */
-export function qemuProcess(name: string): QemuProcess {
-  const pid = Number(fs.readFileSync(`/run/libvirt/qemu/${name}.pid`, "utf8").trim());
+/**
+ * The running QEMU of a guest, from libvirt's pidfile. `root`: where that libvirtd's files are
+ * seen from here (test/fleet: `/proc/<pid>/root` of a host in its own mount namespace).
+ */
+export function qemuProcess(name: string, root = ""): QemuProcess {
+  const pid = Number(fs.readFileSync(`${root}/run/libvirt/qemu/${name}.pid`, "utf8").trim());
   const exe = fs.readlinkSync(`/proc/${pid}/exe`);
   const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
   if (argv[argv.length - 1] === "") argv.pop();
@@ -297,8 +300,8 @@ export function qemuProcess(name: string): QemuProcess {
  * The last QEMU command line libvirt wrote to /var/log/libvirt/qemu/NAME.log: environment lines,
  * then the emulator and its arguments, one `\`-continued line each, shell-quoted when needed.
  */
-export function loggedCommandLine(name: string): string[] {
-  const text = fs.readFileSync(`/var/log/libvirt/qemu/${name}.log`, "utf8");
+export function loggedCommandLine(name: string, root = ""): string[] {
+  const text = fs.readFileSync(`${root}/var/log/libvirt/qemu/${name}.log`, "utf8");
   const starts = [...text.matchAll(/^LC_ALL=C \\$/gm)].map((m) => m.index ?? 0);
   const start = starts[starts.length - 1];
   if (start === undefined) throw new Error(`no command line in /var/log/libvirt/qemu/${name}.log`);
@@ -337,6 +340,38 @@ interface Saved {
   installed: boolean;
 }
 
+/**
+ * The tests' /etc/libvirt/virt-aa-hook.conf: load into the fake securityfs `securityfs`, the
+ * packaged features file, warn at `started` (no AppArmor label to read), debug log; then `extra`.
+ */
+export function testConfig(securityfs: string, extra: Record<string, string> = {}): string {
+  const conf: Record<string, string> = {
+    mode: "enforce",
+    subdomainfs: securityfs,
+    features_file: FEATURES,
+    started_check: "warn",
+    log_level: "debug",
+    ...extra,
+  };
+  return Object.entries(conf).map(([k, v]) => `${k} = "${v}"\n`).join("");
+}
+
+/** Empties (or creates) a fake securityfs's interface files, so the next load/unload is all they hold. */
+export function resetFakeSecurityfs(dir: string): void {
+  fs.writeFileSync(path.join(dir, ".replace"), "");
+  fs.writeFileSync(path.join(dir, ".remove"), "");
+}
+
+/** What apparmor_parser sent to a fake securityfs's .replace (compiled profiles). */
+export function fakeReplaced(dir: string): Buffer {
+  return fs.readFileSync(path.join(dir, ".replace"));
+}
+
+/** What apparmor_parser sent to a fake securityfs's .remove (profile names). */
+export function fakeRemoved(dir: string): string {
+  return fs.readFileSync(path.join(dir, ".remove"), "latin1");
+}
+
 export class Lab {
   readonly id = crypto.randomBytes(4).toString("hex");
   /** Images, save files, serial logs: readable by libvirt's QEMU user. */
@@ -370,8 +405,7 @@ export class Lab {
     this.hookLogStart = sizeOf(HOOK_LOG);
     fs.mkdirSync(this.images, { mode: 0o755 });
     fs.mkdirSync(this.securityfs);
-    fs.writeFileSync(path.join(this.securityfs, ".replace"), "");
-    fs.writeFileSync(path.join(this.securityfs, ".remove"), "");
+    resetFakeSecurityfs(this.securityfs);
   }
 
   mark(): void {
@@ -466,29 +500,20 @@ export class Lab {
   }
 
   writeConfig(extra: Record<string, string> = {}): void {
-    const conf: Record<string, string> = {
-      mode: "enforce",
-      subdomainfs: this.securityfs,
-      features_file: FEATURES,
-      started_check: "warn",
-      log_level: "debug",
-      ...extra,
-    };
-    fs.writeFileSync(CONFIG, Object.entries(conf).map(([k, v]) => `${k} = "${v}"\n`).join(""), { mode: 0o644 });
+    fs.writeFileSync(CONFIG, testConfig(this.securityfs, extra), { mode: 0o644 });
   }
 
   /** Empties the fake securityfs interface files, so the next load/unload is all they hold. */
   resetSecurityfs(): void {
-    fs.writeFileSync(path.join(this.securityfs, ".replace"), "");
-    fs.writeFileSync(path.join(this.securityfs, ".remove"), "");
+    resetFakeSecurityfs(this.securityfs);
   }
 
   replaced(): Buffer {
-    return fs.readFileSync(path.join(this.securityfs, ".replace"));
+    return fakeReplaced(this.securityfs);
   }
 
   removed(): string {
-    return fs.readFileSync(path.join(this.securityfs, ".remove"), "latin1");
+    return fakeRemoved(this.securityfs);
   }
 
   /** qemu-img create, by absolute path. */
@@ -683,6 +708,9 @@ export function snapshot(roots: string[]): string[] {
     else if (st.isDirectory()) {
       out.push(`${p}/ ${(st.mode & 0o7777).toString(8)}`);
       for (const e of fs.readdirSync(p).sort()) walk(path.join(p, e));
+    } else if (!st.isFile()) {
+      // A socket or FIFO (a running libvirtd's /run/libvirt): its type and mode, never opened.
+      out.push(`${p} ${st.mode.toString(8)}`);
     } else {
       out.push(`${p} ${(st.mode & 0o7777).toString(8)} ${crypto.createHash("sha256").update(fs.readFileSync(p)).digest("hex")}`);
     }
