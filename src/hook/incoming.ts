@@ -22,11 +22,12 @@
  *   UUID, name, memory, vCPUs, OS type/arch/machine, features, timers, CPU, sysinfo and the guest
  *   devices; neither `<emulator>` nor `<seclabel>` is part of it (libvirt 9.0's messages, `Target
  *   ... does not match source`, name none of them), so both edits pass it.
- * - Only the live definition is filtered. A `--persistent` (or `--offline --persistent`)
- *   migration defines the domain on the destination from the source's persistent definition,
- *   which travels in the migration cookie (qemuMigrationDstPersist: `vm->newDef =
- *   qemuMigrationCookieGetPersistent(mig)`) and never passes this hook: run `virt-aa-hook adopt
- *   NAME` on the destination for it (docs/hook.md, "Migration").
+ * - Only the definition about to run is filtered. A live `--persistent` migration defines the
+ *   domain on the destination from the source's persistent definition, which travels in the
+ *   migration cookie (qemuMigrationDstPersist: `vm->newDef = qemuMigrationCookieGetPersistent(mig)`)
+ *   and never passes this hook: run `virt-aa-hook adopt NAME` on the destination for it
+ *   (docs/hook.md, "Migration"). An `--offline --persistent` migration defines what this hook
+ *   printed (libvirt 9.0: test/fleet test 5).
  * - The XML libvirt parses is post-parsed with the security driver's verify
  *   (qemuDomainDefPostParse -> qemuSecurityVerify); a libvirt whose AppArmor driver refuses a
  *   static label whose profile is not loaded refuses the seclabel edit here: the migration fails,
