@@ -285,6 +285,42 @@ if (!ENABLED) {
     a.virshOk("undefine", spec.name);
   });
 
+  test("restore on B of a save image made on A: B's restore hook adopts the saved XML for B's attach mode (none: nothing, the negative control)", 5 * MIN, () => {
+    const { a, b } = fleet;
+    a.writeConfig({ attach: "none" });
+    b.writeConfig({ attach: "wrapper", mode: "complain" });
+    const spec = guest(a, "restored");
+    a.virshOk("start", spec.name);
+    // On the shared storage: B reads what A's libvirt wrote (libvirt's iohelper, as root).
+    const image = img(`${spec.name}.save`);
+    fleet.mark();
+    a.virshOk("save", spec.name, image);
+    expect(a.hookOps(spec.name)).toEqual(["stopped 0", "release 0"]);
+    expect(exists(a.files(spec.uuid))).toBe(false);
+
+    const restoreOn = (attach: "wrapper" | "none", emulator: string, result: string) => {
+      if (attach === "none") b.writeConfig({ attach: "none" });
+      fleet.mark();
+      b.resetSecurityfs();
+      const r = b.virsh("restore", image);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(b.virshOk("domstate", spec.name).trim()).toBe("running");
+      expect(b.hookOps(spec.name)).toEqual(["restore 0", "prepare 0", "start 0", "started 0"]);
+      expect(b.hookSummaries(spec.name)[0]!.result).toBe(result);
+      // libvirt ran what the hook printed: the wrapper in wrapper mode, exec'ing the real QEMU.
+      expect(loggedCommandLine(spec.name, b.path(""))[0]).toBe(emulator);
+      expect(qemuProcess(spec.name, b.path("")).exe).toBe(QEMU);
+      expect(b.virshOk("dumpxml", spec.name)).toContain(`<emulator>${emulator}</emulator>`);
+      expect(read(b.files(spec.uuid))).toBe(expectedFiles(spec, img("restored.qcow2"), b.virshOk("domid", spec.name).trim()));
+      expect(b.replaced()).toContain(`libvirt-${spec.uuid}`);
+      b.virshOk("destroy", spec.name);
+    };
+    restoreOn("wrapper", WRAPPER, `adopted for attach = wrapper: <emulator> ${QEMU} -> ${WRAPPER}`);
+    restoreOn("none", QEMU, "nothing to do");
+    a.virshOk("undefine", spec.name);
+    fs.rmSync(path.join(fleet.shared, `${spec.name}.save`));
+  });
+
   test("--copy-storage-all: a disk outside the shared storage is copied to B over NBD on B's veth address, and B's profile grants it", 5 * MIN, () => {
     const { a, b } = fleet;
     for (const h of [a, b]) h.writeConfig({ attach: "none" });
