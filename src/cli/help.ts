@@ -57,7 +57,10 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     exitStatus: ["0  every named domain adopted (or undone)", "1  a domain could not be adopted (its line says why; the others are), or attach = \"none\"", CONFIG, "2  names and --all together, or neither; or another usage error", INTERNAL],
   },
   doctor: {
-    examples: [["$0 doctor", "one line per check: ok, warn, fail or skip, and what to do"]],
+    examples: [
+      ["$0 doctor", "one line per check: ok, warn, fail or skip, and what to do"],
+      ["$0 doctor --json", "the same checks as a JSON array, for scripts and configuration engines"],
+    ],
     exitStatus: ["0  no check failed (warnings are not failures)", "1  a check failed: its line says what to fix", USAGE, INTERNAL],
   },
   "load-adopted": {

@@ -205,9 +205,22 @@ describe("doctor tells the truth about confinement", () => {
     const r = doctorCli();
     expect(r.status).toBe(1);
     expect(r.stdout).toContain("FAIL  running guests: not confined: web (unconfined: unconfined)\n");
+    // --json: the very checks the text shows, as data, with the same exit status.
+    const json = spawnSync(process.execPath, [BUNDLE, "--root", root, "doctor", "--json"], { encoding: "utf8" });
+    expect({ status: json.status, stderr: json.stderr }).toEqual({ status: 1, stderr: "" });
+    const checks = JSON.parse(json.stdout) as Check[];
+    expect(checks.find((c) => c.name === "running guests")).toEqual({
+      name: "running guests",
+      status: "fail",
+      detail: "not confined: web (unconfined: unconfined)",
+      fix: "adopt it (virt-aa-hook adopt web) and restart it: virsh destroy web; virsh start web",
+    });
+    expect(formatReport(checks)).toBe(r.stdout);
     // Negative control: the same guest in its own profile.
     write(path.join(root, "proc/4242/attr/apparmor/current"), `libvirt-${UUID} (enforce)\n`);
     expect(byName((await doctor()))["running guests"]).toEqual({ name: "running guests", status: "ok", detail: "web (by libvirt: " + `libvirt-${UUID} (enforce))` });
+    const confined = spawnSync(process.execPath, [BUNDLE, "--root", root, "doctor", "--json"], { encoding: "utf8" });
+    expect((JSON.parse(confined.stdout) as Check[]).find((c) => c.name === "running guests")!.status).toBe("ok");
   });
 
   it("libvirt's own lock, run/libvirt/qemu/driver.pid (libvirtd's pid, no status XML), is not a running guest", async () => {
