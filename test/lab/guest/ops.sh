@@ -235,7 +235,27 @@ ops_label after-negative
 
 # Save and restore (the guest's own save image).
 check ops-save v save "$OG" "/var/lib/libvirt/qemu/save/$OG.save"
+if [ "$LAB_ATTACH" = seclabel ]; then
+  # Issue 21: an image saved where the guest was not adopted (another host's attach mode): our
+  # static label taken out of the image's XML (virsh save-image-define). At restore our hook puts
+  # it back (restore begin, src/hook/incoming.ts), so libvirt's driver makes the transition to
+  # libvirt-<uuid> and runs no generator of its own: no-virt-aa-helper-after-ops fails otherwise.
+  save_image_unadopt() {
+    local img=$1 xml; xml=$(mktemp)
+    v save-image-dumpxml --security-info "$img" | sed "/<seclabel type='static' model='apparmor'/,/<\/seclabel>/d" > "$xml" || return 1
+    v save-image-define "$img" --xml "$xml" || return 1
+    rm -f "$xml"
+    ! v save-image-dumpxml --security-info "$img" | grep -F "model='apparmor'"
+  }
+  restore_adopted() {
+    local ours="<seclabel type='static' model='apparmor' relabel='no'>"
+    grep -F 'op="restore"' "$HOOK_LOG" | tail -n 1 | grep -F "exit=0" | grep -F "added <seclabel type='static' model='apparmor'> label libvirt-${UUID[$OG]}" &&
+      v dumpxml "$OG" | grep -F "$ours"
+  }
+  check ops-save-image-unadopted save_image_unadopt "/var/lib/libvirt/qemu/save/$OG.save"
+fi
 check ops-restore v restore "/var/lib/libvirt/qemu/save/$OG.save"
+[ "$LAB_ATTACH" = seclabel ] && check ops-restore-adopted restore_adopted
 ops_label restore
 rm -f "/var/lib/libvirt/qemu/save/$OG.save"
 v destroy "$OG" >/dev/null 2>&1
