@@ -93,9 +93,9 @@ function opsChecks(mode: Mode): string[] {
       : ["ops-negative-attach-without-grant-denied", "ops-negative-grant-other-guest-disk-refused"]),
     "ops-after-negative-label",
     "ops-save",
-    ...(mode === "seclabel" ? ["ops-save-image-unadopted"] : []),
+    "ops-save-image-foreign",
     "ops-restore",
-    ...(mode === "seclabel" ? ["ops-restore-adopted"] : []),
+    "ops-restore-adopted",
     "ops-restore-label",
   ];
 }

@@ -235,27 +235,35 @@ ops_label after-negative
 
 # Save and restore (the guest's own save image).
 check ops-save v save "$OG" "/var/lib/libvirt/qemu/save/$OG.save"
+# Issue 21: an image saved on a host with another attach mode. At restore our hook's `restore
+# begin` (src/hook/incoming.ts) adopts its XML for this host's mode, and libvirt 9.0 runs what it
+# printed. seclabel: our static label taken out of the image (virsh save-image-define) comes back,
+# so libvirt's driver makes the transition to libvirt-<uuid> and runs no generator of its own
+# (no-virt-aa-helper-after-ops fails otherwise). helper: our static label put into the image (as
+# a seclabel host saves it) is taken out, so libvirt labels the domain dynamically and its helper
+# (ours) keeps getting hotplug calls.
+RESTORE_XML=$(mktemp)
+save_image_edit() { # IMG PERL-EXPRESSION
+  v save-image-dumpxml --security-info "$1" | perl -0pe "$2" > "$RESTORE_XML" && v save-image-define "$1" --xml "$RESTORE_XML" &&
+    v save-image-dumpxml --security-info "$1" | grep -F "<seclabel" || true
+}
+OURS="<seclabel type='static' model='apparmor' relabel='no'>"
+restore_adopted() { # WANT-IN-LOG WANT-IN-XML
+  grep -F 'op="restore"' "$HOOK_LOG" | tail -n 1 | grep -F "exit=0" | grep -F "$1" && v dumpxml "$OG" | grep -F "$2"
+}
 if [ "$LAB_ATTACH" = seclabel ]; then
-  # Issue 21: an image saved where the guest was not adopted (another host's attach mode): our
-  # static label taken out of the image's XML (virsh save-image-define). At restore our hook puts
-  # it back (restore begin, src/hook/incoming.ts), so libvirt's driver makes the transition to
-  # libvirt-<uuid> and runs no generator of its own: no-virt-aa-helper-after-ops fails otherwise.
-  save_image_unadopt() {
-    local img=$1 xml; xml=$(mktemp)
-    v save-image-dumpxml --security-info "$img" | sed "/<seclabel type='static' model='apparmor'/,/<\/seclabel>/d" > "$xml" || return 1
-    v save-image-define "$img" --xml "$xml" || return 1
-    rm -f "$xml"
-    ! v save-image-dumpxml --security-info "$img" | grep -F "model='apparmor'"
-  }
-  restore_adopted() {
-    local ours="<seclabel type='static' model='apparmor' relabel='no'>"
-    grep -F 'op="restore"' "$HOOK_LOG" | tail -n 1 | grep -F "exit=0" | grep -F "added <seclabel type='static' model='apparmor'> label libvirt-${UUID[$OG]}" &&
-      v dumpxml "$OG" | grep -F "$ours"
-  }
-  check ops-save-image-unadopted save_image_unadopt "/var/lib/libvirt/qemu/save/$OG.save"
+  check ops-save-image-foreign save_image_edit "/var/lib/libvirt/qemu/save/$OG.save" "s{<seclabel type='static' model='apparmor'.*?</seclabel>\\s*}{}gs"
+elif [ "$LAB_ATTACH" = helper ]; then
+  check ops-save-image-foreign save_image_edit "/var/lib/libvirt/qemu/save/$OG.save" \
+    "s{<seclabel type='dynamic' model='apparmor'(?:[^>]*/>|.*?</seclabel>)\\s*}{}gs; s{</devices>}{</devices>\\n  $OURS<label>libvirt-${UUID[$OG]}</label></seclabel>}"
 fi
 check ops-restore v restore "/var/lib/libvirt/qemu/save/$OG.save"
-[ "$LAB_ATTACH" = seclabel ] && check ops-restore-adopted restore_adopted
+if [ "$LAB_ATTACH" = seclabel ]; then
+  check ops-restore-adopted restore_adopted "added <seclabel type='static' model='apparmor'> label libvirt-${UUID[$OG]}" "$OURS"
+elif [ "$LAB_ATTACH" = helper ]; then
+  check ops-restore-adopted restore_adopted "removed <seclabel type='static' model='apparmor'> label libvirt-${UUID[$OG]}" "<seclabel type='dynamic' model='apparmor'"
+fi
+rm -f "$RESTORE_XML"
 ops_label restore
 rm -f "/var/lib/libvirt/qemu/save/$OG.save"
 v destroy "$OG" >/dev/null 2>&1
