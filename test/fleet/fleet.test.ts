@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONFIG, loggedCommandLine, qemuProcess, randomUuid, run, type GuestSpec, type Run } from "../system/lab.js";
+import { CONFIG, loggedCommandLine, qemuImg, qemuProcess, randomUuid, run, type GuestSpec, type Run } from "../system/lab.js";
 import { ENABLED, Fleet, HOW, IMAGES, PREFIX, QEMU, WRAPPER, machineState, type Host } from "./hosts.js";
 import { arrivalChecks, beforeHop, expectedFiles, startingUp, type Hop } from "./observe.js";
 
@@ -42,7 +42,7 @@ if (!ENABLED) {
 
   /** A qcow2 on the shared storage and a guest using it, defined on `host`. */
   const guest = (host: Host, s: string, extra: Partial<GuestSpec> = {}): GuestSpec => {
-    fleet.qemuImg(["create", "-q", "-f", "qcow2", path.join(fleet.shared, `${s}.qcow2`), "16M"]);
+    qemuImg(["create", "-q", "-f", "qcow2", path.join(fleet.shared, `${s}.qcow2`), "16M"]);
     const spec: GuestSpec = { name: g(s), uuid: randomUuid(), disks: [{ path: img(`${s}.qcow2`), format: "qcow2", target: "vda" }], ...extra };
     fleet.define(host, spec);
     return spec;
@@ -331,7 +331,7 @@ if (!ENABLED) {
     const disk = `${local}/copied.qcow2`;
     for (const h of [a, b]) {
       fs.mkdirSync(h.path(local), { mode: 0o711 });
-      fleet.qemuImg(["create", "-q", "-f", "qcow2", h.path(disk), "16M"]);
+      qemuImg(["create", "-q", "-f", "qcow2", h.path(disk), "16M"]);
     }
     // Reads read-only and -U (force-share): the guest's QEMU holds the image's lock on B.
     const io = (h: typeof a, cmd: string) => run("/usr/bin/qemu-io", [...(cmd.startsWith("read") ? ["-r", "-U"] : []), "-f", "qcow2", "-c", cmd, h.path(disk)]);

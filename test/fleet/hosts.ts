@@ -46,6 +46,7 @@ import {
   guestXml,
   hookOps,
   hookSummaries,
+  pidGone,
   readFrom,
   resetFakeSecurityfs,
   run,
@@ -126,15 +127,6 @@ function copySkeleton(from: string, to: string, file: (rel: string) => boolean, 
   } else return;
   fs.chownSync(dst, st.uid, st.gid);
   fs.chmodSync(dst, st.mode & 0o7777);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Pids of every process in the network namespace `ns` (`net:[inode]`). */
@@ -400,7 +392,7 @@ export class Host {
   /** Stopping, first step: `virsh destroy` of every running guest, then SIGTERM to every other process of this host but the holder. */
   signalStop(): number[] {
     if (!this.netns) return [];
-    if (this.pid && pidAlive(this.pid)) {
+    if (this.pid && !pidGone(this.pid)) {
       const r = this.virsh("list", "--name");
       for (const n of r.stdout.split("\n").map((l) => l.trim()).filter(Boolean)) this.virsh("destroy", n);
     }
@@ -534,12 +526,6 @@ export class Fleet {
     fs.writeFileSync(file, guestXml(g));
     host.virshOk("define", file);
     return file;
-  }
-
-  /** qemu-img, on the machine (the shared directory is the same files). */
-  qemuImg(args: string[]): void {
-    const r = run("/usr/bin/qemu-img", args);
-    if (r.status !== 0) throw new Error(`qemu-img ${args.join(" ")}: ${r.stderr}`);
   }
 
   mark(): void {

@@ -103,7 +103,8 @@ export function waitFor(what: string, ms: number, ok: () => boolean): void {
   }
 }
 
-function pidGone(pid: number): boolean {
+/** No process has this pid (signal 0 fails). */
+export function pidGone(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return false;
@@ -372,6 +373,12 @@ export function fakeRemoved(dir: string): string {
   return fs.readFileSync(path.join(dir, ".remove"), "latin1");
 }
 
+/** qemu-img by absolute path; throws with its stderr when it fails. */
+export function qemuImg(args: string[]): void {
+  const r = run("/usr/bin/qemu-img", args);
+  if (r.status !== 0) throw new Error(`qemu-img ${args.join(" ")}: ${r.stderr}`);
+}
+
 export class Lab {
   readonly id = crypto.randomBytes(4).toString("hex");
   /** Images, save files, serial logs: readable by libvirt's QEMU user. */
@@ -518,8 +525,7 @@ export class Lab {
 
   /** qemu-img create, by absolute path. */
   qemuImg(args: string[]): void {
-    const r = run("/usr/bin/qemu-img", args);
-    if (r.status !== 0) throw new Error(`qemu-img ${args.join(" ")}: ${r.stderr}`);
+    qemuImg(args);
   }
 
   /**
